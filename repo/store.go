@@ -1,0 +1,54 @@
+package repo
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned (wrapped) by a Store when the named object does not exist.
+var ErrNotFound = errors.New("object not found")
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Name string // slash-separated object name, for example "data/ab/ab12….3"
+	Size int64  // length in bytes
+}
+
+// Store is where a repository's objects live: a flat namespace of immutable
+// objects under slash-separated names (FORMAT.md, "Objects and names").
+// Implementations MUST be safe for concurrent use by multiple goroutines.
+// Cross-cutting concerns (retries, limits, fault injection) are decorators
+// that implement Store themselves; a backend does none of them.
+type Store interface {
+	// Put stores data under name. It MUST be atomic: a concurrent or later
+	// reader sees either no object or the complete data, never a prefix, even
+	// if the process dies midway. When Put returns nil the object MUST be
+	// durable and visible to Get, Stat and List (read-after-write). Writing a
+	// name that already exists replaces it; the repository only ever does so
+	// with identical bytes (objects are content-addressed), so a retried Put
+	// is harmless. Put MUST NOT retain data after it returns.
+	Put(ctx context.Context, name string, data []byte) error
+
+	// Get returns the whole object. A missing object is an error wrapping
+	// ErrNotFound. The caller owns the returned slice.
+	Get(ctx context.Context, name string) ([]byte, error)
+
+	// GetRange returns length bytes starting at offset. A missing object
+	// wraps ErrNotFound; a range that is not wholly inside the object is an
+	// error (wrapping io.ErrUnexpectedEOF), never a short read returned as
+	// success. The caller owns the returned slice.
+	GetRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
+
+	// Stat returns the object's size. A missing object wraps ErrNotFound.
+	Stat(ctx context.Context, name string) (ObjectInfo, error)
+
+	// List calls fn once for every object whose name starts with prefix, in
+	// ascending byte order of names, each name exactly once. It never
+	// reports temporary files of unfinished Puts. If fn returns an error,
+	// List stops and returns that error.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+
+	// Delete removes the object. Deleting a missing object is not an error,
+	// so deletion is idempotent.
+	Delete(ctx context.Context, name string) error
+}
