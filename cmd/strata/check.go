@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-backup/strata/engine"
+)
+
+func cmdCheck(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "check", "--repo DIR [--read-data] [--repair]")
+	location := repoFlag(fs, env)
+	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
+	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair})
+	if err != nil {
+		return err
+	}
+	depth := "structure"
+	if *readData {
+		depth = "structure and every byte"
+	}
+	fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Indexes, rep.Packs, rep.Blobs)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(env.stdout, "note: %s\n", n)
+	}
+	for _, s := range rep.Repaired {
+		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(env.stdout, "problem: %s\n", p)
+	}
+	if len(rep.Problems) > 0 {
+		return damageError{len(rep.Problems)}
+	}
+	fmt.Fprintln(env.stdout, "no problems found")
+	return nil
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+func cmdInit(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "init", "--repo DIR [--data-shards K] [--parity-shards M]")
+	location := repoFlag(fs, env)
+	k := fs.Int("data-shards", repo.DefaultDataShards, "data shards per pack (k)")
+	m := fs.Int("parity-shards", repo.DefaultParityShards, "parity shards per pack (m): any m shards of a pack may be lost")
+	cipherName := fs.String("cipher", repo.CipherXChaCha20Poly1305, "frame cipher: xchacha20-poly1305 or aes-256-gcm")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *k < 1 || *m < 0 || *k+*m > 255 {
+		return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
+	}
+	s, err := openStore(*location)
+	if err != nil {
+		return err
+	}
+	pw, err := env.password(true)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Init(ctx, s, pw, repo.InitOptions{DataShards: *k, ParityShards: *m, NoParity: *m == 0, Cipher: *cipherName, Host: env.host, User: env.user})
+	if err != nil {
+		return fmt.Errorf("init %s: %w", *location, err)
+	}
+	c := r.Config()
+	fmt.Fprintf(env.stdout, "created repository %s at %s (erasure coding %d+%d, %s)\n", c.ID.Short(), *location, c.DataShards, c.ParityShards, c.Cipher)
+	return nil
+}
+
+// parseTime accepts RFC 3339 (fractions allowed) or unix seconds (fractions allowed).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	secs, frac, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || secs == "" || strings.HasPrefix(secs, "+") {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-01-01T00:00:00Z) or unix seconds (1767225600.5)", s)
+	}
+	var nanos int64
+	if frac != "" {
+		if len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
+			return time.Time{}, fmt.Errorf("time %q: at most 9 fractional digits", s)
+		}
+		nanos, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+	}
+	if strings.HasPrefix(secs, "-") {
+		nanos = -nanos
+	}
+	return time.Unix(n, nanos).UTC(), nil
+}
+
+func cmdBackup(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE)")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "stream `name`, for example shop/users (required)")
+	format := fs.String("format", engine.FormatRaw, "export format: raw (opaque dump) or ndjson (one record a line)")
+	at := fs.String("time", "", "instant the export is consistent at: RFC 3339 or unix seconds, fractions allowed (default now)")
+	position := fs.String("position", "", "change-log position the export is consistent at, if known")
+	stdin := fs.Bool("stdin", false, "read the export from standard input")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stream == "" {
+		return usagef("--stream is required")
+	}
+	if err := repo.ValidStream(*stream); err != nil {
+		return usageError{err.Error()}
+	}
+	if *stdin == (fs.NArg() == 1) || fs.NArg() > 1 {
+		return usagef("give exactly one of --stdin or a FILE")
+	}
+	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host}
+	if *format != engine.FormatRaw && *format != engine.FormatNDJSON {
+		return usagef("--format must be raw or ndjson")
+	}
+	if *at != "" {
+		t, err := parseTime(*at)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		o.Time = t
+	}
+	if *position != "" {
+		p, err := strconv.ParseUint(*position, 10, 64)
+		if err != nil {
+			return usagef("--position %q: want a non-negative integer", *position)
+		}
+		o.Position = &p
+	}
+	var src io.Reader = env.stdin
+	if !*stdin {
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = f
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		// A damaged manifest must not stop new backups; it only loses a parent candidate.
+		fmt.Fprintf(env.stderr, "warning: %v\n", err)
+	}
+	if parent, err := cat.Latest(*stream); err == nil {
+		o.Parent = &parent
+	}
+	o.Progress = &engine.Progress{}
+	stopProgress := startProgress(env, o.Progress)
+	id, snap, err := engine.Backup(ctx, r, src, o)
+	stopProgress()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, id)
+	fmt.Fprintf(env.stderr, "snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity\n",
+		id.Short(), snap.Stream, humanBytes(snap.Size), snap.Blobs, snap.NewBlobs, humanBytes(snap.StoredBytes))
+	return nil
+}
+
+func startProgress(env *environment, p *engine.Progress) func() {
+	if !env.stderrTTY {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(env.stderr, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprintf(env.stderr, "\r\033[Kread %s, %d chunks, %d new, %s stored", humanBytes(p.BytesRead.Load()), p.Blobs.Load(), p.NewBlobs.Load(), humanBytes(p.StoredBytes.Load()))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+type snapshotJSON struct {
+	ID       string    `json:"id"`
+	Stream   string    `json:"stream"`
+	Time     time.Time `json:"time"`
+	Created  time.Time `json:"created"`
+	Format   string    `json:"format"`
+	Size     int64     `json:"size"`
+	Blobs    int64     `json:"blobs"`
+	NewBlobs int64     `json:"new_blobs"`
+	Stored   int64     `json:"stored_bytes"`
+	Position *uint64   `json:"position,omitempty"`
+	Parent   string    `json:"parent,omitempty"`
+	Host     string    `json:"host,omitempty"`
+}
+
+func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "snapshots", "--repo DIR [--stream NAME] [--json]")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "only this stream")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "warning: %v\n", err)
+	}
+	list := cat.Stream(*stream)
+	if *asJSON {
+		out := make([]snapshotJSON, 0, len(list))
+		for _, s := range list {
+			j := snapshotJSON{ID: s.ID.String(), Stream: s.Stream, Time: s.Time, Created: s.Created, Format: s.Format, Size: s.Size, Blobs: s.Blobs, NewBlobs: s.NewBlobs, Stored: s.StoredBytes, Position: s.Position, Host: s.Host}
+			if s.Parent != nil {
+				j.Parent = s.Parent.String()
+			}
+			out = append(out, j)
+		}
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], s.Stream, s.Time.Format(time.RFC3339Nano), s.Format, humanBytes(s.Size), humanBytes(s.StoredBytes))
+	}
+	return tw.Flush()
+}
+
+func cmdRestore(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID] [--to PATH|-]")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "stream `name` (required)")
+	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
+	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stream == "" {
+		return usagef("--stream is required")
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	cat, catErr := index.LoadCatalog(ctx, r)
+	var snap index.SnapshotRef
+	if *snapID != "" {
+		snap, err = cat.Find(*stream, *snapID)
+	} else {
+		snap, err = cat.Latest(*stream)
+	}
+	if err != nil {
+		if catErr != nil {
+			return fmt.Errorf("%w (some snapshots could not be read: %v)", err, catErr)
+		}
+		return err
+	}
+	if *to == "-" {
+		_, err := engine.Restore(ctx, r, snap, env.stdout, engine.RestoreOptions{})
+		return err
+	}
+	return writeAtomic(*to, func(w io.Writer) error {
+		_, err := engine.Restore(ctx, r, snap, w, engine.RestoreOptions{})
+		return err
+	})
+}
+
+// writeAtomic writes a file through a temporary file in the same directory,
+// fsyncs it and renames it into place, so PATH holds either its old content
+// or the complete restore, never a partial one.
+func writeAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".strata-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := newBufferedWriter(f)
+	if err = write(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		defer d.Close()
+		if serr := d.Sync(); serr != nil && !errors.Is(serr, os.ErrInvalid) {
+			return serr
+		}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/local"
+)
+
+// environment is everything a command reads from outside its flags, so tests
+// can run commands in-process.
+type environment struct {
+	getenv         func(string) string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// stderrTTY: progress goes to stderr only on a terminal.
+	stderrTTY bool
+	// prompt asks for a password on the terminal; nil when there is none.
+	prompt func(msg string) ([]byte, error)
+	host   string
+	user   string
+}
+
+func osEnvironment() *environment {
+	host, _ := os.Hostname()
+	u := ""
+	if cu, err := user.Current(); err == nil {
+		u = cu.Username
+	}
+	env := &environment{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())), host: host, user: u}
+	// Prompt on the controlling terminal, not stdin: stdin may carry the export.
+	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil && term.IsTerminal(int(tty.Fd())) {
+		env.prompt = func(msg string) ([]byte, error) {
+			fmt.Fprint(tty, msg)
+			pw, err := term.ReadPassword(int(tty.Fd()))
+			fmt.Fprintln(tty)
+			return pw, err
+		}
+	}
+	return env
+}
+
+var errHelp = errors.New("help requested")
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(env *environment, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("strata "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "usage: strata %s %s\n\nflags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// repoFlag registers --repo, defaulting to STRATA_REPO.
+func repoFlag(fs *flag.FlagSet, env *environment) *string {
+	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory (default $STRATA_REPO)")
+}
+
+// openStore opens the store a repository location names.
+func openStore(location string) (repo.Store, error) {
+	if location == "" {
+		return nil, usagef("no repository: give --repo or set STRATA_REPO")
+	}
+	if i := strings.Index(location, "://"); i > 0 {
+		return nil, usagef("repository %q: scheme %q is not supported yet; give a directory", location, location[:i])
+	}
+	return local.Open(location)
+}
+
+// password reads the repository password from STRATA_PASSWORD,
+// STRATA_PASSWORD_FILE, or the terminal, in that order. Never from a flag:
+// flags show up in process listings and shell history.
+func (env *environment) password(confirm bool) ([]byte, error) {
+	return env.secret("STRATA_PASSWORD", "STRATA_PASSWORD_FILE", "repository password", confirm)
+}
+
+func (env *environment) secret(varName, fileVar, what string, confirm bool) ([]byte, error) {
+	if pw := env.getenv(varName); pw != "" {
+		return []byte(pw), nil
+	}
+	if f := env.getenv(fileVar); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", fileVar, err)
+		}
+		// A password file conventionally ends with one newline; only the first line counts.
+		line, _, _ := bytes.Cut(b, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return nil, fmt.Errorf("%s %s: the first line is empty", fileVar, f)
+		}
+		return line, nil
+	}
+	if env.prompt == nil {
+		return nil, usagef("no %s: set %s or %s (no terminal to prompt on)", what, varName, fileVar)
+	}
+	pw, err := env.prompt("Enter " + what + ": ")
+	if err != nil {
+		return nil, err
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("empty password")
+	}
+	if confirm {
+		again, err := env.prompt("Enter " + what + " again: ")
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(pw, again) {
+			return nil, errors.New("passwords do not match")
+		}
+	}
+	return pw, nil
+}
+
+// openRepo opens the repository at location with the password.
+func openRepo(ctx context.Context, env *environment, location string) (*repo.Repository, error) {
+	s, err := openStore(location)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := env.password(false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, s, pw)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
+	}
+	return r, nil
+}
+

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cli runs strata in-process with the given environment variables and stdin.
+type cli struct {
+	t    *testing.T
+	vars map[string]string
+}
+
+func newCLI(t *testing.T) *cli {
+	return &cli{t: t, vars: map[string]string{"STRATA_PASSWORD": "pw-1", "STRATA_REPO": filepath.Join(t.TempDir(), "repo")}}
+}
+
+func (c *cli) run(stdin []byte, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	env := &environment{
+		getenv: func(k string) string { return c.vars[k] },
+		stdin:  bytes.NewReader(stdin), stdout: &out, stderr: &errb, host: "testhost", user: "tester",
+	}
+	code = run(context.Background(), args, env)
+	return code, out.String(), errb.String()
+}
+
+func (c *cli) ok(stdin []byte, args ...string) string {
+	c.t.Helper()
+	code, out, errs := c.run(stdin, args...)
+	if code != 0 {
+		c.t.Fatalf("strata %s: exit %d\n%s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func genNDJSON(n int, seed uint64) []byte {
+	var b bytes.Buffer
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"_id":"%08x","n":%d,"s":"%x"}`+"\n", i, r.IntN(1e6), r.Uint64())
+	}
+	return b.Bytes()
+}
+
+func TestCLIEndToEnd(t *testing.T) {
+	c := newCLI(t)
+	c.ok(nil, "init")
+	data := genNDJSON(20000, 1)
+	id0 := strings.TrimSpace(c.ok(data, "backup", "--stream", "shop/users", "--format", "ndjson", "--time", "2026-01-01T00:00:00.5Z", "--stdin"))
+	file := filepath.Join(t.TempDir(), "export.ndjson")
+	data1 := append(append([]byte{}, data...), genNDJSON(10, 2)...)
+	os.WriteFile(file, data1, 0o600)
+	id1 := strings.TrimSpace(c.ok(nil, "backup", "--stream", "shop/users", "--format", "ndjson", "--time", "1767312000.25", file))
+	if len(id0) != 64 || len(id1) != 64 || id0 == id1 {
+		t.Fatalf("snapshot IDs %q %q", id0, id1)
+	}
+
+	var snaps []map[string]any
+	if err := json.Unmarshal([]byte(c.ok(nil, "snapshots", "--json")), &snaps); err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 2 || snaps[0]["id"] != id0 || snaps[0]["stream"] != "shop/users" || snaps[1]["size"].(float64) != float64(len(data1)) {
+		t.Fatalf("snapshots --json: %v", snaps)
+	}
+	if snaps[0]["time"] != "2026-01-01T00:00:00.5Z" || snaps[1]["time"] != "2026-01-02T00:00:00.25Z" {
+		t.Fatalf("times: %v %v", snaps[0]["time"], snaps[1]["time"])
+	}
+
+	if got := c.ok(nil, "restore", "--stream", "shop/users", "--to", "-"); got != string(data1) {
+		t.Fatal("restore of the latest differs")
+	}
+	out := filepath.Join(t.TempDir(), "restored.ndjson")
+	c.ok(nil, "restore", "--stream", "shop/users", "--snapshot", id0[:8], "--to", out)
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("restore --snapshot to a file differs")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
+		t.Fatalf("restore left temporary files: %v", entries)
+	}
+	if o := c.ok(nil, "check", "--read-data"); !strings.Contains(o, "no problems") {
+		t.Fatalf("check: %s", o)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	c := newCLI(t)
+	if code, _, _ := c.run(nil, "snapshots"); code != exitNoRepository {
+		t.Fatalf("no repository: exit %d", code)
+	}
+	c.ok(nil, "init")
+	if code, _, errs := c.run(nil, "init"); code == 0 || !strings.Contains(errs, "already exists") {
+		t.Fatalf("init twice: exit %d %s", code, errs)
+	}
+	cases := []struct {
+		args []string
+		vars map[string]string
+		want int
+	}{
+		{[]string{"backup", "--stdin"}, nil, exitUsage},                                   // no stream
+		{[]string{"backup", "--stream", "a", "--stdin", "file"}, nil, exitUsage},          // both inputs
+		{[]string{"backup", "--stream", "../etc", "--stdin"}, nil, exitUsage},             // bad stream
+		{[]string{"backup", "--stream", "a", "--time", "yesterday", "--stdin"}, nil, exitUsage},
+		{[]string{"backup", "--stream", "a", "--format", "xml", "--stdin"}, nil, exitUsage},
+		{[]string{"restore", "--stream", "nothing"}, nil, exitFailure},
+		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "wrong"}, exitWrongPassword},
+		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage}, // no password, no terminal
+		{[]string{"frobnicate"}, nil, exitUsage},
+		{[]string{"key", "rotate"}, nil, exitUsage},
+	}
+	for _, tc := range cases {
+		saved := map[string]string{}
+		for k, v := range tc.vars {
+			saved[k] = c.vars[k]
+			c.vars[k] = v
+		}
+		if code, _, errs := c.run([]byte("x\n"), tc.args...); code != tc.want {
+			t.Errorf("strata %v: exit %d, want %d (%s)", tc.args, code, tc.want, errs)
+		}
+		for k, v := range saved {
+			c.vars[k] = v
+		}
+	}
+}
+
+func TestCLIPasswordFileAndKeys(t *testing.T) {
+	c := newCLI(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("from-file\n"), 0o600)
+	c.vars["STRATA_PASSWORD"] = ""
+	c.vars["STRATA_PASSWORD_FILE"] = pwFile
+	c.ok(nil, "init")
+	c.vars["STRATA_NEW_PASSWORD"] = "second"
+	c.ok(nil, "key", "add")
+	var keys []map[string]any
+	json.Unmarshal([]byte(c.ok(nil, "key", "list", "--json")), &keys)
+	if len(keys) != 2 {
+		t.Fatalf("keys: %v", keys)
+	}
+	c.vars["STRATA_PASSWORD_FILE"] = ""
+	c.vars["STRATA_PASSWORD"] = "second"
+	var other string
+	for _, k := range keys {
+		if k["current"] == false {
+			other = k["id"].(string)
+		}
+	}
+	// Opened with "second", the current key is the other one now: remove the first.
+	for _, k := range keys {
+		if k["current"] == true {
+			other = k["id"].(string)
+		}
+	}
+	c.ok(nil, "key", "remove", other[:12])
+	c.vars["STRATA_NEW_PASSWORD"] = "third"
+	c.ok(nil, "key", "passwd")
+	c.vars["STRATA_PASSWORD"] = "third"
+	c.ok(nil, "snapshots")
+	c.vars["STRATA_PASSWORD"] = "second"
+	if code, _, _ := c.run(nil, "snapshots"); code != exitWrongPassword {
+		t.Fatalf("old password still works after passwd: exit %d", code)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"2026-01-01T00:00:00Z", time.Unix(1767225600, 0), true},
+		{"2026-01-01T01:00:00.123456789+01:00", time.Unix(1767225600, 123456789), true},
+		{"1767225600", time.Unix(1767225600, 0), true},
+		{"1767225600.5", time.Unix(1767225600, 5e8), true},
+		{"1767225600.000000001", time.Unix(1767225600, 1), true},
+		{"1767225600.0000000001", time.Time{}, false},
+		{"17672e5", time.Time{}, false},
+		{"", time.Time{}, false},
+		{"now", time.Time{}, false},
+		{"+5", time.Time{}, false},
+	}
+	for _, tc := range cases {
+		got, err := parseTime(tc.in)
+		if (err == nil) != tc.ok || tc.ok && !got.Equal(tc.want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestKilledBackup kills a real strata process with SIGKILL in the middle of
+// a backup, then checks that the repository is consistent and the next backup
+// and restore work.
+func TestKilledBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "strata")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	env := append(os.Environ(), "STRATA_PASSWORD=pw", "STRATA_REPO="+repoDir)
+	runBin := func(stdin io.Reader, args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Stdin = env, stdin
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("%v: %s", err, errb.String())
+		}
+		return out, nil
+	}
+	if _, err := runBin(nil, "init"); err != nil {
+		t.Fatal(err)
+	}
+	data := genNDJSON(200000, 3) // about 8 MB
+	if _, err := runBin(bytes.NewReader(data[:1<<20]), "backup", "--stream", "s", "--format", "ndjson", "--stdin"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Feed half the export, wait until packs land, then SIGKILL.
+	cmd := exec.Command(bin, "backup", "--stream", "s", "--format", "ndjson", "--stdin")
+	cmd.Env = env
+	pipe, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pipe.Write(data[:len(data)/2])
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		n := 0
+		filepath.WalkDir(filepath.Join(repoDir, "data"), func(string, os.DirEntry, error) error { n++; return nil })
+		if n > 12 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	pipe.Close()
+
+	out, err := runBin(nil, "check", "--read-data")
+	if err != nil {
+		t.Fatalf("check after SIGKILL: %v\n%s", err, out)
+	}
+	if _, err := runBin(bytes.NewReader(data), "backup", "--stream", "s", "--format", "ndjson", "--stdin"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := runBin(nil, "restore", "--stream", "s")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("restore after a killed backup: %v (%d of %d bytes)", err, len(got), len(data))
+	}
+	var snaps []map[string]any
+	list, _ := runBin(nil, "snapshots", "--json")
+	json.Unmarshal(list, &snaps)
+	if len(snaps) != 2 {
+		t.Fatalf("want 2 snapshots (the killed one must not appear), got %d", len(snaps))
+	}
+}

@@ -1,0 +1,386 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/shard"
+)
+
+// CheckOptions choose how deep a check goes. The zero value checks structure.
+type CheckOptions struct {
+	ReadData bool // read every shard and verify every blob
+	Repair   bool // rebuild missing or corrupt shards from parity, re-index unindexed packs
+	Workers  int  // packs read in parallel with ReadData; default 2
+}
+
+// CheckReport is what a check found. Problems are damage that remains;
+// Repaired is damage fixed by this run; Notes are harmless findings.
+type CheckReport struct {
+	Problems []string
+	Repaired []string
+	Notes    []string
+	Packs, Shards, Indexes, Snapshots, Blobs int
+}
+
+func (c *CheckReport) problem(format string, args ...any) {
+	c.Problems = append(c.Problems, fmt.Sprintf(format, args...))
+}
+
+// Check verifies the repository. It returns an error only when it could not
+// run (the store failed); damage is in the report.
+func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckReport, error) {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	rep := &CheckReport{}
+	if _, err := r.ListKeys(ctx); err != nil {
+		if !errors.Is(err, repo.ErrCorrupt) {
+			return nil, err
+		}
+		rep.problem("keys: %v", err)
+	}
+
+	// Index files.
+	indexIDs, err := r.ListIDs(ctx, repo.IndexPrefix)
+	if err != nil {
+		return nil, err
+	}
+	rep.Indexes = len(indexIDs)
+	ix := index.NewBlobIndex()
+	var badIndexes []repo.ID
+	for _, id := range indexIDs {
+		f, err := r.LoadIndex(ctx, id)
+		if err != nil {
+			if !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrUnsupportedVersion) {
+				return nil, err
+			}
+			rep.problem("index %s: %v", id.Short(), err)
+			badIndexes = append(badIndexes, id)
+			continue
+		}
+		ix.Add(f, nil)
+	}
+	ix.Seal()
+	rep.Blobs = ix.Len()
+
+	// Shards present in the store, by pack.
+	present := map[repo.ID]map[int]int64{}
+	err = r.Store().List(ctx, repo.DataPrefix, func(oi repo.ObjectInfo) error {
+		id, i, err := repo.ParseShardName(oi.Name)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("unexpected object %s", oi.Name))
+			return nil
+		}
+		if present[id] == nil {
+			present[id] = map[int]int64{}
+		}
+		present[id][i] = oi.Size
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	indexed := map[repo.ID]bool{}
+	var damaged []repo.PackInfo
+	for _, pi := range ix.Packs() {
+		indexed[pi.ID] = true
+		rep.Packs++
+		shardLen := (pi.Length + uint64(pi.K) - 1) / uint64(pi.K)
+		want := int64(shard.HeaderSize) + int64(shardLen) + int64(shard.ChecksumSize)
+		var lost []string
+		for i := 0; i < pi.K+pi.M; i++ {
+			size, ok := present[pi.ID][i]
+			switch {
+			case !ok:
+				lost = append(lost, fmt.Sprintf("shard %d missing", i))
+			case size != want:
+				lost = append(lost, fmt.Sprintf("shard %d is %d bytes, want %d", i, size, want))
+			default:
+				rep.Shards++
+			}
+		}
+		if len(lost) > 0 {
+			damaged = append(damaged, pi)
+			sev := "repairable from parity"
+			if len(lost) > pi.M {
+				sev = fmt.Sprintf("NOT recoverable: more than %d shards lost", pi.M)
+			}
+			rep.problem("pack %s: %v (%s)", pi.ID.Short(), lost, sev)
+		}
+	}
+	var unindexed []repo.ID
+	for id := range present {
+		if !indexed[id] {
+			unindexed = append(unindexed, id)
+		}
+	}
+	sort.Slice(unindexed, func(a, b int) bool { return unindexed[a].Compare(unindexed[b]) < 0 })
+
+	// Snapshots: every tree node readable, every data blob indexed.
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		var ce *repo.CorruptError
+		if !errors.As(err, &ce) && !errors.Is(err, repo.ErrUnsupportedVersion) && !errors.Is(err, repo.ErrCorrupt) {
+			return nil, err
+		}
+		rep.problem("snapshots: %v", err)
+	}
+	rep.Snapshots = len(cat.Snapshots)
+	br := newBlobReader(r, ix, 32)
+	for _, s := range cat.Snapshots {
+		missing := 0
+		var first repo.ID
+		err := walkTree(ctx, br, s.Tree, func(id repo.ID) error {
+			if _, _, ok := ix.Lookup(id); !ok {
+				if missing == 0 {
+					first = id
+				}
+				missing++
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rep.problem("snapshot %s (%s): blob tree unreadable: %v", s.ID.Short(), s.Stream, err)
+		}
+		if missing > 0 {
+			rep.problem("snapshot %s (%s): %d data blobs missing from the index, first %s", s.ID.Short(), s.Stream, missing, first.Short())
+		}
+	}
+
+	if o.ReadData {
+		if err := readAllData(ctx, r, ix, o, rep, &damaged); err != nil {
+			return nil, err
+		}
+	}
+
+	if o.Repair {
+		repairPacks(ctx, r, damaged, rep)
+		if err := reindex(ctx, r, unindexed, badIndexes, rep); err != nil {
+			return rep, err
+		}
+	} else if len(unindexed) > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file (left by an interrupted backup, or their index file is damaged; --repair re-indexes them)", len(unindexed)))
+	}
+	return rep, nil
+}
+
+// readAllData reads every indexed pack, verifies shards, the trailer against
+// the index, and every blob against its ID.
+func readAllData(ctx context.Context, r *repo.Repository, ix *index.BlobIndex, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
+	// Group index entries by pack so each pack is compared once.
+	byPack := map[repo.ID][]repo.IndexEntry{}
+	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { byPack[e.Pack] = append(byPack[e.Pack], e) })
+	already := map[repo.ID]bool{}
+	for _, pi := range *damaged {
+		already[pi.ID] = true
+	}
+	var mu sync.Mutex
+	packs := make(chan repo.PackInfo)
+	var wg sync.WaitGroup
+	var fatal error
+	for range o.Workers {
+		wg.Go(func() {
+			for pi := range packs {
+				problems, shardDamage, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				mu.Lock()
+				if err != nil && fatal == nil {
+					fatal = err
+				}
+				rep.Problems = append(rep.Problems, problems...)
+				if shardDamage && !already[pi.ID] {
+					*damaged = append(*damaged, pi)
+					already[pi.ID] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, pi := range ix.Packs() {
+		if ctx.Err() != nil {
+			break
+		}
+		packs <- pi
+	}
+	close(packs)
+	wg.Wait()
+	if fatal != nil {
+		return fatal
+	}
+	return ctx.Err()
+}
+
+// verifyPack reads one pack whole. It reports problems as text; err is only
+// for failures of the store itself.
+func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage bool, err error) {
+	name := "pack " + pi.ID.Short()
+	pack, srep, err := r.ReadPack(ctx, pi)
+	if bad := srep.Problems(); len(bad) > 0 {
+		shardDamage = true
+		for _, b := range bad {
+			problems = append(problems, fmt.Sprintf("%s: %s", name, b))
+		}
+	}
+	if err != nil {
+		if errors.Is(err, shard.ErrTooFewShards) || errors.Is(err, repo.ErrCorrupt) {
+			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, nil
+		}
+		return problems, shardDamage, err
+	}
+	frames, err := r.ParseTrailer(name, pack)
+	if err != nil {
+		return append(problems, err.Error()), shardDamage, nil
+	}
+	inTrailer := map[repo.ID]repo.IndexEntry{}
+	for _, e := range repo.EntriesFor(pi.ID, frames) {
+		inTrailer[e.ID] = e
+	}
+	for _, e := range entries {
+		t, ok := inTrailer[e.ID]
+		if !ok || t != e {
+			problems = append(problems, fmt.Sprintf("%s: index entry for blob %s does not match the pack trailer", name, e.ID.Short()))
+		}
+	}
+	for _, f := range frames {
+		raw := 0
+		for _, b := range f.Blobs {
+			raw += int(b.Len)
+		}
+		plain, err := r.OpenFrame(pack[f.Offset:f.Offset+f.Length], raw)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: frame at %d: %v", name, f.Offset, err))
+			continue
+		}
+		off := 0
+		for _, b := range f.Blobs {
+			if r.BlobID(b.Type, plain[off:off+int(b.Len)]) != b.ID {
+				problems = append(problems, fmt.Sprintf("%s: blob %s at frame %d does not match its ID", name, b.ID.Short(), f.Offset))
+			}
+			off += int(b.Len)
+		}
+	}
+	return problems, shardDamage, nil
+}
+
+func repairPacks(ctx context.Context, r *repo.Repository, damaged []repo.PackInfo, rep *CheckReport) {
+	for _, pi := range damaged {
+		done, err := r.RepairPack(ctx, pi)
+		if err != nil {
+			rep.problem("repair pack %s: %v", pi.ID.Short(), err)
+			continue
+		}
+		if len(done) > 0 {
+			rep.Repaired = append(rep.Repaired, fmt.Sprintf("pack %s: rebuilt shards %v from parity", pi.ID.Short(), done))
+		}
+	}
+	// Problems about packs that are now whole are no longer problems.
+	if len(rep.Repaired) > 0 {
+		rep.Problems = filterRepaired(rep.Problems, damaged, rep)
+	}
+}
+
+// filterRepaired drops problems that name a pack repaired by this run.
+func filterRepaired(problems []string, damaged []repo.PackInfo, rep *CheckReport) []string {
+	fixed := map[string]bool{}
+	for _, s := range rep.Repaired {
+		if len(s) > 13 {
+			fixed[s[5:13]] = true // "pack XXXXXXXX: …"
+		}
+	}
+	var out []string
+	for _, p := range problems {
+		if len(p) > 13 && p[:5] == "pack " && fixed[p[5:13]] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// reindex writes a new index file for packs no index lists, from their
+// trailers, then removes index files that were unreadable.
+func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexes []repo.ID, rep *CheckReport) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	f := &repo.IndexFile{}
+	cfg := r.Config()
+	for _, id := range packs {
+		// Read the shard header for k and m: the pack may predate a config change.
+		pi := repo.PackInfo{ID: id, K: cfg.DataShards, M: cfg.ParityShards}
+		hdr, err := readShardHeader(ctx, r, id, pi.K+pi.M)
+		if err != nil {
+			rep.problem("re-index pack %s: %v", id.Short(), err)
+			continue
+		}
+		pi.K, pi.M, pi.Length = hdr.K, hdr.M, hdr.PackLen
+		pack, _, err := r.ReadPack(ctx, pi)
+		if err != nil {
+			rep.problem("re-index pack %s: %v", id.Short(), err)
+			continue
+		}
+		frames, err := r.ParseTrailer("pack "+id.Short(), pack)
+		if err != nil {
+			rep.problem("re-index pack %s: %v", id.Short(), err)
+			continue
+		}
+		f.Packs = append(f.Packs, pi)
+		f.Entries = append(f.Entries, repo.EntriesFor(id, frames)...)
+	}
+	if len(f.Packs) == 0 {
+		return nil
+	}
+	newID, err := r.SaveIndex(ctx, f)
+	if err != nil {
+		return err
+	}
+	rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: re-indexed %d packs from their trailers", newID.Short(), len(f.Packs)))
+	for _, id := range badIndexes {
+		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err == nil {
+			rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: removed the damaged file", id.Short()))
+		}
+	}
+	rep.Problems = dropPrefix(rep.Problems, "index ")
+	return nil
+}
+
+func dropPrefix(list []string, prefix string) []string {
+	var out []string
+	for _, s := range list {
+		if len(s) < len(prefix) || s[:len(prefix)] != prefix {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// readShardHeader returns the header of the first shard of a pack that verifies.
+func readShardHeader(ctx context.Context, r *repo.Repository, id repo.ID, maxShards int) (shard.Header, error) {
+	var last error = fmt.Errorf("no shard found")
+	for i := 0; i < 255; i++ {
+		b, err := r.Store().Get(ctx, repo.ShardName(id, i))
+		if errors.Is(err, repo.ErrNotFound) {
+			if i >= maxShards {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			return shard.Header{}, err
+		}
+		h, err := shard.Verify(b)
+		if err == nil {
+			return h, nil
+		}
+		last = err
+	}
+	return shard.Header{}, last
+}

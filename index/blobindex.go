@@ -1,0 +1,135 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/strata-backup/strata/repo"
+)
+
+type entry struct {
+	id                                   repo.ID
+	pack                                 uint32 // into BlobIndex.packs
+	frameOff, frameLen, blobOff, blobLen uint32
+	typ                                  repo.BlobType
+}
+
+// BlobIndex maps blob IDs to locations. Build it with Add, then call Seal
+// once; after Seal it is read-only and safe for concurrent lookups.
+type BlobIndex struct {
+	mu      sync.Mutex
+	packs   []repo.PackInfo
+	packNo  map[repo.ID]uint32
+	entries []entry
+	sealed  bool
+}
+
+// NewBlobIndex returns an empty index.
+func NewBlobIndex() *BlobIndex { return &BlobIndex{packNo: map[repo.ID]uint32{}} }
+
+// Add merges an index file, keeping only the entries keep accepts (nil keeps all).
+func (ix *BlobIndex) Add(f *repo.IndexFile, keep func(repo.IndexEntry) bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, e := range f.Entries {
+		if keep != nil && !keep(e) {
+			continue
+		}
+		n, ok := ix.packNo[e.Pack]
+		if !ok {
+			for _, p := range f.Packs {
+				if p.ID == e.Pack {
+					n = uint32(len(ix.packs))
+					ix.packs = append(ix.packs, p)
+					ix.packNo[p.ID] = n
+				}
+			}
+		}
+		ix.entries = append(ix.entries, entry{id: e.ID, pack: n, frameOff: e.FrameOffset, frameLen: e.FrameLength, blobOff: e.BlobOffset, blobLen: e.BlobLength, typ: e.Type})
+	}
+}
+
+// Seal sorts the entries. When a blob has several locations, the first in
+// pack order is kept; any is valid.
+func (ix *BlobIndex) Seal() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	slices.SortStableFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
+	ix.entries = slices.CompactFunc(ix.entries, func(a, b entry) bool { return a.id == b.id })
+	ix.entries = slices.Clip(ix.entries)
+	ix.sealed = true
+}
+
+// Len returns the number of distinct blobs (after Seal).
+func (ix *BlobIndex) Len() int { return len(ix.entries) }
+
+// Lookup returns a blob's entry and its pack.
+func (ix *BlobIndex) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
+	i, ok := slices.BinarySearchFunc(ix.entries, id, func(e entry, id repo.ID) int { return e.id.Compare(id) })
+	if !ok {
+		return repo.IndexEntry{}, repo.PackInfo{}, false
+	}
+	e := ix.entries[i]
+	p := ix.packs[e.pack]
+	return repo.IndexEntry{ID: e.id, Type: e.typ, Location: repo.Location{Pack: p.ID, FrameOffset: e.frameOff, FrameLength: e.frameLen, BlobOffset: e.blobOff, BlobLength: e.blobLen}}, p, true
+}
+
+// Packs returns every pack the index knows.
+func (ix *BlobIndex) Packs() []repo.PackInfo { return ix.packs }
+
+// Each calls fn for every entry in ID order.
+func (ix *BlobIndex) Each(fn func(repo.IndexEntry, repo.PackInfo)) {
+	for _, e := range ix.entries {
+		p := ix.packs[e.pack]
+		fn(repo.IndexEntry{ID: e.id, Type: e.typ, Location: repo.Location{Pack: p.ID, FrameOffset: e.frameOff, FrameLength: e.frameLen, BlobOffset: e.blobOff, BlobLength: e.blobLen}}, p)
+	}
+}
+
+// Load reads every index file in parallel into a sealed BlobIndex, keeping
+// only the entries keep accepts (nil keeps all). Memory is bounded by what is
+// kept plus one index file per reader. Files that fail are returned in the
+// joined error together with the index of everything else, so check can
+// report them and restore can still proceed when the missing entries are not
+// needed.
+func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bool) (*BlobIndex, error) {
+	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list index files: %w", err)
+	}
+	ix := NewBlobIndex()
+	work := make(chan repo.ID)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0)*2, 8) {
+		wg.Go(func() {
+			for id := range work {
+				f, err := r.LoadIndex(ctx, id)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				ix.Add(f, keep)
+			}
+		})
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	ix.Seal()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return ix, errors.Join(errs...)
+}

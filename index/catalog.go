@@ -1,0 +1,101 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/strata-backup/strata/repo"
+)
+
+// SnapshotRef is a snapshot manifest with its ID.
+type SnapshotRef struct {
+	ID repo.ID
+	*repo.Snapshot
+}
+
+// Catalog lists the snapshots of a repository, oldest first.
+type Catalog struct {
+	Snapshots []SnapshotRef
+}
+
+// ErrNoSnapshot: no snapshot matches.
+var ErrNoSnapshot = errors.New("no snapshot found")
+
+// LoadCatalog reads every snapshot manifest. Unreadable manifests are
+// returned as a joined error alongside the catalog of the rest.
+func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
+	ids, err := r.ListIDs(ctx, repo.SnapshotsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	c := &Catalog{Snapshots: make([]SnapshotRef, len(ids))}
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s, err := r.LoadSnapshot(ctx, id)
+			errs[i] = err
+			c.Snapshots[i] = SnapshotRef{ID: id, Snapshot: s}
+		})
+	}
+	wg.Wait()
+	c.Snapshots = slices.DeleteFunc(c.Snapshots, func(s SnapshotRef) bool { return s.Snapshot == nil })
+	slices.SortStableFunc(c.Snapshots, func(a, b SnapshotRef) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return a.ID.Compare(b.ID)
+	})
+	return c, errors.Join(errs...)
+}
+
+// Stream returns the snapshots of one stream (all when stream is ""), oldest first.
+func (c *Catalog) Stream(stream string) []SnapshotRef {
+	var out []SnapshotRef
+	for _, s := range c.Snapshots {
+		if stream == "" || s.Stream == stream {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Latest returns the newest snapshot of stream by consistent time.
+func (c *Catalog) Latest(stream string) (SnapshotRef, error) {
+	s := c.Stream(stream)
+	if len(s) == 0 {
+		return SnapshotRef{}, fmt.Errorf("%w for stream %q", ErrNoSnapshot, stream)
+	}
+	return s[len(s)-1], nil
+}
+
+// Find resolves a snapshot ID or unique hex prefix (at least 4 digits),
+// optionally within one stream.
+func (c *Catalog) Find(stream, prefix string) (SnapshotRef, error) {
+	if len(prefix) < 4 {
+		return SnapshotRef{}, fmt.Errorf("snapshot ID %q: give at least 4 hex digits", prefix)
+	}
+	var match []SnapshotRef
+	for _, s := range c.Stream(stream) {
+		if strings.HasPrefix(s.ID.String(), strings.ToLower(prefix)) {
+			match = append(match, s)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return SnapshotRef{}, fmt.Errorf("%w: %q", ErrNoSnapshot, prefix)
+	case 1:
+		return match[0], nil
+	}
+	return SnapshotRef{}, fmt.Errorf("snapshot ID %q is ambiguous: %d snapshots match", prefix, len(match))
+}

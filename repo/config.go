@@ -1,0 +1,193 @@
+package repo
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/restic/chunker"
+)
+
+// FormatVersion is the repository format this build writes and reads.
+const FormatVersion = 1
+
+const maxConfigSize = 64 << 10
+
+// Config holds every parameter that changes stored bytes (FORMAT.md,
+// "Config"). It is fixed at init; writers MUST use it, readers MUST refuse a
+// version they do not know.
+type Config struct {
+	Version int       `json:"version"`
+	ID      ID        `json:"id"`
+	Created time.Time `json:"created"`
+
+	Cipher       string `json:"cipher"`      // frame AEAD: CipherXChaCha20Poly1305 or CipherAES256GCM
+	Compression  string `json:"compression"` // "zstd"
+	DataShards   int    `json:"data_shards"`
+	ParityShards int    `json:"parity_shards"`
+
+	ChunkerPolynomial chunker.Pol `json:"chunker_polynomial"` // secret: raw-mode Rabin polynomial
+	RawMinSize        uint        `json:"raw_min_size"`
+	RawMaxSize        uint        `json:"raw_max_size"`
+	RawAverageBits    int         `json:"raw_average_bits"`
+
+	RecordSeed    []byte `json:"record_seed"` // secret: 32 bytes keying the record chunker
+	RecordMinSize int    `json:"record_min_size"`
+	RecordAvgSize int    `json:"record_avg_size"`
+	RecordMaxSize int    `json:"record_max_size"`
+
+	TreeFanoutBits int `json:"tree_fanout_bits"` // list blobs cut after an ID whose last byte < 256>>bits
+	TreeMaxEntries int `json:"tree_max_entries"` // list blobs hold at most this many IDs
+}
+
+// configEnvelope is the stored config object: only the version and the
+// repository ID are in the clear, everything else is sealed because the
+// chunker secrets are in it.
+type configEnvelope struct {
+	Version int    `json:"version"`
+	ID      ID     `json:"id"`
+	Sealed  []byte `json:"sealed"`
+}
+
+// InitOptions choose the parameters of a new repository. The zero value is a
+// valid default.
+type InitOptions struct {
+	DataShards   int       // default 8
+	ParityShards int       // default 2; 0 means the default, use NoParity for none
+	NoParity     bool      // store packs without parity shards (not recommended)
+	Cipher       string    // default CipherXChaCha20Poly1305
+	KDF          KDFParams // default DefaultKDF
+	Host, User   string    // recorded in the first key file
+}
+
+// Defaults for erasure coding: 8+2 tolerates the loss of any two shards of a
+// pack for 25% overhead.
+const (
+	DefaultDataShards   = 8
+	DefaultParityShards = 2
+)
+
+func (o InitOptions) withDefaults() InitOptions {
+	if o.DataShards == 0 {
+		o.DataShards = DefaultDataShards
+	}
+	if o.ParityShards == 0 && !o.NoParity {
+		o.ParityShards = DefaultParityShards
+	}
+	if o.Cipher == "" {
+		o.Cipher = CipherXChaCha20Poly1305
+	}
+	if o.KDF == (KDFParams{}) {
+		o.KDF = DefaultKDF
+	}
+	return o
+}
+
+func (o InitOptions) validate() error {
+	if o.DataShards < 1 || o.ParityShards < 0 || o.DataShards+o.ParityShards > 255 {
+		return fmt.Errorf("invalid erasure coding %d+%d: need 1 ≤ k and k+m ≤ 255", o.DataShards, o.ParityShards)
+	}
+	if _, err := newAEAD(o.Cipher, make([]byte, 32)); err != nil {
+		return err
+	}
+	return o.KDF.validate()
+}
+
+func newConfig(o InitOptions) (*Config, error) {
+	c := &Config{
+		Version: FormatVersion, Created: time.Now().UTC(),
+		Cipher: o.Cipher, Compression: "zstd", DataShards: o.DataShards, ParityShards: o.ParityShards,
+		RawMinSize: 512 << 10, RawMaxSize: 8 << 20, RawAverageBits: 20,
+		RecordMinSize: 1024, RecordAvgSize: 2560, RecordMaxSize: 64 << 10,
+		TreeFanoutBits: 2, TreeMaxEntries: 64,
+		RecordSeed: make([]byte, 32),
+	}
+	if _, err := rand.Read(c.ID[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(c.RecordSeed); err != nil {
+		return nil, err
+	}
+	pol, err := chunker.RandomPolynomial()
+	if err != nil {
+		return nil, err
+	}
+	c.ChunkerPolynomial = pol
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Version != FormatVersion:
+		return fmt.Errorf("%w: config version %d (this build reads %d)", ErrUnsupportedVersion, c.Version, FormatVersion)
+	case c.Compression != "zstd":
+		return fmt.Errorf("%w: compression %q", ErrUnsupportedVersion, c.Compression)
+	case c.DataShards < 1 || c.ParityShards < 0 || c.DataShards+c.ParityShards > 255:
+		return fmt.Errorf("config: invalid erasure coding %d+%d", c.DataShards, c.ParityShards)
+	case !c.ChunkerPolynomial.Irreducible():
+		return fmt.Errorf("config: chunker polynomial is not irreducible")
+	case len(c.RecordSeed) != 32:
+		return fmt.Errorf("config: record seed must be 32 bytes")
+	case c.RecordMinSize < 1 || c.RecordAvgSize <= c.RecordMinSize || c.RecordMaxSize < c.RecordAvgSize:
+		return fmt.Errorf("config: invalid record chunk sizes %d/%d/%d", c.RecordMinSize, c.RecordAvgSize, c.RecordMaxSize)
+	case c.RawMinSize < 1 || c.RawMaxSize <= c.RawMinSize || c.RawAverageBits < 10 || c.RawAverageBits > 30:
+		return fmt.Errorf("config: invalid raw chunk sizes")
+	case c.TreeFanoutBits < 1 || c.TreeFanoutBits > 7 || c.TreeMaxEntries < 2 || c.TreeMaxEntries > 4096:
+		return fmt.Errorf("config: invalid tree parameters")
+	}
+	_, err := newAEAD(c.Cipher, make([]byte, 32))
+	return err
+}
+
+func (c *Config) encode(k *keys) ([]byte, error) {
+	inner, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(configEnvelope{Version: c.Version, ID: c.ID, Sealed: seal(nil, k.metadata, inner, adConfig+c.ID.String())})
+}
+
+// peekConfig checks the clear part of the config: its version is refused
+// before any key is tried.
+func peekConfig(b []byte) (*configEnvelope, error) {
+	if len(b) > maxConfigSize {
+		return nil, corrupt("config", -1, "%d bytes, more than %d", len(b), maxConfigSize)
+	}
+	var env configEnvelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, corrupt("config", -1, "not valid JSON: %v", err)
+	}
+	if env.Version != FormatVersion {
+		return nil, fmt.Errorf("%w: the repository is format version %d, this build reads version %d", ErrUnsupportedVersion, env.Version, FormatVersion)
+	}
+	return &env, nil
+}
+
+// openConfig decrypts the sealed config with keys derived from master.
+func openConfig(env *configEnvelope, master []byte) (*Config, *keys, error) {
+	// The metadata key does not depend on the frame cipher, so derive with
+	// the default first, then again with the config's cipher.
+	k, err := deriveKeys(master, CipherXChaCha20Poly1305)
+	if err != nil {
+		return nil, nil, err
+	}
+	inner, err := open(nil, k.metadata, env.Sealed, adConfig+env.ID.String())
+	if err != nil {
+		return nil, nil, corrupt("config", -1, "sealed part fails authentication")
+	}
+	var c Config
+	if err := json.Unmarshal(inner, &c); err != nil {
+		return nil, nil, corrupt("config", -1, "sealed part is not valid JSON: %v", err)
+	}
+	if c.ID != env.ID || c.Version != env.Version {
+		return nil, nil, corrupt("config", -1, "clear and sealed parts disagree")
+	}
+	if err := c.validate(); err != nil {
+		return nil, nil, err
+	}
+	if k, err = deriveKeys(master, c.Cipher); err != nil {
+		return nil, nil, err
+	}
+	return &c, k, nil
+}

@@ -1,0 +1,125 @@
+package repo
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Cipher names recorded in the config (FORMAT.md, "Encryption").
+const (
+	CipherXChaCha20Poly1305 = "xchacha20-poly1305"
+	CipherAES256GCM         = "aes-256-gcm"
+)
+
+// MasterKeySize is the length of the random master key that key files wrap.
+const MasterKeySize = 32
+
+// Key-derivation contexts for BLAKE3's derive_key mode. Changing one changes
+// every stored byte, so they are part of the format (FORMAT.md, "Keys").
+const (
+	ctxBlobID   = "strata v1 2026-11-24 blob id"
+	ctxListID   = "strata v1 2026-11-24 list blob id"
+	ctxData     = "strata v1 2026-11-24 data encryption"
+	ctxMetadata = "strata v1 2026-11-24 metadata encryption"
+)
+
+// Associated data of each sealed kind; it stops one kind of object being
+// presented as another.
+const (
+	adConfig  = "strata:config"
+	adKey     = "strata:key"
+	adIndex   = "strata:index"
+	adSnap    = "strata:snapshot"
+	adTrailer = "strata:pack-trailer"
+	adFrame   = "strata:frame"
+)
+
+// keys are the working keys derived from the master key.
+type keys struct {
+	idKey    [32]byte    // data blob IDs
+	listKey  [32]byte    // list blob IDs: a separate key, so no data chunk can pose as a tree node
+	data     cipher.AEAD // frames, with the config's cipher
+	metadata cipher.AEAD // config secrets, index files, snapshots, pack trailers: always XChaCha20-Poly1305
+}
+
+func deriveKeys(master []byte, cipherName string) (*keys, error) {
+	var k keys
+	blake3.DeriveKey(ctxBlobID, master, k.idKey[:])
+	blake3.DeriveKey(ctxListID, master, k.listKey[:])
+	var dataKey, metaKey [32]byte
+	blake3.DeriveKey(ctxData, master, dataKey[:])
+	blake3.DeriveKey(ctxMetadata, master, metaKey[:])
+	var err error
+	if k.data, err = newAEAD(cipherName, dataKey[:]); err != nil {
+		return nil, err
+	}
+	if k.metadata, err = chacha20poly1305.NewX(metaKey[:]); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+func newAEAD(name string, key []byte) (cipher.AEAD, error) {
+	switch name {
+	case CipherXChaCha20Poly1305:
+		return chacha20poly1305.NewX(key)
+	case CipherAES256GCM:
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(b)
+	default:
+		return nil, fmt.Errorf("%w: unknown cipher %q", ErrUnsupportedVersion, name)
+	}
+}
+
+// seal appends nonce || AEAD(plaintext) to dst. The nonce is random: with
+// XChaCha20 (192-bit nonces) collisions are negligible at any scale.
+func seal(dst []byte, aead cipher.AEAD, plaintext []byte, ad string) []byte {
+	ns := aead.NonceSize()
+	out := append(dst, make([]byte, ns)...)
+	nonce := out[len(out)-ns:]
+	if _, err := rand.Read(nonce); err != nil {
+		panic("strata: crypto/rand failed: " + err.Error()) // the OS has no entropy; nothing safe to do
+	}
+	return aead.Seal(out, nonce, plaintext, []byte(ad))
+}
+
+var errAuth = errors.New("authentication failed")
+
+// open reverses seal. A failure is errAuth, never a partial plaintext.
+func open(dst []byte, aead cipher.AEAD, sealed []byte, ad string) ([]byte, error) {
+	ns := aead.NonceSize()
+	if len(sealed) < ns+aead.Overhead() {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than nonce and tag", errAuth, len(sealed))
+	}
+	out, err := aead.Open(dst, sealed[:ns], sealed[ns:], []byte(ad))
+	if err != nil {
+		return nil, errAuth
+	}
+	return out, nil
+}
+
+// blobID computes the keyed BLAKE3 ID of a blob's plaintext.
+func (k *keys) blobID(t BlobType, data []byte) ID {
+	key := k.idKey[:]
+	if t == ListBlob {
+		key = k.listKey[:]
+	}
+	h, _ := blake3.NewKeyed(key) // the key is always 32 bytes
+	h.Write(data)
+	var id ID
+	h.Sum(id[:0])
+	return id
+}
+
+// hashObject names an object by the unkeyed BLAKE3 of its stored bytes, so a
+// scrub without the password can verify any object against its name.
+func hashObject(b []byte) ID { return blake3.Sum256(b) }

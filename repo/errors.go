@@ -1,0 +1,50 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels callers branch on. They are wrapped with context; test with errors.Is.
+var (
+	// ErrWrongPassword: no key file opens with the given password.
+	ErrWrongPassword = errors.New("wrong password: no key file of this repository opens with it")
+	// ErrUnsupportedVersion: an object declares a format version this build does not know.
+	ErrUnsupportedVersion = errors.New("unsupported repository format version")
+	// ErrNotRepository: the store holds no config object.
+	ErrNotRepository = errors.New("no repository here (no config object)")
+	// ErrExists: init on a store that already holds a repository.
+	ErrExists = errors.New("a repository already exists here")
+	// ErrCorrupt is matched by every *CorruptError.
+	ErrCorrupt = errors.New("corrupt data")
+)
+
+// CorruptError reports stored bytes that fail authentication, a checksum or
+// parsing. Object and Offset locate the damage; Hint tells the operator what to do.
+type CorruptError struct {
+	Object string // object name, or "pack <id>" for a reconstructed pack
+	Offset int64  // byte offset in the object, -1 when unknown
+	Reason string
+	Hint   string
+}
+
+func (e *CorruptError) Error() string {
+	s := "corrupt " + e.Object
+	if e.Offset >= 0 {
+		s += fmt.Sprintf(" at offset %d", e.Offset)
+	}
+	s += ": " + e.Reason
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true for every CorruptError.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+const hintCheck = "run 'strata check --read-data' to see the extent and 'strata check --read-data --repair' to rebuild from parity"
+
+func corrupt(object string, offset int64, format string, args ...any) *CorruptError {
+	return &CorruptError{Object: object, Offset: offset, Reason: fmt.Sprintf(format, args...), Hint: hintCheck}
+}

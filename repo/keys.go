@@ -1,0 +1,98 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AddKey wraps the master key under a new password and stores the key file.
+func (r *Repository) AddKey(ctx context.Context, password []byte, p KDFParams, host, user string) (string, error) {
+	if len(password) == 0 {
+		return "", errors.New("add key: empty password")
+	}
+	if p == (KDFParams{}) {
+		p = DefaultKDF
+	}
+	kf, err := newKeyFile(r.master, password, p, host, user)
+	if err != nil {
+		return "", err
+	}
+	b, err := jsonMarshal(kf)
+	if err != nil {
+		return "", err
+	}
+	name := KeysPrefix + hashObject(b).String()
+	if err := r.store.Put(ctx, name, b); err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	return name, nil
+}
+
+// KeyInfo describes one key file for listing.
+type KeyInfo struct {
+	Name    string    `json:"name"`
+	ID      string    `json:"id"` // the name without "keys/"
+	Created time.Time `json:"created"`
+	Host    string    `json:"host,omitempty"`
+	User    string    `json:"user,omitempty"`
+	Current bool      `json:"current"` // the key that opened this session
+}
+
+// ListKeys lists the key files.
+func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := r.store.List(ctx, KeysPrefix, func(oi ObjectInfo) error {
+		b, err := r.store.Get(ctx, oi.Name)
+		if err != nil {
+			return err
+		}
+		kf, err := decodeKeyFile(oi.Name, b)
+		if err != nil {
+			return err
+		}
+		out = append(out, KeyInfo{Name: oi.Name, ID: strings.TrimPrefix(oi.Name, KeysPrefix), Created: kf.Created, Host: kf.Host, User: kf.User, Current: oi.Name == r.keyName})
+		return nil
+	})
+	return out, err
+}
+
+// RemoveKey deletes a key file, found by ID or unique ID prefix. It refuses
+// the key in use, so a repository never loses its last way in.
+func (r *Repository) RemoveKey(ctx context.Context, idPrefix string) (string, error) {
+	keys, err := r.ListKeys(ctx)
+	if err != nil {
+		return "", err
+	}
+	var match []KeyInfo
+	for _, k := range keys {
+		if idPrefix != "" && strings.HasPrefix(k.ID, idPrefix) {
+			match = append(match, k)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return "", fmt.Errorf("remove key: no key %q", idPrefix)
+	case len(match) > 1:
+		return "", fmt.Errorf("remove key: %q is ambiguous (%d keys)", idPrefix, len(match))
+	case match[0].Current:
+		return "", errors.New("remove key: refusing to remove the key in use; open with another password first, or use 'key passwd'")
+	}
+	return match[0].Name, r.store.Delete(ctx, match[0].Name)
+}
+
+// ChangePassword adds a key for the new password, then removes the key in use.
+func (r *Repository) ChangePassword(ctx context.Context, newPassword []byte, p KDFParams, host, user string) (string, error) {
+	old := r.keyName
+	name, err := r.AddKey(ctx, newPassword, p, host, user)
+	if err != nil {
+		return "", err
+	}
+	r.keyName = name
+	if err := r.store.Delete(ctx, old); err != nil {
+		return name, fmt.Errorf("new key %s added, but removing the old key failed: %w", name, err)
+	}
+	return name, nil
+}

@@ -1,0 +1,351 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/strata-backup/strata/repo/shard"
+)
+
+// Object name prefixes (FORMAT.md, "Objects and names").
+const (
+	ConfigName      = "config"
+	KeysPrefix      = "keys/"
+	DataPrefix      = "data/"
+	IndexPrefix     = "index/"
+	SnapshotsPrefix = "snapshots/"
+)
+
+// ShardName is the object name of shard i of a pack: data/<2 hex>/<64 hex>.<i>.
+func ShardName(pack ID, i int) string {
+	h := pack.String()
+	return DataPrefix + h[:2] + "/" + h + "." + strconv.Itoa(i)
+}
+
+// ParseShardName reverses ShardName.
+func ParseShardName(name string) (ID, int, error) {
+	rest, ok := strings.CutPrefix(name, DataPrefix)
+	dot := strings.LastIndexByte(rest, '.')
+	if !ok || len(rest) < 3 || rest[2] != '/' || dot < 0 {
+		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
+	}
+	id, err := ParseID(rest[3:dot])
+	if err != nil || rest[:2] != rest[3:5] {
+		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
+	}
+	i, err := strconv.Atoi(rest[dot+1:])
+	if err != nil || i < 0 || i > 254 || strconv.Itoa(i) != rest[dot+1:] {
+		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
+	}
+	return id, i, nil
+}
+
+// Repository is an open repository: a store plus the keys and config that
+// the password unlocked. It is safe for concurrent use.
+type Repository struct {
+	store   Store
+	cfg     Config
+	keys    *keys
+	master  []byte
+	keyName string // the key file the password opened
+}
+
+// Store returns the underlying store.
+func (r *Repository) Store() Store { return r.store }
+
+// Config returns a copy of the repository config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// KeyName returns the name of the key file that opened the repository.
+func (r *Repository) KeyName() string { return r.keyName }
+
+// BlobID computes the keyed ID of a blob of type t.
+func (r *Repository) BlobID(t BlobType, data []byte) ID { return r.keys.blobID(t, data) }
+
+// Init creates a repository on an empty store and returns it open.
+func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Repository, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if len(password) == 0 {
+		return nil, errors.New("init: empty password")
+	}
+	if _, err := s.Stat(ctx, ConfigName); err == nil {
+		return nil, ErrExists
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	cfg, err := newConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	master := make([]byte, MasterKeySize)
+	if _, err := randRead(master); err != nil {
+		return nil, err
+	}
+	k, err := deriveKeys(master, cfg.Cipher)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{store: s, cfg: *cfg, keys: k, master: master}
+	// The key goes first: a config without a key would be a repository nobody can open.
+	if r.keyName, err = r.AddKey(ctx, password, o.KDF, o.Host, o.User); err != nil {
+		return nil, err
+	}
+	b, err := cfg.encode(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Put(ctx, ConfigName, b); err != nil {
+		return nil, fmt.Errorf("init: write config: %w", err)
+	}
+	return r, nil
+}
+
+// Open unlocks the repository on s with password. It refuses an unknown
+// format version before trying any key, and returns ErrWrongPassword when no
+// key file opens.
+func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
+	b, err := s.Get(ctx, ConfigName)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotRepository
+	} else if err != nil {
+		return nil, fmt.Errorf("open: read config: %w", err)
+	}
+	env, err := peekConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = s.List(ctx, KeysPrefix, func(oi ObjectInfo) error { names = append(names, oi.Name); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("open: list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, corrupt("keys/", -1, "the repository has no key files")
+	}
+	var errs []error
+	for _, name := range names {
+		kb, err := s.Get(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		kf, err := decodeKeyFile(name, kb)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		master, err := kf.unwrap(password)
+		if err != nil {
+			continue
+		}
+		cfg, k, err := openConfig(env, master)
+		if err != nil {
+			return nil, err
+		}
+		return &Repository{store: s, cfg: *cfg, keys: k, master: master, keyName: name}, nil
+	}
+	if len(errs) > 0 {
+		// Damaged key files may be why the password did not open anything.
+		return nil, fmt.Errorf("%w (also: %w)", ErrWrongPassword, errors.Join(errs...))
+	}
+	return nil, ErrWrongPassword
+}
+
+// saveSealed seals plaintext and stores it as prefix+hex(BLAKE3(stored bytes)).
+func (r *Repository) saveSealed(ctx context.Context, prefix, ad string, plaintext []byte) (ID, error) {
+	b := seal(nil, r.keys.metadata, plaintext, ad)
+	id := hashObject(b)
+	if err := r.store.Put(ctx, prefix+id.String(), b); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+// loadSealed reads, verifies against its name, and opens a sealed object.
+func (r *Repository) loadSealed(ctx context.Context, prefix string, id ID, ad string, limit int) ([]byte, error) {
+	name := prefix + id.String()
+	b, err := r.store.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, corrupt(name, -1, "%d bytes, over the limit %d", len(b), limit)
+	}
+	if hashObject(b) != id {
+		return nil, corrupt(name, -1, "content does not match its name (truncated or altered)")
+	}
+	p, err := open(nil, r.keys.metadata, b, ad)
+	if err != nil {
+		return nil, corrupt(name, -1, "fails authentication")
+	}
+	return p, nil
+}
+
+// maxIndexFileSize bounds an index file read: about a million entries.
+const maxIndexFileSize = 256 << 20
+
+// SaveIndex stores an index file and returns its ID.
+func (r *Repository) SaveIndex(ctx context.Context, f *IndexFile) (ID, error) {
+	p, err := f.encode()
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.saveSealed(ctx, IndexPrefix, adIndex, p)
+	if err != nil {
+		return ID{}, fmt.Errorf("save index: %w", err)
+	}
+	return id, nil
+}
+
+// LoadIndex reads one index file.
+func (r *Repository) LoadIndex(ctx context.Context, id ID) (*IndexFile, error) {
+	p, err := r.loadSealed(ctx, IndexPrefix, id, adIndex, maxIndexFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("load index: %w", err)
+	}
+	return DecodeIndexFile(IndexPrefix+id.String(), p)
+}
+
+// SaveSnapshot stores a snapshot manifest and returns its ID.
+func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	s.Version = snapshotVersion
+	p, err := jsonMarshal(s)
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.saveSealed(ctx, SnapshotsPrefix, adSnap, p)
+	if err != nil {
+		return ID{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	return id, nil
+}
+
+// LoadSnapshot reads one snapshot manifest.
+func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+	p, err := r.loadSealed(ctx, SnapshotsPrefix, id, adSnap, maxSnapshotSize)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot: %w", err)
+	}
+	return DecodeSnapshot(SnapshotsPrefix+id.String(), p)
+}
+
+// ListIDs lists the IDs of the objects under prefix (IndexPrefix,
+// SnapshotsPrefix). Names that are not IDs are reported as corrupt.
+func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]ID, error) {
+	var ids []ID
+	err := r.store.List(ctx, prefix, func(oi ObjectInfo) error {
+		id, err := ParseID(strings.TrimPrefix(oi.Name, prefix))
+		if err != nil {
+			return corrupt(oi.Name, -1, "unexpected object name")
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}
+
+// WritePack erasure-codes a sealed pack and stores its shards in parallel.
+// Only when it returns nil may an index file reference the pack.
+func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, error) {
+	id, shards, err := shard.Encode(pack, r.cfg.DataShards, r.cfg.ParityShards)
+	if err != nil {
+		return PackInfo{}, err
+	}
+	pi := PackInfo{ID: ID(id), Length: uint64(len(pack)), K: r.cfg.DataShards, M: r.cfg.ParityShards}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, obj := range shards {
+		wg.Go(func() { errs[i] = r.store.Put(ctx, ShardName(pi.ID, i), obj) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return PackInfo{}, fmt.Errorf("write pack %s: %w", pi.ID.Short(), err)
+	}
+	return pi, nil
+}
+
+// ReadFrame returns the sealed bytes of one frame. It reads only the data
+// shard ranges that hold the frame; the caller opens the frame, and on any
+// failure falls back to ReadPack, which verifies and reconstructs.
+func (r *Repository) ReadFrame(ctx context.Context, pi PackInfo, offset, length uint32) ([]byte, error) {
+	h := shard.Header{K: pi.K, M: pi.M, PackLen: pi.Length, ShardLen: uint32((pi.Length + uint64(pi.K) - 1) / uint64(pi.K)), PackID: pi.ID}
+	spans, err := shard.Locate(h, int64(offset), int64(length))
+	if err != nil {
+		return nil, corrupt("pack "+pi.ID.String(), int64(offset), "frame outside the pack: %v", err)
+	}
+	if len(spans) == 1 {
+		return r.store.GetRange(ctx, ShardName(pi.ID, spans[0].Shard), spans[0].Offset, spans[0].Length)
+	}
+	out := make([]byte, 0, length)
+	for _, sp := range spans {
+		b, err := r.store.GetRange(ctx, ShardName(pi.ID, sp.Shard), sp.Offset, sp.Length)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// ReadPack fetches every shard of a pack, verifies each checksum,
+// reconstructs from any k good shards and verifies the pack against its ID.
+// The report names shards that were missing or bad even when the pack was
+// recovered.
+func (r *Repository) ReadPack(ctx context.Context, pi PackInfo) ([]byte, shard.Report, error) {
+	objs, err := r.fetchShards(ctx, pi)
+	if err != nil {
+		return nil, shard.Report{}, err
+	}
+	pack, rep, err := shard.Decode(objs)
+	if err != nil {
+		return nil, rep, fmt.Errorf("pack %s: %w", pi.ID, err)
+	}
+	return pack, rep, nil
+}
+
+// RepairPack re-creates the missing or bad shards of a pack from the good
+// ones and stores them. It returns the indexes it rewrote.
+func (r *Repository) RepairPack(ctx context.Context, pi PackInfo) ([]int, error) {
+	objs, err := r.fetchShards(ctx, pi)
+	if err != nil {
+		return nil, err
+	}
+	rebuilt, _, err := shard.Rebuild(objs)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", pi.ID, err)
+	}
+	var done []int
+	for i, obj := range rebuilt {
+		if err := r.store.Put(ctx, ShardName(pi.ID, i), obj); err != nil {
+			return done, fmt.Errorf("repair pack %s shard %d: %w", pi.ID.Short(), i, err)
+		}
+		done = append(done, i)
+	}
+	return done, nil
+}
+
+// fetchShards reads all k+m shard objects in parallel; a missing one is nil.
+// Errors other than "not found" abort, since they say nothing about the data.
+func (r *Repository) fetchShards(ctx context.Context, pi PackInfo) ([][]byte, error) {
+	objs := make([][]byte, pi.K+pi.M)
+	errs := make([]error, len(objs))
+	var wg sync.WaitGroup
+	for i := range objs {
+		wg.Go(func() {
+			b, err := r.store.Get(ctx, ShardName(pi.ID, i))
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				errs[i] = err
+			}
+			objs[i] = b
+		})
+	}
+	wg.Wait()
+	return objs, errors.Join(errs...)
+}
