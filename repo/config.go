@@ -176,18 +176,42 @@ func openConfig(env *configEnvelope, master []byte) (*Config, *keys, error) {
 	if err != nil {
 		return nil, nil, corrupt("config", -1, "sealed part fails authentication")
 	}
-	var c Config
-	if err := json.Unmarshal(inner, &c); err != nil {
-		return nil, nil, corrupt("config", -1, "sealed part is not valid JSON: %v", err)
+	c, err := DecodeConfig(inner)
+	if err != nil {
+		return nil, nil, err
 	}
 	if c.ID != env.ID || c.Version != env.Version {
 		return nil, nil, corrupt("config", -1, "clear and sealed parts disagree")
 	}
-	if err := c.validate(); err != nil {
-		return nil, nil, err
-	}
 	if k, err = deriveKeys(master, c.Cipher); err != nil {
 		return nil, nil, err
 	}
-	return &c, k, nil
+	return c, k, nil
+}
+
+// DecodeConfig parses and validates the config's sealed JSON (after
+// decryption). An unknown version or algorithm wraps ErrUnsupportedVersion.
+func DecodeConfig(inner []byte) (*Config, error) {
+	if len(inner) > maxConfigSize {
+		return nil, corrupt("config", -1, "sealed part is %d bytes, more than %d", len(inner), maxConfigSize)
+	}
+	var c Config
+	if err := json.Unmarshal(inner, &c); err != nil {
+		return nil, corrupt("config", -1, "sealed part is not valid JSON: %v", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PeekConfig parses the clear part of a stored config object: it is what
+// a reader checks before asking for a password. An unknown version wraps
+// ErrUnsupportedVersion.
+func PeekConfig(b []byte) (version int, id ID, err error) {
+	env, err := peekConfig(b)
+	if err != nil {
+		return 0, ID{}, err
+	}
+	return env.Version, env.ID, nil
 }

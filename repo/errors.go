@@ -26,6 +26,7 @@ type CorruptError struct {
 	Offset int64  // byte offset in the object, -1 when unknown
 	Reason string
 	Hint   string
+	Err    error // the underlying cause, if any (for example shard.ErrTooFewShards)
 }
 
 func (e *CorruptError) Error() string {
@@ -39,6 +40,9 @@ func (e *CorruptError) Error() string {
 	}
 	return s
 }
+
+// Unwrap returns the underlying cause, so errors.Is sees through to it.
+func (e *CorruptError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrCorrupt) true for every CorruptError.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }

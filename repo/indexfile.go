@@ -59,7 +59,9 @@ func EntriesFor(pack ID, frames []PackFrame) []IndexEntry {
 	return out
 }
 
-func (f *IndexFile) encode() ([]byte, error) {
+// Encode returns the index file plaintext (FORMAT.md, section 10), sorting
+// and deduplicating Entries by ID first.
+func (f *IndexFile) Encode() ([]byte, error) {
 	packNo := make(map[ID]int, len(f.Packs))
 	for i, p := range f.Packs {
 		packNo[p.ID] = i

@@ -69,6 +69,10 @@ func newKeyFile(master, password []byte, p KDFParams, host, user string) (*KeyFi
 	return kf, nil
 }
 
+// DecodeKeyFile parses and bounds-checks a key file without opening it;
+// name is used in errors.
+func DecodeKeyFile(name string, b []byte) (*KeyFile, error) { return decodeKeyFile(name, b) }
+
 // decodeKeyFile parses a key file without opening it.
 func decodeKeyFile(name string, b []byte) (*KeyFile, error) {
 	if len(b) > maxKeyFileSize {

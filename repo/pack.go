@@ -131,6 +131,16 @@ func (r *Repository) OpenFrame(sealed []byte, raw int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeFramePlaintext(plain, raw)
+}
+
+// DecodeFramePlaintext decodes an opened frame (mode byte and payload) into
+// the concatenated blobs, which must total raw bytes (-1: unknown, at most
+// MaxFrameRaw). It never allocates more than MaxFrameRaw for the output.
+func DecodeFramePlaintext(plain []byte, raw int) ([]byte, error) {
+	if raw > MaxFrameRaw {
+		return nil, fmt.Errorf("frame of %d bytes exceeds the limit", raw)
+	}
 	if len(plain) == 0 {
 		return nil, errors.New("empty frame")
 	}
@@ -226,6 +236,13 @@ func parseTrailer(name string, pack []byte, openFn func([]byte) ([]byte, error))
 		return nil, corrupt(name, tstart, "trailer fails authentication")
 	}
 	return decodeTrailer(name, plain, tstart)
+}
+
+// DecodePackTrailer parses a pack trailer's plaintext (after decryption);
+// framesEnd is the offset where the sealed trailer starts, which the frames
+// must exactly reach. name is used in errors.
+func DecodePackTrailer(name string, plain []byte, framesEnd int64) ([]PackFrame, error) {
+	return decodeTrailer(name, plain, framesEnd)
 }
 
 // decodeTrailer parses trailer plaintext; framesEnd is where the frames must end.

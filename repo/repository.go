@@ -193,7 +193,7 @@ const maxIndexFileSize = 256 << 20
 
 // SaveIndex stores an index file and returns its ID.
 func (r *Repository) SaveIndex(ctx context.Context, f *IndexFile) (ID, error) {
-	p, err := f.encode()
+	p, err := f.Encode()
 	if err != nil {
 		return ID{}, err
 	}
@@ -303,9 +303,9 @@ func (r *Repository) ReadPack(ctx context.Context, pi PackInfo) ([]byte, shard.R
 	if err != nil {
 		return nil, shard.Report{}, err
 	}
-	pack, rep, err := shard.Decode(objs)
+	pack, rep, err := shard.Decode(pi.ID, objs)
 	if err != nil {
-		return nil, rep, fmt.Errorf("pack %s: %w", pi.ID, err)
+		return nil, rep, &CorruptError{Object: "pack " + pi.ID.String(), Offset: -1, Reason: err.Error(), Hint: hintCheck, Err: err}
 	}
 	return pack, rep, nil
 }
@@ -317,12 +317,15 @@ func (r *Repository) RepairPack(ctx context.Context, pi PackInfo) ([]int, error)
 	if err != nil {
 		return nil, err
 	}
-	rebuilt, _, err := shard.Rebuild(objs)
+	rebuilt, _, err := shard.Rebuild(pi.ID, objs)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", pi.ID, err)
+		return nil, &CorruptError{Object: "pack " + pi.ID.String(), Offset: -1, Reason: err.Error(), Err: err}
 	}
 	var done []int
 	for i, obj := range rebuilt {
+		if obj == nil {
+			continue
+		}
 		if err := r.store.Put(ctx, ShardName(pi.ID, i), obj); err != nil {
 			return done, fmt.Errorf("repair pack %s shard %d: %w", pi.ID.Short(), i, err)
 		}

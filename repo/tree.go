@@ -23,7 +23,7 @@ type TreeBuilder struct {
 // NewTreeBuilder returns a builder that stores each list blob through emit,
 // which returns the blob's ID after storing (or deduplicating) it.
 func (r *Repository) NewTreeBuilder(emit func(data []byte) (ID, error)) *TreeBuilder {
-	return &TreeBuilder{fanoutThreshold: byte(256 >> r.cfg.TreeFanoutBits), maxEntries: r.cfg.TreeMaxEntries, emit: emit}
+	return &TreeBuilder{fanoutThreshold: byte(uint16(256) >> r.cfg.TreeFanoutBits), maxEntries: r.cfg.TreeMaxEntries, emit: emit}
 }
 
 // Add appends one data blob ID.
