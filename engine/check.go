@@ -22,9 +22,9 @@ type CheckOptions struct {
 // CheckReport is what a check found. Problems are damage that remains;
 // Repaired is damage fixed by this run; Notes are harmless findings.
 type CheckReport struct {
-	Problems []string
-	Repaired []string
-	Notes    []string
+	Problems                                 []string
+	Repaired                                 []string
+	Notes                                    []string
 	Packs, Shards, Indexes, Snapshots, Blobs int
 }
 
@@ -46,50 +46,32 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		rep.problem("keys: %v", err)
 	}
 
-	// Index files.
-	indexIDs, err := r.ListIDs(ctx, repo.IndexPrefix)
+	// Index files, then the shards present in the store, by pack.
+	ix, badIndexes, err := loadIndexFiles(ctx, r, rep)
 	if err != nil {
 		return nil, err
 	}
-	rep.Indexes = len(indexIDs)
-	ix := index.NewBlobIndex()
-	var badIndexes []repo.ID
-	for _, id := range indexIDs {
-		f, err := r.LoadIndex(ctx, id)
-		if err != nil {
-			if !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrUnsupportedVersion) {
-				return nil, err
-			}
-			rep.problem("index %s: %v", id.Short(), err)
-			badIndexes = append(badIndexes, id)
-			continue
-		}
-		ix.Add(f, nil)
+	present, err := listShards(ctx, r, rep)
+	if err != nil {
+		return nil, err
 	}
-	ix.Seal()
+	unindexed := unindexedPacks(ix, present)
+	if o.Repair && (len(unindexed) > 0 || len(badIndexes) > 0) {
+		// Re-index first, so the rest of the check sees the repaired index.
+		if err := reindex(ctx, r, unindexed, badIndexes, rep); err != nil {
+			return rep, err
+		}
+		ixRep := &CheckReport{}
+		if ix, _, err = loadIndexFiles(ctx, r, ixRep); err != nil {
+			return nil, err
+		}
+		rep.Problems = append(rep.Problems, ixRep.Problems...)
+		unindexed = unindexedPacks(ix, present)
+	}
+	rep.Indexes = len(ix.Files)
 	rep.Blobs = ix.Len()
-
-	// Shards present in the store, by pack.
-	present := map[repo.ID]map[int]int64{}
-	err = r.Store().List(ctx, repo.DataPrefix, func(oi repo.ObjectInfo) error {
-		id, i, err := repo.ParseShardName(oi.Name)
-		if err != nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("unexpected object %s", oi.Name))
-			return nil
-		}
-		if present[id] == nil {
-			present[id] = map[int]int64{}
-		}
-		present[id][i] = oi.Size
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	indexed := map[repo.ID]bool{}
 	var damaged []repo.PackInfo
 	for _, pi := range ix.Packs() {
-		indexed[pi.ID] = true
 		rep.Packs++
 		shardLen := (pi.Length + uint64(pi.K) - 1) / uint64(pi.K)
 		want := int64(shard.HeaderSize) + int64(shardLen) + int64(shard.ChecksumSize)
@@ -114,14 +96,6 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			rep.problem("pack %s: %v (%s)", pi.ID.Short(), lost, sev)
 		}
 	}
-	var unindexed []repo.ID
-	for id := range present {
-		if !indexed[id] {
-			unindexed = append(unindexed, id)
-		}
-	}
-	sort.Slice(unindexed, func(a, b int) bool { return unindexed[a].Compare(unindexed[b]) < 0 })
-
 	// Snapshots: every tree node readable, every data blob indexed.
 	cat, err := index.LoadCatalog(ctx, r)
 	if err != nil {
@@ -132,7 +106,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		rep.problem("snapshots: %v", err)
 	}
 	rep.Snapshots = len(cat.Snapshots)
-	br := newBlobReader(r, ix, 32)
+	br := newBlobReader(r, ix.BlobIndex, 32)
 	for _, s := range cat.Snapshots {
 		missing := 0
 		var first repo.ID
@@ -164,18 +138,83 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 
 	if o.Repair {
 		repairPacks(ctx, r, damaged, rep)
-		if err := reindex(ctx, r, unindexed, badIndexes, rep); err != nil {
-			return rep, err
-		}
-	} else if len(unindexed) > 0 {
+	}
+	if len(unindexed) > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file (left by an interrupted backup, or their index file is damaged; --repair re-indexes them)", len(unindexed)))
 	}
 	return rep, nil
 }
 
+// loadIndexFiles reads every index file into one blob index. Unreadable
+// files are problems in rep, and returned so a re-index can replace them.
+func loadIndexFiles(ctx context.Context, r *repo.Repository, rep *CheckReport) (*checkIndex, []repo.ID, error) {
+	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := &checkIndex{BlobIndex: index.NewBlobIndex()}
+	var bad []repo.ID
+	for _, id := range ids {
+		f, err := r.LoadIndex(ctx, id)
+		if err != nil {
+			if !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrUnsupportedVersion) {
+				return nil, nil, err
+			}
+			rep.problem("index %s: %v", id.Short(), err)
+			bad = append(bad, id)
+			continue
+		}
+		ix.Files = append(ix.Files, id)
+		ix.Add(f, nil)
+	}
+	ix.Seal()
+	return ix, bad, nil
+}
+
+// checkIndex is the blob index of every readable index file.
+type checkIndex struct {
+	*index.BlobIndex
+	Files []repo.ID
+}
+
+// listShards returns the shard objects in the store: pack → shard → size.
+func listShards(ctx context.Context, r *repo.Repository, rep *CheckReport) (map[repo.ID]map[int]int64, error) {
+	present := map[repo.ID]map[int]int64{}
+	err := r.Store().List(ctx, repo.DataPrefix, func(oi repo.ObjectInfo) error {
+		id, i, err := repo.ParseShardName(oi.Name)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("unexpected object %s", oi.Name))
+			return nil
+		}
+		if present[id] == nil {
+			present[id] = map[int]int64{}
+		}
+		present[id][i] = oi.Size
+		return nil
+	})
+	return present, err
+}
+
+// unindexedPacks returns the packs with shards in the store that no index
+// file lists, in ID order.
+func unindexedPacks(ix *checkIndex, present map[repo.ID]map[int]int64) []repo.ID {
+	indexed := map[repo.ID]bool{}
+	for _, pi := range ix.Packs() {
+		indexed[pi.ID] = true
+	}
+	var out []repo.ID
+	for id := range present {
+		if !indexed[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Compare(out[b]) < 0 })
+	return out
+}
+
 // readAllData reads every indexed pack, verifies shards, the trailer against
 // the index, and every blob against its ID.
-func readAllData(ctx context.Context, r *repo.Repository, ix *index.BlobIndex, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
+func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
 	// Group index entries by pack so each pack is compared once.
 	byPack := map[repo.ID][]repo.IndexEntry{}
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { byPack[e.Pack] = append(byPack[e.Pack], e) })
@@ -306,47 +345,53 @@ func filterRepaired(problems []string, damaged []repo.PackInfo, rep *CheckReport
 }
 
 // reindex writes a new index file for packs no index lists, from their
-// trailers, then removes index files that were unreadable.
+// trailers, then removes the index files that were unreadable, but only when
+// every pack was re-indexed: the trailers are the source of truth, and a
+// damaged index file is all that remains if one is not.
 func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexes []repo.ID, rep *CheckReport) error {
-	if len(packs) == 0 {
-		return nil
-	}
 	f := &repo.IndexFile{}
 	cfg := r.Config()
+	failed := 0
 	for _, id := range packs {
 		// Read the shard header for k and m: the pack may predate a config change.
 		pi := repo.PackInfo{ID: id, K: cfg.DataShards, M: cfg.ParityShards}
 		hdr, err := readShardHeader(ctx, r, id, pi.K+pi.M)
 		if err != nil {
 			rep.problem("re-index pack %s: %v", id.Short(), err)
+			failed++
 			continue
 		}
 		pi.K, pi.M, pi.Length = hdr.K, hdr.M, hdr.PackLen
 		pack, _, err := r.ReadPack(ctx, pi)
 		if err != nil {
 			rep.problem("re-index pack %s: %v", id.Short(), err)
+			failed++
 			continue
 		}
 		frames, err := r.ParseTrailer("pack "+id.Short(), pack)
 		if err != nil {
 			rep.problem("re-index pack %s: %v", id.Short(), err)
+			failed++
 			continue
 		}
 		f.Packs = append(f.Packs, pi)
 		f.Entries = append(f.Entries, repo.EntriesFor(id, frames)...)
 	}
-	if len(f.Packs) == 0 {
+	if len(f.Packs) > 0 {
+		newID, err := r.SaveIndex(ctx, f)
+		if err != nil {
+			return err
+		}
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: re-indexed %d packs from their trailers", newID.Short(), len(f.Packs)))
+	}
+	if failed > 0 {
 		return nil
 	}
-	newID, err := r.SaveIndex(ctx, f)
-	if err != nil {
-		return err
-	}
-	rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: re-indexed %d packs from their trailers", newID.Short(), len(f.Packs)))
 	for _, id := range badIndexes {
-		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err == nil {
-			rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: removed the damaged file", id.Short()))
+		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err != nil {
+			return err
 		}
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: removed the damaged file (its packs are indexed elsewhere)", id.Short()))
 	}
 	rep.Problems = dropPrefix(rep.Problems, "index ")
 	return nil

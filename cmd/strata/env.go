@@ -152,4 +152,3 @@ func openRepo(ctx context.Context, env *environment, location string) (*repo.Rep
 	}
 	return r, nil
 }
-

@@ -108,9 +108,9 @@ func TestCLIErrors(t *testing.T) {
 		vars map[string]string
 		want int
 	}{
-		{[]string{"backup", "--stdin"}, nil, exitUsage},                                   // no stream
-		{[]string{"backup", "--stream", "a", "--stdin", "file"}, nil, exitUsage},          // both inputs
-		{[]string{"backup", "--stream", "../etc", "--stdin"}, nil, exitUsage},             // bad stream
+		{[]string{"backup", "--stdin"}, nil, exitUsage},                          // no stream
+		{[]string{"backup", "--stream", "a", "--stdin", "file"}, nil, exitUsage}, // both inputs
+		{[]string{"backup", "--stream", "../etc", "--stdin"}, nil, exitUsage},    // bad stream
 		{[]string{"backup", "--stream", "a", "--time", "yesterday", "--stdin"}, nil, exitUsage},
 		{[]string{"backup", "--stream", "a", "--format", "xml", "--stdin"}, nil, exitUsage},
 		{[]string{"restore", "--stream", "nothing"}, nil, exitFailure},
