@@ -39,7 +39,8 @@ type BackupOptions struct {
 	Level      zstd.EncoderLevel // default zstd.SpeedFastest
 	FrameSize  int               // plaintext bytes compressed together; default 256 KiB
 	PackSize   int               // target sealed pack size; default 4 MiB
-	IndexFlush int               // entries per index file; default 200000
+	IndexFlush int               // entries per index file; default 65536
+	Uploads    int               // packs uploaded at once; default 2
 	Progress   *Progress         // counters updated as the backup runs; may be nil
 }
 
@@ -80,7 +81,10 @@ func (o *BackupOptions) setDefaults() error {
 		o.PackSize = 4 << 20
 	}
 	if o.IndexFlush <= 0 {
-		o.IndexFlush = 200000
+		o.IndexFlush = 1 << 16
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 2
 	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
@@ -132,7 +136,6 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 		frameCh  = make(chan frameJob, o.Workers)
 		sealedCh = make(chan repo.Frame, o.Workers)
 		packCh   = make(chan []repo.Frame, 1)
-		doneCh   = make(chan repo.PackInfo, 4)
 	)
 	fail := func(err error) { cancel(err) }
 
@@ -227,8 +230,8 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 			packCh <- cur
 		}
 	})
-	// Stage 6: seal, erasure-code and store packs. One pack is uploaded at a
-	// time (its shards in parallel), which bounds memory to about three packs.
+	// Stage 6: seal, erasure-code and store packs. Memory is bounded to about
+	// Uploads+2 packs.
 	var indexEntries []repo.IndexEntry
 	var indexPacks []repo.PackInfo
 	var newIndexes []repo.ID
@@ -244,16 +247,25 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 		indexEntries, indexPacks = nil, nil
 		return nil
 	}
-	var uploadErr error
-	wg.Go(func() {
-		for frames := range packCh {
-			if ctx.Err() != nil {
-				continue
-			}
-			pack, pfs, err := r.BuildPack(frames)
-			if err == nil {
+	// Two packs upload at once (each with its shards in parallel), so one
+	// pack's fsyncs or round trips overlap the next one's.
+	var (
+		uploadMu  sync.Mutex
+		uploadErr error
+		uploaders sync.WaitGroup
+	)
+	for range o.Uploads {
+		uploaders.Go(func() {
+			for frames := range packCh {
+				if ctx.Err() != nil {
+					continue
+				}
+				pack, pfs, err := r.BuildPack(frames)
 				var pi repo.PackInfo
-				pi, err = r.WritePack(ctx, pack)
+				if err == nil {
+					pi, err = r.WritePack(ctx, pack)
+				}
+				uploadMu.Lock()
 				if err == nil {
 					indexPacks = append(indexPacks, pi)
 					indexEntries = append(indexEntries, repo.EntriesFor(pi.ID, pfs)...)
@@ -261,14 +273,15 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 						err = flushIndex()
 					}
 				}
+				if err != nil && uploadErr == nil {
+					uploadErr = err
+					fail(err)
+				}
+				uploadMu.Unlock()
 			}
-			if err != nil {
-				uploadErr = err
-				fail(err)
-			}
-		}
-		close(doneCh)
-	})
+		})
+	}
+	wg.Go(uploaders.Wait)
 
 	// Stage 3 (this goroutine): in order, deduplicate, build the tree and
 	// group new blobs into frames. Data and list blobs go into separate

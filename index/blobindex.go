@@ -25,7 +25,10 @@ type BlobIndex struct {
 	packs   []repo.PackInfo
 	packNo  map[repo.ID]uint32
 	entries []entry
-	sealed  bool
+	// fence[p] is the first entry whose ID starts with the 16-bit prefix p
+	// or a greater one: IDs are uniform, so a lookup searches ~n/65536 entries.
+	fence  []uint32
+	sealed bool
 }
 
 // NewBlobIndex returns an empty index.
@@ -53,27 +56,43 @@ func (ix *BlobIndex) Add(f *repo.IndexFile, keep func(repo.IndexEntry) bool) {
 	}
 }
 
-// Seal sorts the entries. When a blob has several locations, the first in
-// pack order is kept; any is valid.
+// Seal sorts the entries and builds the lookup fences. When a blob has
+// several locations one is kept; every listed location is valid.
 func (ix *BlobIndex) Seal() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	slices.SortStableFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
+	slices.SortFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
 	ix.entries = slices.CompactFunc(ix.entries, func(a, b entry) bool { return a.id == b.id })
 	ix.entries = slices.Clip(ix.entries)
+	ix.fence = make([]uint32, 1<<16+1)
+	i := 0
+	for p := range 1 << 16 {
+		for i < len(ix.entries) && prefix16(ix.entries[i].id) < p {
+			i++
+		}
+		ix.fence[p] = uint32(i)
+	}
+	ix.fence[1<<16] = uint32(len(ix.entries))
 	ix.sealed = true
 }
+
+func prefix16(id repo.ID) int { return int(id[0])<<8 | int(id[1]) }
 
 // Len returns the number of distinct blobs (after Seal).
 func (ix *BlobIndex) Len() int { return len(ix.entries) }
 
 // Lookup returns a blob's entry and its pack.
 func (ix *BlobIndex) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
-	i, ok := slices.BinarySearchFunc(ix.entries, id, func(e entry, id repo.ID) int { return e.id.Compare(id) })
+	if !ix.sealed {
+		return repo.IndexEntry{}, repo.PackInfo{}, false
+	}
+	pre := prefix16(id)
+	run := ix.entries[ix.fence[pre]:ix.fence[pre+1]]
+	i, ok := slices.BinarySearchFunc(run, id, func(e entry, id repo.ID) int { return e.id.Compare(id) })
 	if !ok {
 		return repo.IndexEntry{}, repo.PackInfo{}, false
 	}
-	e := ix.entries[i]
+	e := run[i]
 	p := ix.packs[e.pack]
 	return repo.IndexEntry{ID: e.id, Type: e.typ, Location: repo.Location{Pack: p.ID, FrameOffset: e.frameOff, FrameLength: e.frameLen, BlobOffset: e.blobOff, BlobLength: e.blobLen}}, p, true
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -46,6 +47,8 @@ type keys struct {
 	listKey  [32]byte    // list blob IDs: a separate key, so no data chunk can pose as a tree node
 	data     cipher.AEAD // frames, with the config's cipher
 	metadata cipher.AEAD // config secrets, index files, snapshots, pack trailers: always XChaCha20-Poly1305
+
+	idHashers, listHashers sync.Pool // of *blake3.Hasher keyed with idKey and listKey
 }
 
 func deriveKeys(master []byte, cipherName string) (*keys, error) {
@@ -107,16 +110,26 @@ func open(dst []byte, aead cipher.AEAD, sealed []byte, ad string) ([]byte, error
 	return out, nil
 }
 
-// blobID computes the keyed BLAKE3 ID of a blob's plaintext.
+// blobID computes the keyed BLAKE3 ID of a blob's plaintext. Keyed hashers
+// are pooled: setting one up costs as much as hashing a few-KiB chunk.
 func (k *keys) blobID(t BlobType, data []byte) ID {
-	key := k.idKey[:]
+	pool := &k.idHashers
 	if t == ListBlob {
-		key = k.listKey[:]
+		pool = &k.listHashers
 	}
-	h, _ := blake3.NewKeyed(key) // the key is always 32 bytes
+	h, _ := pool.Get().(*blake3.Hasher)
+	if h == nil {
+		key := k.idKey[:]
+		if t == ListBlob {
+			key = k.listKey[:]
+		}
+		h, _ = blake3.NewKeyed(key) // the key is always 32 bytes
+	}
+	h.Reset() // back to the keyed initial state
 	h.Write(data)
 	var id ID
 	h.Sum(id[:0])
+	pool.Put(h)
 	return id
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/term"
@@ -150,5 +151,8 @@ func openRepo(ctx context.Context, env *environment, location string) (*repo.Rep
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", location, err)
 	}
+	// argon2id's 64 MiB arena is garbage now: hand it back to the OS before
+	// the real work, so it does not count twice towards peak memory.
+	debug.FreeOSMemory()
 	return r, nil
 }
