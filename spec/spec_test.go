@@ -128,4 +128,3 @@ func TestWorkedRepository(t *testing.T) {
 		t.Fatal("wrong password opened the worked repository")
 	}
 }
-
