@@ -267,8 +267,13 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if *to == "-" {
-		_, err := engine.Restore(ctx, r, snap, env.stdout, engine.RestoreOptions{})
-		return err
+		// Blobs are a few KiB: unbuffered, each would be its own write(2).
+		bw := newBufferedWriter(env.stdout)
+		if _, err := engine.Restore(ctx, r, snap, bw, engine.RestoreOptions{}); err != nil {
+			bw.Flush() // what was verified so far; the error says the output is incomplete
+			return err
+		}
+		return bw.Flush()
 	}
 	return writeAtomic(*to, func(w io.Writer) error {
 		_, err := engine.Restore(ctx, r, snap, w, engine.RestoreOptions{})
