@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
-	"io"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/strata-backup/strata/chunk"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/mem"
 	"github.com/strata-backup/strata/repo/shard"
@@ -283,41 +280,4 @@ func fuzzRepo(f *testing.F) *repo.Repository {
 		f.Fatal(err)
 	}
 	return r
-}
-
-// FuzzRecordChunker checks that record-aligned chunks always concatenate to
-// the input, cut only after a newline unless a chunk reached the maximum,
-// and respect the size bounds.
-func FuzzRecordChunker(f *testing.F) {
-	f.Add([]byte("{\"a\":1}\n{\"b\":2}\n"), uint16(8), uint16(16), uint16(64))
-	f.Add(bytes.Repeat([]byte("x"), 3000), uint16(1), uint16(2), uint16(100))
-	f.Fuzz(func(t *testing.T, data []byte, lo, avg, hi uint16) {
-		p := chunk.RecordParams{Min: int(lo%512) + 1, Delim: '\n'}
-		p.Avg = p.Min + int(avg%1024) + 1
-		p.Max = p.Avg + int(hi%2048)
-		var seed [32]byte
-		copy(seed[:], data)
-		c := chunk.NewRecords(bytes.NewReader(data), seed, p)
-		var out []byte
-		for {
-			b, err := c.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			last := len(out)+len(b) == len(data)
-			if !last && (len(b) < p.Min || len(b) > p.Max || b[len(b)-1] != '\n' && len(b) != p.Max) {
-				t.Fatalf("chunk of %d bytes ending %q breaks the bounds %+v", len(b), b[len(b)-1], p)
-			}
-			if len(b) == 0 {
-				t.Fatal("empty chunk")
-			}
-			out = append(out, b...)
-		}
-		if !bytes.Equal(out, data) {
-			t.Fatal("chunks do not concatenate to the input")
-		}
-	})
 }
