@@ -73,8 +73,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	var damaged []repo.PackInfo
 	for _, pi := range ix.Packs() {
 		rep.Packs++
-		shardLen := (pi.Length + uint64(pi.K) - 1) / uint64(pi.K)
-		want := int64(shard.HeaderSize) + int64(shardLen) + int64(shard.ChecksumSize)
+		want := shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
 		var lost []string
 		for i := 0; i < pi.K+pi.M; i++ {
 			size, ok := present[pi.ID][i]

@@ -275,8 +275,7 @@ func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, erro
 // shard ranges that hold the frame; the caller opens the frame, and on any
 // failure falls back to ReadPack, which verifies and reconstructs.
 func (r *Repository) ReadFrame(ctx context.Context, pi PackInfo, offset, length uint32) ([]byte, error) {
-	h := shard.Header{K: pi.K, M: pi.M, PackLen: pi.Length, ShardLen: uint32((pi.Length + uint64(pi.K) - 1) / uint64(pi.K)), PackID: pi.ID}
-	spans, err := shard.Locate(h, int64(offset), int64(length))
+	spans, err := shard.Locate(shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID), int64(offset), int64(length))
 	if err != nil {
 		return nil, corrupt("pack "+pi.ID.String(), int64(offset), "frame outside the pack: %v", err)
 	}

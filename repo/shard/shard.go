@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/reedsolomon"
@@ -49,6 +51,12 @@ type Header struct {
 	PackLen  uint64
 	ShardLen uint32
 	PackID   [32]byte
+}
+
+// NewHeader returns the header shared by the shards of a pack of packLen
+// bytes split k+m (Index 0), with ShardLen derived as FORMAT.md defines it.
+func NewHeader(k, m int, packLen uint64, packID [32]byte) Header {
+	return Header{K: k, M: m, PackLen: packLen, ShardLen: shardLen(packLen, k), PackID: packID}
 }
 
 // Size returns the length of every shard object of the pack.
@@ -103,7 +111,7 @@ func Encode(pack []byte, k, m int) ([32]byte, [][]byte, error) {
 		return [32]byte{}, nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", len(pack), MaxPackLen)
 	}
 	id := blake3.Sum256(pack)
-	h := Header{K: k, M: m, PackLen: uint64(len(pack)), ShardLen: shardLen(uint64(len(pack)), k), PackID: id}
+	h := NewHeader(k, m, uint64(len(pack)), id)
 	objs := make([][]byte, k+m)
 	payloads := make([][]byte, k+m)
 	for i := range objs {
@@ -207,15 +215,16 @@ type Report struct {
 
 // Problems describes the damage, one line a shard, in shard order.
 func (r Report) Problems() []string {
-	var out []string
-	n := len(r.Missing) + len(r.Bad)
-	for i, mi := 0, 0; len(out) < n; i++ {
-		if mi < len(r.Missing) && r.Missing[mi] == i {
-			out = append(out, fmt.Sprintf("shard %d missing", i))
-			mi++
-		} else if err, ok := r.Bad[i]; ok {
-			out = append(out, fmt.Sprintf("shard %d: %v", i, err))
-		}
+	lines := map[int]string{}
+	for _, i := range r.Missing {
+		lines[i] = fmt.Sprintf("shard %d missing", i)
+	}
+	for i, err := range r.Bad {
+		lines[i] = fmt.Sprintf("shard %d: %v", i, err)
+	}
+	out := make([]string, 0, len(lines))
+	for _, i := range slices.Sorted(maps.Keys(lines)) {
+		out = append(out, lines[i])
 	}
 	return out
 }
