@@ -68,7 +68,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		rep.Problems = append(rep.Problems, ixRep.Problems...)
 		unindexed = unindexedPacks(ix, present)
 	}
-	rep.Indexes = len(ix.Files)
+	rep.Indexes = ix.Files
 	rep.Blobs = ix.Len()
 	var damaged []repo.PackInfo
 	for _, pi := range ix.Packs() {
@@ -145,35 +145,32 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 }
 
 // loadIndexFiles reads every index file into one blob index. Unreadable
-// files are problems in rep, and returned so a re-index can replace them.
+// files are problems in rep, and returned so a re-index can replace them;
+// a failure of the store itself aborts the check.
 func loadIndexFiles(ctx context.Context, r *repo.Repository, rep *CheckReport) (*checkIndex, []repo.ID, error) {
-	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
-	if err != nil {
+	ix, n, err := index.Load(ctx, r, nil)
+	var le *index.LoadError
+	if err != nil && !errors.As(err, &le) {
 		return nil, nil, err
 	}
-	ix := &checkIndex{BlobIndex: index.NewBlobIndex()}
 	var bad []repo.ID
-	for _, id := range ids {
-		f, err := r.LoadIndex(ctx, id)
-		if err != nil {
-			if !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrUnsupportedVersion) {
-				return nil, nil, err
+	if le != nil {
+		for _, id := range le.IDs() {
+			ferr := le.Failed[id]
+			if !errors.Is(ferr, repo.ErrCorrupt) && !errors.Is(ferr, repo.ErrUnsupportedVersion) {
+				return nil, nil, ferr
 			}
-			rep.problem("index %s: %v", id.Short(), err)
+			rep.problem("index %s: %v", id.Short(), ferr)
 			bad = append(bad, id)
-			continue
 		}
-		ix.Files = append(ix.Files, id)
-		ix.Add(f, nil)
 	}
-	ix.Seal()
-	return ix, bad, nil
+	return &checkIndex{BlobIndex: ix, Files: n}, bad, nil
 }
 
 // checkIndex is the blob index of every readable index file.
 type checkIndex struct {
 	*index.BlobIndex
-	Files []repo.ID
+	Files int // index files read
 }
 
 // listShards returns the shard objects in the store: pack → shard → size.

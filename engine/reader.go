@@ -179,7 +179,7 @@ func loadSnapshotIndex(ctx context.Context, r *repo.Repository, s *repo.Snapshot
 			// Repaired or re-indexed since: every index file together still
 			// locates the blobs; damaged ones are skipped, and a blob that
 			// is then missing fails the read by name.
-			all, lerr := index.Load(ctx, r, keep)
+			all, _, lerr := index.Load(ctx, r, keep)
 			if all == nil {
 				return nil, lerr
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -108,21 +109,42 @@ func (ix *BlobIndex) Each(fn func(repo.IndexEntry, repo.PackInfo)) {
 	}
 }
 
+// LoadError lists the index files Load could not read, by ID.
+type LoadError struct {
+	Failed map[repo.ID]error
+}
+
+func (e *LoadError) Error() string {
+	errs := make([]error, 0, len(e.Failed))
+	for _, id := range e.IDs() {
+		errs = append(errs, e.Failed[id])
+	}
+	return errors.Join(errs...).Error()
+}
+
+// Unwrap lets errors.Is and errors.As see every failure.
+func (e *LoadError) Unwrap() []error { return slices.Collect(maps.Values(e.Failed)) }
+
+// IDs returns the failed index files in ID order.
+func (e *LoadError) IDs() []repo.ID {
+	return slices.SortedFunc(maps.Keys(e.Failed), repo.ID.Compare)
+}
+
 // Load reads every index file in parallel into a sealed BlobIndex, keeping
 // only the entries keep accepts (nil keeps all). Memory is bounded by what is
-// kept plus one index file per reader. Files that fail are returned in the
-// joined error together with the index of everything else, so check can
-// report them and restore can still proceed when the missing entries are not
-// needed.
-func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bool) (*BlobIndex, error) {
+// kept plus one index file per reader. It also returns how many files it
+// read. Files that fail are returned as a *LoadError together with the index
+// of everything else, so check can report and replace them and restore can
+// still proceed when the missing entries are not needed.
+func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bool) (*BlobIndex, int, error) {
 	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("list index files: %w", err)
+		return nil, 0, fmt.Errorf("list index files: %w", err)
 	}
 	ix := NewBlobIndex()
 	work := make(chan repo.ID)
 	var mu sync.Mutex
-	var errs []error
+	failed := map[repo.ID]error{}
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0)*2, 8) {
 		wg.Go(func() {
@@ -130,7 +152,7 @@ func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bo
 				f, err := r.LoadIndex(ctx, id)
 				if err != nil {
 					mu.Lock()
-					errs = append(errs, err)
+					failed[id] = err
 					mu.Unlock()
 					continue
 				}
@@ -148,7 +170,10 @@ func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bo
 	wg.Wait()
 	ix.Seal()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
-	return ix, errors.Join(errs...)
+	if len(failed) > 0 {
+		return ix, len(ids) - len(failed), &LoadError{Failed: failed}
+	}
+	return ix, len(ids), nil
 }
