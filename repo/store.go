@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound is returned (wrapped) by a Store when the named object does not exist.
@@ -51,4 +52,33 @@ type Store interface {
 	// Delete removes the object. Deleting a missing object is not an error,
 	// so deletion is idempotent.
 	Delete(ctx context.Context, name string) error
+}
+
+// ErrRetained is returned (wrapped) by Delete when the store holds the object
+// immutable (S3 Object Lock) until a time that has not yet come. Cleanup
+// paths defer such objects and report them; they are not failures.
+var ErrRetained = errors.New("object is under retention")
+
+// Retainer is implemented by stores that can hold objects immutable until a
+// time (S3 Object Lock). Decorators forward it when the inner store has it.
+type Retainer interface {
+	// RetainUntil extends the retention of the object's current version to
+	// until. It MUST NOT shorten a retention already set; a request for an
+	// earlier time leaves the object as it is and returns nil. A missing
+	// object wraps ErrNotFound.
+	RetainUntil(ctx context.Context, name string, until time.Time) error
+}
+
+// Verifier checks stored bytes against what their name promises, without
+// any key (VerifyObject is the repository's). Stores that keep older
+// versions or replicas use it to skip a copy that was overwritten or damaged.
+type Verifier func(name string, data []byte) error
+
+// Tampered is implemented by stores that can tell that an object's current
+// bytes were replaced or hidden and an older, intact version was served
+// instead. check reports the names.
+type Tampered interface {
+	// TamperedObjects returns the names served from an older version or
+	// another replica since the store was opened, sorted, each once.
+	TamperedObjects() []string
 }

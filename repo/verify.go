@@ -1,0 +1,63 @@
+package repo
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/strata-backup/strata/repo/shard"
+)
+
+// VerifyObject checks an object's bytes against what its name promises,
+// without a key: a shard's checksum and its pack ID and index against the
+// name; a content-addressed object (index files, snapshots, log segments)
+// against the BLAKE3 ID in its name; a key file and the config by parsing
+// their clear structure. Names it does not know pass. It is the Verifier
+// that versioned and replicated stores use to tell an intact copy from an
+// overwritten one.
+func VerifyObject(name string, data []byte) error {
+	switch {
+	case strings.HasPrefix(name, DataPrefix):
+		id, i, err := ParseShardName(name)
+		if err != nil {
+			return err
+		}
+		h, err := shard.Verify(data)
+		if err != nil {
+			return corrupt(name, -1, "%v", err)
+		}
+		if ID(h.PackID) != id || h.Index != i {
+			return corrupt(name, -1, "holds shard %d of pack %s, not what its name says", h.Index, ID(h.PackID).Short())
+		}
+		return nil
+	case strings.HasPrefix(name, IndexPrefix), strings.HasPrefix(name, SnapshotsPrefix):
+		return verifyContentID(name, name[strings.LastIndexByte(name, '/')+1:], data)
+	case strings.HasPrefix(name, KeysPrefix):
+		_, err := decodeKeyFile(name, data)
+		return err
+	case name == ConfigName:
+		_, err := peekConfig(data)
+		return err
+	}
+	return nil
+}
+
+func verifyContentID(name, hexID string, data []byte) error {
+	want, err := ParseID(hexID)
+	if err != nil {
+		return fmt.Errorf("%s: not a content-addressed name: %w", name, err)
+	}
+	if hashObject(data) != want {
+		return corrupt(name, -1, "content does not match its name (truncated or altered)")
+	}
+	return nil
+}
+
+// ShardIndex returns i for the name of shard i of a pack (data/xx/<id>.<i>),
+// and false for every other object. Multi-store placement keys on it.
+func ShardIndex(name string) (int, bool) {
+	if !strings.HasPrefix(name, DataPrefix) {
+		return 0, false
+	}
+	_, i, err := ParseShardName(name)
+	return i, err == nil
+}
