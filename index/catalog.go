@@ -17,9 +17,11 @@ type SnapshotRef struct {
 	*repo.Snapshot
 }
 
-// Catalog lists the snapshots of a repository, oldest first.
+// Catalog lists the snapshots of a repository, oldest first, and the log
+// segments of every stream.
 type Catalog struct {
 	Snapshots []SnapshotRef
+	Logs      map[string]*Log // by stream
 }
 
 // ErrNoSnapshot: no snapshot matches.
@@ -33,6 +35,11 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	c := &Catalog{Snapshots: make([]SnapshotRef, len(ids))}
+	logs, logErr := ListLogs(ctx, r.Store(), "")
+	if logs == nil {
+		return nil, logErr
+	}
+	c.Logs = logs
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -56,7 +63,7 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		}
 		return a.ID.Compare(b.ID)
 	})
-	return c, errors.Join(errs...)
+	return c, errors.Join(append(errs, logErr)...)
 }
 
 // Stream returns the snapshots of one stream (all when stream is ""), oldest first.

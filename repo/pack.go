@@ -25,6 +25,8 @@ func (t BlobType) String() string {
 		return "data"
 	case ListBlob:
 		return "list"
+	case LogBlob:
+		return "log"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -269,7 +271,7 @@ func decodeTrailer(name string, p []byte, framesEnd int64) ([]PackFrame, error) 
 			l := d.uvarint()
 			raw += l
 			f.Blobs[j].Len = uint32(l)
-			if f.Blobs[j].Type > ListBlob {
+			if f.Blobs[j].Type > LogBlob {
 				d.fail("unknown blob type %d", f.Blobs[j].Type)
 			}
 		}

@@ -9,7 +9,7 @@ import (
 
 // VerifyObject checks an object's bytes against what its name promises,
 // without a key: a shard's checksum and its pack ID and index against the
-// name; a content-addressed object (index files, snapshots, log segments)
+// name; a content-addressed object (index files, snapshots, log segment manifests)
 // against the BLAKE3 ID in its name; a key file and the config by parsing
 // their clear structure. Names it does not know pass. It is the Verifier
 // that versioned and replicated stores use to tell an intact copy from an
@@ -31,6 +31,12 @@ func VerifyObject(name string, data []byte) error {
 		return nil
 	case strings.HasPrefix(name, IndexPrefix), strings.HasPrefix(name, SnapshotsPrefix):
 		return verifyContentID(name, name[strings.LastIndexByte(name, '/')+1:], data)
+	case strings.HasPrefix(name, LogsPrefix):
+		k, err := ParseSegmentName(name)
+		if err != nil {
+			return err
+		}
+		return verifyContentID(name, k.ID.String(), data)
 	case strings.HasPrefix(name, KeysPrefix):
 		_, err := decodeKeyFile(name, data)
 		return err

@@ -1,0 +1,386 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/repo"
+)
+
+// Log is one stream's change log as its segment names list it, sorted by
+// position, with the contiguous runs precomputed so a plan is a few binary
+// searches whatever the number of segments.
+type Log struct {
+	Stream   string
+	Segments []repo.SegmentKey // by First
+	runs     []logRun
+	// Conflicts names segments whose ranges overlap another's: two writers on
+	// one stream. Plans refuse to cross them.
+	Conflicts []string
+}
+
+// logRun is a maximal run of segments whose positions follow on exactly.
+type logRun struct {
+	start, end int // Segments[start:end]
+}
+
+// NewLog sorts segs (all of one stream) and finds their runs.
+func NewLog(stream string, segs []repo.SegmentKey) *Log {
+	slices.SortFunc(segs, func(a, b repo.SegmentKey) int {
+		if a.First != b.First {
+			return cmpU64(a.First, b.First)
+		}
+		return cmpU64(a.Last, b.Last)
+	})
+	l := &Log{Stream: stream, Segments: segs}
+	start := 0
+	for i := 1; i <= len(segs); i++ {
+		if i < len(segs) && segs[i].First <= segs[i-1].Last {
+			l.Conflicts = append(l.Conflicts, fmt.Sprintf("%s overlaps %s", segs[i].Name(), segs[i-1].Name()))
+		}
+		if i == len(segs) || segs[i].First != segs[i-1].Last+1 {
+			l.runs = append(l.runs, logRun{start, i})
+			start = i
+		}
+	}
+	return l
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ListLogs lists the segment manifests under logs/ (one stream's when stream
+// is not empty) and groups them by stream. Names that do not parse are
+// returned as a joined error beside the logs of the rest.
+func ListLogs(ctx context.Context, s repo.Store, stream string) (map[string]*Log, error) {
+	prefix := repo.LogsPrefix
+	if stream != "" {
+		prefix = repo.StreamLogPrefix(stream)
+	}
+	by := map[string][]repo.SegmentKey{}
+	var bad []error
+	err := s.List(ctx, prefix, func(oi repo.ObjectInfo) error {
+		k, err := repo.ParseSegmentName(oi.Name)
+		if err != nil {
+			bad = append(bad, &repo.CorruptError{Object: oi.Name, Offset: -1, Reason: err.Error()})
+			return nil
+		}
+		by[k.Stream] = append(by[k.Stream], k)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list logs: %w", err)
+	}
+	logs := make(map[string]*Log, len(by))
+	for name, segs := range by {
+		logs[name] = NewLog(name, segs)
+	}
+	return logs, errors.Join(bad...)
+}
+
+// runAt returns the run holding position pos, or -1.
+func (l *Log) runAt(pos uint64) int {
+	// The last segment with First <= pos.
+	i := sort.Search(len(l.Segments), func(i int) bool { return l.Segments[i].First > pos }) - 1
+	if i < 0 || l.Segments[i].Last < pos {
+		return -1
+	}
+	return l.runOf(i)
+}
+
+// runOf returns the run that segment i belongs to.
+func (l *Log) runOf(i int) int {
+	return sort.Search(len(l.runs), func(r int) bool { return l.runs[r].end > i })
+}
+
+// Newest returns the newest segment, if any.
+func (l *Log) Newest() (repo.SegmentKey, bool) {
+	if l == nil || len(l.Segments) == 0 {
+		return repo.SegmentKey{}, false
+	}
+	return l.Segments[len(l.Segments)-1], true
+}
+
+// Target is an instant to restore to: a time, or a log position.
+type Target struct {
+	Time     time.Time
+	Position uint64
+	ByPos    bool
+}
+
+func (t Target) String() string {
+	if t.ByPos {
+		return fmt.Sprintf("position %d", t.Position)
+	}
+	return FormatTime(t.Time)
+}
+
+// FormatTime prints a time as RFC 3339 with the fractions it has, in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Plan is how to restore a stream at a Target: the base snapshot, then the
+// events of Segments with positions after the base's and at or before the
+// target (time ≤ Target.Time, inclusive, or position ≤ Target.Position).
+type Plan struct {
+	Stream   string
+	Target   Target
+	Base     SnapshotRef
+	From     uint64 // first position to apply: Base.Position+1
+	Segments []repo.SegmentKey
+}
+
+// Applies reports whether an event belongs to the plan's restore.
+func (p *Plan) Applies(seq uint64, ts int64) bool {
+	if seq < p.From {
+		return false
+	}
+	if p.Target.ByPos {
+		return seq <= p.Target.Position
+	}
+	return ts <= p.Target.Time.UnixNano()
+}
+
+// ErrNotRestorable is wrapped by every refusal to plan a restore.
+var ErrNotRestorable = errors.New("not restorable")
+
+// Window is a span of instants, both ends inclusive, at which a stream can
+// be restored: from a snapshot's time through the contiguous log after it.
+type Window struct {
+	From, To       time.Time
+	FromPos, ToPos uint64 // log positions at the ends; 0 when unknown
+}
+
+// Gap is a stretch of positions missing from the log: no event in
+// [FromPos, ToPos] is stored. After and Before are the times of the events
+// on either side.
+type Gap struct {
+	FromPos, ToPos uint64
+	After, Before  time.Time
+}
+
+func (g Gap) String() string {
+	return fmt.Sprintf("positions %d-%d missing (between %s and %s)", g.FromPos, g.ToPos, FormatTime(g.After), FormatTime(g.Before))
+}
+
+// Coverage is what a stream can be restored to.
+type Coverage struct {
+	Stream    string
+	Windows   []Window
+	Gaps      []Gap
+	Conflicts []string
+	// Newest is the time of the newest stored event, or of the newest
+	// snapshot when the stream has no log.
+	Newest time.Time
+}
+
+// Coverage computes the restorable windows and the gaps of a stream.
+func (c *Catalog) Coverage(stream string) Coverage {
+	l := c.Log(stream)
+	cov := Coverage{Stream: stream, Conflicts: l.Conflicts}
+	for r := 1; r < len(l.runs); r++ {
+		a, b := l.Segments[l.runs[r-1].end-1], l.Segments[l.runs[r].start]
+		if b.First > a.Last+1 {
+			cov.Gaps = append(cov.Gaps, Gap{FromPos: a.Last + 1, ToPos: b.First - 1, After: nsTime(a.LastTime), Before: nsTime(b.FirstTime)})
+		}
+	}
+	if n, ok := l.Newest(); ok {
+		cov.Newest = nsTime(n.LastTime)
+	}
+	for _, s := range c.Stream(stream) {
+		if s.Time.After(cov.Newest) {
+			cov.Newest = s.Time
+		}
+		w := Window{From: s.Time, To: s.Time}
+		if s.Position != nil {
+			w.FromPos, w.ToPos = *s.Position, *s.Position
+			if r := l.runAfter(*s.Position); r >= 0 {
+				last := l.Segments[l.runs[r].end-1]
+				w.ToPos = last.Last
+				if t := nsTime(last.LastTime); t.After(w.To) {
+					w.To = t
+				}
+			}
+		}
+		cov.Windows = append(cov.Windows, w)
+	}
+	cov.Windows = mergeWindows(cov.Windows)
+	return cov
+}
+
+// runAfter returns the run that continues the log right after position p:
+// it holds p+1, or -1.
+func (l *Log) runAfter(p uint64) int { return l.runAt(p + 1) }
+
+func mergeWindows(ws []Window) []Window {
+	slices.SortFunc(ws, func(a, b Window) int { return a.From.Compare(b.From) })
+	var out []Window
+	for _, w := range ws {
+		if n := len(out); n > 0 && !w.From.After(out[n-1].To) {
+			if w.To.After(out[n-1].To) {
+				out[n-1].To, out[n-1].ToPos = w.To, w.ToPos
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func nsTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// Log returns the stream's log; an empty one when it has no segments.
+func (c *Catalog) Log(stream string) *Log {
+	if l := c.Logs[stream]; l != nil {
+		return l
+	}
+	return NewLog(stream, nil)
+}
+
+// Plan finds how to restore stream at t: the newest snapshot at or before t
+// (by time, or by position) whose log continues without a gap through t.
+// It refuses, wrapping ErrNotRestorable, when t is before the first
+// snapshot, past the newest captured event, or past a gap with no snapshot
+// after it; the error names the gap and the nearest restorable instants.
+func (c *Catalog) Plan(stream string, t Target) (*Plan, error) {
+	snaps := c.Stream(stream)
+	l := c.Log(stream)
+	var first error
+	for i := len(snaps) - 1; i >= 0; i-- {
+		s := snaps[i]
+		if t.ByPos && (s.Position == nil || *s.Position > t.Position) || !t.ByPos && s.Time.After(t.Time) {
+			continue
+		}
+		p, err := l.plan(s, t, snaps)
+		if err == nil {
+			return p, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	cov := c.Coverage(stream)
+	if len(snaps) == 0 {
+		return nil, fmt.Errorf("%w: stream %q has no snapshot, and a log alone has no base to apply to", ErrNotRestorable, stream)
+	}
+	if t.ByPos {
+		return nil, fmt.Errorf("%w: no snapshot of %q is at or before position %d%s", ErrNotRestorable, stream, t.Position, cov.nearest())
+	}
+	return nil, fmt.Errorf("%w: %s is before the first snapshot of %q (%s)%s", ErrNotRestorable, t, stream, FormatTime(snaps[0].Time), cov.nearest())
+}
+
+// plan tries one base snapshot.
+func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (*Plan, error) {
+	p := &Plan{Stream: l.Stream, Target: t, Base: s}
+	if s.Position == nil {
+		if !t.ByPos && t.Time.Equal(s.Time) {
+			return p, nil
+		}
+		return nil, fmt.Errorf("%w: snapshot %s (%s) records no log position, so no log can be applied to it; it restores only at its own time", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time))
+	}
+	pos := *s.Position
+	p.From = pos + 1
+	if t.ByPos && t.Position == pos {
+		return p, nil
+	}
+	r := l.runAfter(pos)
+	if r < 0 {
+		if !t.ByPos && t.Time.Equal(s.Time) {
+			return p, nil
+		}
+		return nil, fmt.Errorf("%w: no log segment continues snapshot %s (%s, position %d); the log has no position %d%s", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time), pos, pos+1, l.gapHint(pos))
+	}
+	run := l.runs[r]
+	segs := l.Segments[run.start:run.end]
+	last := segs[len(segs)-1]
+	// The first segment holding an event after the base.
+	lo := sort.Search(len(segs), func(i int) bool { return segs[i].Last > pos })
+	var hi int // segments [lo, hi) are needed
+	if t.ByPos {
+		if t.Position > last.Last {
+			return nil, l.pastRun(r, t, s, all)
+		}
+		hi = sort.Search(len(segs), func(i int) bool { return segs[i].First > t.Position })
+	} else {
+		at := t.Time.UnixNano()
+		if at > last.LastTime {
+			return nil, l.pastRun(r, t, s, all)
+		}
+		// Times never decrease along the log, so the segments that can hold
+		// an event at or before t are a prefix.
+		hi = sort.Search(len(segs), func(i int) bool { return segs[i].FirstTime > at })
+	}
+	if l.crossesConflict(segs[lo:max(lo, hi)]) {
+		return nil, fmt.Errorf("%w: the log of %q has overlapping segments (two writers?): %s", ErrNotRestorable, l.Stream, strings.Join(l.Conflicts, "; "))
+	}
+	p.Segments = slices.Clone(segs[lo:max(lo, hi)])
+	return p, nil
+}
+
+func (l *Log) crossesConflict(segs []repo.SegmentKey) bool {
+	for i := 1; i < len(segs); i++ {
+		if segs[i].First <= segs[i-1].Last {
+			return true
+		}
+	}
+	return false
+}
+
+// pastRun explains a target beyond the end of run r.
+func (l *Log) pastRun(r int, t Target, s SnapshotRef, all []SnapshotRef) error {
+	last := l.Segments[l.runs[r].end-1]
+	end := fmt.Sprintf("%s (position %d)", FormatTime(nsTime(last.LastTime)), last.Last)
+	if r+1 < len(l.runs) {
+		next := l.Segments[l.runs[r+1].start]
+		g := Gap{FromPos: last.Last + 1, ToPos: next.First - 1, After: nsTime(last.LastTime), Before: nsTime(next.FirstTime)}
+		after := "no snapshot after the gap yet"
+		for _, o := range all {
+			if o.Position != nil && *o.Position >= g.ToPos || o.Position == nil && o.Time.After(g.Before) {
+				after = fmt.Sprintf("snapshot %s at %s", o.ID.Short(), FormatTime(o.Time))
+				break
+			}
+		}
+		return fmt.Errorf("%w: %s lies past a gap in the log of %q: %s; nearest restorable instants: %s before the gap, and after it %s", ErrNotRestorable, t, l.Stream, g, end, after)
+	}
+	return fmt.Errorf("%w: %s is after the newest captured event of %q; the latest restorable instant from snapshot %s is %s", ErrNotRestorable, t, l.Stream, s.ID.Short(), end)
+}
+
+// gapHint describes where the log resumes after position pos, if it does.
+func (l *Log) gapHint(pos uint64) string {
+	i := sort.Search(len(l.Segments), func(i int) bool { return l.Segments[i].First > pos })
+	if i == len(l.Segments) {
+		return ""
+	}
+	g := Gap{FromPos: pos + 1, ToPos: l.Segments[i].First - 1, Before: nsTime(l.Segments[i].FirstTime)}
+	if i > 0 {
+		g.After = nsTime(l.Segments[i-1].LastTime)
+	}
+	return fmt.Sprintf(" (gap: positions %d-%d missing, the log resumes at %s)", g.FromPos, g.ToPos, FormatTime(g.Before))
+}
+
+// nearest lists the restorable windows for an error message.
+func (cov Coverage) nearest() string {
+	if len(cov.Windows) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("; restorable windows:")
+	for _, w := range cov.Windows {
+		fmt.Fprintf(&b, " [%s, %s]", FormatTime(w.From), FormatTime(w.To))
+	}
+	return b.String()
+}

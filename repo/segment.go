@@ -1,0 +1,224 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogsPrefix holds log segment manifests: logs/<stream>/@<range>.<id>.
+const LogsPrefix = "logs/"
+
+const (
+	segmentVersion = 1
+	maxSegmentSize = 1 << 20
+	adSegment      = "strata:segment"
+	// EventsEncoding names the event record layout of AppendEvent.
+	EventsEncoding = "events-v1"
+)
+
+// Segment is the manifest of one log segment (FORMAT.md, "Log segments"):
+// the events at positions First..Last of a stream, every one of them, in a
+// pack of their own. It is written after its pack, so a stored manifest
+// never points at missing data.
+type Segment struct {
+	Version   int       `json:"version"`
+	Stream    string    `json:"stream"`
+	First     uint64    `json:"first"` // position of the first event
+	Last      uint64    `json:"last"`  // position of the last event; Last-First+1 events
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
+	// Prev is the manifest ID of the segment before this one in the stream,
+	// nil for the stream's first segment.
+	Prev *ID `json:"prev,omitempty"`
+	// Gap is set when the capture saw positions Prev.Last+1..First-1 lost
+	// (the source skipped them); it says what the capture knew.
+	Gap      string       `json:"gap,omitempty"`
+	Encoding string       `json:"encoding"` // EventsEncoding
+	Pack     SegmentPack  `json:"pack"`
+	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
+	Frames   []SegmentRun `json:"frames"`
+}
+
+// SegmentPack locates a segment's pack.
+type SegmentPack struct {
+	ID     ID     `json:"id"`
+	Length uint64 `json:"length"`
+	K      int    `json:"k"`
+	M      int    `json:"m"`
+}
+
+// Info returns the pack's PackInfo.
+func (p SegmentPack) Info() PackInfo { return PackInfo{ID: p.ID, Length: p.Length, K: p.K, M: p.M} }
+
+// SegmentRun is one frame of a segment's pack and the events it holds.
+type SegmentRun struct {
+	First  uint64 `json:"first"`
+	Events int    `json:"events"`
+}
+
+// SegmentKey is what a segment manifest's name says: enough to plan a
+// restore from a listing alone.
+type SegmentKey struct {
+	Stream      string
+	First, Last uint64
+	FirstTime   int64 // unix nanoseconds
+	LastTime    int64
+	ID          ID // BLAKE3 of the stored manifest
+}
+
+// Name returns the manifest's object name:
+// logs/<stream>/@<first:20>-<last:20>.<firsttime:19>-<lasttime:19>.<64 hex>,
+// positions and unix-nanosecond times in zero-padded decimal so names sort
+// by position. '@' cannot start a stream name segment, so one stream's
+// prefix never lists a sub-stream's segments.
+func (k SegmentKey) Name() string {
+	return fmt.Sprintf("%s%020d-%020d.%019d-%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, k.LastTime, k.ID)
+}
+
+// StreamLogPrefix is the prefix under which exactly one stream's segment
+// manifests are listed: logs/<stream>/@.
+func StreamLogPrefix(stream string) string { return LogsPrefix + stream + "/@" }
+
+// ParseSegmentName reverses SegmentKey.Name.
+func ParseSegmentName(name string) (SegmentKey, error) {
+	bad := func(why string) (SegmentKey, error) {
+		return SegmentKey{}, fmt.Errorf("not a log segment name: %q: %s", name, why)
+	}
+	rest, ok := strings.CutPrefix(name, LogsPrefix)
+	at := strings.LastIndex(rest, "/@")
+	if !ok || at <= 0 {
+		return bad("no logs/<stream>/@")
+	}
+	k := SegmentKey{Stream: rest[:at]}
+	if err := ValidStream(k.Stream); err != nil {
+		return bad(err.Error())
+	}
+	f := rest[at+2:]
+	// 20-20.19-19.64
+	if len(f) != 20+1+20+1+19+1+19+1+64 || f[20] != '-' || f[41] != '.' || f[61] != '-' || f[81] != '.' {
+		return bad("malformed range")
+	}
+	var err error
+	num := func(s string) uint64 {
+		v, e := strconv.ParseUint(s, 10, 64)
+		if e != nil && err == nil {
+			err = e
+		}
+		return v
+	}
+	k.First, k.Last = num(f[:20]), num(f[21:41])
+	t0, t1 := num(f[42:61]), num(f[62:81])
+	if err != nil || t0 > 1<<63-1 || t1 > 1<<63-1 {
+		return bad("malformed number")
+	}
+	k.FirstTime, k.LastTime = int64(t0), int64(t1)
+	if k.ID, err = ParseID(f[82:]); err != nil {
+		return bad("malformed ID")
+	}
+	if k.First == 0 || k.Last < k.First || k.LastTime < k.FirstTime {
+		return bad("empty or reversed range")
+	}
+	return k, nil
+}
+
+// Key returns the name fields of a segment with manifest ID id.
+func (s *Segment) Key(id ID) SegmentKey {
+	return SegmentKey{Stream: s.Stream, First: s.First, Last: s.Last, FirstTime: s.FirstTime.UnixNano(), LastTime: s.LastTime.UnixNano(), ID: id}
+}
+
+// SaveSegment stores a segment manifest and returns its key. The pack must
+// already be stored.
+func (r *Repository) SaveSegment(ctx context.Context, s *Segment) (SegmentKey, error) {
+	s.Version = segmentVersion
+	s.Encoding = EventsEncoding
+	if err := s.validate(); err != nil {
+		return SegmentKey{}, fmt.Errorf("save segment: %w", err)
+	}
+	p, err := jsonMarshal(s)
+	if err != nil {
+		return SegmentKey{}, err
+	}
+	b := seal(nil, r.keys.metadata, p, adSegment)
+	k := s.Key(hashObject(b))
+	if err := r.store.Put(ctx, k.Name(), b); err != nil {
+		return SegmentKey{}, fmt.Errorf("save segment %d-%d: %w", s.First, s.Last, err)
+	}
+	return k, nil
+}
+
+// LoadSegment reads a segment manifest, verifies it against its name (hash,
+// authentication, and that the name's range and times are the manifest's).
+func (r *Repository) LoadSegment(ctx context.Context, k SegmentKey) (*Segment, error) {
+	name := k.Name()
+	b, err := r.store.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("load segment: %w", err)
+	}
+	if len(b) > maxSegmentSize {
+		return nil, corrupt(name, -1, "%d bytes, over the limit %d", len(b), maxSegmentSize)
+	}
+	if hashObject(b) != k.ID {
+		return nil, corrupt(name, -1, "content does not match its name (truncated or altered)")
+	}
+	p, err := open(nil, r.keys.metadata, b, adSegment)
+	if err != nil {
+		return nil, corrupt(name, -1, "fails authentication")
+	}
+	s, err := DecodeSegment(name, p)
+	if err != nil {
+		return nil, err
+	}
+	if s.Key(k.ID) != k {
+		return nil, corrupt(name, -1, "manifest says %s, its name says otherwise", s.Key(k.ID).Name())
+	}
+	return s, nil
+}
+
+// DecodeSegment parses and validates segment manifest plaintext.
+func DecodeSegment(name string, p []byte) (*Segment, error) {
+	var s Segment
+	if err := json.Unmarshal(p, &s); err != nil {
+		return nil, corrupt(name, -1, "segment manifest is not valid JSON: %v", err)
+	}
+	if s.Version != segmentVersion {
+		return nil, fmt.Errorf("%s: %w: segment version %d", name, ErrUnsupportedVersion, s.Version)
+	}
+	if s.Encoding != EventsEncoding {
+		return nil, fmt.Errorf("%s: %w: event encoding %q", name, ErrUnsupportedVersion, s.Encoding)
+	}
+	if err := s.validate(); err != nil {
+		return nil, corrupt(name, -1, "%v", err)
+	}
+	return &s, nil
+}
+
+func (s *Segment) validate() error {
+	if err := ValidStream(s.Stream); err != nil {
+		return err
+	}
+	switch {
+	case s.First == 0 || s.Last < s.First:
+		return fmt.Errorf("segment range %d-%d", s.First, s.Last)
+	case s.FirstTime.UnixNano() < 0 || s.LastTime.Before(s.FirstTime):
+		return fmt.Errorf("segment times %v-%v", s.FirstTime, s.LastTime)
+	case s.Pack.Length == 0 || s.Pack.K < 1 || s.Pack.M < 0 || s.Pack.K+s.Pack.M > 255:
+		return fmt.Errorf("segment pack %d bytes, %d+%d shards", s.Pack.Length, s.Pack.K, s.Pack.M)
+	case len(s.Frames) == 0 || s.Frames[0].First != s.First:
+		return fmt.Errorf("segment frames do not start at %d", s.First)
+	}
+	next := s.First
+	for _, f := range s.Frames {
+		if f.First != next || f.Events <= 0 || uint64(f.Events) > s.Last-next+1 {
+			return fmt.Errorf("segment frames do not cover %d-%d", s.First, s.Last)
+		}
+		next += uint64(f.Events)
+	}
+	if next != s.Last+1 {
+		return fmt.Errorf("segment frames do not cover %d-%d", s.First, s.Last)
+	}
+	return nil
+}
