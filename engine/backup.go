@@ -33,6 +33,10 @@ type BackupOptions struct {
 	// Parent is the snapshot to deduplicate against, normally the latest of
 	// the same stream; nil stores every chunk anew.
 	Parent *index.SnapshotRef
+	// Describe, if set, is called once the export has been read, before the
+	// manifest is written, to add what the caller learned about the export
+	// (KeyField and Sorted of an ndjson export).
+	Describe func(*repo.Snapshot)
 
 	// Tuning: none of these changes what a restore returns.
 	Workers    int               // compression workers; default GOMAXPROCS
@@ -380,6 +384,9 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if o.Parent != nil {
 		p := o.Parent.ID
 		snap.Parent = &p
+	}
+	if o.Describe != nil {
+		o.Describe(snap)
 	}
 	id, err := r.SaveSnapshot(ctx, snap)
 	if err != nil {

@@ -37,7 +37,7 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 	c := &Catalog{Snapshots: make([]SnapshotRef, len(ids))}
 	logs, logErr := ListLogs(ctx, r.Store(), "")
 	if logs == nil {
-		return nil, logErr
+		logs = map[string]*Log{}
 	}
 	c.Logs = logs
 	errs := make([]error, len(ids))

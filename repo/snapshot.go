@@ -31,6 +31,11 @@ type Snapshot struct {
 	Host    string `json:"host,omitempty"`
 	// Position is the change-log position the export is consistent at, when known.
 	Position *uint64 `json:"position,omitempty"`
+	// KeyField and Sorted describe an ndjson export: the field that keys its
+	// documents, and whether every line is a document with a key and the
+	// keys strictly ascend (a point-in-time restore then streams).
+	KeyField string `json:"key_field,omitempty"`
+	Sorted   bool   `json:"sorted,omitempty"`
 	// Stored counts what this backup added: new blobs and their compressed, sealed bytes.
 	NewBlobs    int64 `json:"new_blobs"`
 	StoredBytes int64 `json:"stored_bytes"`

@@ -1,0 +1,392 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// LogOptions describe a change-log capture. Stream is required.
+type LogOptions struct {
+	Stream string
+	// SegmentBytes seals a segment once its encoded events reach this size;
+	// default 16 MiB. (Sealing by time is the caller's: SealOlder.)
+	SegmentBytes int
+	FrameSize    int               // encoded events compressed together; default 1 MiB
+	Level        zstd.EncoderLevel // default zstd.SpeedFastest
+	Workers      int               // compression workers; default GOMAXPROCS
+	// OnGap is called when an event's position jumps past the next expected
+	// one; the capture records the gap and goes on.
+	OnGap func(from, to uint64)
+	Now   func() time.Time // the sealing clock; default time.Now
+}
+
+// LogStats count what a LogWriter did. Read them after Close.
+type LogStats struct {
+	Appended, Skipped int64 // events taken, and events already stored and skipped
+	Segments          int64
+	Gaps              int64
+	EncodedBytes      int64 // event bytes before compression
+	StoredBytes       int64 // sealed pack bytes, before parity
+}
+
+// LogWriter seals a stream's change events into log segments. Events must
+// come in commit order: positions counting up by one (a jump is a gap) and
+// times never decreasing. Events at positions already stored are skipped,
+// so a capture restarted from any earlier point stores nothing twice.
+// Its methods are safe for concurrent use (a timer may call SealOlder
+// while another goroutine appends); segments are stored in order by one
+// background sealer while the next fills.
+type LogWriter struct {
+	r *repo.Repository
+	o LogOptions
+
+	// mu guards the open segment and the appender's counters. It may be
+	// held while waiting for the sealer, so the sealer never takes it.
+	mu      sync.Mutex
+	closed  bool
+	next    uint64 // position expected next; 0 before the first event of a new log
+	lastT   int64  // time of the newest event taken
+	cur     *pendingSegment
+	stats   LogStats // Appended, Skipped, Gaps
+	pending chan *pendingSegment
+	done    chan struct{}
+
+	// resMu guards what the sealer reports.
+	resMu  sync.Mutex
+	failed error
+	stored LogStats // Segments, EncodedBytes, StoredBytes
+
+	// prev is the manifest ID of the newest stored segment; only the sealer touches it.
+	prev *repo.ID
+}
+
+type pendingSegment struct {
+	buf     []byte
+	frames  []frameRun // boundaries in buf
+	first   uint64
+	last    uint64
+	t0, t1  int64
+	opened  time.Time // when its first event arrived, for SealOlder
+	gap     string
+	flushed chan struct{} // closed when stored or failed; only for Flush markers
+}
+
+type frameRun struct {
+	end    int // offset in buf
+	first  uint64
+	events int
+}
+
+// OpenLog opens a stream's log for appending. It lists the stream's
+// segments to find where the log ends, so it continues a log that an
+// earlier capture (perhaps killed) left.
+func OpenLog(ctx context.Context, r *repo.Repository, o LogOptions) (*LogWriter, error) {
+	if err := repo.ValidStream(o.Stream); err != nil {
+		return nil, err
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 16 << 20
+	}
+	o.SegmentBytes = min(o.SegmentBytes, 256<<20) // packs stay far below their 1 GiB limit
+	if o.FrameSize <= 0 {
+		o.FrameSize = 1 << 20
+	}
+	o.FrameSize = min(o.FrameSize, repo.MaxFrameRaw/2, o.SegmentBytes)
+	if o.Level == 0 {
+		o.Level = zstd.SpeedFastest
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	logs, err := index.ListLogs(ctx, r.Store(), o.Stream)
+	if err != nil {
+		return nil, err
+	}
+	w := &LogWriter{r: r, o: o, pending: make(chan *pendingSegment, 1), done: make(chan struct{})}
+	if l := logs[o.Stream]; l != nil {
+		if head, ok := l.Newest(); ok {
+			w.next, w.lastT = head.Last+1, head.LastTime
+			w.prev = &head.ID
+		}
+	}
+	go w.sealer(ctx)
+	return w, nil
+}
+
+// Next returns the position the log expects next (0 for an empty log).
+func (w *LogWriter) Next() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.next
+}
+
+// ErrEventOrder is returned for an event whose time is earlier than the
+// event before it: the log would no longer be ordered by time.
+var ErrEventOrder = errors.New("event out of order")
+
+// ErrLogClosed is returned by Append after Close.
+var ErrLogClosed = errors.New("log writer closed")
+
+// Append takes one event. Key and Value are copied.
+func (w *LogWriter) Append(e *repo.Event) error {
+	if err := w.err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		return ErrLogClosed
+	case e.Seq == 0:
+		return fmt.Errorf("%w: position 0 (positions count from 1)", ErrEventOrder)
+	case e.Time < 0:
+		return fmt.Errorf("%w: event %d has a time before 1970", ErrEventOrder, e.Seq)
+	case w.next != 0 && e.Seq < w.next:
+		w.stats.Skipped++
+		return nil
+	case e.Time < w.lastT:
+		return fmt.Errorf("%w: event %d at %s is earlier than the event before it (%s)", ErrEventOrder, e.Seq,
+			index.FormatTime(time.Unix(0, e.Time)), index.FormatTime(time.Unix(0, w.lastT)))
+	}
+	if w.next != 0 && e.Seq > w.next {
+		from, to := w.next, e.Seq-1
+		w.sealLocked()
+		w.stats.Gaps++
+		w.cur = w.newSegment()
+		w.cur.gap = fmt.Sprintf("positions %d-%d never reached the capture", from, to)
+		if w.o.OnGap != nil {
+			w.o.OnGap(from, to)
+		}
+	}
+	if w.cur == nil {
+		w.cur = w.newSegment()
+	}
+	c := w.cur
+	if len(c.frames) == 0 {
+		c.first, c.t0 = e.Seq, e.Time
+		c.frames = append(c.frames, frameRun{first: e.Seq})
+	} else if len(c.buf)-frameStart(c) >= w.o.FrameSize {
+		c.frames = append(c.frames, frameRun{first: e.Seq})
+	}
+	c.buf = repo.AppendEvent(c.buf, e)
+	c.frames[len(c.frames)-1].events++
+	c.frames[len(c.frames)-1].end = len(c.buf)
+	c.last, c.t1 = e.Seq, e.Time
+	w.next, w.lastT = e.Seq+1, e.Time
+	w.stats.Appended++
+	if len(c.buf) >= w.o.SegmentBytes {
+		w.sealLocked()
+	}
+	return nil
+}
+
+func frameStart(c *pendingSegment) int {
+	if len(c.frames) < 2 {
+		return 0
+	}
+	return c.frames[len(c.frames)-2].end
+}
+
+func (w *LogWriter) newSegment() *pendingSegment {
+	return &pendingSegment{opened: w.o.Now()}
+}
+
+// SealOlder seals the open segment if its first event arrived more than
+// age ago: the bound on how much a crash can lose (the RPO).
+func (w *LogWriter) SealOlder(age time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur != nil && len(w.cur.frames) > 0 && w.o.Now().Sub(w.cur.opened) >= age {
+		w.sealLocked()
+	}
+	return w.err()
+}
+
+func (w *LogWriter) err() error {
+	w.resMu.Lock()
+	defer w.resMu.Unlock()
+	return w.failed
+}
+
+// sealLocked hands the open segment to the sealer. It blocks while the
+// sealer is busy with the previous one, which bounds memory to two segments.
+func (w *LogWriter) sealLocked() {
+	if w.closed {
+		return
+	}
+	c := w.cur
+	w.cur = nil
+	if c == nil || len(c.frames) == 0 {
+		if c != nil && c.gap != "" {
+			w.cur = c // keep the gap for the next event
+		}
+		return
+	}
+	w.pending <- c
+}
+
+// Flush seals the open segment and waits until every sealed segment is
+// stored. It returns the first error the sealer met.
+func (w *LogWriter) Flush() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrLogClosed
+	}
+	w.sealLocked()
+	marker := &pendingSegment{flushed: make(chan struct{})}
+	w.pending <- marker
+	w.mu.Unlock()
+	<-marker.flushed
+	return w.err()
+}
+
+// Close flushes and stops the sealer. The writer is unusable afterwards.
+func (w *LogWriter) Close() (LogStats, error) {
+	err := w.Flush()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.closed = true
+		close(w.pending)
+		<-w.done
+	}
+	st := w.stats
+	w.resMu.Lock()
+	defer w.resMu.Unlock()
+	st.Segments, st.EncodedBytes, st.StoredBytes = w.stored.Segments, w.stored.EncodedBytes, w.stored.StoredBytes
+	return st, err
+}
+
+// sealer stores segments in order, chaining each to the one before.
+func (w *LogWriter) sealer(ctx context.Context) {
+	defer close(w.done)
+	for c := range w.pending {
+		if c.flushed != nil {
+			close(c.flushed)
+			continue
+		}
+		if w.err() != nil {
+			continue
+		}
+		key, stored, err := w.store(ctx, c)
+		w.resMu.Lock()
+		if err != nil {
+			w.failed = fmt.Errorf("log %s: segment %d-%d: %w", w.o.Stream, c.first, c.last, err)
+		} else {
+			w.stored.Segments++
+			w.stored.EncodedBytes += int64(len(c.buf))
+			w.stored.StoredBytes += stored
+			w.prev = &key.ID
+		}
+		w.resMu.Unlock()
+	}
+}
+
+// store seals one segment: frames compressed in parallel, one pack, then
+// the manifest. The manifest goes last, so a crash leaves at worst a pack
+// nothing references; the restarted capture rewrites the segment.
+func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentKey, int64, error) {
+	frames := make([]repo.Frame, len(c.frames))
+	errs := make([]error, len(c.frames))
+	sem := make(chan struct{}, w.o.Workers)
+	var wg sync.WaitGroup
+	start := 0
+	for i, f := range c.frames {
+		blob := c.buf[start:f.end]
+		start = f.end
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			info := repo.BlobInfo{Type: repo.LogBlob, ID: w.r.BlobID(repo.LogBlob, blob), Len: uint32(len(blob))}
+			frames[i], errs[i] = w.r.SealFrame([]repo.BlobInfo{info}, [][]byte{blob}, w.o.Level)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return repo.SegmentKey{}, 0, err
+	}
+	pack, _, err := w.r.BuildPack(frames)
+	if err != nil {
+		return repo.SegmentKey{}, 0, err
+	}
+	pi, err := w.r.WritePack(ctx, pack)
+	if err != nil {
+		return repo.SegmentKey{}, 0, err
+	}
+	seg := &repo.Segment{
+		Stream: w.o.Stream, First: c.first, Last: c.last,
+		FirstTime: time.Unix(0, c.t0).UTC(), LastTime: time.Unix(0, c.t1).UTC(),
+		Prev: w.prev, Gap: c.gap, Created: w.o.Now().UTC(),
+		Pack: repo.SegmentPack{ID: pi.ID, Length: pi.Length, K: pi.K, M: pi.M},
+	}
+	for _, f := range c.frames {
+		seg.Frames = append(seg.Frames, repo.SegmentRun{First: f.first, Events: f.events})
+	}
+	key, err := w.r.SaveSegment(ctx, seg)
+	return key, int64(len(pack)), err
+}
+
+// ReadSegment reads a segment's events in order and calls fn for each. It
+// verifies everything a restore relies on: the pack against its ID, each
+// frame's authentication and blob ID, and that the events are exactly
+// positions First..Last with times inside the manifest's range, never
+// decreasing. fn must not keep Key or Value.
+func ReadSegment(ctx context.Context, r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, fn func(*repo.Event) error) error {
+	name := k.Name()
+	pack, _, err := r.ReadPack(ctx, seg.Pack.Info())
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", name, err)
+	}
+	frames, err := r.ParseTrailer("pack "+seg.Pack.ID.String(), pack)
+	if err != nil {
+		return err
+	}
+	if len(frames) != len(seg.Frames) {
+		return &repo.CorruptError{Object: name, Offset: -1, Reason: fmt.Sprintf("pack has %d frames, the manifest %d", len(frames), len(seg.Frames))}
+	}
+	next, lastT := seg.First, seg.FirstTime.UnixNano()
+	maxT := seg.LastTime.UnixNano()
+	for i, f := range frames {
+		if len(f.Blobs) != 1 || f.Blobs[0].Type != repo.LogBlob {
+			return &repo.CorruptError{Object: name, Offset: int64(f.Offset), Reason: "frame does not hold one log blob"}
+		}
+		blob, err := r.OpenFrame(pack[f.Offset:f.Offset+f.Length], int(f.Blobs[0].Len))
+		if err != nil {
+			return &repo.CorruptError{Object: name, Offset: int64(f.Offset), Reason: "frame fails authentication or decoding: " + err.Error()}
+		}
+		if r.BlobID(repo.LogBlob, blob) != f.Blobs[0].ID {
+			return &repo.CorruptError{Object: name, Offset: int64(f.Offset), Reason: "log blob does not match its ID"}
+		}
+		n := 0
+		err = repo.DecodeEvents(name, blob, func(e *repo.Event) error {
+			if e.Seq != next || e.Time < lastT || e.Time > maxT {
+				return &repo.CorruptError{Object: name, Offset: int64(f.Offset), Reason: fmt.Sprintf("event %d out of order (want position %d, time within the segment's)", e.Seq, next)}
+			}
+			next, lastT = next+1, e.Time
+			n++
+			return fn(e)
+		})
+		if err != nil {
+			return err
+		}
+		if n != seg.Frames[i].Events {
+			return &repo.CorruptError{Object: name, Offset: int64(f.Offset), Reason: fmt.Sprintf("frame holds %d events, the manifest says %d", n, seg.Frames[i].Events)}
+		}
+	}
+	if next != seg.Last+1 {
+		return &repo.CorruptError{Object: name, Offset: -1, Reason: fmt.Sprintf("events end at %d, the manifest says %d", next-1, seg.Last)}
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+package retry
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBackoffBounds(t *testing.T) {
+	p := Policy{Base: 100 * time.Millisecond, Max: time.Second}.withDefaults()
+	tests := []struct {
+		n      int
+		lo, hi time.Duration
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{4, 400 * time.Millisecond, 800 * time.Millisecond},
+		{5, 500 * time.Millisecond, time.Second},
+		{60, 500 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			if d := p.backoff(tt.n); d < tt.lo || d > tt.hi {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tt.n, d, tt.lo, tt.hi)
+			}
+		}
+	}
+	huge := Policy{Base: time.Second, Max: 1<<63 - 1}.withDefaults()
+	if d := huge.backoff(200); d <= 0 {
+		t.Fatalf("backoff(200) with an unbounded Max = %v, want positive", d)
+	}
+}
+
+func TestPolicyDefaults(t *testing.T) {
+	got := Policy{}.withDefaults()
+	if want := (Policy{Attempts: DefaultAttempts, Base: DefaultBase, Max: DefaultMax}); got != want {
+		t.Fatalf("zero Policy = %+v, want %+v", got, want)
+	}
+	if err := (Policy{Attempts: -1}).validate(); err == nil {
+		t.Fatal("negative Attempts accepted")
+	}
+}
