@@ -16,6 +16,7 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source/ndjson"
 )
 
 func cmdInit(ctx context.Context, env *environment, args []string) error {
@@ -81,6 +82,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	at := fs.String("time", "", "instant the export is consistent at: RFC 3339 or unix seconds, fractions allowed (default now)")
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
+	keyField := fs.String("key-field", ndjson.DefaultKeyField, "ndjson: the document field that holds each document's key")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,6 +91,9 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	}
 	if err := repo.ValidStream(*stream); err != nil {
 		return usageError{err.Error()}
+	}
+	if err := keyFieldOK(*keyField); err != nil {
+		return err
 	}
 	if *stdin == (fs.NArg() == 1) || fs.NArg() > 1 {
 		return usagef("give exactly one of --stdin or a FILE")
@@ -119,6 +124,16 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		}
 		defer f.Close()
 		src = f
+	}
+	if *format == engine.FormatNDJSON {
+		// Whether the export is sorted by key decides how a point-in-time
+		// restore merges changes into it; learn it on the way through.
+		oc := ndjson.NewOrderChecker(*keyField)
+		src = io.TeeReader(src, oc)
+		o.Describe = func(s *repo.Snapshot) {
+			s.KeyField = *keyField
+			s.Sorted, _ = oc.Sorted()
+		}
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
@@ -235,10 +250,13 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID] [--to PATH|-]")
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|-]")
 	location := repoFlag(fs, env)
 	stream := fs.String("stream", "", "stream `name` (required)")
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
+	at := fs.String("at", "", "restore the state at this instant (events with time ≤ TIME applied): RFC 3339 or unix seconds, fractions allowed")
+	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
+	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -249,11 +267,28 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
+	target, err := restoreTarget(*at, *atPos)
+	if err != nil {
+		return err
+	}
+	if target != nil && *snapID != "" {
+		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
+	}
+	if target == nil && *dryRun {
+		return usagef("--dry-run plans a point-in-time restore: give --at or --at-position")
+	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
 		return err
 	}
 	cat, catErr := index.LoadCatalog(ctx, r)
+	if target != nil {
+		if catErr != nil {
+			// A plan over a partial catalog could pick the wrong base; say so loudly.
+			fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", catErr)
+		}
+		return restoreAt(ctx, env, r, cat, *stream, *target, *to, *dryRun)
+	}
 	var snap index.SnapshotRef
 	if *snapID != "" {
 		snap, err = cat.Find(*stream, *snapID)

@@ -50,7 +50,9 @@ func init() {
 		{"init", "create a repository", cmdInit},
 		{"backup", "back up an export from a file or stdin", cmdBackup},
 		{"snapshots", "list snapshots", cmdSnapshots},
-		{"restore", "restore a snapshot", cmdRestore},
+		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore},
+		{"log", "capture a change-event stream into log segments", cmdLog},
+		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck},
 		{"key", "manage passwords: key add|list|remove|passwd", cmdKey},
 		{"version", "print the version", func(context.Context, *environment, []string) error {

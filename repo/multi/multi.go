@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +23,10 @@ var (
 // can hold objects immutable (none implements repo.Retainer).
 var ErrNoRetainer = errors.New("none of the stores supports retention")
 
+// ErrReadOnly is wrapped by the error of every write (Put, Delete,
+// RetainUntil, Resync) to a Store opened with Options.Degraded.
+var ErrReadOnly = errors.New("multi store is read-only: opened degraded")
+
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// Names label the stores in errors and reports, in the order of the
@@ -31,6 +36,14 @@ type Options struct {
 	// Verify checks a copy read by Get; a copy that fails is passed over
 	// for another store's. Nil means repo.VerifyObject.
 	Verify repo.Verifier
+	// Degraded makes the Store read-only and lets reads pass over a store
+	// that fails to answer as if it were empty, so that a repository opens
+	// and restores while a store is unreachable: ReadPack rebuilds the
+	// shards it holds from parity. Without it, one unreachable store fails
+	// List, so repo.Open fails. Writes fail with ErrReadOnly, so nothing
+	// is written or deleted on a partial view; Unavailable names the stores
+	// passed over. For restores, never for backup, prune or repair.
+	Degraded bool
 }
 
 func (o Options) validate(n int) error {
@@ -43,12 +56,14 @@ func (o Options) validate(n int) error {
 // Store is one repository spread over several stores (package
 // documentation). It is safe for concurrent use if the inner stores are.
 type Store struct {
-	stores []repo.Store
-	labels []string
-	verify repo.Verifier
+	stores   []repo.Store
+	labels   []string
+	verify   repo.Verifier
+	degraded bool
 
-	mu       sync.Mutex
-	tampered map[string]struct{} // names whose damaged copy a read passed over
+	mu          sync.Mutex
+	tampered    map[string]struct{} // names whose damaged copy a read passed over
+	unavailable map[int]bool        // stores a degraded read passed over
 }
 
 // New returns a Store over stores, in this order; shard i of a pack goes to
@@ -64,10 +79,12 @@ func New(stores []repo.Store, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		stores:   slices.Clone(stores),
-		labels:   make([]string, len(stores)),
-		verify:   opts.Verify,
-		tampered: make(map[string]struct{}),
+		stores:      slices.Clone(stores),
+		labels:      make([]string, len(stores)),
+		verify:      opts.Verify,
+		degraded:    opts.Degraded,
+		tampered:    make(map[string]struct{}),
+		unavailable: make(map[int]bool),
 	}
 	if s.verify == nil {
 		s.verify = repo.VerifyObject
@@ -123,6 +140,9 @@ func (s *Store) try(ctx context.Context, name string, fn func(i int) error) (tri
 // a replicated object some stores may hold it (whole), as after a retried
 // Put; Resync completes it.
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
+	if s.degraded {
+		return fmt.Errorf("multi store: put %s: %w", name, ErrReadOnly)
+	}
 	if i, ok := s.home(name); ok {
 		if err := s.stores[i].Put(ctx, name, data); err != nil {
 			return fmt.Errorf("multi store: put %s: %s: %w", name, s.labels[i], err)
@@ -164,7 +184,7 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		}
 		return good, nil
 	}
-	if damaged != nil && onlyMissingOrDamaged(tries) {
+	if damaged != nil && s.onlyMissingOrDamaged(tries) {
 		return damaged, nil
 	}
 	return nil, s.combine("get", name, tries)
@@ -225,8 +245,18 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 			return nil
 		})
 	})
-	if err := s.failed("list", prefix, errs); err != nil {
-		return err
+	// Degraded, a store that failed counts as empty, but one must answer.
+	strict, listed := false, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			listed++
+		case !s.passOver(attempt{i, err}):
+			strict = true
+		}
+	}
+	if strict || listed == 0 {
+		return s.failed("list", prefix, errs)
 	}
 	byName := func(a, b repo.ObjectInfo) int { return strings.Compare(a.Name, b.Name) }
 	for _, l := range lists {
@@ -271,6 +301,9 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 // failure. A failed Delete may leave the object on some stores, where List
 // still finds it and Resync would copy it back: repeat the Delete.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if s.degraded {
+		return fmt.Errorf("multi store: delete %s: %w", name, ErrReadOnly)
+	}
 	errs := s.each(func(i int, st repo.Store) error { return st.Delete(ctx, name) })
 	return s.failed("delete", name, errs)
 }
@@ -282,6 +315,9 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // wrapping repo.ErrNotFound if none of those that do holds the object, and
 // otherwise the failures of the stores that hold it, each named.
 func (s *Store) RetainUntil(ctx context.Context, name string, until time.Time) error {
+	if s.degraded {
+		return fmt.Errorf("multi store: retain %s: %w", name, ErrReadOnly)
+	}
 	var retainers []int
 	for i, st := range s.stores {
 		if _, ok := st.(repo.Retainer); ok {
@@ -366,16 +402,46 @@ type damagedError struct{ err error }
 func (e *damagedError) Error() string { return "copy fails verification: " + e.err.Error() }
 func (e *damagedError) Unwrap() error { return e.err }
 
-// onlyMissingOrDamaged reports whether every failed attempt was "not found"
-// or a damaged copy.
-func onlyMissingOrDamaged(tries []attempt) bool {
+// onlyMissingOrDamaged reports whether every failed attempt was "not found",
+// a damaged copy, or, degraded, a store passed over.
+func (s *Store) onlyMissingOrDamaged(tries []attempt) bool {
 	for _, a := range tries {
 		var d *damagedError
-		if !errors.Is(a.err, repo.ErrNotFound) && !errors.As(a.err, &d) {
+		if !errors.Is(a.err, repo.ErrNotFound) && !errors.As(a.err, &d) && !s.passOver(a) {
 			return false
 		}
 	}
 	return true
+}
+
+// passOver reports whether a degraded Store treats the failed attempt as
+// the store being empty, and if so records the store as unavailable. An
+// answer (not found, a damaged copy, a range outside the object) and the
+// caller's own cancellation are never passed over.
+func (s *Store) passOver(a attempt) bool {
+	var d *damagedError
+	if !s.degraded || errors.Is(a.err, repo.ErrNotFound) || errors.As(a.err, &d) || errors.Is(a.err, io.ErrUnexpectedEOF) ||
+		errors.Is(a.err, context.Canceled) || errors.Is(a.err, context.DeadlineExceeded) {
+		return false
+	}
+	s.mu.Lock()
+	s.unavailable[a.store] = true
+	s.mu.Unlock()
+	return true
+}
+
+// Unavailable returns the labels of the stores that a Store opened with
+// Options.Degraded has passed over since New, in store order.
+func (s *Store) Unavailable() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for i, l := range s.labels {
+		if s.unavailable[i] {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // failed returns nil if every store succeeded, and otherwise an error naming
@@ -402,21 +468,32 @@ func (s *Store) failedAttempts(op, name string, tries []attempt) error {
 }
 
 // combine makes the error of a read that no store could serve. It wraps
-// repo.ErrNotFound only if every store said "not found": an object that one
-// store could not be asked about is not known to be missing, so then the
-// "not found" answers are named but not wrapped.
+// repo.ErrNotFound only if every store said "not found" (or, degraded, was
+// passed over): an object that one store could not be asked about is not
+// known to be missing, so then the "not found" answers are named but not
+// wrapped.
 func (s *Store) combine(op, name string, tries []attempt) error {
 	var errs storeErrors
-	var missing []string
+	var missing, passed []string
 	for _, a := range tries {
-		if errors.Is(a.err, repo.ErrNotFound) {
+		switch {
+		case errors.Is(a.err, repo.ErrNotFound):
 			missing = append(missing, s.labels[a.store])
-			continue
+		case s.passOver(a):
+			passed = append(passed, fmt.Sprintf("%s passed over: %v", s.labels[a.store], a.err))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %w", s.labels[a.store], a.err))
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", s.labels[a.store], a.err))
 	}
 	if len(errs) == 0 {
-		return fmt.Errorf("multi store: %s %s: %w on %s", op, name, repo.ErrNotFound, strings.Join(missing, ", "))
+		var where []string
+		if len(missing) > 0 {
+			where = append(where, "on "+strings.Join(missing, ", "))
+		}
+		return fmt.Errorf("multi store: %s %s: %w %s", op, name, repo.ErrNotFound, strings.Join(append(where, passed...), "; "))
+	}
+	for _, p := range passed {
+		errs = append(errs, errors.New(p))
 	}
 	if len(missing) > 0 {
 		errs = append(errs, fmt.Errorf("not found on %s", strings.Join(missing, ", ")))

@@ -554,3 +554,33 @@ func TestSurvives(t *testing.T) {
 		t.Errorf("CheckPlacement(4, 2, 2) = %q, want %q", got, want)
 	}
 }
+
+// TestResyncGoesOnPastFailedWrites checks that a store refusing writes is
+// named in the error while the other stores are still restored.
+func TestResyncGoesOnPastFailedWrites(t *testing.T) {
+	ctx := t.Context()
+	full := faulty.New(mem.New())
+	empty := mem.New()
+	src := mem.New()
+	s := newMulti(t, src, full, empty)
+	var want []string
+	for i := range 3 {
+		name, data := indexObject(uint64(20 + i))
+		if err := src.Put(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	full.FullDisk(0)
+	rep, err := s.Resync(ctx)
+	if !errors.Is(err, faulty.ErrInjected) || !strings.Contains(err.Error(), "store 1") {
+		t.Fatalf("Resync error = %v, want the full disk of store 1", err)
+	}
+	if got := rep.Stores[2].Restored; !slices.Equal(got, want) {
+		t.Fatalf("Resync restored %q to store 2, want %q", got, want)
+	}
+	if got := rep.Stores[1].Restored; len(got) != 0 {
+		t.Fatalf("Resync reports %q restored to the full store", got)
+	}
+}

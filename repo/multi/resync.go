@@ -59,6 +59,9 @@ func (s *Store) Resync(ctx context.Context) (Report, error) {
 	for i := range rep.Stores {
 		rep.Stores[i].Name = s.labels[i]
 	}
+	if s.degraded {
+		return rep, fmt.Errorf("multi store: resync: %w", ErrReadOnly)
+	}
 	// Which store has which replicated object. Shards are skipped while
 	// listing, so memory follows the metadata, not the data.
 	have := make([]map[string]bool, len(s.stores))

@@ -180,7 +180,7 @@ func (s *store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 		fnErr   error
 	)
 	err := s.do(ctx, func() error {
-		return s.inner.List(ctx, prefix, func(info repo.ObjectInfo) error {
+		err := s.inner.List(ctx, prefix, func(info repo.ObjectInfo) error {
 			if started && info.Name <= last {
 				return nil
 			}
@@ -191,6 +191,10 @@ func (s *store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 			last, started = info.Name, true
 			return nil
 		})
+		if fnErr != nil {
+			return permanent{err}
+		}
+		return err
 	})
 	if fnErr != nil {
 		return fnErr
@@ -234,6 +238,13 @@ func (s retainerTampered) RetainUntil(ctx context.Context, name string, until ti
 
 // TamperedObjects returns the inner store's answer.
 func (s retainerTampered) TamperedObjects() []string { return s.tamperedObjects() }
+
+// permanent stops do from retrying an error that may look transient.
+type permanent struct{ err error }
+
+func (e permanent) Error() string   { return e.err.Error() }
+func (e permanent) Unwrap() error   { return e.err }
+func (e permanent) Transient() bool { return false }
 
 // IsTransient reports whether a later identical call may succeed where the
 // one that returned err failed (package documentation, "Transient").

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source/ndjson"
+)
+
+func cmdLog(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "log", "--repo DIR --stream NAME --stdin [--segment-bytes N] [--segment-interval D]")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "stream `name` (required)")
+	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
+	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
+	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *stream == "":
+		return usagef("--stream is required")
+	case !*stdin || fs.NArg() != 0:
+		return usagef("give --stdin: events come from standard input")
+	case *segBytes < 1<<10:
+		return usagef("--segment-bytes must be at least 1024")
+	case *interval <= 0:
+		return usagef("--segment-interval must be positive")
+	}
+	if err := repo.ValidStream(*stream); err != nil {
+		return usageError{err.Error()}
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	// Segments already sealed must be stored even when a signal ends the
+	// capture, so the writer's context outlives ctx.
+	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
+		Stream: *stream, SegmentBytes: *segBytes,
+		OnGap: func(from, to uint64) {
+			fmt.Fprintf(env.stderr, "strata log: GAP in %s: positions %d-%d never arrived; recorded in the catalog, capture goes on\n", *stream, from, to)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if n := w.Next(); n > 0 {
+		fmt.Fprintf(env.stderr, "strata log: %s continues at position %d; events before it are already stored and are skipped\n", *stream, n)
+	}
+	tick := time.NewTicker(min(*interval/4, time.Second))
+	defer tick.Stop()
+	readErr := make(chan error, 1)
+	go func() { readErr <- readEvents(env.stdin, w) }()
+	var inErr error
+loop:
+	for {
+		select {
+		case inErr = <-readErr:
+			break loop
+		case <-ctx.Done():
+			fmt.Fprintf(env.stderr, "strata log: %v: sealing what arrived and stopping\n", context.Cause(ctx))
+			break loop
+		case <-tick.C:
+			if err := w.SealOlder(*interval); err != nil {
+				inErr = err
+				break loop
+			}
+		}
+	}
+	st, err := w.Close()
+	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
+		*stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps)
+	if err != nil {
+		return err
+	}
+	return inErr
+}
+
+// readEvents parses NDJSON events from src and appends them to w. A bad line
+// stops the capture with its line number; what came before it is sealed.
+func readEvents(src io.Reader, w *engine.LogWriter) error {
+	br := bufio.NewReaderSize(src, 1<<20)
+	var long []byte
+	for lineNo := 1; ; lineNo++ {
+		b, err := br.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			long = append(long, b...)
+			if len(long) > repo.MaxEventValue+repo.MaxEventKey+4096 {
+				return fmt.Errorf("event line %d: longer than %d bytes", lineNo, len(long))
+			}
+			b, err = br.ReadSlice('\n')
+		}
+		if long != nil {
+			b = append(long, b...)
+			long = nil
+		}
+		if line := bytes.TrimSpace(b); len(line) > 0 {
+			e, perr := ndjson.ParseEvent(line)
+			if perr != nil {
+				return fmt.Errorf("event line %d: %w", lineNo, perr)
+			}
+			if aerr := w.Append(&e); aerr != nil {
+				if errors.Is(aerr, engine.ErrLogClosed) {
+					return nil
+				}
+				return fmt.Errorf("event line %d: %w", lineNo, aerr)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// restoreTarget parses --at or --at-position.
+func restoreTarget(at, atPos string) (*index.Target, error) {
+	switch {
+	case at != "" && atPos != "":
+		return nil, usagef("give --at or --at-position, not both")
+	case at != "":
+		ns, err := ndjson.ParseTimeText(at)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		return &index.Target{Time: time.Unix(0, ns).UTC()}, nil
+	case atPos != "":
+		p, err := strconv.ParseUint(atPos, 10, 64)
+		if err != nil {
+			return nil, usagef("--at-position %q: want a non-negative integer", atPos)
+		}
+		return &index.Target{Position: p, ByPos: true}, nil
+	}
+	return nil, nil
+}
+
+// restoreAt plans and runs a point-in-time restore.
+func restoreAt(ctx context.Context, env *environment, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, to string, dryRun bool) error {
+	p, err := cat.Plan(stream, t)
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		return printPlan(ctx, env, r, p)
+	}
+	start := time.Now()
+	var st ndjson.RestoreStats
+	run := func(w io.Writer) error {
+		st, err = ndjson.RestoreAt(ctx, r, p, w, engine.RestoreOptions{})
+		return err
+	}
+	if to == "-" {
+		// Every segment is read and verified before the first byte goes out.
+		bw := newBufferedWriter(env.stdout)
+		if err := run(bw); err != nil {
+			bw.Flush()
+			return err
+		}
+		err = bw.Flush()
+	} else {
+		err = writeAtomic(to, run)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "restored %s at %s: snapshot %s + %d events from %d segments (through position %d), %d keys changed, in %s\n",
+		stream, t, p.Base.ID.Short(), st.EventsApplied, st.Segments, max(st.LastApplied, p.From-1), st.KeysChanged, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *index.Plan) error {
+	segs, err := ndjson.LoadPlan(ctx, r, p)
+	if err != nil {
+		return err
+	}
+	var logBytes uint64
+	for _, s := range segs {
+		logBytes += s.Pack.Length
+	}
+	out := env.stdout
+	fmt.Fprintf(out, "restore %s at %s\n", p.Stream, p.Target)
+	pos := "none"
+	if p.Base.Position != nil {
+		pos = strconv.FormatUint(*p.Base.Position, 10)
+	}
+	fmt.Fprintf(out, "base snapshot %s at %s (position %s): %s export, %s stored\n", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, humanBytes(p.Base.Size), humanBytes(p.Base.StoredBytes))
+	fmt.Fprintf(out, "log segments: %d, %s sealed; events from position %d on, to %s\n", len(segs), humanBytes(int64(logBytes)), p.From, p.Target)
+	for _, k := range p.Segments {
+		fmt.Fprintf(out, "  %d-%d  %s .. %s  %s\n", k.First, k.Last, index.FormatTime(time.Unix(0, k.FirstTime)), index.FormatTime(time.Unix(0, k.LastTime)), k.ID.Short())
+	}
+	fmt.Fprintf(out, "bytes to read: %s (snapshot blobs %s + segments %s, before parity)\n", humanBytes(p.Base.Size+int64(logBytes)), humanBytes(p.Base.Size), humanBytes(int64(logBytes)))
+	return nil
+}
+
+type coverageJSON struct {
+	Stream    string       `json:"stream"`
+	Windows   []windowJSON `json:"windows"`
+	Gaps      []gapJSON    `json:"gaps"`
+	Conflicts []string     `json:"conflicts,omitempty"`
+	Newest    *timeJSON    `json:"newest,omitempty"`
+	LagSecs   *float64     `json:"lag_seconds,omitempty"`
+}
+
+type timeJSON struct {
+	RFC3339 string  `json:"rfc3339"`
+	Unix    float64 `json:"unix"`
+	UnixNS  int64   `json:"unix_ns"`
+}
+
+type windowJSON struct {
+	From     timeJSON `json:"from"`
+	To       timeJSON `json:"to"`
+	FromPos  uint64   `json:"from_position,omitempty"`
+	ToPos    uint64   `json:"to_position,omitempty"`
+	Duration float64  `json:"seconds"`
+}
+
+type gapJSON struct {
+	FromPos uint64   `json:"from_position"`
+	ToPos   uint64   `json:"to_position"`
+	After   timeJSON `json:"after"`
+	Before  timeJSON `json:"before"`
+}
+
+func tj(t time.Time) timeJSON {
+	return timeJSON{RFC3339: index.FormatTime(t), Unix: float64(t.UnixNano()) / 1e9, UnixNS: t.UnixNano()}
+}
+
+func cmdCoverage(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "coverage", "--repo DIR --stream NAME [--json]")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "stream `name` (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stream == "" {
+		return usagef("--stream is required")
+	}
+	r, err := openRepo(ctx, env, *location)
+	if err != nil {
+		return err
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "warning: %v\n", err)
+	}
+	cov := cat.Coverage(*stream)
+	now := time.Now()
+	if *asJSON {
+		j := coverageJSON{Stream: cov.Stream, Windows: []windowJSON{}, Gaps: []gapJSON{}, Conflicts: cov.Conflicts}
+		for _, w := range cov.Windows {
+			j.Windows = append(j.Windows, windowJSON{From: tj(w.From), To: tj(w.To), FromPos: w.FromPos, ToPos: w.ToPos, Duration: w.To.Sub(w.From).Seconds()})
+		}
+		for _, g := range cov.Gaps {
+			j.Gaps = append(j.Gaps, gapJSON{FromPos: g.FromPos, ToPos: g.ToPos, After: tj(g.After), Before: tj(g.Before)})
+		}
+		if !cov.Newest.IsZero() {
+			n, lag := tj(cov.Newest), now.Sub(cov.Newest).Seconds()
+			j.Newest, j.LagSecs = &n, &lag
+		}
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	if len(cov.Windows) == 0 {
+		fmt.Fprintf(env.stdout, "%s: nothing restorable (no snapshot)\n", *stream)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESTORABLE FROM\tTO\tPOSITIONS")
+	for _, w := range cov.Windows {
+		fmt.Fprintf(tw, "%s\t%s\t%d-%d\n", index.FormatTime(w.From), index.FormatTime(w.To), w.FromPos, w.ToPos)
+	}
+	tw.Flush()
+	for _, g := range cov.Gaps {
+		fmt.Fprintf(env.stdout, "GAP: %s\n", g)
+	}
+	for _, c := range cov.Conflicts {
+		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", c)
+	}
+	if !cov.Newest.IsZero() {
+		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", index.FormatTime(cov.Newest), now.Sub(cov.Newest).Round(time.Second))
+	}
+	return nil
+}
+
+// keyFieldOK checks a --key-field value.
+func keyFieldOK(f string) error {
+	if f == "" || strings.ContainsAny(f, "\"\\") || len(f) > 256 {
+		return usagef("--key-field %q: want a plain field name", f)
+	}
+	return nil
+}
