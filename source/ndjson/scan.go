@@ -16,7 +16,9 @@ const maxDepth = 512
 
 var errSyntax = errors.New("invalid JSON")
 
-func syntaxErr(off int, what string) error { return fmt.Errorf("%w at byte %d: %s", errSyntax, off, what) }
+func syntaxErr(off int, what string) error {
+	return fmt.Errorf("%w at byte %d: %s", errSyntax, off, what)
+}
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
