@@ -129,7 +129,7 @@ func TestMerge(t *testing.T) {
 		{Op: repo.OpDelete, Key: []byte("d")},
 		{Op: repo.OpPut, Key: []byte("f"), Value: []byte(`{"_id":"f","v":1}`)},
 		{Op: repo.OpPut, Key: []byte("e"), Value: []byte(`{"_id":"e","v":1}`)},
-		{Op: repo.OpDelete, Key: []byte("e")}, // put then delete: gone
+		{Op: repo.OpDelete, Key: []byte("e")},  // put then delete: gone
 		{Op: repo.OpDelete, Key: []byte("zz")}, // delete of a missing key: nothing
 		{Op: repo.OpPut, Key: []byte("g"), Value: []byte(`{"_id":"g","v":1}`)},
 	} {
