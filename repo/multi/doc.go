@@ -30,6 +30,13 @@
 // damaged copy, after a store was lost, re-created or tampered with. Missing
 // shards are not copied (there are no copies); RepairPack rebuilds them.
 //
+// # Degraded
+//
+// A Store opened with Options.Degraded is read-only and treats a store that
+// fails to answer as empty, so a repository can be opened and restored while
+// a store is unreachable. A normal Store fails instead: a listing without
+// one store could make cleanup delete what that store's objects reference.
+//
 // # Placement check
 //
 // Survives, ShardsPerStore and CheckPlacement say whether k+m shards over n

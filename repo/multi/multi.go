@@ -233,6 +233,8 @@ func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) 
 // first store's that has the object. If any store fails to list, List
 // returns an error naming it before calling fn at all: a partial listing
 // could make cleanup delete objects still referenced from what it missed.
+// Only a Store opened with Options.Degraded (read-only) lists without the
+// stores that fail, as long as one store answers.
 //
 // List collects every store's listing before calling fn, in parallel, so it
 // holds about 100 bytes per listed name and store in memory (a million
@@ -253,6 +255,8 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 			listed++
 		case !s.passOver(attempt{i, err}):
 			strict = true
+		default:
+			lists[i] = nil // what it listed before failing
 		}
 	}
 	if strict || listed == 0 {

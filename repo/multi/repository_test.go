@@ -2,13 +2,17 @@ package multi
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/faulty"
+	"github.com/strata-backup/strata/repo/mem"
 )
 
 var fastKDF = repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
@@ -190,5 +194,96 @@ func TestStoreLoss(t *testing.T) {
 	}
 	if _, err := alone.LoadSnapshot(ctx, snapID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDegraded reads a repository while one store fails every call: a
+// strict Store cannot even open it, a degraded one restores everything
+// from the other stores and parity, and refuses to write.
+func TestDegraded(t *testing.T) {
+	ctx := t.Context()
+	password := []byte("pw")
+	inner := []*mem.Store{mem.New(), mem.New(), mem.New()}
+	stores := []repo.Store{inner[0], inner[1], inner[2]}
+	s, err := New(stores, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, s, password, repo.InitOptions{DataShards: 4, ParityShards: 2, KDF: fastKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := randomBytes(30, 50000)
+	pi, err := r.WritePack(ctx, pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ixID, err := r.SaveIndex(ctx, &repo.IndexFile{Packs: []repo.PackInfo{pi}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	down := faulty.New(inner[1])
+	for _, m := range []string{"Put", "Get", "GetRange", "Stat", "List", "Delete"} {
+		down.FailAfter(m, 1, nil)
+	}
+	stores[1] = down
+	strict, err := New(stores, Options{Names: []string{"a", "b", "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, strict, password); !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("Open with a store down: %v, want the store's failure", err)
+	}
+
+	d, err := New(stores, Options{Names: []string{"a", "b", "c"}, Degraded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = repo.Open(ctx, d, password)
+	if err != nil {
+		t.Fatalf("degraded Open: %v", err)
+	}
+	if _, err := r.LoadIndex(ctx, ixID); err != nil {
+		t.Fatalf("degraded LoadIndex: %v", err)
+	}
+	got, rep, err := r.ReadPack(ctx, pi)
+	if err != nil || !bytes.Equal(got, pack) {
+		t.Fatalf("degraded ReadPack: %d bytes, %v", len(got), err)
+	}
+	if !slices.Equal(rep.Missing, []int{1, 4}) {
+		t.Fatalf("degraded ReadPack found shards %v missing, want [1 4]", rep.Missing)
+	}
+	if got, want := d.Unavailable(), []string{"store 1 (b)"}; !slices.Equal(got, want) {
+		t.Fatalf("Unavailable = %q, want %q", got, want)
+	}
+	_, err = d.Get(ctx, repo.ShardName(pi.ID, 1))
+	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "store 1 (b) passed over") {
+		t.Fatalf("degraded Get of a shard on the down store: %v", err)
+	}
+	if _, err := r.WritePack(ctx, pack); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("degraded WritePack: %v, want ErrReadOnly", err)
+	}
+	if err := d.Delete(ctx, repo.IndexPrefix+ixID.String()); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("degraded Delete: %v, want ErrReadOnly", err)
+	}
+	if _, err := d.Resync(ctx); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("degraded Resync: %v, want ErrReadOnly", err)
+	}
+	if err := d.RetainUntil(ctx, "config", time.Now()); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("degraded RetainUntil: %v, want ErrReadOnly", err)
+	}
+
+	// Degraded still needs one store to answer a listing.
+	all := []repo.Store{faulty.New(mem.New()), faulty.New(mem.New())}
+	for _, st := range all {
+		st.(*faulty.Store).FailAfter("List", 1, nil)
+	}
+	none, err := New(all, Options{Degraded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := none.List(ctx, "", func(repo.ObjectInfo) error { return nil }); !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("degraded List with every store down: %v", err)
 	}
 }
