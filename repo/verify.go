@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -43,9 +44,22 @@ func VerifyObject(name string, data []byte) error {
 	case name == ConfigName:
 		_, err := peekConfig(data)
 		return err
+	case name == LayoutName:
+		var l struct {
+			Version int      `json:"version"`
+			Stores  []string `json:"stores"`
+		}
+		if err := json.Unmarshal(data, &l); err != nil || l.Version != 1 || len(l.Stores) == 0 {
+			return corrupt(name, -1, "not a store layout")
+		}
+		return nil
 	}
 	return nil
 }
+
+// LayoutName is the clear object that lists a repository's stores and its
+// retention (FORMAT.md, "Stores and retention").
+const LayoutName = "stores"
 
 func verifyContentID(name, hexID string, data []byte) error {
 	want, err := ParseID(hexID)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/multi"
 )
 
 func cmdCheck(ctx context.Context, env *environment, args []string) error {
@@ -22,9 +24,36 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	var problems []string
+	if m, ok := r.Store().(*multi.Store); ok && *repair {
+		// Metadata first: a store that came back empty gets its copies of
+		// the config, keys, manifests and index files; shards follow from
+		// parity below.
+		rep, err := m.Resync(ctx)
+		for _, st := range rep.Stores {
+			for _, n := range st.Restored {
+				fmt.Fprintf(env.stdout, "repaired: copied %s to %s\n", n, st.Name)
+			}
+			for _, n := range st.Replaced {
+				fmt.Fprintf(env.stdout, "repaired: replaced the damaged copy of %s on %s\n", n, st.Name)
+			}
+		}
+		for _, n := range rep.Unrecoverable {
+			problems = append(problems, "no intact copy of "+n+" on any store")
+		}
+		if err != nil {
+			return err
+		}
+	}
 	rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair})
 	if err != nil {
 		return err
+	}
+	rep.Problems = append(rep.Problems, problems...)
+	if t, ok := r.Store().(repo.Tampered); ok {
+		for _, n := range t.TamperedObjects() {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: TAMPERED: its current version fails verification or was hidden; the intact older version was read instead", n))
+		}
 	}
 	depth := "structure"
 	if *readData {

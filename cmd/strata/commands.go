@@ -16,15 +16,21 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/multi"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
 func cmdInit(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "init", "--repo DIR [--data-shards K] [--parity-shards M]")
+	fs := newFlags(env, "init", "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--retention D --retention-mode governance|compliance]")
 	location := repoFlag(fs, env)
+	var more multiFlag
+	fs.Var(&more, "store", "another store `URL` of the same repository (repeatable): shards are spread, metadata replicated")
 	k := fs.Int("data-shards", repo.DefaultDataShards, "data shards per pack (k)")
 	m := fs.Int("parity-shards", repo.DefaultParityShards, "parity shards per pack (m): any m shards of a pack may be lost")
 	cipherName := fs.String("cipher", repo.CipherXChaCha20Poly1305, "frame cipher: xchacha20-poly1305 or aes-256-gcm")
+	retention := fs.String("retention", "", "keep every object immutable (S3 Object Lock) for this `duration` after it is written or last extended, e.g. 720h")
+	mode := fs.String("retention-mode", "governance", "Object Lock mode: governance or compliance (binds everyone, root included)")
+	allowLoss := fs.Bool("allow-store-loss", false, "accept a placement where losing one store loses data")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,7 +40,20 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	if *k < 1 || *m < 0 || *k+*m > 255 {
 		return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
 	}
-	s, err := openStore(*location)
+	layout := &storeLayout{}
+	if *retention != "" {
+		d, err := time.ParseDuration(*retention)
+		if err != nil || d < time.Second {
+			return usagef("--retention %q: want a duration of at least 1s, such as 720h", *retention)
+		}
+		switch strings.ToLower(*mode) {
+		case "governance", "compliance":
+		default:
+			return usagef("--retention-mode must be governance or compliance")
+		}
+		layout.Retention, layout.Mode = d.String(), strings.ToUpper(*mode)
+	}
+	s, err := env.createStores(ctx, append([]string{*location}, more...), layout, *k, *m, *allowLoss)
 	if err != nil {
 		return err
 	}
@@ -48,6 +67,12 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	}
 	c := r.Config()
 	fmt.Fprintf(env.stdout, "created repository %s at %s (erasure coding %d+%d, %s)\n", c.ID.Short(), *location, c.DataShards, c.ParityShards, c.Cipher)
+	if len(more) > 0 {
+		fmt.Fprintf(env.stdout, "spread over %d stores: %s; losing one loses %d shards of each pack, parity covers %d\n", len(more)+1, strings.Join(append([]string{*location}, more...), ", "), multi.ShardsPerStore(c.DataShards, c.ParityShards, len(more)+1), c.ParityShards)
+	}
+	if layout.Retention != "" {
+		fmt.Fprintf(env.stdout, "every object is retained (%s mode) for %s after it is written or extended\n", layout.Mode, layout.Retention)
+	}
 	return nil
 }
 
@@ -157,7 +182,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	fmt.Fprintln(env.stdout, id)
 	fmt.Fprintf(env.stderr, "snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity\n",
 		id.Short(), snap.Stream, humanBytes(snap.Size), snap.Blobs, snap.NewBlobs, humanBytes(snap.StoredBytes))
-	return nil
+	// The new snapshot keeps old packs alive: their retention must last as long as its own.
+	return extendRetention(ctx, env, r)
 }
 
 func startProgress(env *environment, p *engine.Progress) func() {

@@ -10,12 +10,10 @@ import (
 	"os"
 	"os/user"
 	"runtime/debug"
-	"strings"
 
 	"golang.org/x/term"
 
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/local"
 )
 
 // environment is everything a command reads from outside its flags, so tests
@@ -80,17 +78,6 @@ func repoFlag(fs *flag.FlagSet, env *environment) *string {
 	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory (default $STRATA_REPO)")
 }
 
-// openStore opens the store a repository location names.
-func openStore(location string) (repo.Store, error) {
-	if location == "" {
-		return nil, usagef("no repository: give --repo or set STRATA_REPO")
-	}
-	if i := strings.Index(location, "://"); i > 0 {
-		return nil, usagef("repository %q: scheme %q is not supported yet; give a directory", location, location[:i])
-	}
-	return local.Open(location)
-}
-
 // password reads the repository password from STRATA_PASSWORD,
 // STRATA_PASSWORD_FILE, or the terminal, in that order. Never from a flag:
 // flags show up in process listings and shell history.
@@ -139,7 +126,7 @@ func (env *environment) secret(varName, fileVar, what string, confirm bool) ([]b
 
 // openRepo opens the repository at location with the password.
 func openRepo(ctx context.Context, env *environment, location string) (*repo.Repository, error) {
-	s, err := openStore(location)
+	s, err := env.openStore(ctx, location)
 	if err != nil {
 		return nil, err
 	}

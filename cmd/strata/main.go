@@ -54,6 +54,7 @@ func init() {
 		{"log", "capture a change-event stream into log segments", cmdLog},
 		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck},
+		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", cmdRetention},
 		{"key", "manage passwords: key add|list|remove|passwd", cmdKey},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/limit"
+	"github.com/strata-backup/strata/repo/local"
+	"github.com/strata-backup/strata/repo/multi"
+	"github.com/strata-backup/strata/repo/retry"
+	"github.com/strata-backup/strata/repo/s3"
+)
+
+// layoutName is the clear object, replicated to every store, that says
+// which stores hold the repository and what retention every write gets
+// (FORMAT.md, "Stores and retention"). It holds no secrets.
+const layoutName = repo.LayoutName
+
+type storeLayout struct {
+	Version   int      `json:"version"`
+	Stores    []string `json:"stores"`
+	Retention string   `json:"retention,omitempty"` // a Go duration
+	Mode      string   `json:"retention_mode,omitempty"`
+}
+
+func (l *storeLayout) retention() time.Duration {
+	d, _ := time.ParseDuration(l.Retention)
+	return d
+}
+
+// s3Uploads bounds the calls in flight to one S3 endpoint.
+const s3Uploads = 16
+
+// openOne opens one store location: a local directory, or an S3 URL whose
+// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. With
+// create, a missing bucket is created (with Object Lock when lock).
+func (env *environment) openOne(ctx context.Context, location string, create, lock bool, l *storeLayout) (repo.Store, error) {
+	if location == "" {
+		return nil, usagef("no repository: give --repo or set STRATA_REPO")
+	}
+	scheme, _, hasScheme := strings.Cut(location, "://")
+	if !hasScheme {
+		if l != nil && l.retention() > 0 {
+			return nil, usagef("store %s: a local directory cannot hold objects under retention; retention needs s3:// stores", location)
+		}
+		return local.Open(location)
+	}
+	if scheme != "s3" && scheme != "s3+http" {
+		return nil, usagef("repository %q: scheme %q is not supported; give a directory, s3:// or s3+http://", location, scheme)
+	}
+	o, err := s3.ParseURL(location)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	o.AccessKey, o.SecretKey = env.getenv("AWS_ACCESS_KEY_ID"), env.getenv("AWS_SECRET_ACCESS_KEY")
+	o.Verify = repo.VerifyObject
+	if l != nil && l.retention() > 0 {
+		o.Retention, o.Mode = l.retention(), l.Mode
+	}
+	var s *s3.Store
+	if create {
+		s, err = s3.Create(ctx, o, lock)
+	} else {
+		s, err = s3.Open(ctx, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return limit.New(retry.New(s, retry.Policy{}), s3Uploads), nil
+}
+
+// openStore opens the store a repository location names, and when its
+// layout object lists several stores, all of them as one. A store that
+// cannot be opened leaves the others readable (degraded, read-only), so a
+// restore works through the loss of a store.
+func (env *environment) openStore(ctx context.Context, location string) (repo.Store, error) {
+	first, err := env.openOne(ctx, location, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	b, err := first.Get(ctx, layoutName)
+	if errors.Is(err, repo.ErrNotFound) {
+		return first, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("open %s: read the store layout: %w", location, err)
+	}
+	var l storeLayout
+	if err := json.Unmarshal(b, &l); err != nil || l.Version != 1 || len(l.Stores) == 0 {
+		return nil, fmt.Errorf("open %s: %w: the store layout object is not valid (version %d)", location, repo.ErrUnsupportedVersion, l.Version)
+	}
+	if len(l.Stores) == 1 {
+		return env.openOne(ctx, location, false, false, &l)
+	}
+	stores := make([]repo.Store, len(l.Stores))
+	var down []string
+	for i, u := range l.Stores {
+		s, err := env.openOne(ctx, u, false, false, &l)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "warning: store %d (%s) is unavailable: %v\n", i+1, u, err)
+			s, down = unavailable{err}, append(down, u)
+		}
+		stores[i] = s
+	}
+	if len(down) == len(stores) {
+		return nil, fmt.Errorf("open %s: no store of the repository is available", location)
+	}
+	m, err := multi.New(stores, multi.Options{Names: l.Stores, Verify: repo.VerifyObject, Degraded: len(down) > 0})
+	if err != nil {
+		return nil, err
+	}
+	if len(down) > 0 {
+		fmt.Fprintf(env.stderr, "warning: reading through the other stores; writes are refused until %s is back\n", strings.Join(down, ", "))
+	}
+	return m, nil
+}
+
+// unavailable stands for a store that could not be opened.
+type unavailable struct{ err error }
+
+func (u unavailable) Put(context.Context, string, []byte) error   { return u.err }
+func (u unavailable) Get(context.Context, string) ([]byte, error) { return nil, u.err }
+func (u unavailable) Delete(context.Context, string) error        { return u.err }
+func (u unavailable) Stat(context.Context, string) (repo.ObjectInfo, error) {
+	return repo.ObjectInfo{}, u.err
+}
+func (u unavailable) GetRange(context.Context, string, int64, int64) ([]byte, error) {
+	return nil, u.err
+}
+func (u unavailable) List(context.Context, string, func(repo.ObjectInfo) error) error { return u.err }
+
+// createStores opens (creating buckets and directories) every store of a
+// new repository and writes the layout object to each when there is more
+// than one store or retention is set.
+func (env *environment) createStores(ctx context.Context, locations []string, l *storeLayout, k, m int, allowLoss bool) (repo.Store, error) {
+	if len(locations) > 1 && !allowLoss {
+		if err := multi.CheckPlacement(k, m, len(locations)); err != nil {
+			return nil, usagef("%v (or accept it with --allow-store-loss)", err)
+		}
+	}
+	lock := l.retention() > 0
+	stores := make([]repo.Store, len(locations))
+	for i, u := range locations {
+		s, err := env.openOne(ctx, u, true, lock, l)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", u, err)
+		}
+		if _, err := s.Stat(ctx, repo.ConfigName); err == nil {
+			return nil, fmt.Errorf("store %s: %w", u, repo.ErrExists)
+		}
+		stores[i] = s
+	}
+	var s repo.Store = stores[0]
+	if len(stores) > 1 {
+		var err error
+		if s, err = multi.New(stores, multi.Options{Names: locations, Verify: repo.VerifyObject}); err != nil {
+			return nil, err
+		}
+	}
+	if len(stores) > 1 || lock {
+		l.Version, l.Stores = 1, locations
+		b, _ := json.Marshal(l)
+		if err := s.Put(ctx, layoutName, b); err != nil {
+			return nil, fmt.Errorf("write the store layout: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// ErrNoRetention: the repository's store cannot hold objects under retention.
+var ErrNoRetention = errors.New("the store has no object retention (Object Lock)")
+
+// RetentionResult counts what ExtendRetention did.
+type RetentionResult struct {
+	Objects int      // objects whose retention now reaches until
+	Missing []string // referenced objects that were not there
+}
+
+// ExtendRetention extends the retention of every object still referenced
+// by a snapshot or a log segment in cat, so a base kept for years is never
+// left unprotected while newer objects are: the config, key files and
+// layout, every snapshot and segment manifest, the index files the
+// snapshots list, and every shard of their packs. Objects nothing
+// references are left to expire, so prune can remove them later.
+func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog, until time.Time) (RetentionResult, error) {
+	var res RetentionResult
+	ret, ok := r.Store().(repo.Retainer)
+	if !ok {
+		return res, ErrNoRetention
+	}
+	names := []string{repo.ConfigName}
+	add := func(prefix string) error {
+		return r.Store().List(ctx, prefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil })
+	}
+	if err := add(repo.KeysPrefix); err != nil {
+		return res, err
+	}
+	if _, err := r.Store().Stat(ctx, "stores"); err == nil {
+		names = append(names, "stores")
+	}
+	indexes := map[repo.ID]bool{}
+	for _, s := range cat.Snapshots {
+		names = append(names, repo.SnapshotsPrefix+s.ID.String())
+		for _, id := range s.Indexes {
+			indexes[id] = true
+		}
+	}
+	packs := map[repo.ID]repo.PackInfo{}
+	for id := range indexes {
+		f, err := r.LoadIndex(ctx, id)
+		if err != nil {
+			return res, fmt.Errorf("retention: %w", err)
+		}
+		names = append(names, repo.IndexPrefix+id.String())
+		for _, p := range f.Packs {
+			packs[p.ID] = p
+		}
+	}
+	for _, l := range cat.Logs {
+		for _, k := range l.Segments {
+			seg, err := r.LoadSegment(ctx, k)
+			if err != nil {
+				return res, fmt.Errorf("retention: %w", err)
+			}
+			names = append(names, k.Name())
+			packs[seg.Pack.ID] = seg.Pack.Info()
+		}
+	}
+	for _, p := range packs {
+		for i := range p.K + p.M {
+			names = append(names, repo.ShardName(p.ID, i))
+		}
+	}
+	var mu sync.Mutex
+	var errs []error
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, n := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := ret.RetainUntil(ctx, n, until)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, repo.ErrNotFound):
+				res.Missing = append(res.Missing, n)
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			default:
+				res.Objects++
+			}
+		})
+	}
+	wg.Wait()
+	return res, errors.Join(errs...)
+}
