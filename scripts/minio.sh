@@ -64,15 +64,19 @@ free_port() {
   die "found no free loopback port"
 }
 
-# live reports whether MinIO on the port answers its liveness probe.
-live() {
+# probe reports whether MinIO on port $1 answers GET /minio/health/$2 with 200.
+probe() {
   local status
   exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET /minio/health/live HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$1" >&3
+  printf 'GET /minio/health/%s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$2" "$1" >&3
   IFS= read -r -t 2 status <&3 || status=
   exec 3>&- 3<&-
   [[ $status == "HTTP/1."?" 200"* ]]
 }
+
+# live reports whether MinIO answers its liveness probe and has finished
+# starting: "live" answers before buckets and IAM are ready, "cluster" after.
+live() { probe "$1" live && probe "$1" cluster; }
 
 start() {
   [ -x "$BIN" ] || die "MinIO is not built: run scripts/minio.sh build"

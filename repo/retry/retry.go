@@ -267,7 +267,7 @@ func IsTransient(err error) bool {
 	}
 	for _, transient := range []error{
 		context.DeadlineExceeded, // a per-request timeout; the caller's own deadline stops do first
-		io.ErrUnexpectedEOF,
+		io.ErrUnexpectedEOF, net.ErrClosed,
 		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
 		syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
 	} {
