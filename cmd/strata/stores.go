@@ -71,7 +71,8 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 	if err != nil {
 		return nil, err
 	}
-	return limit.New(retry.New(s, retry.Policy{}), s3Uploads), nil
+	// Retries outside the limit: a call sleeping between attempts gives its slot back.
+	return retry.New(limit.New(s, s3Uploads), retry.Policy{}), nil
 }
 
 // openStore opens the store a repository location names, and when its

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -174,7 +173,7 @@ func (s *Store) check(ctx context.Context) error {
 		return s.describe(err)
 	}
 	if s.o.Retention > 0 {
-		locked, err := s.ObjectLock(ctx)
+		locked, err := s.objectLock(ctx)
 		if err != nil {
 			return err
 		}
@@ -203,7 +202,7 @@ func (s *Store) create(ctx context.Context, objectLock bool) error {
 	if !objectLock {
 		return nil
 	}
-	locked, err := s.ObjectLock(ctx)
+	locked, err := s.objectLock(ctx)
 	if err != nil {
 		return err
 	}
@@ -216,13 +215,21 @@ func (s *Store) create(ctx context.Context, objectLock bool) error {
 
 // ObjectLock reports whether the bucket has Object Lock enabled.
 func (s *Store) ObjectLock(ctx context.Context) (bool, error) {
+	on, err := s.objectLock(ctx)
+	if err != nil {
+		return false, fmt.Errorf("s3 store: object lock of bucket %s: %w", s.o.Bucket, err)
+	}
+	return on, nil
+}
+
+func (s *Store) objectLock(ctx context.Context) (bool, error) {
 	enabled, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.o.Bucket)
 	if err != nil {
 		switch code(err) {
 		case codeNoLockConfig, codeNotImplemented:
 			return false, nil
 		}
-		return false, fmt.Errorf("s3 store: object lock of bucket %s: %w", s.o.Bucket, s.describe(err))
+		return false, s.describe(err)
 	}
 	return enabled == "Enabled", nil
 }
@@ -334,8 +341,10 @@ func (s *Store) verify(name string, b []byte) error {
 
 // GetRange returns length bytes at offset. It reads the intact version Get
 // found for a name found tampered, else the latest version, else, if the
-// latest is a delete marker, the newest intact one (package documentation,
-// "Tamper"). A range not wholly inside the object wraps io.ErrUnexpectedEOF.
+// latest is a delete marker, the only or newest intact older one (package
+// documentation, "Tamper"). It does not verify: callers check what they
+// read and fall back to Get. A range not wholly inside the object wraps
+// io.ErrUnexpectedEOF.
 func (s *Store) GetRange(ctx context.Context, name string, offset, length int64) ([]byte, error) {
 	b, err := s.getRange(ctx, name, offset, length)
 	if err != nil {
@@ -373,26 +382,13 @@ func (s *Store) getRange(ctx context.Context, name string, offset, length int64)
 	if err == nil || !isNotFound(err) || !s.versioned {
 		return b, err
 	}
-	if s.o.Verify != nil {
-		// Only a whole object can be verified: find the intact version
-		// once, and serve later ranges from it.
-		all, err := s.recover(ctx, name, key, "", err)
-		if err != nil {
+	v, verr := s.intactVersion(ctx, name, key)
+	if verr != nil {
+		if isNotFound(verr) {
 			return nil, err
 		}
-		if offset > int64(len(all)) || length > int64(len(all))-offset {
-			return nil, permanent(errOutOfRange)
-		}
-		return bytes.Clone(all[offset : offset+length]), nil
+		return nil, verr
 	}
-	v, ok, lerr := s.newestReal(ctx, key)
-	if lerr != nil {
-		return nil, lerr
-	}
-	if !ok {
-		return nil, err
-	}
-	s.remember(name, v.VersionID)
 	b, _, err = s.read(ctx, key, v.VersionID, offset, length)
 	return b, err
 }
@@ -440,7 +436,7 @@ func (s *Store) read(ctx context.Context, key, vid string, offset, length int64)
 
 // Stat returns the object's size: of the intact version Get found for a
 // name found tampered, else of the latest version, else, if the latest is a
-// delete marker, of the newest real version.
+// delete marker, of the only or newest intact older one.
 func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	info, err := s.stat(ctx, name)
 	if err != nil {
@@ -472,14 +468,13 @@ func (s *Store) stat(ctx context.Context, name string) (repo.ObjectInfo, error) 
 	if !isNotFound(err) || !s.versioned {
 		return repo.ObjectInfo{}, err
 	}
-	v, ok, lerr := s.newestReal(ctx, key)
-	if lerr != nil {
-		return repo.ObjectInfo{}, lerr
+	v, verr := s.intactVersion(ctx, name, key)
+	if verr != nil {
+		if isNotFound(verr) {
+			return repo.ObjectInfo{}, err
+		}
+		return repo.ObjectInfo{}, verr
 	}
-	if !ok {
-		return repo.ObjectInfo{}, err
-	}
-	s.markTampered(name)
 	return repo.ObjectInfo{Name: name, Size: v.Size}, nil
 }
 

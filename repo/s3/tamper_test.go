@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -290,5 +291,40 @@ func TestHiddenWithoutVerify(t *testing.T) {
 	}
 	if b, err := fresh.GetRange(ctx, "config", 0, 2); err != nil || string(b) != "v3" {
 		t.Fatalf("GetRange after a new Put = %q, %v", b, err)
+	}
+}
+
+// TestHiddenJunk has junk of another size under a delete marker: Stat and
+// GetRange of a store that has not called Get must still find the intact
+// version, by verifying.
+func TestHiddenJunk(t *testing.T) {
+	ctx := t.Context()
+	o := miniotest.Bucket(t, true)
+	o.Verify = repo.VerifyObject
+	data := random(30, 5000)
+	name := contentAddressed(repo.IndexPrefix, data)
+	if err := open(t, o).Put(ctx, name, data); err != nil {
+		t.Fatal(err)
+	}
+	attacker := miniotest.Client(t, o)
+	if _, err := attacker.PutObject(ctx, o.Bucket, name, bytes.NewReader([]byte("junk")), 4, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := attacker.RemoveObject(ctx, o.Bucket, name, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, o)
+	if info, err := s.Stat(ctx, name); err != nil || info.Size != int64(len(data)) {
+		t.Fatalf("Stat = %+v, %v; want size %d", info, err, len(data))
+	}
+	if got := s.TamperedObjects(); !slices.Equal(got, []string{name}) {
+		t.Fatalf("TamperedObjects = %q", got)
+	}
+	s = open(t, o)
+	if b, err := s.GetRange(ctx, name, 4000, 1000); err != nil || !bytes.Equal(b, data[4000:]) {
+		t.Fatalf("GetRange = %d bytes, %v", len(b), err)
+	}
+	if b, err := s.GetRange(ctx, name, 4001, 1000); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("GetRange past the intact version's end = %d bytes, %v", len(b), err)
 	}
 }

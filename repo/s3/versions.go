@@ -36,12 +36,6 @@ func (s *Store) forget(name, vid string) {
 	}
 }
 
-func (s *Store) markTampered(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tampered[name] = true
-}
-
 // TamperedObjects returns the names, sorted, each once, that this Store
 // served from an older version because the latest was a delete marker or
 // failed Options.Verify.
@@ -71,21 +65,6 @@ func (s *Store) versions(ctx context.Context, key string) ([]minio.ObjectInfo, e
 		vs = append(vs, obj)
 	}
 	return vs, nil
-}
-
-// newestReal returns the newest version of key that is not a delete marker,
-// and false if there is none.
-func (s *Store) newestReal(ctx context.Context, key string) (minio.ObjectInfo, bool, error) {
-	vs, err := s.versions(ctx, key)
-	if err != nil {
-		return minio.ObjectInfo{}, false, err
-	}
-	for _, v := range vs {
-		if !v.IsDeleteMarker {
-			return v, true, nil
-		}
-	}
-	return minio.ObjectInfo{}, false, nil
 }
 
 // recover serves name from the newest older version that passes
@@ -134,16 +113,15 @@ func (s *Store) recover(ctx context.Context, name, key, skip string, cause error
 	return nil, fmt.Errorf("%w (and none of %d older versions is intact)", cause, tried)
 }
 
-// intactVersion returns the ID of name's newest intact version: the one
-// Get found, else the only or newest real version without Verify, else the
-// newest that passes Verify.
-func (s *Store) intactVersion(ctx context.Context, name, key string) (string, error) {
-	if vid := s.goodVersion(name); vid != "" {
-		return vid, nil
-	}
+// intactVersion returns name's newest intact version by listing its
+// versions: the only real one, or the newest real one without Verify, else
+// the newest that passes Verify, which it downloads to check. When that is
+// not the latest version, it remembers it (package documentation,
+// "Tamper"). No real version wraps repo.ErrNotFound.
+func (s *Store) intactVersion(ctx context.Context, name, key string) (minio.ObjectInfo, error) {
 	vs, err := s.versions(ctx, key)
 	if err != nil {
-		return "", err
+		return minio.ObjectInfo{}, err
 	}
 	var real []minio.ObjectInfo
 	for _, v := range vs {
@@ -153,9 +131,12 @@ func (s *Store) intactVersion(ctx context.Context, name, key string) (string, er
 	}
 	switch {
 	case len(real) == 0:
-		return "", permanent(fmt.Errorf("%w (no version)", repo.ErrNotFound))
+		return minio.ObjectInfo{}, permanent(fmt.Errorf("%w (no version)", repo.ErrNotFound))
 	case len(real) == 1 || s.o.Verify == nil:
-		return real[0].VersionID, nil
+		if vs[0].IsDeleteMarker {
+			s.remember(name, real[0].VersionID)
+		}
+		return real[0], nil
 	}
 	// Several versions: the latest may be junk shadowing an intact one.
 	var last error
@@ -166,7 +147,7 @@ func (s *Store) intactVersion(ctx context.Context, name, key string) (string, er
 			last = err
 			continue
 		case err != nil:
-			return "", err
+			return minio.ObjectInfo{}, err
 		}
 		if err := s.verify(name, b); err != nil {
 			last = err
@@ -175,9 +156,9 @@ func (s *Store) intactVersion(ctx context.Context, name, key string) (string, er
 		if i > 0 || vs[0].IsDeleteMarker {
 			s.remember(name, v.VersionID)
 		}
-		return v.VersionID, nil
+		return v, nil
 	}
-	return "", fmt.Errorf("none of %d versions is intact: %w", len(real), last)
+	return minio.ObjectInfo{}, fmt.Errorf("none of %d versions is intact: %w", len(real), last)
 }
 
 // Delete removes every version of the object, delete markers included, so
@@ -289,9 +270,13 @@ func (s *Store) retainUntil(ctx context.Context, name string, until time.Time) e
 	if err != nil {
 		return err
 	}
-	vid, err := s.intactVersion(ctx, name, key)
-	if err != nil {
-		return err
+	vid := s.goodVersion(name)
+	if vid == "" {
+		v, err := s.intactVersion(ctx, name, key)
+		if err != nil {
+			return err
+		}
+		vid = v.VersionID
 	}
 	until = ceilSecond(until)
 	mode, cur, err := s.client.GetObjectRetention(ctx, s.o.Bucket, key, vid)
