@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -26,6 +29,7 @@ type CheckReport struct {
 	Repaired                                 []string
 	Notes                                    []string
 	Packs, Shards, Indexes, Snapshots, Blobs int
+	Segments                                 int // log segment manifests
 }
 
 func (c *CheckReport) problem(format string, args ...any) {
@@ -55,7 +59,26 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	if err != nil {
 		return nil, err
 	}
-	unindexed := unindexedPacks(ix, present)
+	// Snapshots and log segments. Segment packs are referenced by their
+	// manifests, not by index files: they are neither unindexed nor
+	// re-indexed.
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		var ce *repo.CorruptError
+		if !errors.As(err, &ce) && !errors.Is(err, repo.ErrUnsupportedVersion) && !errors.Is(err, repo.ErrCorrupt) {
+			return nil, err
+		}
+		rep.problem("manifests: %v", err)
+	}
+	if cat == nil {
+		cat = &index.Catalog{Logs: map[string]*index.Log{}}
+	}
+	segs, err := checkLogs(ctx, r, cat, rep)
+	if err != nil {
+		return nil, err
+	}
+	segPacks := segmentPacks(segs)
+	unindexed := unindexedPacks(ix, present, segPacks)
 	if o.Repair && (len(unindexed) > 0 || len(badIndexes) > 0) {
 		// Re-index first, so the rest of the check sees the repaired index.
 		if err := reindex(ctx, r, unindexed, badIndexes, rep); err != nil {
@@ -66,12 +89,12 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			return nil, err
 		}
 		rep.Problems = append(rep.Problems, ixRep.Problems...)
-		unindexed = unindexedPacks(ix, present)
+		unindexed = unindexedPacks(ix, present, segPacks)
 	}
 	rep.Indexes = ix.Files
 	rep.Blobs = ix.Len()
 	var damaged []repo.PackInfo
-	for _, pi := range ix.Packs() {
+	for _, pi := range allPacks(ix, segs) {
 		rep.Packs++
 		want := shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
 		var lost []string
@@ -92,18 +115,13 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			if len(lost) > pi.M {
 				sev = fmt.Sprintf("NOT recoverable: more than %d shards lost", pi.M)
 			}
+			if sp := segPacks[pi.ID]; sp != nil {
+				sev += "; the pack of " + segLabel(sp.key)
+			}
 			rep.problem("pack %s: %v (%s)", pi.ID.Short(), lost, sev)
 		}
 	}
 	// Snapshots: every tree node readable, every data blob indexed.
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
-		var ce *repo.CorruptError
-		if !errors.As(err, &ce) && !errors.Is(err, repo.ErrUnsupportedVersion) && !errors.Is(err, repo.ErrCorrupt) {
-			return nil, err
-		}
-		rep.problem("snapshots: %v", err)
-	}
 	rep.Snapshots = len(cat.Snapshots)
 	br := newBlobReader(r, ix.BlobIndex, 32)
 	for _, s := range cat.Snapshots {
@@ -130,7 +148,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 
 	if o.ReadData {
-		if err := readAllData(ctx, r, ix, o, rep, &damaged); err != nil {
+		if err := readAllData(ctx, r, ix, segs, o, rep, &damaged); err != nil {
 			return nil, err
 		}
 	}
@@ -192,15 +210,15 @@ func listShards(ctx context.Context, r *repo.Repository, rep *CheckReport) (map[
 }
 
 // unindexedPacks returns the packs with shards in the store that no index
-// file lists, in ID order.
-func unindexedPacks(ix *checkIndex, present map[repo.ID]map[int]int64) []repo.ID {
+// file lists and no segment manifest names, in ID order.
+func unindexedPacks(ix *checkIndex, present map[repo.ID]map[int]int64, segPacks map[repo.ID]*checkedSegment) []repo.ID {
 	indexed := map[repo.ID]bool{}
 	for _, pi := range ix.Packs() {
 		indexed[pi.ID] = true
 	}
 	var out []repo.ID
 	for id := range present {
-		if !indexed[id] {
+		if !indexed[id] && segPacks[id] == nil {
 			out = append(out, id)
 		}
 	}
@@ -208,9 +226,11 @@ func unindexedPacks(ix *checkIndex, present map[repo.ID]map[int]int64) []repo.ID
 	return out
 }
 
-// readAllData reads every indexed pack, verifies shards, the trailer against
-// the index, and every blob against its ID.
-func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
+// readAllData reads every indexed pack and every log segment's pack,
+// verifies shards, the trailer against the index, every blob against its
+// ID, and the events of every segment (ReadSegment).
+func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs []checkedSegment, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
+	segPacks := segmentPacks(segs)
 	// Group index entries by pack so each pack is compared once.
 	byPack := map[repo.ID][]repo.IndexEntry{}
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { byPack[e.Pack] = append(byPack[e.Pack], e) })
@@ -225,7 +245,12 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, o Chec
 	for range o.Workers {
 		wg.Go(func() {
 			for pi := range packs {
-				problems, shardDamage, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				problems, shardDamage, readable, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				if sp := segPacks[pi.ID]; sp != nil && err == nil {
+					var more []string
+					more, err = verifySegment(ctx, r, sp, readable)
+					problems = append(problems, more...)
+				}
 				mu.Lock()
 				if err != nil && fatal == nil {
 					fatal = err
@@ -239,7 +264,7 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, o Chec
 			}
 		})
 	}
-	for _, pi := range ix.Packs() {
+	for _, pi := range allPacks(ix, segs) {
 		if ctx.Err() != nil {
 			break
 		}
@@ -253,9 +278,10 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, o Chec
 	return ctx.Err()
 }
 
-// verifyPack reads one pack whole. It reports problems as text; err is only
-// for failures of the store itself.
-func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage bool, err error) {
+// verifyPack reads one pack whole. It reports problems as text, and
+// whether the pack could be read back at all; err is only for failures of
+// the store itself.
+func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage, readable bool, err error) {
 	name := "pack " + pi.ID.Short()
 	pack, srep, err := r.ReadPack(ctx, pi)
 	if bad := srep.Problems(); len(bad) > 0 {
@@ -266,13 +292,13 @@ func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entri
 	}
 	if err != nil {
 		if errors.Is(err, shard.ErrTooFewShards) || errors.Is(err, repo.ErrCorrupt) {
-			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, nil
+			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, false, nil
 		}
-		return problems, shardDamage, err
+		return problems, shardDamage, false, err
 	}
 	frames, err := r.ParseTrailer(name, pack)
 	if err != nil {
-		return append(problems, err.Error()), shardDamage, nil
+		return append(problems, err.Error()), shardDamage, true, nil
 	}
 	inTrailer := map[repo.ID]repo.IndexEntry{}
 	for _, e := range repo.EntriesFor(pi.ID, frames) {
@@ -302,7 +328,7 @@ func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entri
 			off += int(b.Len)
 		}
 	}
-	return problems, shardDamage, nil
+	return problems, shardDamage, true, nil
 }
 
 func repairPacks(ctx context.Context, r *repo.Repository, damaged []repo.PackInfo, rep *CheckReport) {
@@ -370,6 +396,13 @@ func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexe
 			failed++
 			continue
 		}
+		if holdsLogBlobs(frames) {
+			// Index files take data and list blobs only. A log pack no
+			// manifest names is left by an interrupted capture; prune
+			// removes it.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds log events that no segment manifest names (left by an interrupted log capture; not re-indexed, prune removes it)", id.Short()))
+			continue
+		}
 		f.Packs = append(f.Packs, pi)
 		f.Entries = append(f.Entries, repo.EntriesFor(id, frames)...)
 	}
@@ -424,4 +457,124 @@ func readShardHeader(ctx context.Context, r *repo.Repository, id repo.ID, maxSha
 		last = err
 	}
 	return shard.Header{}, last
+}
+
+func holdsLogBlobs(frames []repo.PackFrame) bool {
+	for _, f := range frames {
+		for _, b := range f.Blobs {
+			if b.Type == repo.LogBlob {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkedSegment is a log segment whose manifest loaded.
+type checkedSegment struct {
+	key repo.SegmentKey
+	seg *repo.Segment
+}
+
+func segLabel(k repo.SegmentKey) string {
+	return fmt.Sprintf("log %s segment %d-%d (%s)", k.Stream, k.First, k.Last, k.ID.Short())
+}
+
+// checkLogs loads every segment manifest (hash, authentication, name),
+// checks that each segment chains to the one before it within a contiguous
+// run, and reports overlaps as problems and gaps as notes. It returns the
+// segments that loaded; err is only for failures of the store itself.
+func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep *CheckReport) ([]checkedSegment, error) {
+	var out []checkedSegment
+	for _, stream := range slices.Sorted(maps.Keys(cat.Logs)) {
+		l := cat.Logs[stream]
+		loaded := make([]*repo.Segment, len(l.Segments))
+		errs := make([]error, len(l.Segments))
+		if err := inParallel(ctx, len(l.Segments), func(i int) error {
+			loaded[i], errs[i] = r.LoadSegment(ctx, l.Segments[i])
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		rep.Segments += len(l.Segments)
+		for i, k := range l.Segments {
+			switch err := errs[i]; {
+			case err == nil:
+				out = append(out, checkedSegment{key: k, seg: loaded[i]})
+			case errors.Is(err, repo.ErrNotFound):
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(k)))
+			case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrUnsupportedVersion):
+				rep.problem("%s: %v", segLabel(k), err)
+			default:
+				return nil, err
+			}
+		}
+		// The first segment of a run may name a segment forget removed, or
+		// one before a gap: only links inside a run are checked.
+		for i := 1; i < len(l.Segments); i++ {
+			a, b := l.Segments[i-1], l.Segments[i]
+			switch s := loaded[i]; {
+			case b.First == a.Last+1 && s != nil && (s.Prev == nil || *s.Prev != a.ID):
+				prev := "none"
+				if s.Prev != nil {
+					prev = s.Prev.Short()
+				}
+				rep.problem("%s: does not chain to %s, the segment before it (its prev is %s): a segment was replaced, or two writers", segLabel(b), segLabel(a), prev)
+			case b.First > a.Last+1:
+				note := fmt.Sprintf("log %s: positions %d-%d missing between %s and %s", stream, a.Last+1, b.First-1,
+					index.FormatTime(time.Unix(0, a.LastTime)), index.FormatTime(time.Unix(0, b.FirstTime)))
+				if s != nil && s.Gap != "" {
+					note += " (the capture recorded: " + s.Gap + ")"
+				}
+				rep.Notes = append(rep.Notes, note)
+			}
+		}
+		for _, c := range l.Conflicts {
+			rep.problem("log %s: overlapping segments (two writers?): %s", stream, c)
+		}
+	}
+	return out, nil
+}
+
+// allPacks returns the indexed packs, then the packs of segments that no
+// index file lists.
+func allPacks(ix *checkIndex, segs []checkedSegment) []repo.PackInfo {
+	out := slices.Clone(ix.Packs())
+	seen := map[repo.ID]bool{}
+	for _, pi := range out {
+		seen[pi.ID] = true
+	}
+	for _, s := range segs {
+		if pi := s.seg.Pack.Info(); !seen[pi.ID] {
+			seen[pi.ID] = true
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// segmentPacks maps each segment's pack to the segment.
+func segmentPacks(segs []checkedSegment) map[repo.ID]*checkedSegment {
+	m := make(map[repo.ID]*checkedSegment, len(segs))
+	for i := range segs {
+		m[segs[i].seg.Pack.ID] = &segs[i]
+	}
+	return m
+}
+
+// verifySegment reads a segment's events with ReadSegment, which checks
+// what a restore relies on beyond the pack: positions, times and counts.
+// A pack that could not be read is reported once, by name of the segment.
+func verifySegment(ctx context.Context, r *repo.Repository, s *checkedSegment, readable bool) ([]string, error) {
+	if !readable {
+		return []string{fmt.Sprintf("%s: its events cannot be read: pack %s is damaged beyond repair", segLabel(s.key), s.seg.Pack.ID.Short())}, nil
+	}
+	err := ReadSegment(ctx, r, s.key, s.seg, func(*repo.Event) error { return nil })
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrUnsupportedVersion), errors.Is(err, shard.ErrTooFewShards):
+		return []string{fmt.Sprintf("%s: %v", segLabel(s.key), err)}, nil
+	}
+	return nil, err
 }

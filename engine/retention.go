@@ -20,12 +20,12 @@ type RetentionResult struct {
 	Missing []string // referenced objects that were not there
 }
 
-// ExtendRetention extends the retention of every object still referenced
-// by a snapshot or a log segment in cat, so a base kept for years is never
-// left unprotected while newer objects are: the config, key files and
-// layout, every snapshot and segment manifest, the index files the
-// snapshots list, and every shard of their packs. Objects nothing
-// references are left to expire, so prune can remove them later.
+// ExtendRetention extends the retention of every object a snapshot or a log
+// segment in cat may still need, so a base kept for years is never left
+// unprotected while newer objects are: the config, key files and layout,
+// every snapshot and segment manifest, every index file, and every shard of
+// their packs and of segment packs, except packs a prune has marked as
+// unreferenced: those are left to expire, so the prune sweep can remove them.
 func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog, until time.Time) (RetentionResult, error) {
 	var res RetentionResult
 	ret, ok := r.Store().(repo.Retainer)
@@ -42,22 +42,32 @@ func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog
 	if _, err := r.Store().Stat(ctx, "stores"); err == nil {
 		names = append(names, "stores")
 	}
-	indexes := map[repo.ID]bool{}
 	for _, s := range cat.Snapshots {
 		names = append(names, repo.SnapshotsPrefix+s.ID.String())
-		for _, id := range s.Indexes {
-			indexes[id] = true
-		}
+	}
+	// Every index file and its packs, but for packs a prune has marked as
+	// unreferenced: those are left to expire so the sweep can delete them.
+	// (Snapshots' own index lists can name files a prune replaced, so the
+	// files present are what counts.)
+	marked, err := PruneMarks(ctx, r.Store())
+	if err != nil {
+		return res, fmt.Errorf("retention: %w", err)
+	}
+	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
+	if err != nil {
+		return res, fmt.Errorf("retention: %w", err)
 	}
 	packs := map[repo.ID]repo.PackInfo{}
-	for id := range indexes {
+	for _, id := range ids {
 		f, err := r.LoadIndex(ctx, id)
 		if err != nil {
 			return res, fmt.Errorf("retention: %w", err)
 		}
 		names = append(names, repo.IndexPrefix+id.String())
 		for _, p := range f.Packs {
-			packs[p.ID] = p
+			if _, gone := marked[p.ID]; !gone {
+				packs[p.ID] = p
+			}
 		}
 	}
 	for _, l := range cat.Logs {

@@ -59,7 +59,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	if *readData {
 		depth = "structure and every byte"
 	}
-	fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Indexes, rep.Packs, rep.Blobs)
+	fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d log segments, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Segments, rep.Indexes, rep.Packs, rep.Blobs)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(env.stdout, "note: %s\n", n)
 	}

@@ -53,6 +53,8 @@ func init() {
 		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore},
 		{"log", "capture a change-event stream into log segments", cmdLog},
 		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage},
+		{"forget", "remove snapshots and old log by policy, keeping a point-in-time window restorable", cmdForget},
+		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck},
 		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", cmdRetention},
 		{"key", "manage passwords: key add|list|remove|passwd", cmdKey},

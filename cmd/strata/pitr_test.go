@@ -238,3 +238,53 @@ func TestKilledLog(t *testing.T) {
 		t.Fatalf("restore after a killed capture: %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// TestForgetPruneKeepWindow: forget with --keep-within-pitr and two prunes
+// leave every instant of the window restorable, equal to the generator.
+func TestForgetPruneKeepWindow(t *testing.T) {
+	g := gen(t)
+	start := time.Now().Add(-3*24*time.Hour).Unix() / 3600 * 3600
+	st := strconv.FormatInt(start, 10)
+	const docs = "2000"
+	c := newCLI(t)
+	c.ok(nil, "init")
+	var pos uint64
+	var events []byte
+	for d := 0; d <= 2; d++ {
+		if d > 0 {
+			ev := g("-docs", docs, "-start", st, "-day", strconv.Itoa(d), "-changes")
+			events = append(events, ev...)
+			pos = lastSeq(t, ev)
+		}
+		c.ok(g("-docs", docs, "-start", st, "-day", strconv.Itoa(d)), "backup", "--stream", "s", "--format", "ndjson", "--stdin",
+			"--time", strconv.FormatInt(start+int64(d)*86400, 10), "--position", fmt.Sprint(pos))
+	}
+	events = append(events, g("-docs", docs, "-start", st, "-day", "3", "-changes")...)
+	c.ok(events, "log", "--stream", "s", "--stdin", "--segment-bytes", "16384")
+
+	out := c.ok(nil, "forget", "--stream", "s", "--keep-last", "1", "--keep-within-pitr", "36h")
+	if !strings.Contains(out, "removed snapshot") || !strings.Contains(out, "log segments") {
+		t.Fatalf("forget:\n%s", out)
+	}
+	c.ok(nil, "prune", "--grace", "1ms")
+	time.Sleep(5 * time.Millisecond)
+	if out := c.ok(nil, "prune", "--grace", "1ms"); !strings.Contains(out, "deleted") {
+		t.Fatalf("second prune:\n%s", out)
+	}
+	c.ok(nil, "check", "--read-data")
+	windowStart := time.Now().Add(-36 * time.Hour).Unix()
+	var cov struct {
+		Windows []struct{ From, To struct{ Unix float64 } }
+	}
+	json.Unmarshal([]byte(c.ok(nil, "coverage", "--stream", "s", "--json")), &cov)
+	if len(cov.Windows) != 1 || int64(cov.Windows[0].From.Unix) > windowStart {
+		t.Fatalf("coverage after forget and prune: %+v, want a window from before %d", cov, windowStart)
+	}
+	last := int64(cov.Windows[0].To.Unix)
+	for _, at := range []int64{windowStart, windowStart + 1, (windowStart + last) / 2, last} {
+		want := g("-docs", docs, "-start", st, "-day", "3", "-at", strconv.FormatInt(at, 10))
+		if got := c.ok(nil, "restore", "--stream", "s", "--at", strconv.FormatInt(at, 10)); got != string(want) {
+			t.Fatalf("restore at %d after forget and prune differs from the generator", at)
+		}
+	}
+}
