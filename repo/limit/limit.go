@@ -8,13 +8,7 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-var (
-	_ repo.Store    = (*store)(nil)
-	_ repo.Retainer = retainer{}
-	_ repo.Tampered = tampered{}
-	_ repo.Retainer = retainerTampered{}
-	_ repo.Tampered = retainerTampered{}
-)
+var _ repo.Store = (*store)(nil)
 
 // New returns inner with at most n calls in flight at once. It panics if n
 // is less than 1, a programming error. The result implements repo.Retainer
@@ -25,17 +19,7 @@ func New(inner repo.Store, n int) repo.Store {
 		panic(fmt.Sprintf("limit: %d concurrent calls, want 1 or more", n))
 	}
 	s := &store{inner: inner, slots: make(chan struct{}, n)}
-	_, isRetainer := inner.(repo.Retainer)
-	_, isTampered := inner.(repo.Tampered)
-	switch {
-	case isRetainer && isTampered:
-		return retainerTampered{s}
-	case isRetainer:
-		return retainer{s}
-	case isTampered:
-		return tampered{s}
-	}
-	return s
+	return repo.Decorated(s, inner, s.retainUntil)
 }
 
 // store is the decorator without the optional interfaces.
@@ -137,28 +121,4 @@ func (s *store) retainUntil(ctx context.Context, name string, until time.Time) e
 	}
 	defer s.release()
 	return s.inner.(repo.Retainer).RetainUntil(ctx, name, until)
-}
-
-type retainer struct{ *store }
-
-// RetainUntil forwards to the inner store while holding a slot.
-func (s retainer) RetainUntil(ctx context.Context, name string, until time.Time) error {
-	return s.retainUntil(ctx, name, until)
-}
-
-type tampered struct{ *store }
-
-// TamperedObjects returns the inner store's answer without taking a slot.
-func (s tampered) TamperedObjects() []string { return s.inner.(repo.Tampered).TamperedObjects() }
-
-type retainerTampered struct{ *store }
-
-// RetainUntil forwards to the inner store while holding a slot.
-func (s retainerTampered) RetainUntil(ctx context.Context, name string, until time.Time) error {
-	return s.retainUntil(ctx, name, until)
-}
-
-// TamperedObjects returns the inner store's answer without taking a slot.
-func (s retainerTampered) TamperedObjects() []string {
-	return s.inner.(repo.Tampered).TamperedObjects()
 }

@@ -13,13 +13,7 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-var (
-	_ repo.Store    = (*store)(nil)
-	_ repo.Retainer = retainer{}
-	_ repo.Tampered = tampered{}
-	_ repo.Retainer = retainerTampered{}
-	_ repo.Tampered = retainerTampered{}
-)
+var _ repo.Store = (*store)(nil)
 
 // Defaults for the zero fields of a Policy.
 const (
@@ -81,17 +75,7 @@ func New(inner repo.Store, p Policy) repo.Store {
 		panic(err)
 	}
 	s := &store{inner: inner, p: p.withDefaults()}
-	_, isRetainer := inner.(repo.Retainer)
-	_, isTampered := inner.(repo.Tampered)
-	switch {
-	case isRetainer && isTampered:
-		return retainerTampered{s}
-	case isRetainer:
-		return retainer{s}
-	case isTampered:
-		return tampered{s}
-	}
-	return s
+	return repo.Decorated(s, inner, s.retainUntil)
 }
 
 // store is the decorator without the optional interfaces.
@@ -212,32 +196,6 @@ func (s *store) retainUntil(ctx context.Context, name string, until time.Time) e
 	r := s.inner.(repo.Retainer)
 	return s.do(ctx, func() error { return r.RetainUntil(ctx, name, until) })
 }
-
-func (s *store) tamperedObjects() []string {
-	return s.inner.(repo.Tampered).TamperedObjects()
-}
-
-type retainer struct{ *store }
-
-// RetainUntil forwards to the inner store, retrying transient failures.
-func (s retainer) RetainUntil(ctx context.Context, name string, until time.Time) error {
-	return s.retainUntil(ctx, name, until)
-}
-
-type tampered struct{ *store }
-
-// TamperedObjects returns the inner store's answer.
-func (s tampered) TamperedObjects() []string { return s.tamperedObjects() }
-
-type retainerTampered struct{ *store }
-
-// RetainUntil forwards to the inner store, retrying transient failures.
-func (s retainerTampered) RetainUntil(ctx context.Context, name string, until time.Time) error {
-	return s.retainUntil(ctx, name, until)
-}
-
-// TamperedObjects returns the inner store's answer.
-func (s retainerTampered) TamperedObjects() []string { return s.tamperedObjects() }
 
 // permanent stops do from retrying an error that may look transient.
 type permanent struct{ err error }
