@@ -245,10 +245,10 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 	for range o.Workers {
 		wg.Go(func() {
 			for pi := range packs {
-				problems, shardDamage, readable, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				problems, shardDamage, pack, err := verifyPack(ctx, r, pi, byPack[pi.ID])
 				if sp := segPacks[pi.ID]; sp != nil && err == nil {
 					var more []string
-					more, err = verifySegment(ctx, r, sp, readable)
+					more, err = verifySegment(r, sp, pack)
 					problems = append(problems, more...)
 				}
 				mu.Lock()
@@ -281,7 +281,7 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 // verifyPack reads one pack whole. It reports problems as text, and
 // whether the pack could be read back at all; err is only for failures of
 // the store itself.
-func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage, readable bool, err error) {
+func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage bool, pack []byte, err error) {
 	name := "pack " + pi.ID.Short()
 	pack, srep, err := r.ReadPack(ctx, pi)
 	if bad := srep.Problems(); len(bad) > 0 {
@@ -292,13 +292,13 @@ func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entri
 	}
 	if err != nil {
 		if errors.Is(err, shard.ErrTooFewShards) || errors.Is(err, repo.ErrCorrupt) {
-			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, false, nil
+			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, nil, nil
 		}
-		return problems, shardDamage, false, err
+		return problems, shardDamage, nil, err
 	}
 	frames, err := r.ParseTrailer(name, pack)
 	if err != nil {
-		return append(problems, err.Error()), shardDamage, true, nil
+		return append(problems, err.Error()), shardDamage, pack, nil
 	}
 	inTrailer := map[repo.ID]repo.IndexEntry{}
 	for _, e := range repo.EntriesFor(pi.ID, frames) {
@@ -328,7 +328,7 @@ func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entri
 			off += int(b.Len)
 		}
 	}
-	return problems, shardDamage, true, nil
+	return problems, shardDamage, pack, nil
 }
 
 func repairPacks(ctx context.Context, r *repo.Repository, damaged []repo.PackInfo, rep *CheckReport) {
@@ -562,14 +562,15 @@ func segmentPacks(segs []checkedSegment) map[repo.ID]*checkedSegment {
 	return m
 }
 
-// verifySegment reads a segment's events with ReadSegment, which checks
-// what a restore relies on beyond the pack: positions, times and counts.
-// A pack that could not be read is reported once, by name of the segment.
-func verifySegment(ctx context.Context, r *repo.Repository, s *checkedSegment, readable bool) ([]string, error) {
-	if !readable {
+// verifySegment reads a segment's events from its pack, which verifyPack
+// has just read, checking what a restore relies on beyond the pack:
+// positions, times and counts. A pack that could not be read (nil) is
+// reported once, by name of the segment.
+func verifySegment(r *repo.Repository, s *checkedSegment, pack []byte) ([]string, error) {
+	if pack == nil {
 		return []string{fmt.Sprintf("%s: its events cannot be read: pack %s is damaged beyond repair", segLabel(s.key), s.seg.Pack.ID.Short())}, nil
 	}
-	err := ReadSegment(ctx, r, s.key, s.seg, func(*repo.Event) error { return nil })
+	err := segmentEvents(r, s.key, s.seg, pack, func(*repo.Event) error { return nil })
 	switch {
 	case err == nil:
 		return nil, nil

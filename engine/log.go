@@ -344,11 +344,16 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 // positions First..Last with times inside the manifest's range, never
 // decreasing. fn must not keep Key or Value.
 func ReadSegment(ctx context.Context, r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, fn func(*repo.Event) error) error {
-	name := k.Name()
 	pack, _, err := r.ReadPack(ctx, seg.Pack.Info())
 	if err != nil {
-		return fmt.Errorf("segment %s: %w", name, err)
+		return fmt.Errorf("segment %s: %w", k.Name(), err)
 	}
+	return segmentEvents(r, k, seg, pack, fn)
+}
+
+// segmentEvents is ReadSegment on a pack already read and verified.
+func segmentEvents(r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, pack []byte, fn func(*repo.Event) error) error {
+	name := k.Name()
 	frames, err := r.ParseTrailer("pack "+seg.Pack.ID.String(), pack)
 	if err != nil {
 		return err

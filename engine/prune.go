@@ -288,33 +288,12 @@ func inParallel(ctx context.Context, n int, fn func(i int) error) error {
 // was walked with its subtree (its ID is the hash of its children), so
 // shared subtrees of many snapshots are read once.
 func markTree(ctx context.Context, br *blobReader, t repo.Tree, reach *index.IDSet) error {
-	var walk func(ids []repo.ID, height int) error
-	walk = func(ids []repo.ID, height int) error {
-		for _, id := range ids {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !reach.Add(id) || height == 0 {
-				continue
-			}
-			b, err := br.readBlob(ctx, id, repo.ListBlob)
-			if err != nil {
-				return fmt.Errorf("list blob %s: %w", id.Short(), err)
-			}
-			children, err := repo.DecodeList(b)
-			if err != nil {
-				return &repo.CorruptError{Object: "list blob " + id.String(), Offset: -1, Reason: err.Error()}
-			}
-			if err := walk(children, height-1); err != nil {
-				return err
-			}
+	return walkTree(ctx, br, t, func(id repo.ID) error { reach.Add(id); return nil }, func(id repo.ID) error {
+		if !reach.Add(id) {
+			return errSkipSubtree
 		}
 		return nil
-	}
-	if t.Height < 0 || t.Height > repo.MaxTreeHeight {
-		return fmt.Errorf("tree height %d out of range", t.Height)
-	}
-	return walk(t.Root, t.Height)
+	})
 }
 
 // PruneMarks returns the packs the newest marks object records as

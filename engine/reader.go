@@ -127,8 +127,13 @@ func fetchFrame(ctx context.Context, r *repo.Repository, pi repo.PackInfo, loc r
 	return plain, nil
 }
 
+// errSkipSubtree, returned by walkTree's onList, skips that list blob's
+// subtree: a walker that has seen the list blob has seen all under it.
+var errSkipSubtree = errors.New("skip this subtree")
+
 // walkTree visits a snapshot's blob tree depth first, calling fn for every
-// data blob ID in stream order and list for every list blob ID (when not nil).
+// data blob ID in stream order and onList for every list blob ID (when not
+// nil) before reading it; onList may return errSkipSubtree.
 func walkTree(ctx context.Context, br *blobReader, t repo.Tree, fn func(repo.ID) error, onList func(repo.ID) error) error {
 	var walk func(ids []repo.ID, height int) error
 	walk = func(ids []repo.ID, height int) error {
@@ -143,7 +148,9 @@ func walkTree(ctx context.Context, br *blobReader, t repo.Tree, fn func(repo.ID)
 				continue
 			}
 			if onList != nil {
-				if err := onList(id); err != nil {
+				if err := onList(id); err == errSkipSubtree {
+					continue
+				} else if err != nil {
 					return err
 				}
 			}
