@@ -137,8 +137,8 @@ type Plan struct {
 	Stream   string
 	Target   Target
 	Base     SnapshotRef
-	From     uint64 // first position to apply: Base.Position+1
-	Segments []repo.SegmentKey
+	From     uint64            // first position to apply: Base.Position+1
+	Segments []repo.SegmentKey // shared with the catalog: do not modify
 }
 
 // Applies reports whether an event belongs to the plan's restore.
@@ -324,20 +324,11 @@ func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (*Plan, error) {
 		// an event at or before t are a prefix.
 		hi = sort.Search(len(segs), func(i int) bool { return segs[i].FirstTime > at })
 	}
-	if l.crossesConflict(segs[lo:max(lo, hi)]) {
-		return nil, fmt.Errorf("%w: the log of %q has overlapping segments (two writers?): %s", ErrNotRestorable, l.Stream, strings.Join(l.Conflicts, "; "))
-	}
-	p.Segments = slices.Clone(segs[lo:max(lo, hi)])
+	// A capped subslice, not a copy: plans are read-only, and copying would
+	// cost more than the search at 100k segments.
+	hi = max(lo, hi)
+	p.Segments = segs[lo:hi:hi]
 	return p, nil
-}
-
-func (l *Log) crossesConflict(segs []repo.SegmentKey) bool {
-	for i := 1; i < len(segs); i++ {
-		if segs[i].First <= segs[i-1].Last {
-			return true
-		}
-	}
-	return false
 }
 
 // pastRun explains a target beyond the end of run r.
@@ -346,6 +337,11 @@ func (l *Log) pastRun(r int, t Target, s SnapshotRef, all []SnapshotRef) error {
 	end := fmt.Sprintf("%s (position %d)", FormatTime(nsTime(last.LastTime)), last.Last)
 	if r+1 < len(l.runs) {
 		next := l.Segments[l.runs[r+1].start]
+		if next.First <= last.Last {
+			// Runs never hold overlapping segments; the next run overlapping
+			// this one is what ends it.
+			return fmt.Errorf("%w: the log of %q has overlapping segments (two writers?): %s", ErrNotRestorable, l.Stream, strings.Join(l.Conflicts, "; "))
+		}
 		g := Gap{FromPos: last.Last + 1, ToPos: next.First - 1, After: nsTime(last.LastTime), Before: nsTime(next.FirstTime)}
 		after := "no snapshot after the gap yet"
 		for _, o := range all {

@@ -76,33 +76,20 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
-// parseTime accepts RFC 3339 (fractions allowed) or unix seconds (fractions allowed).
+// parseTime accepts RFC 3339 or unix seconds, fractions allowed in both:
+// the same rule as event times (ndjson.ParseTimeText).
 func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+	ns, err := ndjson.ParseTimeText(s)
+	if err != nil {
+		return time.Time{}, err
 	}
-	secs, frac, _ := strings.Cut(s, ".")
-	n, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil || secs == "" || strings.HasPrefix(secs, "+") {
-		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-01-01T00:00:00Z) or unix seconds (1767225600.5)", s)
-	}
-	var nanos int64
-	if frac != "" {
-		if len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
-			return time.Time{}, fmt.Errorf("time %q: at most 9 fractional digits", s)
-		}
-		nanos, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
-	}
-	if strings.HasPrefix(secs, "-") {
-		nanos = -nanos
-	}
-	return time.Unix(n, nanos).UTC(), nil
+	return time.Unix(0, ns).UTC(), nil
 }
 
 func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE)")
 	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "stream `name`, for example shop/users (required)")
+	stream := streamFlag(fs)
 	format := fs.String("format", engine.FormatRaw, "export format: raw (opaque dump) or ndjson (one record a line)")
 	at := fs.String("time", "", "instant the export is consistent at: RFC 3339 or unix seconds, fractions allowed (default now)")
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
@@ -111,11 +98,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *stream == "" {
-		return usagef("--stream is required")
-	}
-	if err := repo.ValidStream(*stream); err != nil {
-		return usageError{err.Error()}
+	if err := checkStream(*stream); err != nil {
+		return err
 	}
 	if err := keyFieldOK(*keyField); err != nil {
 		return err
@@ -278,7 +262,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|-]")
 	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "stream `name` (required)")
+	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
 	at := fs.String("at", "", "restore the state at this instant (events with time ≤ TIME applied): RFC 3339 or unix seconds, fractions allowed")
 	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
@@ -287,8 +271,8 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *stream == "" {
-		return usagef("--stream is required")
+	if err := checkStream(*stream); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments %q", fs.Args())

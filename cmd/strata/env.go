@@ -73,6 +73,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// streamFlag registers --stream; checkStream requires and validates it.
+func streamFlag(fs *flag.FlagSet) *string {
+	return fs.String("stream", "", "stream `name`, for example shop/users (required)")
+}
+
+func checkStream(stream string) error {
+	if stream == "" {
+		return usagef("--stream is required")
+	}
+	if err := repo.ValidStream(stream); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
 // repoFlag registers --repo, defaulting to STRATA_REPO.
 func repoFlag(fs *flag.FlagSet, env *environment) *string {
 	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory (default $STRATA_REPO)")

@@ -14,7 +14,7 @@ import (
 func cmdForget(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "forget", "--repo URL --stream NAME [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-within-pitr D] [--dry-run] [--prune [--grace D]]")
 	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "stream `name` (required)")
+	stream := streamFlag(fs)
 	var p engine.ForgetPolicy
 	fs.IntVar(&p.KeepLast, "keep-last", 0, "keep the newest N snapshots")
 	fs.IntVar(&p.KeepHourly, "keep-hourly", 0, "keep the newest snapshot of each of the newest N hours that have one (UTC)")
@@ -28,8 +28,8 @@ func cmdForget(ctx context.Context, env *environment, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *stream == "" {
-		return usagef("--stream is required")
+	if err := checkStream(*stream); err != nil {
+		return err
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {

@@ -22,25 +22,23 @@ import (
 func cmdLog(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "log", "--repo DIR --stream NAME --stdin [--segment-bytes N] [--segment-interval D]")
 	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "stream `name` (required)")
+	stream := streamFlag(fs)
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkStream(*stream); err != nil {
+		return err
+	}
 	switch {
-	case *stream == "":
-		return usagef("--stream is required")
 	case !*stdin || fs.NArg() != 0:
 		return usagef("give --stdin: events come from standard input")
 	case *segBytes < 1<<10:
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
-	}
-	if err := repo.ValidStream(*stream); err != nil {
-		return usageError{err.Error()}
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
@@ -134,11 +132,11 @@ func restoreTarget(at, atPos string) (*index.Target, error) {
 	case at != "" && atPos != "":
 		return nil, usagef("give --at or --at-position, not both")
 	case at != "":
-		ns, err := ndjson.ParseTimeText(at)
+		t, err := parseTime(at)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		return &index.Target{Time: time.Unix(0, ns).UTC()}, nil
+		return &index.Target{Time: t}, nil
 	case atPos != "":
 		p, err := strconv.ParseUint(atPos, 10, 64)
 		if err != nil {
@@ -244,13 +242,13 @@ func tj(t time.Time) timeJSON {
 func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "coverage", "--repo DIR --stream NAME [--json]")
 	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "stream `name` (required)")
+	stream := streamFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *stream == "" {
-		return usagef("--stream is required")
+	if err := checkStream(*stream); err != nil {
+		return err
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {

@@ -15,8 +15,7 @@ import (
 // Changes is the net effect of a run of events: for each key touched, its
 // final document, or that it was deleted.
 type Changes struct {
-	m     map[string][]byte // nil value: deleted
-	bytes int64
+	m map[string][]byte // nil value: deleted
 }
 
 // NewChanges returns an empty set of changes.
@@ -25,14 +24,9 @@ func NewChanges() *Changes { return &Changes{m: map[string][]byte{}} }
 // Apply folds one event in; events must come in commit order. Key and Value
 // are copied.
 func (c *Changes) Apply(e *repo.Event) {
-	old, had := c.m[string(e.Key)]
-	if had {
-		c.bytes -= int64(len(old))
-	}
 	switch e.Op {
 	case repo.OpPut:
 		c.m[string(e.Key)] = append([]byte{}, e.Value...) // never nil: nil means deleted
-		c.bytes += int64(len(e.Value))
 	case repo.OpDelete:
 		c.m[string(e.Key)] = nil
 	}
@@ -64,8 +58,13 @@ var ErrUnsorted = errors.New("export is not sorted by key")
 // changed document replaces the line with its key, a deleted one drops it,
 // and new keys are inserted in order. Every output line ends in a newline;
 // blank lines are dropped. It streams: memory is the changes, not the export.
+// It writes a line at a time, through w itself when w is a *bufio.Writer
+// (flushed at the end), else through a buffer of its own.
 func Merge(src io.Reader, field string, ch *Changes, w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = bufio.NewWriterSize(w, 1<<20)
+	}
 	changes := ch.sorted()
 	ci := 0
 	emit := func(doc []byte) {
