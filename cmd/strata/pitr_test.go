@@ -84,7 +84,7 @@ func TestRestoreAtMatchesGenerator(t *testing.T) {
 	if len(cov.Windows) != 1 || len(cov.Gaps) != 0 || int64(cov.Windows[0].From.Unix) != start {
 		t.Fatalf("coverage %+v, want one window from %d and no gaps", cov, start)
 	}
-	last := int64(cov.Windows[0].To.Unix) // the newest event
+	last := int64(cov.Windows[0].To.Unix)                            // the newest event
 	instants := []int64{start, start + 86400, start + 2*86400, last} // the snapshots' own instants and the newest event
 	for range 8 {
 		instants = append(instants, start+rng.Int64N(last-start))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,18 +186,38 @@ func TestMinIOStoppedMidBackup(t *testing.T) {
 	c.vars["STRATA_REPO"] = bucketURL(o, newBucketName())
 	c.ok(nil, "init", "--data-shards", "4", "--parity-shards", "2")
 	data := genNDJSON(400000, 9) // about 16 MB
-	done := make(chan struct{})
-	var code int
-	var errs string
+	bucket := strings.TrimPrefix(c.vars["STRATA_REPO"], "s3+http://"+o.Endpoint+"/")
+	o.Bucket = bucket
+	mc := miniotest.Client(t, o)
+	// Feed the export through a pipe a MiB at a time until packs have
+	// landed, stop the server, then feed the rest: the backup cannot
+	// finish before the server is gone.
+	pr, pw := io.Pipe()
+	var out, errb bytes.Buffer
+	env := &environment{getenv: func(k string) string { return c.vars[k] }, stdin: pr, stdout: &out, stderr: &errb, host: "testhost", user: "tester"}
+	done := make(chan int)
 	go func() {
-		defer close(done)
-		code, _, errs = c.run(data, "backup", "--stream", "db", "--format", "ndjson", "--stdin")
+		done <- run(context.Background(), []string{"backup", "--stream", "db", "--format", "ndjson", "--stdin"}, env)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	fed := 0
+	for landed := false; !landed; {
+		if fed == len(data) {
+			t.Fatal("the whole export was read before any pack landed")
+		}
+		n := min(1<<20, len(data)-fed)
+		pw.Write(data[fed : fed+n])
+		fed += n
+		for obj := range mc.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: "data/", Recursive: true}) {
+			landed = landed || obj.Err == nil
+		}
+	}
 	srv.Stop()
-	<-done
+	go func() { pw.Write(data[fed:]); pw.Close() }()
+	code := <-done
+	pr.Close()
+	errs := errb.String()
 	if code == 0 {
-		t.Skip("the backup finished before the server stopped; nothing to test on this machine")
+		t.Fatal("the backup succeeded with the server stopped halfway")
 	}
 	if !strings.Contains(errs, "backup failed") && !strings.Contains(errs, "connect") && !strings.Contains(errs, "refused") {
 		t.Errorf("backup with the server gone: %s", errs)
