@@ -185,7 +185,7 @@ func TestMinIOStoppedMidBackup(t *testing.T) {
 	c.vars["AWS_ACCESS_KEY_ID"], c.vars["AWS_SECRET_ACCESS_KEY"] = o.AccessKey, o.SecretKey
 	c.vars["STRATA_REPO"] = bucketURL(o, newBucketName())
 	c.ok(nil, "init", "--data-shards", "4", "--parity-shards", "2")
-	data := genNDJSON(400000, 9) // about 16 MB
+	data := genNDJSON(1000000, 9) // about 40 MB: the first 4 MiB pack forms after about 12 MB
 	bucket := strings.TrimPrefix(c.vars["STRATA_REPO"], "s3+http://"+o.Endpoint+"/")
 	o.Bucket = bucket
 	mc := miniotest.Client(t, o)
@@ -207,8 +207,15 @@ func TestMinIOStoppedMidBackup(t *testing.T) {
 		n := min(1<<20, len(data)-fed)
 		pw.Write(data[fed : fed+n])
 		fed += n
-		for obj := range mc.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: "data/", Recursive: true}) {
-			landed = landed || obj.Err == nil
+		// Uploads run behind the reader: give a pack a moment to land
+		// before feeding more.
+		for try := 0; try < 10 && !landed; try++ {
+			for obj := range mc.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: "data/", Recursive: true}) {
+				landed = landed || obj.Err == nil
+			}
+			if !landed {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 	}
 	srv.Stop()
