@@ -26,11 +26,18 @@ func (id ID) Compare(other ID) int { return bytes.Compare(id[:], other[:]) }
 // IsZero reports whether id is all zeros (never a real ID in practice).
 func (id ID) IsZero() bool { return id == ID{} }
 
-// ParseID parses 64 hex digits.
+// ParseID parses 64 lowercase hex digits: the one form IDs are written in,
+// so an object name has exactly one spelling and names that parse always
+// round-trip.
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*IDSize {
 		return id, fmt.Errorf("invalid ID %q: want %d hex digits", s, 2*IDSize)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'F' {
+			return id, fmt.Errorf("invalid ID %q: hex digits must be lowercase", s)
+		}
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
 		return id, fmt.Errorf("invalid ID %q: %w", s, err)
