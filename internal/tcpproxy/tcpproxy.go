@@ -167,11 +167,14 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn) {
 				allowed = max(0, min(int64(n), l.budget-(used-int64(n))))
 			}
 			if allowed > 0 {
-				if _, werr := dst.Write(buf[:allowed]); werr != nil {
+				// Counted before the write: once the peer has read the bytes,
+				// Forwarded must already include them.
+				p.forwarded.Add(allowed)
+				if w, werr := dst.Write(buf[:allowed]); werr != nil {
+					p.forwarded.Add(int64(w) - allowed)
 					l.cut()
 					return
 				}
-				p.forwarded.Add(allowed)
 			}
 			if allowed < int64(n) {
 				l.cut()
