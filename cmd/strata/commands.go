@@ -87,7 +87,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 func cmdBackup(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE)")
+	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE | --source URL)")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	format := fs.String("format", engine.FormatRaw, "export format: raw (opaque dump) or ndjson (one record a line)")
@@ -95,11 +95,29 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "ndjson: the document field that holds each document's key")
+	source := fs.String("source", "", "snapshot a live database instead: redis://[user@]HOST:PORT[/DB] or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := checkStream(*stream); err != nil {
 		return err
+	}
+	if *source != "" {
+		if *stdin || fs.NArg() != 0 || *at != "" || *position != "" {
+			return usagef("--source takes the snapshot, its time and its position from the database: give no FILE, --stdin, --time or --position")
+		}
+		db, err := openDatabase(env, *source)
+		if err != nil {
+			return err
+		}
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		if err := db.backup(ctx, env, r, *stream); err != nil {
+			return err
+		}
+		return extendRetention(ctx, env, r)
 	}
 	if err := keyFieldOK(*keyField); err != nil {
 		return err
@@ -260,7 +278,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|-]")
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|- | --target URL [--force]]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
@@ -268,6 +286,8 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
+	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB] or etcd://HOST:PORT[,...] (password from STRATA_SOURCE_PASSWORD)")
+	force := fs.Bool("force", false, "with --target: restore into a database that is not empty")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -280,6 +300,12 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	target, err := restoreTarget(*at, *atPos)
 	if err != nil {
 		return err
+	}
+	if *dbTarget != "" {
+		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, restoreDBOptions{Force: *force, DryRun: *dryRun})
+	}
+	if *force {
+		return usagef("--force goes with --target")
 	}
 	if target != nil && *snapID != "" {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")

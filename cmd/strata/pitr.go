@@ -20,12 +20,13 @@ import (
 )
 
 func cmdLog(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "log", "--repo DIR --stream NAME --stdin [--segment-bytes N] [--segment-interval D]")
+	fs := newFlags(env, "log", "--repo DIR --stream NAME (--stdin | --source URL) [--segment-bytes N] [--segment-interval D]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
+	source := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -33,12 +34,23 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	switch {
-	case !*stdin || fs.NArg() != 0:
-		return usagef("give --stdin: events come from standard input")
+	case *stdin == (*source != "") || fs.NArg() != 0:
+		return usagef("give one of --stdin (NDJSON events on standard input) or --source URL")
 	case *segBytes < 1<<10:
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
+	}
+	if *source != "" {
+		db, err := openDatabase(env, *source)
+		if err != nil {
+			return err
+		}
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
