@@ -90,7 +90,7 @@ type ForgetResult struct {
 // and are not errors. Forget also verifies, before deleting anything, that
 // every instant of the PITR window that was restorable stays restorable by
 // the catalog's own plan rules, and refuses otherwise.
-func Forget(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, p ForgetPolicy, now time.Time, dryRun bool) (*ForgetResult, error) {
+func Forget(ctx context.Context, st repo.Store, cat *index.Catalog, stream string, p ForgetPolicy, now time.Time, dryRun bool) (*ForgetResult, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func Forget(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream 
 	if now.IsZero() {
 		return nil, errors.New("forget: no current time given")
 	}
-	if cat == nil || r == nil && !dryRun {
+	if cat == nil || st == nil && !dryRun {
 		return nil, errors.New("forget: no catalog or no repository")
 	}
 	res := &ForgetResult{Reasons: map[repo.ID][]string{}}
@@ -183,13 +183,18 @@ func Forget(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream 
 		return res, nil
 	}
 
-	st := r.Store()
 	for _, s := range res.Remove {
 		name := repo.SnapshotsPrefix + s.ID.String()
 		if err := st.Delete(ctx, name); errors.Is(err, repo.ErrRetained) {
 			res.Deferred = append(res.Deferred, name)
+			continue
 		} else if err != nil {
 			return res, fmt.Errorf("forget: delete snapshot %s: %w", s.ID.Short(), err)
+		}
+		// The label outlives its snapshot only if this delete fails; readers
+		// ignore a label without a snapshot.
+		if err := st.Delete(ctx, repo.LabelName(s.ID)); err != nil && !errors.Is(err, repo.ErrRetained) {
+			return res, fmt.Errorf("forget: delete the label of snapshot %s: %w", s.ID.Short(), err)
 		}
 	}
 	for i, k := range res.RemoveSegments {

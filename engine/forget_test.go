@@ -228,7 +228,7 @@ func TestForgetDeleteOrderAndRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := &recordingStore{Store: mem.New(), retained: tc.retained}
 			r := forgetRepo(t, rs)
-			res, err := engine.Forget(t.Context(), r, sy.catalog(), "db", policy, t0.Add(10*time.Hour), false)
+			res, err := engine.Forget(t.Context(), r.Store(), sy.catalog(), "db", policy, t0.Add(10*time.Hour), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,6 +243,11 @@ func TestForgetDeleteOrderAndRetention(t *testing.T) {
 						t.Fatalf("delete %d: snapshot %s after a segment", i, n)
 					}
 					snaps = append(snaps, n)
+				case strings.HasPrefix(n, repo.LabelsPrefix):
+					// A label goes right after its own snapshot, never before.
+					if i == 0 || rs.deletes[i-1] != repo.SnapshotsPrefix+strings.TrimPrefix(n, repo.LabelsPrefix) {
+						t.Fatalf("delete %d: label %s not right after its snapshot", i, n)
+					}
 				case strings.HasPrefix(n, repo.LogsPrefix):
 					segs = append(segs, n)
 				default:
@@ -394,14 +399,14 @@ func TestForgetKeepsPITRWindow(t *testing.T) {
 	}
 
 	policy := engine.ForgetPolicy{KeepWithinPITR: window}
-	dry, err := engine.Forget(ctx, r, cat, "db", policy, now, true)
+	dry, err := engine.Forget(ctx, r.Store(), cat, "db", policy, now, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := len(loadCatalog(t, r).Snapshots); n != 10 {
 		t.Fatalf("dry run removed snapshots: %d left", n)
 	}
-	res, err := engine.Forget(ctx, r, cat, "db", policy, now, false)
+	res, err := engine.Forget(ctx, r.Store(), cat, "db", policy, now, false)
 	if err != nil {
 		t.Fatal(err)
 	}

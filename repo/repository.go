@@ -220,8 +220,14 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 	if err != nil {
 		return ID{}, err
 	}
-	id, err := r.saveSealed(ctx, SnapshotsPrefix, adSnap, p)
-	if err != nil {
+	// The label goes first: an index server checks a snapshot upload against
+	// it, and a label whose snapshot never arrived is ignored by readers.
+	b := seal(nil, r.keys.metadata, p, adSnap)
+	id := hashObject(b)
+	if err := r.SaveLabel(ctx, id, s); err != nil {
+		return ID{}, err
+	}
+	if err := r.store.Put(ctx, SnapshotsPrefix+id.String(), b); err != nil {
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	return id, nil

@@ -38,6 +38,12 @@ func VerifyObject(name string, data []byte) error {
 			return err
 		}
 		return verifyContentID(name, k.ID.String(), data)
+	case strings.HasPrefix(name, LabelsPrefix):
+		if _, err := ParseID(name[len(LabelsPrefix):]); err != nil {
+			return corrupt(name, -1, "not a label name")
+		}
+		_, err := DecodeLabel(name, data)
+		return err
 	case strings.HasPrefix(name, KeysPrefix):
 		_, err := decodeKeyFile(name, data)
 		return err
