@@ -145,6 +145,9 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		if missing > 0 {
 			rep.problem("snapshot %s (%s): %d data blobs missing from the index, first %s", s.ID.Short(), s.Stream, missing, first.Short())
 		}
+		if err := checkLabel(ctx, r, s, o.Repair, rep); err != nil {
+			return nil, err
+		}
 	}
 
 	if o.ReadData {
@@ -578,4 +581,37 @@ func verifySegment(r *repo.Repository, s *checkedSegment, pack []byte) ([]string
 		return []string{fmt.Sprintf("%s: %v", segLabel(s.key), err)}, nil
 	}
 	return nil, err
+}
+
+// checkLabel compares a snapshot's plaintext label with its manifest; an
+// index server plans from labels alone. Repair writes the label afresh.
+func checkLabel(ctx context.Context, r *repo.Repository, s index.SnapshotRef, repair bool, rep *CheckReport) error {
+	name := repo.LabelName(s.ID)
+	b, err := r.Store().Get(ctx, name)
+	var why string
+	switch {
+	case errors.Is(err, repo.ErrNotFound):
+		why = "has no label (written before labels existed, or the label was lost)"
+	case err != nil:
+		return err
+	default:
+		l, err := repo.DecodeLabel(name, b)
+		if err == nil {
+			err = l.Agrees(s.Snapshot)
+		}
+		if err == nil {
+			return nil
+		}
+		why = fmt.Sprintf("label is wrong: %v", err)
+	}
+	if repair {
+		if err := r.SaveLabel(ctx, s.ID, s.Snapshot); err != nil {
+			rep.problem("snapshot %s (%s): %s; rewriting it failed: %v", s.ID.Short(), s.Stream, why, err)
+			return nil
+		}
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("snapshot %s (%s): %s; label rewritten", s.ID.Short(), s.Stream, why))
+		return nil
+	}
+	rep.problem("snapshot %s (%s): %s (--repair rewrites it)", s.ID.Short(), s.Stream, why)
+	return nil
 }
