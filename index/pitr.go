@@ -105,6 +105,27 @@ func (l *Log) runOf(i int) int {
 	return sort.Search(len(l.runs), func(r int) bool { return l.runs[r].end > i })
 }
 
+// With returns the log with segment k added, leaving l unchanged for
+// readers that hold it. A segment that follows the newest one (the case of
+// every live capture) is appended in O(1) amortized time: the new Log
+// appends to l's segment array, which readers of l never look past their own
+// length. So With may be called at most once on any Log: each call must be on
+// the newest Log of a chain (the server's catalog holds its write lock).
+// Anything else rebuilds the log. Runs (one per gap) are copied.
+func (l *Log) With(k repo.SegmentKey) *Log {
+	n := len(l.Segments)
+	if n > 0 && k.First <= l.Segments[n-1].Last || len(l.Conflicts) > 0 {
+		return NewLog(l.Stream, append(slices.Clone(l.Segments), k))
+	}
+	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs)}
+	if nr := len(nl.runs); nr > 0 && k.First == l.Segments[n-1].Last+1 {
+		nl.runs[nr-1].end = n + 1
+	} else {
+		nl.runs = append(nl.runs, logRun{n, n + 1})
+	}
+	return nl
+}
+
 // Newest returns the newest segment, if any.
 func (l *Log) Newest() (repo.SegmentKey, bool) {
 	if l == nil || len(l.Segments) == 0 {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/multi"
+	"github.com/strata-backup/strata/server/wire"
 )
 
 func cmdCheck(ctx context.Context, env *environment, args []string) error {
@@ -24,6 +26,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	var problems []string
 	if m, ok := r.Store().(*multi.Store); ok && *repair {
 		// Metadata first: a store that came back empty gets its copies of
@@ -53,6 +56,12 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	if t, ok := r.Store().(repo.Tampered); ok {
 		for _, n := range t.TamperedObjects() {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: TAMPERED: its current version fails verification or was hidden; the intact older version was read instead", n))
+		}
+	}
+	if c := remoteOf(r); c != nil {
+		// The server keeps the newest result for its metrics and audit trail.
+		if err := c.ReportCheck(ctx, wire.CheckReport{ReadData: *readData, Problems: rep.Problems, Repaired: len(rep.Repaired), Seconds: time.Since(start).Seconds()}); err != nil {
+			fmt.Fprintf(env.stderr, "warning: the server did not take the check report: %v\n", err)
 		}
 	}
 	depth := "structure"

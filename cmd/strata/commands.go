@@ -114,6 +114,9 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := mayBackup(ctx, r, *stream); err != nil {
+			return err
+		}
 		if err := db.backup(ctx, env, r, *stream); err != nil {
 			return err
 		}
@@ -166,7 +169,10 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := index.LoadCatalog(ctx, r)
+	if err := mayBackup(ctx, r, *stream); err != nil {
+		return err
+	}
+	cat, err := loadCatalog(ctx, r, *stream)
 	if err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
@@ -251,7 +257,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := index.LoadCatalog(ctx, r)
+	cat, err := loadCatalog(ctx, r, *stream)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
@@ -317,13 +323,17 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, catErr := index.LoadCatalog(ctx, r)
+	if target != nil && remoteOf(r) != nil {
+		// The server plans; the client checks the plan and does the rest.
+		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
+	}
+	cat, catErr := loadCatalog(ctx, r, *stream)
 	if target != nil {
 		if catErr != nil {
 			// A plan over a partial catalog could pick the wrong base; say so loudly.
 			fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", catErr)
 		}
-		return restoreAt(ctx, env, r, cat, *stream, *target, *to, *dryRun)
+		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return cat.Plan(*stream, *target) }, *stream, *target, *to, *dryRun)
 	}
 	var snap index.SnapshotRef
 	if *snapID != "" {
@@ -337,19 +347,26 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		}
 		return err
 	}
+	start := time.Now()
+	var n int64
+	run := func(w io.Writer) error {
+		var err error
+		n, err = engine.Restore(ctx, r, snap, w, restoreOptions(r))
+		return err
+	}
 	if *to == "-" {
 		// Blobs are a few KiB: unbuffered, each would be its own write(2).
 		bw := newBufferedWriter(env.stdout)
-		if _, err := engine.Restore(ctx, r, snap, bw, engine.RestoreOptions{}); err != nil {
+		if err = run(bw); err != nil {
 			bw.Flush() // what was verified so far; the error says the output is incomplete
-			return err
+		} else {
+			err = bw.Flush()
 		}
-		return bw.Flush()
+	} else {
+		err = writeAtomic(*to, run)
 	}
-	return writeAtomic(*to, func(w io.Writer) error {
-		_, err := engine.Restore(ctx, r, snap, w, engine.RestoreOptions{})
-		return err
-	})
+	reportRestore(ctx, env, r, *stream, snap.ID.String(), "snapshot "+snap.ID.Short(), start, n, err)
+	return err
 }
 
 // writeAtomic writes a file through a temporary file in the same directory,

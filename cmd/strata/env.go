@@ -90,7 +90,7 @@ func checkStream(stream string) error {
 
 // repoFlag registers --repo, defaulting to STRATA_REPO.
 func repoFlag(fs *flag.FlagSet, env *environment) *string {
-	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory (default $STRATA_REPO)")
+	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory, s3://BUCKET, or http(s)://HOST:PORT of a strata server (token from STRATA_TOKEN) (default $STRATA_REPO)")
 }
 
 // password reads the repository password from STRATA_PASSWORD,

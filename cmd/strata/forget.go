@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/wire"
 )
 
 func cmdForget(ctx context.Context, env *environment, args []string) error {
@@ -34,6 +36,15 @@ func cmdForget(ctx context.Context, env *environment, args []string) error {
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
 		return err
+	}
+	if c := remoteOf(r); c != nil {
+		if err := forgetRemote(ctx, env, c, *stream, p, *dryRun); err != nil {
+			return err
+		}
+		if *prune && !*dryRun {
+			return runPrune(ctx, env, r, engine.PruneOptions{Grace: *grace})
+		}
+		return nil
 	}
 	cat, err := index.LoadCatalog(ctx, r)
 	if err != nil {
@@ -102,5 +113,44 @@ func runPrune(ctx context.Context, env *environment, r *repo.Repository, o engin
 	for _, d := range res.Deferred {
 		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", d)
 	}
+	return nil
+}
+
+// forgetRemote has the server apply the policy: it decides by the times it
+// received the snapshots, not by the times clients claimed.
+func forgetRemote(ctx context.Context, env *environment, c *client.Client, stream string, p engine.ForgetPolicy, dryRun bool) error {
+	req := wire.ForgetRequest{Stream: stream, KeepLast: p.KeepLast, KeepHourly: p.KeepHourly, KeepDaily: p.KeepDaily,
+		KeepWeekly: p.KeepWeekly, KeepMonthly: p.KeepMonthly, DryRun: dryRun}
+	if p.KeepWithinPITR > 0 {
+		req.KeepWithinPITR = p.KeepWithinPITR.String()
+	}
+	res, err := c.Forget(ctx, req)
+	if err != nil {
+		var e *client.Error
+		if errors.As(err, &e) && e.Code == wire.CodeBadRequest {
+			return usageError{e.Message}
+		}
+		return err
+	}
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	short := func(id string) string { return id[:min(len(id), 8)] }
+	for _, s := range res.Keep {
+		fmt.Fprintf(env.stdout, "keep %s %s  %v\n", short(s.ID), index.FormatTime(s.Time), s.Reasons)
+	}
+	for _, s := range res.Remove {
+		fmt.Fprintf(env.stdout, "%s snapshot %s %s\n", verb, short(s.ID), index.FormatTime(s.Time))
+	}
+	if n := len(res.RemoveSegments); n > 0 {
+		first, _ := repo.ParseSegmentName(res.RemoveSegments[0])
+		last, _ := repo.ParseSegmentName(res.RemoveSegments[n-1])
+		fmt.Fprintf(env.stdout, "%s %d log segments, positions %d-%d\n", verb, n, first.First, last.Last)
+	}
+	for _, d := range res.Deferred {
+		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", d)
+	}
+	fmt.Fprintf(env.stderr, "decided by the server's receive times, at %s\n", index.FormatTime(res.Now))
 	return nil
 }

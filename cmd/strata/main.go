@@ -58,6 +58,8 @@ func init() {
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck},
 		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", cmdRetention},
 		{"key", "manage passwords: key add|list|remove|passwd", cmdKey},
+		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe},
+		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit},
 		{"token", "manage the index server's access tokens: token create|list|revoke", cmdToken},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)

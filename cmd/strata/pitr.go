@@ -16,6 +16,7 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/wire"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
@@ -50,10 +51,16 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := mayBackup(ctx, r, *stream); err != nil {
+			return err
+		}
 		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
+		return err
+	}
+	if err := mayBackup(ctx, r, *stream); err != nil {
 		return err
 	}
 	// Segments already sealed must be stored even when a signal ends the
@@ -160,8 +167,8 @@ func restoreTarget(at, atPos string) (*index.Target, error) {
 }
 
 // restoreAt plans and runs a point-in-time restore.
-func restoreAt(ctx context.Context, env *environment, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, to string, dryRun bool) error {
-	p, err := cat.Plan(stream, t)
+func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan func() (*index.Plan, error), stream string, t index.Target, to string, dryRun bool) error {
+	p, err := plan()
 	if err != nil {
 		return err
 	}
@@ -170,8 +177,11 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, cat *i
 	}
 	start := time.Now()
 	var st ndjson.RestoreStats
+	var out int64
 	run := func(w io.Writer) error {
-		st, err = ndjson.RestoreAt(ctx, r, p, w, engine.RestoreOptions{})
+		cw := &countWriter{w: w}
+		st, err = ndjson.RestoreAt(ctx, r, p, cw, restoreOptions(r))
+		out = cw.n
 		return err
 	}
 	if to == "-" {
@@ -185,6 +195,7 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, cat *i
 	} else {
 		err = writeAtomic(to, run)
 	}
+	reportRestore(ctx, env, r, stream, p.Base.ID.String(), t.String(), start, out, err)
 	if err != nil {
 		return err
 	}
@@ -217,40 +228,6 @@ func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *ind
 	return nil
 }
 
-type coverageJSON struct {
-	Stream    string       `json:"stream"`
-	Windows   []windowJSON `json:"windows"`
-	Gaps      []gapJSON    `json:"gaps"`
-	Conflicts []string     `json:"conflicts,omitempty"`
-	Newest    *timeJSON    `json:"newest,omitempty"`
-	LagSecs   *float64     `json:"lag_seconds,omitempty"`
-}
-
-type timeJSON struct {
-	RFC3339 string  `json:"rfc3339"`
-	Unix    float64 `json:"unix"`
-	UnixNS  int64   `json:"unix_ns"`
-}
-
-type windowJSON struct {
-	From     timeJSON `json:"from"`
-	To       timeJSON `json:"to"`
-	FromPos  uint64   `json:"from_position,omitempty"`
-	ToPos    uint64   `json:"to_position,omitempty"`
-	Duration float64  `json:"seconds"`
-}
-
-type gapJSON struct {
-	FromPos uint64   `json:"from_position"`
-	ToPos   uint64   `json:"to_position"`
-	After   timeJSON `json:"after"`
-	Before  timeJSON `json:"before"`
-}
-
-func tj(t time.Time) timeJSON {
-	return timeJSON{RFC3339: index.FormatTime(t), Unix: float64(t.UnixNano()) / 1e9, UnixNS: t.UnixNano()}
-}
-
 func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "coverage", "--repo DIR --stream NAME [--json]")
 	location := repoFlag(fs, env)
@@ -266,27 +243,23 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "warning: %v\n", err)
+	var cov *wire.Coverage
+	if c := remoteOf(r); c != nil {
+		if cov, err = c.Coverage(ctx, *stream); err != nil {
+			return err
+		}
+	} else {
+		cat, err := index.LoadCatalog(ctx, r)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "warning: %v\n", err)
+		}
+		j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
+		cov = &j
 	}
-	cov := cat.Coverage(*stream)
-	now := time.Now()
 	if *asJSON {
-		j := coverageJSON{Stream: cov.Stream, Windows: []windowJSON{}, Gaps: []gapJSON{}, Conflicts: cov.Conflicts}
-		for _, w := range cov.Windows {
-			j.Windows = append(j.Windows, windowJSON{From: tj(w.From), To: tj(w.To), FromPos: w.FromPos, ToPos: w.ToPos, Duration: w.To.Sub(w.From).Seconds()})
-		}
-		for _, g := range cov.Gaps {
-			j.Gaps = append(j.Gaps, gapJSON{FromPos: g.FromPos, ToPos: g.ToPos, After: tj(g.After), Before: tj(g.Before)})
-		}
-		if !cov.Newest.IsZero() {
-			n, lag := tj(cov.Newest), now.Sub(cov.Newest).Seconds()
-			j.Newest, j.LagSecs = &n, &lag
-		}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+		return enc.Encode(cov)
 	}
 	if len(cov.Windows) == 0 {
 		fmt.Fprintf(env.stdout, "%s: nothing restorable (no snapshot)\n", *stream)
@@ -294,17 +267,17 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESTORABLE FROM\tTO\tPOSITIONS")
 	for _, w := range cov.Windows {
-		fmt.Fprintf(tw, "%s\t%s\t%d-%d\n", index.FormatTime(w.From), index.FormatTime(w.To), w.FromPos, w.ToPos)
+		fmt.Fprintf(tw, "%s\t%s\t%d-%d\n", w.From.RFC3339, w.To.RFC3339, w.FromPos, w.ToPos)
 	}
 	tw.Flush()
 	for _, g := range cov.Gaps {
-		fmt.Fprintf(env.stdout, "GAP: %s\n", g)
+		fmt.Fprintf(env.stdout, "GAP: %s\n", index.Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: g.After.Time(), Before: g.Before.Time()})
 	}
 	for _, c := range cov.Conflicts {
 		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", c)
 	}
-	if !cov.Newest.IsZero() {
-		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", index.FormatTime(cov.Newest), now.Sub(cov.Newest).Round(time.Second))
+	if cov.Newest != nil {
+		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ func layoutOf(ctx context.Context, r *repo.Repository) (*storeLayout, error) {
 // without retention.
 func extendRetention(ctx context.Context, env *environment, r *repo.Repository) error {
 	l, err := layoutOf(ctx, r)
+	if remoteOf(r) != nil {
+		// Retention is the storage's: the operator extends it where the
+		// store is (`strata retention extend` against it), not a client.
+		return nil
+	}
 	if err != nil || l == nil || l.retention() <= 0 {
 		return err
 	}
@@ -62,6 +67,9 @@ func cmdRetention(ctx context.Context, env *environment, args []string) error {
 	}
 	r, err := openRepo(ctx, env, *location)
 	if err != nil {
+		return err
+	}
+	if err := localOnly(r, "retention extend"); err != nil {
 		return err
 	}
 	l, err := layoutOf(ctx, r)

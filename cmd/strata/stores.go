@@ -51,7 +51,7 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 		return local.Open(location)
 	}
 	if scheme != "s3" && scheme != "s3+http" {
-		return nil, usagef("repository %q: scheme %q is not supported; give a directory, s3:// or s3+http://", location, scheme)
+		return nil, usagef("repository %q: scheme %q is not supported; give a directory, s3://, s3+http://, or http(s):// of a strata server", location, scheme)
 	}
 	o, err := s3.ParseURL(location)
 	if err != nil {
@@ -80,6 +80,10 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 // cannot be opened leaves the others readable (degraded, read-only), so a
 // restore works through the loss of a store.
 func (env *environment) openStore(ctx context.Context, location string) (repo.Store, error) {
+	if isRemote(location) {
+		// The server's own layout is the server's business.
+		return env.openRemote(location)
+	}
 	first, err := env.openOne(ctx, location, false, false, nil)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,346 @@
+// Package client talks to a Strata index server (PROTOCOL.md). Store makes
+// the server's object API a repo.Store, so every engine operation (backup,
+// log capture, restore, check, prune) runs unchanged on the client, which
+// keeps the key: the server only ever sees sealed objects. The lookup
+// methods ask the server's catalog for streams, snapshots, plans and
+// coverage.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/auth"
+	"github.com/strata-backup/strata/server/wire"
+)
+
+// Sentinel errors; an *Error wraps the one that fits its status.
+var (
+	ErrUnauthorized = errors.New("the server does not know this token (STRATA_TOKEN)")
+	ErrForbidden    = errors.New("the token's scopes do not allow this")
+)
+
+// Error is an error response from the server.
+type Error struct {
+	Status    int
+	Code      string
+	Message   string
+	Identical bool
+	Op        string // "PUT data/…"
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: server said %d %s: %s", e.Op, e.Status, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusNotFound:
+		return repo.ErrNotFound
+	}
+	if e.Code == wire.CodeNotRestorable {
+		return index.ErrNotRestorable
+	}
+	return nil
+}
+
+// Options configure a Client.
+type Options struct {
+	// CAFile, when set, is a PEM file of the certificates that may sign the
+	// server's (for a private CA or a self-signed server certificate).
+	CAFile string
+	// Attempts is how often an idempotent request is tried; default 4.
+	Attempts int
+	// Timeout bounds each request's response headers; default 60s.
+	Timeout time.Duration
+}
+
+// Client is a connection to one server. It is safe for concurrent use.
+type Client struct {
+	base     string // scheme://host:port
+	location string
+	token    string
+	hc       *http.Client
+	attempts int
+}
+
+// New parses an http:// or https:// server URL.
+func New(location, token string, o Options) (*Client, error) {
+	u, err := url.Parse(location)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%q: want http(s)://HOST:PORT of a strata server (the token comes from STRATA_TOKEN)", location)
+	}
+	if token == "" {
+		return nil, fmt.Errorf("%s: no token: set STRATA_TOKEN (or STRATA_TOKEN_FILE)", location)
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // the server is addressed directly
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: o.Timeout,
+		ForceAttemptHTTP2:     true,
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificates", o.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{base: u.Scheme + "://" + u.Host, location: location, token: token,
+		hc: &http.Client{Transport: tr}, attempts: o.Attempts}, nil
+}
+
+// Location is the server URL the client was made with.
+func (c *Client) Location() string { return c.location }
+
+// call sends one request and returns the response for a 2xx status; other
+// statuses become *Error. Connection failures and 502/503/504 are retried
+// with backoff when retry is set: every request the client retries is
+// idempotent or, for uploads, safe to replay (the server answers a replay
+// with Identical).
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, body []byte, hdr http.Header, retry bool) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	op := method + " " + strings.TrimPrefix(path, "/v1/objects/")
+	var lastErr error
+	for attempt := 0; attempt < c.attempts; attempt++ {
+		if attempt > 0 {
+			d := time.Duration(50<<attempt)*time.Millisecond + rand.N(50*time.Millisecond)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, errors.Join(ctx.Err(), lastErr)
+			}
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if body != nil {
+			req.ContentLength = int64(len(body))
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = fmt.Errorf("%s: %w", op, err)
+			if retry {
+				continue
+			}
+			return nil, lastErr
+		}
+		if resp.StatusCode < 300 {
+			return resp, nil
+		}
+		apiErr := decodeError(resp, op)
+		resp.Body.Close()
+		lastErr = apiErr
+		if retry && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout) {
+			continue
+		}
+		return nil, apiErr
+	}
+	return nil, lastErr
+}
+
+func decodeError(resp *http.Response, op string) *Error {
+	e := &Error{Status: resp.StatusCode, Op: op, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: resp.Status}
+	var body wire.Error
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err == nil && body.Error.Code != "" {
+		e.Code, e.Message, e.Identical = body.Error.Code, body.Error.Message, body.Error.Identical
+	}
+	return e
+}
+
+// getJSON fetches a JSON document into v.
+func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) error {
+	resp, err := c.call(ctx, http.MethodGet, path, q, nil, nil, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: bad response: %w", path, err)
+	}
+	return nil
+}
+
+// postJSON sends v and decodes the answer into out (when not nil).
+func (c *Client) postJSON(ctx context.Context, path string, v, out any, retry bool) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	resp, err := c.call(ctx, http.MethodPost, path, nil, b, http.Header{"Content-Type": {wire.MediaJSON}}, retry)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(out); err != nil {
+		return fmt.Errorf("POST %s: bad response: %w", path, err)
+	}
+	return nil
+}
+
+// Streams lists the server's streams.
+func (c *Client) Streams(ctx context.Context) ([]wire.Stream, error) {
+	var out []wire.Stream
+	return out, c.getJSON(ctx, "/v1/streams", nil, &out)
+}
+
+// Snapshots lists the snapshots of stream ("" for all), oldest first.
+func (c *Client) Snapshots(ctx context.Context, stream string) ([]wire.Snapshot, error) {
+	var out []wire.Snapshot
+	q := url.Values{}
+	if stream != "" {
+		q.Set("stream", stream)
+	}
+	return out, c.getJSON(ctx, "/v1/snapshots", q, &out)
+}
+
+// Plan asks for the restore plan of stream at t.
+func (c *Client) Plan(ctx context.Context, stream string, t index.Target) (*wire.Plan, error) {
+	q := url.Values{"stream": {stream}}
+	if t.ByPos {
+		q.Set("position", strconv.FormatUint(t.Position, 10))
+	} else {
+		q.Set("at", t.Time.UTC().Format(time.RFC3339Nano))
+	}
+	var p wire.Plan
+	return &p, c.getJSON(ctx, "/v1/plan", q, &p)
+}
+
+// Coverage asks for a stream's restorable windows and gaps.
+func (c *Client) Coverage(ctx context.Context, stream string) (*wire.Coverage, error) {
+	var cov wire.Coverage
+	return &cov, c.getJSON(ctx, "/v1/coverage", url.Values{"stream": {stream}}, &cov)
+}
+
+// Forget asks the server to apply a retention policy (admin).
+func (c *Client) Forget(ctx context.Context, req wire.ForgetRequest) (*wire.ForgetResponse, error) {
+	var out wire.ForgetResponse
+	return &out, c.postJSON(ctx, "/v1/forget", req, &out, false)
+}
+
+// ReportRestore tells the server a restore ended.
+func (c *Client) ReportRestore(ctx context.Context, r wire.RestoreReport) error {
+	return c.postJSON(ctx, "/v1/restores", r, nil, true)
+}
+
+// ReportCheck tells the server a check ended (admin).
+func (c *Client) ReportCheck(ctx context.Context, r wire.CheckReport) error {
+	return c.postJSON(ctx, "/v1/checks", r, nil, true)
+}
+
+// Audit calls fn for every audit record at or after since (admin).
+func (c *Client) Audit(ctx context.Context, since time.Time, fn func(wire.AuditRecord) error) error {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	resp, err := c.call(ctx, http.MethodGet, "/v1/audit", q, nil, nil, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	n := 0
+	for {
+		var line struct {
+			wire.AuditRecord
+			End   bool   `json:"end"`
+			Count int    `json:"count"`
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			return fmt.Errorf("audit: the listing ended early after %d records: %w", n, err)
+		}
+		switch {
+		case line.Error != "":
+			return fmt.Errorf("audit: %s", line.Error)
+		case line.End:
+			if line.Count != n {
+				return fmt.Errorf("audit: got %d records, the server sent %d", n, line.Count)
+			}
+			return nil
+		}
+		n++
+		if err := fn(line.AuditRecord); err != nil {
+			return err
+		}
+	}
+}
+
+// Whoami returns the token's name and scopes.
+func (c *Client) Whoami(ctx context.Context) (*auth.Identity, error) {
+	var w wire.Identity
+	if err := c.getJSON(ctx, "/v1/whoami", nil, &w); err != nil {
+		return nil, err
+	}
+	scopes, err := auth.ParseScopes(w.Scopes)
+	if err != nil {
+		return nil, fmt.Errorf("whoami: %w", err)
+	}
+	return &auth.Identity{Name: w.Name, Scopes: scopes}, nil
+}
+
+// MayBackup checks, before any upload, that the token may write stream,
+// so a refused backup uploads nothing.
+func (c *Client) MayBackup(ctx context.Context, stream string) error {
+	id, err := c.Whoami(ctx)
+	if err != nil {
+		return err
+	}
+	if !id.Allows(auth.Backup, stream) {
+		return fmt.Errorf("token %q (%s) may not back up stream %s: %w", id.Name, auth.FormatScopes(id.Scopes), stream, ErrForbidden)
+	}
+	return nil
+}

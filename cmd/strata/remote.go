@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/client"
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/wire"
+)
+
+// isRemote reports whether a repository location is an index server.
+func isRemote(location string) bool {
+	return strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://")
+}
+
+// openRemote connects to an index server with the token from STRATA_TOKEN
+// or STRATA_TOKEN_FILE (never a flag) and, for a private CA, the
+// certificates in STRATA_CACERT.
+func (env *environment) openRemote(location string) (*client.Store, error) {
+	token := ""
+	if env.getenv("STRATA_TOKEN") != "" || env.getenv("STRATA_TOKEN_FILE") != "" {
+		b, err := env.secret("STRATA_TOKEN", "STRATA_TOKEN_FILE", "server token", false)
+		if err != nil {
+			return nil, err
+		}
+		token = string(b)
+	}
+	c, err := client.New(location, token, client.Options{CAFile: env.getenv("STRATA_CACERT")})
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return c.Store(), nil
+}
+
+// remoteOf returns the server client of a repository opened through one.
+func remoteOf(r *repo.Repository) *client.Client {
+	if s, ok := r.Store().(*client.Store); ok {
+		return s.Client()
+	}
+	return nil
+}
+
+// loadCatalog reads the snapshots and logs of stream ("" for all): through
+// the server's catalog for a remote repository (only what the token may
+// see), else by listing the store.
+func loadCatalog(ctx context.Context, r *repo.Repository, stream string) (*index.Catalog, error) {
+	if c := remoteOf(r); c != nil {
+		return c.Catalog(ctx, r, stream)
+	}
+	return index.LoadCatalog(ctx, r)
+}
+
+// localOnly refuses commands that need the store itself.
+func localOnly(r *repo.Repository, what string) error {
+	if c := remoteOf(r); c != nil {
+		return fmt.Errorf("%s works on the repository's storage, not through a server (%s): run it where the store is reachable", what, c.Location())
+	}
+	return nil
+}
+
+// restoreOptions tunes a restore: through a server every frame is a
+// request, so more of them are in flight.
+func restoreOptions(r *repo.Repository) engine.RestoreOptions {
+	if remoteOf(r) != nil {
+		return engine.RestoreOptions{Workers: 16}
+	}
+	return engine.RestoreOptions{}
+}
+
+// reportRestore tells a server that a restore ended, for its audit trail
+// and metrics. A failed report is a warning: the restore's own result stands.
+func reportRestore(ctx context.Context, env *environment, r *repo.Repository, stream, snapshot, target string, start time.Time, bytes int64, restoreErr error) {
+	c := remoteOf(r)
+	if c == nil {
+		return
+	}
+	rep := wire.RestoreReport{Stream: stream, Snapshot: snapshot, Target: target, Seconds: time.Since(start).Seconds(), Bytes: bytes}
+	if restoreErr != nil {
+		rep.Error = restoreErr.Error()
+	}
+	if err := c.ReportRestore(context.WithoutCancel(ctx), rep); err != nil {
+		fmt.Fprintf(env.stderr, "warning: the server did not take the restore report: %v\n", err)
+	}
+}
+
+// mayBackup refuses, before anything is uploaded, a backup or capture the
+// server would refuse at the end.
+func mayBackup(ctx context.Context, r *repo.Repository, stream string) error {
+	if c := remoteOf(r); c != nil {
+		return c.MayBackup(ctx, stream)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-backup/strata/server"
+	"github.com/strata-backup/strata/server/auth"
+	"github.com/strata-backup/strata/server/wire"
+)
+
+// cmdServe runs the index server until SIGTERM or SIGINT, then finishes
+// the requests in flight (up to --shutdown-timeout) and writes the audit
+// records still buffered.
+func cmdServe(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "serve", "--repo URL --listen ADDR --tokens FILE [--tls-cert F --tls-key F]")
+	location := repoFlag(fs, env)
+	listen := fs.String("listen", "127.0.0.1:8420", "address to listen on")
+	tokensFile := fs.String("tokens", "", "tokens file (strata token create); reloaded on SIGHUP (required)")
+	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
+	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usagef("unexpected arguments %q", fs.Args())
+	case *tokensFile == "":
+		return usagef("--tokens is required: create one with strata token create --tokens FILE")
+	case (*certFile == "") != (*keyFile == ""):
+		return usagef("give both --tls-cert and --tls-key, or neither")
+	case isRemote(*location):
+		return usagef("--repo must be the repository's storage (a directory or s3://), not another server")
+	}
+	tokens, err := auth.LoadFile(*tokensFile)
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[auth.Set]
+	current.Store(tokens)
+	logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
+
+	st, err := env.openStore(ctx, *location)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    wire.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "tls", *certFile != "", "tokens", tokens.Len())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			t, err := auth.LoadFile(*tokensFile)
+			if err != nil {
+				logger.Error("tokens not reloaded; the old set stays in force", "error", err)
+				continue
+			}
+			current.Store(t)
+			logger.Info("tokens reloaded", "tokens", t.Len())
+		}
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		logger.Info("shutting down: finishing in-flight requests", "timeout", grace.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
+		err = hs.Shutdown(sctx)
+		cancel()
+		<-served
+	}
+	if cerr := srv.Close(context.WithoutCancel(ctx)); cerr != nil {
+		logger.Error("the last audit records were not written", "error", cerr)
+		err = errors.Join(err, cerr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	logger.Info("stopped")
+	return err
+}
+
+// cmdAudit prints the audit trail: through a server (admin token), or
+// straight from the repository's storage.
+func cmdAudit(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "audit", "--repo URL [--since TIME] [--json]")
+	location := repoFlag(fs, env)
+	since := fs.String("since", "", "only records at or after this instant (RFC 3339 or unix seconds)")
+	asJSON := fs.Bool("json", false, "print NDJSON records")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var from time.Time
+	if *since != "" {
+		t, err := parseTime(*since)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		from = t
+	}
+	enc := json.NewEncoder(env.stdout)
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "TIME\tTOKEN\tACTION\tSTATUS\tRESULT\tSTREAM\tOBJECT\tDETAIL")
+	}
+	print := func(r wire.AuditRecord) error {
+		if *asJSON {
+			return enc.Encode(r)
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339Nano), orDash(r.Token), r.Action, r.Status, r.Result, orDash(r.Stream), orDash(r.Object), r.Detail)
+		return err
+	}
+	var err error
+	if isRemote(*location) {
+		st, oerr := env.openRemote(*location)
+		if oerr != nil {
+			return oerr
+		}
+		err = st.Client().Audit(ctx, from, print)
+	} else {
+		st, oerr := env.openStore(ctx, *location)
+		if oerr != nil {
+			return oerr
+		}
+		err = server.ReadAudit(ctx, st, from, print)
+	}
+	if !*asJSON {
+		tw.Flush()
+	}
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/wire"
+)
+
+// auditLog buffers audit records and writes them to the repository as
+// numbered NDJSON objects, audit/<unix ns:19>.jsonl, each starting with a
+// line naming the BLAKE3 of the object before it. The objects are only ever
+// added (under Object Lock they are immutable too), and the chain makes a
+// removed or altered object visible to `strata audit`.
+//
+// Records are written at least every flush interval and when the server
+// stops; a server that crashes loses at most the records of the last
+// interval. The objects they describe are stored before the request
+// returns regardless.
+type auditLog struct {
+	st     repo.Store
+	now    func() time.Time
+	logger *slog.Logger
+
+	mu      sync.Mutex // guards buf
+	buf     []wire.AuditRecord
+	flushMu sync.Mutex // serializes writes; guards prev and lastNS
+	prev    string     // hex BLAKE3 of the newest audit object; "" before the first
+	lastNS  int64
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	failed  func() // counts a failed write (metrics)
+}
+
+// auditHeader is the first line of every audit object.
+type auditHeader struct {
+	Prev string `json:"prev"`
+}
+
+const auditBatch = 500 // records that trigger an early write
+
+func auditName(ns int64) string { return fmt.Sprintf("%s%019d.jsonl", wire.AuditPrefix, ns) }
+
+func openAuditLog(ctx context.Context, st repo.Store, now func() time.Time, logger *slog.Logger) (*auditLog, error) {
+	a := &auditLog{st: st, now: now, logger: logger, kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), failed: func() {}}
+	var last string
+	if err := st.List(ctx, wire.AuditPrefix, func(oi repo.ObjectInfo) error { last = oi.Name; return nil }); err != nil {
+		return nil, err
+	}
+	if last != "" {
+		b, err := st.Get(ctx, last)
+		if err != nil {
+			return nil, err
+		}
+		h := blake3.Sum256(b)
+		a.prev = fmt.Sprintf("%x", h[:])
+		ns, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(last, wire.AuditPrefix), ".jsonl"), 10, 64)
+		a.lastNS = ns
+	}
+	return a, nil
+}
+
+func (a *auditLog) add(rec wire.AuditRecord) {
+	a.mu.Lock()
+	a.buf = append(a.buf, rec)
+	n := len(a.buf)
+	a.mu.Unlock()
+	if n >= auditBatch {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (a *auditLog) run(every time.Duration) {
+	defer close(a.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		if err := a.flush(context.Background()); err != nil {
+			a.logger.Error("audit trail write failed; the records stay buffered and are retried", "error", err)
+		}
+	}
+}
+
+// flush writes the buffered records as one object. On failure they are
+// kept for the next attempt.
+func (a *auditLog) flush(ctx context.Context) error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	a.mu.Lock()
+	recs := a.buf
+	a.buf = nil
+	a.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.Encode(auditHeader{Prev: a.prev})
+	for _, r := range recs {
+		enc.Encode(r)
+	}
+	ns := max(a.now().UnixNano(), a.lastNS+1)
+	if err := a.st.Put(ctx, auditName(ns), b.Bytes()); err != nil {
+		a.failed()
+		a.mu.Lock()
+		a.buf = append(recs, a.buf...)
+		a.mu.Unlock()
+		return err
+	}
+	h := blake3.Sum256(b.Bytes())
+	a.prev, a.lastNS = fmt.Sprintf("%x", h[:]), ns
+	return nil
+}
+
+func (a *auditLog) close(ctx context.Context) error {
+	close(a.stop)
+	<-a.done
+	return a.flush(ctx)
+}
+
+// ReadAudit calls fn for every audit record at or after since, oldest
+// first, from the store, checking the chain between the objects it reads.
+// A broken chain is reported through fn's caller as an error naming the
+// object, after the records before it.
+func ReadAudit(ctx context.Context, st repo.Store, since time.Time, fn func(wire.AuditRecord) error) error {
+	var names []string
+	if err := st.List(ctx, wire.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil }); err != nil {
+		return err
+	}
+	prev := ""
+	for i, name := range names {
+		b, err := st.Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<20)
+		if !sc.Scan() {
+			return fmt.Errorf("%s: empty audit object", name)
+		}
+		var h auditHeader
+		if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+			return fmt.Errorf("%s: bad header: %v", name, err)
+		}
+		if i > 0 && h.Prev != prev {
+			return fmt.Errorf("%s: the audit chain is broken: it follows an object other than %s (an audit object was removed or altered)", name, names[i-1])
+		}
+		sum := blake3.Sum256(b)
+		prev = fmt.Sprintf("%x", sum[:])
+		for sc.Scan() {
+			var rec wire.AuditRecord
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				return fmt.Errorf("%s: bad record: %v", name, err)
+			}
+			if rec.Time.Before(since) {
+				continue
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// readAudit serves GET /v1/audit?since=TIME as NDJSON, after writing what
+// is buffered, so the answer includes this very moment's records.
+func (s *Server) readAudit(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return badRequest("since: want RFC 3339: %v", err)
+		}
+		since = t
+	}
+	rq.audit = &wire.AuditRecord{Action: "audit-read"}
+	if err := s.audit.flush(r.Context()); err != nil {
+		return storeError(err)
+	}
+	w.Header().Set("Content-Type", wire.MediaNDJSON)
+	enc := json.NewEncoder(w)
+	n := 0
+	err := ReadAudit(r.Context(), s.st, since, func(rec wire.AuditRecord) error { n++; return enc.Encode(rec) })
+	if err != nil {
+		if n == 0 && !errors.Is(err, context.Canceled) {
+			return errorf(http.StatusConflict, wire.CodeCorrupt, "%v", err)
+		}
+		// Mid-stream: end without the end line, so the client reports it.
+		enc.Encode(map[string]string{"error": err.Error()})
+		return nil
+	}
+	enc.Encode(wire.ListLine{End: true, Count: n})
+	return nil
+}

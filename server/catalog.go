@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// catalog is the server's in-memory view of every stream: snapshots from
+// their plaintext labels, log segments from their names. It never needs the
+// key. Lookups take the read lock; every write through the server updates it
+// under the write lock, so a lookup never sees half an update.
+type catalog struct {
+	mu sync.RWMutex
+	// labels holds every label, including labels whose snapshot has not
+	// arrived yet (a snapshot upload is checked against its label).
+	labels map[repo.ID]*repo.Label
+	// cat.Snapshots holds the snapshots that exist, oldest first; Logs
+	// every stream's segments.
+	cat index.Catalog
+}
+
+// loadCatalog rebuilds the catalog from the store: labels, snapshot names,
+// segment names. Snapshots without a label (written before labels existed)
+// are counted in unlabeled and left out: `strata check --repair` with the
+// password writes their labels.
+func loadCatalog(ctx context.Context, st repo.Store) (c *catalog, unlabeled int, err error) {
+	c = &catalog{labels: map[repo.ID]*repo.Label{}, cat: index.Catalog{Logs: map[string]*index.Log{}}}
+	var labelIDs []repo.ID
+	if err := st.List(ctx, repo.LabelsPrefix, func(oi repo.ObjectInfo) error {
+		id, err := repo.ParseID(oi.Name[len(repo.LabelsPrefix):])
+		if err != nil {
+			return &repo.CorruptError{Object: oi.Name, Offset: -1, Reason: "unexpected object name"}
+		}
+		labelIDs = append(labelIDs, id)
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("list labels: %w", err)
+	}
+	labels := make([]*repo.Label, len(labelIDs))
+	errs := make([]error, len(labelIDs))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, id := range labelIDs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			name := repo.LabelName(id)
+			b, err := st.Get(ctx, name)
+			if err == nil {
+				labels[i], err = repo.DecodeLabel(name, b)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, fmt.Errorf("read labels: %w", err)
+	}
+	for i, id := range labelIDs {
+		c.labels[id] = labels[i]
+	}
+	if err := st.List(ctx, repo.SnapshotsPrefix, func(oi repo.ObjectInfo) error {
+		id, err := repo.ParseID(oi.Name[len(repo.SnapshotsPrefix):])
+		if err != nil {
+			return &repo.CorruptError{Object: oi.Name, Offset: -1, Reason: "unexpected object name"}
+		}
+		l, ok := c.labels[id]
+		if !ok {
+			unlabeled++
+			return nil
+		}
+		c.cat.Snapshots = append(c.cat.Snapshots, index.SnapshotRef{ID: id, Snapshot: repo.SnapshotOfLabel(l)})
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("list snapshots: %w", err)
+	}
+	slices.SortStableFunc(c.cat.Snapshots, compareSnapshots)
+	logs, err := index.ListLogs(ctx, st, "")
+	if err != nil {
+		return nil, 0, fmt.Errorf("list log segments: %w", err)
+	}
+	c.cat.Logs = logs
+	return c, unlabeled, nil
+}
+
+// compareSnapshots orders snapshots as index.LoadCatalog does.
+func compareSnapshots(a, b index.SnapshotRef) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	if c := a.Created.Compare(b.Created); c != 0 {
+		return c
+	}
+	return a.ID.Compare(b.ID)
+}
+
+func (c *catalog) label(id repo.ID) (*repo.Label, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	l, ok := c.labels[id]
+	return l, ok
+}
+
+func (c *catalog) addLabel(id repo.ID, l *repo.Label) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.labels[id] = l
+}
+
+// addSnapshot records a stored snapshot; its label must be known.
+func (c *catalog) addSnapshot(id repo.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.labels[id]
+	if !ok {
+		return
+	}
+	ref := index.SnapshotRef{ID: id, Snapshot: repo.SnapshotOfLabel(l)}
+	i, found := slices.BinarySearchFunc(c.cat.Snapshots, ref, compareSnapshots)
+	if found {
+		return
+	}
+	// Copy on insert: plans and listings handed out earlier keep their slice.
+	s := make([]index.SnapshotRef, 0, len(c.cat.Snapshots)+1)
+	s = append(append(append(s, c.cat.Snapshots[:i]...), ref), c.cat.Snapshots[i:]...)
+	c.cat.Snapshots = s
+}
+
+// removeSnapshot forgets a deleted snapshot (and, with label, its label).
+func (c *catalog) removeSnapshot(id repo.ID, label bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if label {
+		delete(c.labels, id)
+	}
+	c.cat.Snapshots = slices.DeleteFunc(slices.Clone(c.cat.Snapshots), func(s index.SnapshotRef) bool { return s.ID == id })
+}
+
+// addSegment records a stored segment manifest.
+func (c *catalog) addSegment(k repo.SegmentKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cat.Logs[k.Stream] = c.cat.Log(k.Stream).With(k)
+}
+
+// removeSegment forgets a deleted segment manifest.
+func (c *catalog) removeSegment(k repo.SegmentKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.cat.Log(k.Stream)
+	segs := slices.DeleteFunc(slices.Clone(l.Segments), func(s repo.SegmentKey) bool { return s == k })
+	if len(segs) == 0 {
+		delete(c.cat.Logs, k.Stream)
+		return
+	}
+	c.cat.Logs[k.Stream] = index.NewLog(k.Stream, segs)
+}
+
+// view returns a consistent copy of the catalog's top level for lookups.
+// The slices and logs inside are shared and never modified in place.
+func (c *catalog) view() *index.Catalog {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v := &index.Catalog{Snapshots: c.cat.Snapshots, Logs: c.cat.Logs}
+	return v
+}
+
+// withLog runs fn on one stream's view under the read lock, without copying
+// the map of logs: the lookup path.
+func (c *catalog) read(fn func(cat *index.Catalog)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	fn(&c.cat)
+}
+
+// trusted returns the catalog with each snapshot's Time replaced by the time
+// the server received it, where known: retention decides by the server's
+// clock, never by dates a client claims (PROTOCOL.md, "Trusted time").
+func (c *catalog) trusted() *index.Catalog {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v := &index.Catalog{Snapshots: make([]index.SnapshotRef, len(c.cat.Snapshots)), Logs: c.cat.Logs}
+	for i, s := range c.cat.Snapshots {
+		cp := *s.Snapshot
+		if l := c.labels[s.ID]; l != nil && l.Received != nil {
+			cp.Time = *l.Received
+		}
+		v.Snapshots[i] = index.SnapshotRef{ID: s.ID, Snapshot: &cp}
+	}
+	slices.SortStableFunc(v.Snapshots, compareSnapshots)
+	return v
+}
+
+// streams lists every stream with its counts and newest instant.
+func (c *catalog) streams() map[string]*streamInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]*streamInfo{}
+	get := func(s string) *streamInfo {
+		if out[s] == nil {
+			out[s] = &streamInfo{}
+		}
+		return out[s]
+	}
+	for _, s := range c.cat.Snapshots {
+		si := get(s.Stream)
+		si.snapshots++
+		if s.Time.After(si.newest) {
+			si.newest = s.Time
+		}
+	}
+	for name, l := range c.cat.Logs {
+		si := get(name)
+		si.segments += len(l.Segments)
+		if n, ok := l.Newest(); ok {
+			if t := time.Unix(0, n.LastTime).UTC(); t.After(si.newest) {
+				si.newest = t
+			}
+		}
+	}
+	return out
+}
+
+type streamInfo struct {
+	snapshots, segments int
+	newest              time.Time
+}

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/auth"
+	"github.com/strata-backup/strata/server/wire"
+	"github.com/strata-backup/strata/source/ndjson"
+)
+
+// streamParam reads and checks ?stream=.
+func streamParam(r *http.Request) (string, *apiError) {
+	s := r.URL.Query().Get("stream")
+	if err := repo.ValidStream(s); err != nil {
+		return "", badRequest("stream: %v", err)
+	}
+	return s, nil
+}
+
+func (s *Server) listStreams(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	infos := s.cat.streams()
+	out := make([]wire.Stream, 0, len(infos))
+	for name, si := range infos {
+		st := wire.Stream{Name: name, Snapshots: si.snapshots, Segments: si.segments}
+		if !si.newest.IsZero() {
+			t := si.newest
+			st.Newest = &t
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b wire.Stream) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) snapshotOf(ref index.SnapshotRef) wire.Snapshot {
+	l, _ := s.cat.label(ref.ID)
+	return wire.Snapshot{ID: ref.ID.String(), Label: l}
+}
+
+func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	var refs []index.SnapshotRef
+	stream := r.URL.Query().Get("stream")
+	if stream != "" {
+		if err := repo.ValidStream(stream); err != nil {
+			return badRequest("stream: %v", err)
+		}
+	}
+	s.cat.read(func(c *index.Catalog) { refs = c.Stream(stream) })
+	out := make([]wire.Snapshot, 0, len(refs))
+	for _, ref := range refs {
+		out = append(out, s.snapshotOf(ref))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// planTarget parses ?at= (RFC 3339 or unix seconds) or ?position=.
+func planTarget(r *http.Request) (index.Target, *apiError) {
+	q := r.URL.Query()
+	at, pos := q.Get("at"), q.Get("position")
+	switch {
+	case at != "" && pos != "":
+		return index.Target{}, badRequest("give at or position, not both")
+	case at != "":
+		ns, err := ndjson.ParseTimeText(at)
+		if err != nil {
+			return index.Target{}, badRequest("at: %v", err)
+		}
+		return index.Target{Time: time.Unix(0, ns).UTC()}, nil
+	case pos != "":
+		p, err := strconv.ParseUint(pos, 10, 64)
+		if err != nil {
+			return index.Target{}, badRequest("position %q: want a non-negative integer", pos)
+		}
+		return index.Target{Position: p, ByPos: true}, nil
+	}
+	return index.Target{}, badRequest("give at=TIME or position=N")
+}
+
+func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	stream, e := streamParam(r)
+	if e != nil {
+		return e
+	}
+	t, e := planTarget(r)
+	if e != nil {
+		return e
+	}
+	start := time.Now()
+	var p *index.Plan
+	var err error
+	s.cat.read(func(c *index.Catalog) { p, err = c.Plan(stream, t) })
+	s.metrics.planned(time.Since(start))
+	if err != nil {
+		if errors.Is(err, index.ErrNotRestorable) || errors.Is(err, index.ErrNoSnapshot) {
+			return errorf(http.StatusUnprocessableEntity, wire.CodeNotRestorable, "%v", err)
+		}
+		return errorf(http.StatusInternalServerError, wire.CodeInternal, "%v", err)
+	}
+	out := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From,
+		Segments: make([]string, len(p.Segments))}
+	for i, k := range p.Segments {
+		out.Segments[i] = k.Name()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	stream, e := streamParam(r)
+	if e != nil {
+		return e
+	}
+	var cov index.Coverage
+	s.cat.read(func(c *index.Catalog) { cov = c.Coverage(stream) })
+	writeJSON(w, http.StatusOK, wire.CoverageOf(cov, s.o.Now()))
+	return nil
+}
+
+// forget applies a retention policy by the server's receive times. Only
+// manifests and labels are deleted; prune (client-side, with the key)
+// removes data.
+func (s *Server) forget(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	var req wire.ForgetRequest
+	if e := decodeJSON(r, &req); e != nil {
+		return e
+	}
+	if err := repo.ValidStream(req.Stream); err != nil {
+		return badRequest("stream: %v", err)
+	}
+	p := engine.ForgetPolicy{KeepLast: req.KeepLast, KeepHourly: req.KeepHourly, KeepDaily: req.KeepDaily,
+		KeepWeekly: req.KeepWeekly, KeepMonthly: req.KeepMonthly}
+	if req.KeepWithinPITR != "" {
+		d, err := time.ParseDuration(req.KeepWithinPITR)
+		if err != nil {
+			return badRequest("keep_within_pitr: %v", err)
+		}
+		p.KeepWithinPITR = d
+	}
+	rq.audit = &wire.AuditRecord{Action: "forget", Stream: req.Stream}
+	if req.DryRun {
+		rq.audit.Action = "forget-dry-run"
+	}
+	now := s.o.Now().UTC()
+	res, err := engine.Forget(r.Context(), s.st, s.cat.trusted(), req.Stream, p, now, req.DryRun)
+	if res != nil && !req.DryRun {
+		s.applyForget(res)
+	}
+	if errors.Is(err, engine.ErrEmptyPolicy) {
+		return badRequest("%v", err)
+	}
+	if err != nil {
+		return errorf(http.StatusConflict, wire.CodeConflict, "%v", err)
+	}
+	out := wire.ForgetResponse{Keep: []wire.Decision{}, Remove: []wire.Decision{}, RemoveSegments: []string{}, Deferred: res.Deferred, Now: now}
+	if out.Deferred == nil {
+		out.Deferred = []string{}
+	}
+	for _, k := range res.Keep {
+		out.Keep = append(out.Keep, wire.Decision{ID: k.ID.String(), Time: k.Time, Reasons: res.Reasons[k.ID]})
+	}
+	for _, k := range res.Remove {
+		out.Remove = append(out.Remove, wire.Decision{ID: k.ID.String(), Time: k.Time})
+	}
+	for _, k := range res.RemoveSegments {
+		out.RemoveSegments = append(out.RemoveSegments, k.Name())
+	}
+	rq.audit.Detail = fmt.Sprintf("kept %d snapshots, removed %d snapshots and %d segments, %d deferred", len(res.Keep), len(res.Remove), len(res.RemoveSegments), len(res.Deferred))
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// applyForget removes from the catalog what Forget deleted.
+func (s *Server) applyForget(res *engine.ForgetResult) {
+	deferred := map[string]bool{}
+	for _, d := range res.Deferred {
+		deferred[d] = true
+	}
+	for _, k := range res.Remove {
+		if !deferred[repo.SnapshotsPrefix+k.ID.String()] {
+			s.cat.removeSnapshot(k.ID, true)
+		}
+	}
+	for _, k := range res.RemoveSegments {
+		if !deferred[k.Name()] {
+			s.cat.removeSegment(k)
+		}
+	}
+}
+
+func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	var rep wire.RestoreReport
+	if e := decodeJSON(r, &rep); e != nil {
+		return e
+	}
+	if err := repo.ValidStream(rep.Stream); err != nil {
+		return badRequest("stream: %v", err)
+	}
+	if !rq.id.Allows(auth.Restore, rep.Stream) {
+		return forbidden("this token may not restore stream %s", rep.Stream)
+	}
+	if rep.Seconds < 0 || rep.Bytes < 0 || len(rep.Error) > 4096 || len(rep.Target) > 512 {
+		return badRequest("restore report fields out of range")
+	}
+	s.metrics.restored(rep)
+	rq.audit = &wire.AuditRecord{Action: "restore", Stream: rep.Stream, Object: rep.Snapshot, Bytes: rep.Bytes, Seconds: rep.Seconds,
+		Detail: "target " + rep.Target}
+	if rep.Error != "" {
+		rq.audit.Detail += "; failed: " + rep.Error
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) reportCheck(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	var rep wire.CheckReport
+	if e := decodeJSON(r, &rep); e != nil {
+		return e
+	}
+	if rep.Seconds < 0 || rep.Repaired < 0 || len(rep.Problems) > 100000 {
+		return badRequest("check report fields out of range")
+	}
+	s.metrics.checked(rep, s.o.Now())
+	rq.audit = &wire.AuditRecord{Action: "check", Seconds: rep.Seconds,
+		Detail: fmt.Sprintf("read_data=%v problems=%d repaired=%d", rep.ReadData, len(rep.Problems), rep.Repaired)}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

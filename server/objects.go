@@ -1,0 +1,377 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/auth"
+	"github.com/strata-backup/strata/server/wire"
+)
+
+// parseObject reads and classifies the {name...} path value.
+func parseObject(r *http.Request) (wire.Object, *apiError) {
+	o, err := wire.ParseObject(r.PathValue("name"))
+	if err != nil {
+		return o, badRequest("%v", err)
+	}
+	return o, nil
+}
+
+// streamOf is the stream an object belongs to: in a segment's name, or in
+// a snapshot's label. Shared objects belong to none.
+func (s *Server) streamOf(o wire.Object) (string, bool) {
+	switch o.Class {
+	case wire.ClassSegment:
+		return o.Segment.Stream, true
+	case wire.ClassSnapshot, wire.ClassLabel:
+		l, ok := s.cat.label(o.ID)
+		if !ok {
+			return "", false
+		}
+		return l.Stream, true
+	}
+	return "", true
+}
+
+// mayRead decides a download (PROTOCOL.md, "Scopes").
+func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
+	ok := false
+	switch o.Class {
+	case wire.ClassConfig, wire.ClassKey:
+		ok = true // sealed with the password: every client needs them to open the repository
+	case wire.ClassData:
+		ok = id.Allows(auth.Restore, "")
+	case wire.ClassIndex:
+		ok = id.Allows(auth.Restore, "") || id.Allows(auth.Backup, "")
+	case wire.ClassSnapshot, wire.ClassSegment:
+		// A backup reads its parent snapshot and the log it continues.
+		ok = id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
+	case wire.ClassLabel:
+		ok = id.Allows(auth.Read, "") || id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
+	case wire.ClassPrune, wire.ClassAudit:
+		ok = id.Allows(auth.Admin, "")
+	}
+	if !ok {
+		if stream != "" {
+			return forbidden("this token may not read %s objects of stream %s", o.Class, stream)
+		}
+		return forbidden("this token may not read %s objects", o.Class)
+	}
+	return nil
+}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	o, e := parseObject(r)
+	if e != nil {
+		return e
+	}
+	stream, known := s.streamOf(o)
+	if !known && !rq.id.Allows(auth.Admin, "") {
+		// A snapshot without a label is not one the server can scope.
+		return errorf(http.StatusNotFound, wire.CodeNotFound, "no such snapshot")
+	}
+	if e := mayRead(rq.id, o, stream); e != nil {
+		return e
+	}
+	if o.Class == wire.ClassSnapshot {
+		// Downloading a manifest starts a restore (or a backup's dedup against its parent).
+		rq.audit = &wire.AuditRecord{Action: "read-snapshot", Object: o.Name, Stream: stream}
+	}
+	ctx := r.Context()
+	if r.Method == http.MethodHead {
+		oi, err := s.st.Stat(ctx, o.Name)
+		if err != nil {
+			return storeError(err)
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(oi.Size, 10))
+		w.Header().Set("Content-Type", wire.MediaObject)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	var data []byte
+	var err error
+	status := http.StatusOK
+	if rg := r.Header.Get("Range"); rg != "" {
+		off, n, perr := parseRange(rg)
+		if perr != nil {
+			return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRequest, "%v", perr)
+		}
+		data, err = s.st.GetRange(ctx, o.Name, off, n)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRequest, "range %s is not inside the object", rg)
+		}
+		status = http.StatusPartialContent
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/*", off, off+n-1))
+	} else {
+		data, err = s.st.Get(ctx, o.Name)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	w.Header().Set("Content-Type", wire.MediaObject)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(status)
+	w.Write(data)
+	return nil
+}
+
+// parseRange accepts exactly one "bytes=FIRST-LAST" range.
+func parseRange(h string) (off, n int64, err error) {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	a, b, ok2 := strings.Cut(spec, "-")
+	if !ok || !ok2 {
+		return 0, 0, fmt.Errorf("range %q: want bytes=FIRST-LAST", h)
+	}
+	first, err1 := strconv.ParseInt(a, 10, 64)
+	last, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || first < 0 || last < first || last-first >= wire.MaxObjectBody {
+		return 0, 0, fmt.Errorf("range %q: want bytes=FIRST-LAST", h)
+	}
+	return first, last - first + 1, nil
+}
+
+// readBody reads an upload of exactly Content-Length bytes, at most limit.
+// A body that ends early is a truncated upload: refused, nothing stored.
+func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
+	if r.ContentLength < 0 {
+		return nil, errorf(http.StatusLengthRequired, wire.CodeLengthRequired, "uploads need a Content-Length")
+	}
+	if r.ContentLength > limit {
+		return nil, errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "upload of %d bytes, over the limit %d", r.ContentLength, limit)
+	}
+	data := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
+		return nil, badRequest("truncated upload: %v", err)
+	}
+	return data, nil
+}
+
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	o, e := parseObject(r)
+	if e != nil {
+		return e
+	}
+	rq.audit = &wire.AuditRecord{Action: "put", Object: o.Name}
+	limit := int64(wire.MaxObjectBody)
+	if o.Class == wire.ClassLabel {
+		limit = repo.MaxLabelSize
+	}
+	// Scopes that do not depend on the body come first, so a refused
+	// upload is not even read.
+	id := rq.id
+	switch o.Class {
+	case wire.ClassConfig, wire.ClassAudit:
+		return forbidden("%s objects are written only by `strata init` and the server itself", o.Class)
+	case wire.ClassKey, wire.ClassPrune:
+		if !id.Allows(auth.Admin, "") {
+			return forbidden("writing %s objects needs the admin scope", o.Class)
+		}
+	case wire.ClassData, wire.ClassIndex:
+		if !id.Allows(auth.Backup, "") {
+			return forbidden("this token has no backup scope")
+		}
+	case wire.ClassSegment:
+		rq.audit.Stream = o.Segment.Stream
+		if !id.Allows(auth.Backup, o.Segment.Stream) {
+			return forbidden("this token may not back up stream %s", o.Segment.Stream)
+		}
+		if limitT := s.o.Now().Add(wire.MaxClockSkew); time.Unix(0, o.Segment.LastTime).After(limitT) {
+			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), limitT.UTC().Format(time.RFC3339))
+		}
+	case wire.ClassSnapshot:
+		l, ok := s.cat.label(o.ID)
+		if !ok {
+			return errorf(http.StatusConflict, wire.CodeConflict, "upload the snapshot's label first (labels/%s)", o.ID)
+		}
+		rq.audit.Stream = l.Stream
+		if !id.Allows(auth.Backup, l.Stream) {
+			return forbidden("this token may not back up stream %s", l.Stream)
+		}
+	case wire.ClassLabel:
+		if !id.Allows(auth.Backup, "") {
+			return forbidden("this token has no backup scope")
+		}
+	}
+	data, e := readBody(r, limit)
+	if e != nil {
+		return e
+	}
+	rq.audit.Bytes = int64(len(data))
+	var label *repo.Label
+	if o.Class == wire.ClassLabel {
+		if label, e = s.acceptLabel(o, data, id); e != nil {
+			return e
+		}
+		rq.audit.Stream = label.Stream
+		if data, e = encodeLabel(label); e != nil {
+			return e
+		}
+	} else if o.Class != wire.ClassPrune {
+		if err := repo.VerifyObject(o.Name, data); err != nil {
+			return errorf(http.StatusUnprocessableEntity, wire.CodeCorrupt, "the upload is not what its name promises: %v", err)
+		}
+	}
+
+	mu := s.putLock(o.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	if e := s.refuseOverwrite(r, o, data); e != nil {
+		return e
+	}
+	if err := s.st.Put(r.Context(), o.Name, data); err != nil {
+		return storeError(err)
+	}
+	s.metrics.uploaded(len(data))
+	switch o.Class {
+	case wire.ClassLabel:
+		s.cat.addLabel(o.ID, label)
+	case wire.ClassSnapshot:
+		s.cat.addSnapshot(o.ID)
+		if l, ok := s.cat.label(o.ID); ok {
+			s.metrics.backup(l)
+			rq.audit.Action = "backup"
+			rq.audit.Detail = fmt.Sprintf("snapshot of %s, %d bytes, %d stored", l.Stream, l.Size, l.StoredBytes)
+		}
+	case wire.ClassSegment:
+		s.cat.addSegment(o.Segment)
+		rq.audit.Action = "log"
+		rq.audit.Detail = fmt.Sprintf("positions %d-%d", o.Segment.First, o.Segment.Last)
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// acceptLabel checks an uploaded label and stamps the server's receive time
+// and the uploader on it: whatever a client put there is replaced.
+func (s *Server) acceptLabel(o wire.Object, data []byte, id *auth.Identity) (*repo.Label, *apiError) {
+	l, err := repo.DecodeLabel(o.Name, data)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if !id.Allows(auth.Backup, l.Stream) {
+		return nil, forbidden("this token may not back up stream %s", l.Stream)
+	}
+	now := s.o.Now().UTC()
+	if l.Time.After(now.Add(wire.MaxClockSkew)) {
+		return nil, badRequest("snapshot dated %s, after the server's clock (%s) allows", l.Time.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	l.Received, l.By = &now, id.Name
+	return l, nil
+}
+
+func encodeLabel(l *repo.Label) ([]byte, *apiError) {
+	b, err := l.Encode()
+	if err != nil {
+		return nil, errorf(http.StatusInternalServerError, wire.CodeInternal, "encode label: %v", err)
+	}
+	return b, nil
+}
+
+// refuseOverwrite enforces append-only writes: an object that exists is
+// never replaced. A replay of identical bytes is told so (Identical), so a
+// client that lost the first response can count the upload as done. A
+// label's stored bytes carry the first upload's receive time, so a replayed
+// label is compared without it.
+func (s *Server) refuseOverwrite(r *http.Request, o wire.Object, data []byte) *apiError {
+	old, err := s.st.Get(r.Context(), o.Name)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	same := bytes.Equal(old, data)
+	if o.Class == wire.ClassLabel {
+		same = sameLabel(o.Name, old, data)
+	}
+	e := errorf(http.StatusConflict, wire.CodeExists, "%s already exists; objects are never overwritten", o.Name)
+	e.identical = same
+	return e
+}
+
+func sameLabel(name string, a, b []byte) bool {
+	la, err1 := repo.DecodeLabel(name, a)
+	lb, err2 := repo.DecodeLabel(name, b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	la.Received, la.By, lb.Received, lb.By = nil, "", nil, ""
+	ja, _ := json.Marshal(la)
+	jb, _ := json.Marshal(lb)
+	return bytes.Equal(ja, jb)
+}
+
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	o, e := parseObject(r)
+	if e != nil {
+		return e
+	}
+	rq.audit = &wire.AuditRecord{Action: "delete", Object: o.Name}
+	if o.Class == wire.ClassConfig || o.Class == wire.ClassAudit {
+		return forbidden("%s objects are never deleted through the server", o.Class)
+	}
+	if stream, ok := s.streamOf(o); ok {
+		rq.audit.Stream = stream
+	}
+	if err := s.st.Delete(r.Context(), o.Name); err != nil {
+		return storeError(err)
+	}
+	switch o.Class {
+	case wire.ClassSnapshot:
+		s.cat.removeSnapshot(o.ID, false)
+	case wire.ClassLabel:
+		s.cat.removeSnapshot(o.ID, true)
+	case wire.ClassSegment:
+		s.cat.removeSegment(o.Segment)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// listObjects streams a listing as NDJSON, ending with a count line.
+func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
+	p, err := wire.ParsePrefix(r.URL.Query().Get("prefix"))
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	id := rq.id
+	ok := false
+	switch p.Class {
+	case wire.ClassKey:
+		ok = true
+	case wire.ClassIndex:
+		ok = id.Allows(auth.Backup, "") || id.Allows(auth.Restore, "")
+	case wire.ClassSegment:
+		ok = p.Stream != "" && (id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Restore, p.Stream)) || id.Allows(auth.Admin, "")
+	default:
+		ok = id.Allows(auth.Admin, "")
+	}
+	if !ok {
+		return forbidden("this token may not list %q", p.Prefix)
+	}
+	w.Header().Set("Content-Type", wire.MediaNDJSON)
+	enc := json.NewEncoder(w)
+	n := 0
+	lerr := s.st.List(r.Context(), p.Prefix, func(oi repo.ObjectInfo) error {
+		n++
+		return enc.Encode(wire.ListLine{Name: oi.Name, Size: oi.Size})
+	})
+	if lerr != nil {
+		if n == 0 {
+			return storeError(lerr)
+		}
+		// The status is sent; leaving out the end line tells the client.
+		s.o.Logger.Error("listing failed midway", "prefix", p.Prefix, "error", lerr)
+		return nil
+	}
+	enc.Encode(wire.ListLine{End: true, Count: n})
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package server is Strata's index server (`strata serve`): an HTTP/JSON
+// API, specified in PROTOCOL.md, in front of one repository's store.
+//
+// Clients keep the repository key. They chunk, compress and encrypt locally
+// and push sealed objects; the server checks each upload against what its
+// name promises (repo.VerifyObject), never overwrites or deletes for a
+// client that only has a backup scope, stamps its own receive time on every
+// snapshot label, and answers lookups (streams, snapshots, restore plans,
+// coverage) from the plaintext metadata the format exposes: stream names,
+// times, positions and sizes. It never needs the password.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/auth"
+)
+
+// Options configure a Server. Store and Tokens are required.
+type Options struct {
+	Store repo.Store
+	// Tokens returns the current token set; the CLI swaps it on SIGHUP.
+	Tokens func() *auth.Set
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // the trusted clock; default time.Now
+	// Registry receives the server's metrics; default a new registry, served on /metrics.
+	Registry *prometheus.Registry
+	// AuditFlush is how often buffered audit records are written; default 1s.
+	AuditFlush time.Duration
+}
+
+// Server is the index server. Create it with New, serve Handler(), and call
+// Close after the HTTP server has shut down, to write the last audit records.
+type Server struct {
+	o       Options
+	st      repo.Store
+	cat     *catalog
+	audit   *auditLog
+	metrics *metrics
+	mux     *http.ServeMux
+
+	// putLocks serialize uploads of one name, so two replays of the same
+	// object cannot both pass the existence check.
+	putLocks [64]sync.Mutex
+	seed     maphash.Seed
+
+	// Unlabeled counts snapshots found at start without a label.
+	Unlabeled int
+	closed    atomic.Bool
+}
+
+// New loads the catalog from the store and prepares the handlers.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Store == nil || o.Tokens == nil {
+		return nil, errors.New("server: a store and a token set are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.AuditFlush <= 0 {
+		o.AuditFlush = time.Second
+	}
+	start := time.Now()
+	cat, unlabeled, err := loadCatalog(ctx, o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("server: load the catalog: %w", err)
+	}
+	s := &Server{o: o, st: o.Store, cat: cat, Unlabeled: unlabeled, seed: maphash.MakeSeed()}
+	if s.audit, err = openAuditLog(ctx, o.Store, o.Now, o.Logger); err != nil {
+		return nil, fmt.Errorf("server: open the audit trail: %w", err)
+	}
+	s.metrics = newMetrics(o.Registry, s)
+	go s.audit.run(o.AuditFlush)
+	s.routes()
+	var segs int
+	s.cat.read(func(c *index.Catalog) {
+		for _, l := range c.Logs {
+			segs += len(l.Segments)
+		}
+	})
+	o.Logger.Info("catalog loaded", "snapshots", len(cat.cat.Snapshots), "segments", segs,
+		"unlabeled_snapshots", unlabeled, "seconds", time.Since(start).Seconds())
+	if unlabeled > 0 {
+		o.Logger.Warn("snapshots without a label are not served; run `strata check --repair` with the password to label them", "count", unlabeled)
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close writes buffered audit records. Call it after the HTTP server has
+// finished its in-flight requests.
+func (s *Server) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.audit.close(ctx)
+}
+
+func (s *Server) putLock(name string) *sync.Mutex {
+	return &s.putLocks[maphash.String(s.seed, name)%uint64(len(s.putLocks))]
+}
