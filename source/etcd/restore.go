@@ -1,0 +1,286 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// ErrTargetNotEmpty is returned when a restore target holds keys and the
+// caller did not force.
+var ErrTargetNotEmpty = errors.New("etcd target is not empty")
+
+// RestoreOptions tune a restore. The zero value is valid.
+type RestoreOptions struct {
+	// Force restores into a cluster that holds keys: they are all deleted
+	// first, so the result is exactly the stream's state.
+	Force bool
+	// TxnOps and TxnBytes bound one transaction (default 128 operations,
+	// etcd's default --max-txn-ops, and 1 MiB, under its default 1.5 MiB
+	// --max-request-bytes).
+	TxnOps, TxnBytes int
+	// Log receives progress lines; may be nil.
+	Log func(format string, a ...any)
+}
+
+func (o *RestoreOptions) setDefaults() {
+	if o.TxnOps <= 0 {
+		o.TxnOps = 128
+	}
+	if o.TxnBytes <= 0 {
+		o.TxnBytes = 1 << 20
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+}
+
+// RestoreStats say what a restore did.
+type RestoreStats struct {
+	BaseRevision int64
+	BaseKeys     uint64
+	Revisions    int64 // revisions applied after the base
+	LastRevision int64 // the source revision the target now equals
+	Transactions int64
+	// SplitRevisions counts revisions too large for one transaction,
+	// applied in several.
+	SplitRevisions int64
+	// LeasedKeys counts keys written without the lease they had in the source.
+	LeasedKeys int64
+	Deleted    int64 // keys the target held, deleted under Force
+}
+
+// CountKeys returns how many keys the cluster holds.
+func CountKeys(ctx context.Context, cli *clientv3.Client, cfg Config) (int64, error) {
+	resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, rpcErr(cfg, err)
+	}
+	return resp.Count, nil
+}
+
+// LoadRevisions reads and verifies every log event a plan applies, in
+// order: segment manifests intact and chained, every revision from the
+// plan's From on present exactly once, every event decodable. It stops at
+// the plan's target.
+func LoadRevisions(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*Revision, error) {
+	segs := make([]*repo.Segment, len(p.Segments))
+	for i, k := range p.Segments {
+		s, err := r.LoadSegment(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && (s.Prev == nil || *s.Prev != p.Segments[i-1].ID) {
+			return nil, &repo.CorruptError{Object: k.Name(), Offset: -1,
+				Reason: fmt.Sprintf("does not chain to %s, the segment before it", p.Segments[i-1].Name()),
+				Hint:   "run 'strata coverage' and 'strata check'"}
+		}
+		segs[i] = s
+	}
+	var out []*Revision
+	want := p.From
+	errStop := errors.New("past the target")
+	for i, s := range segs {
+		err := engine.ReadSegment(ctx, r, p.Segments[i], s, func(e *repo.Event) error {
+			if e.Seq < p.From {
+				return nil
+			}
+			if !p.Applies(e.Seq, e.Time) {
+				return errStop
+			}
+			if e.Seq != want {
+				return &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
+					Reason: fmt.Sprintf("revision %d where %d was expected", e.Seq, want),
+					Hint:   "the log has a hole the catalog does not show; run 'strata check'"}
+			}
+			// Events alias the segment's buffer; keep a copy.
+			c := *e
+			c.Key, c.Value = bytes.Clone(e.Key), bytes.Clone(e.Value)
+			rev, err := DecodeRevisionEvent(&c)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.Segments[i].Name(), err)
+			}
+			out = append(out, rev)
+			want++
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if p.Target.ByPos && p.Target.Position >= p.From && want != p.Target.Position+1 {
+		return nil, fmt.Errorf("%w: the log of %q ends at revision %d, before the target %d", index.ErrNotRestorable, p.Stream, want-1, p.Target.Position)
+	}
+	return out, nil
+}
+
+// Restore writes the plan's state into the cluster: the base snapshot's
+// key-values, then each revision after it up to the target, each as one
+// transaction when it fits in one. The whole log part is read and verified
+// before the first write. Keys are written without leases (FORMAT.md §21.3).
+func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repository, p *index.Plan, o RestoreOptions) (RestoreStats, error) {
+	o.setDefaults()
+	var st RestoreStats
+	if p.Base.Position == nil {
+		return st, fmt.Errorf("%w: snapshot %s has no revision; it was not made by backup --source etcd://", index.ErrNotRestorable, p.Base.ID.Short())
+	}
+	if p.Base.Format != engine.FormatRaw {
+		return st, fmt.Errorf("%w: snapshot %s is a %s export, not an etcd snapshot", index.ErrNotRestorable, p.Base.ID.Short(), p.Base.Format)
+	}
+	n, err := CountKeys(ctx, cli, cfg)
+	if err != nil {
+		return st, err
+	}
+	if n > 0 && !o.Force {
+		return st, fmt.Errorf("etcd %s: %w: it holds %d keys; restore into an empty cluster, or give --force to delete them first", cfg, ErrTargetNotEmpty, n)
+	}
+	revs, err := LoadRevisions(ctx, r, p)
+	if err != nil {
+		return st, err
+	}
+	if n > 0 {
+		resp, err := cli.Delete(ctx, "", clientv3.WithPrefix())
+		if err != nil {
+			return st, rpcErr(cfg, err)
+		}
+		st.Deleted = resp.Deleted
+		o.Log("deleted the %d keys the target held (--force)", st.Deleted)
+	}
+	tx := &txnBatcher{ctx: ctx, cli: cli, cfg: cfg, o: &o, st: &st}
+	if err := restoreBase(ctx, r, p.Base, tx, &st); err != nil {
+		return st, fmt.Errorf("%w (the target holds a partial restore: restore again with --force)", err)
+	}
+	st.LastRevision = st.BaseRevision
+	for _, rev := range revs {
+		for i := range rev.Changes {
+			c := &rev.Changes[i]
+			if c.Op == ChangePut {
+				tx.add(clientv3.OpPut(string(c.Key), string(c.Value)), len(c.Key)+len(c.Value))
+				if c.Lease != 0 {
+					st.LeasedKeys++
+				}
+			} else {
+				tx.add(clientv3.OpDelete(string(c.Key)), len(c.Key))
+			}
+		}
+		if tx.splits > 0 {
+			st.SplitRevisions++
+		}
+		if err := tx.commit(); err != nil {
+			return st, fmt.Errorf("apply revision %d: %w (the target holds the state at revision %d: restore again with --force)", rev.Revision, err, st.LastRevision)
+		}
+		tx.splits = 0
+		st.Revisions++
+		st.LastRevision = rev.Revision
+	}
+	return st, nil
+}
+
+func restoreBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Restore(ctx, r, base, pw, engine.RestoreOptions{})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	err := loadBase(pr, base, tx, st)
+	pr.CloseWithError(errors.New("restore stopped"))
+	if rerr := <-done; rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func loadBase(src io.Reader, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats) error {
+	sr, err := NewSnapshotReader(src)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", base.ID.Short(), err)
+	}
+	if uint64(sr.Revision) != *base.Position {
+		return fmt.Errorf("%w: snapshot %s: its manifest says revision %d, its data %d", ErrCorrupt, base.ID.Short(), *base.Position, sr.Revision)
+	}
+	st.BaseRevision = sr.Revision
+	for {
+		kv, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", base.ID.Short(), err)
+		}
+		if kv.Lease != 0 {
+			st.LeasedKeys++
+		}
+		// Base keys need no atomicity among themselves: transactions
+		// are only batches, committed when full.
+		if tx.full(len(kv.Key) + len(kv.Value)) {
+			if err := tx.commit(); err != nil {
+				return err
+			}
+		}
+		tx.add(clientv3.OpPut(string(kv.Key), string(kv.Value)), len(kv.Key)+len(kv.Value))
+		st.BaseKeys++
+	}
+	return tx.commit()
+}
+
+// txnBatcher gathers operations into transactions of bounded size. A
+// revision that does not fit in one is split (and counted), which is
+// harmless in a target nobody reads until the restore ends.
+type txnBatcher struct {
+	ctx    context.Context
+	cli    *clientv3.Client
+	cfg    Config
+	o      *RestoreOptions
+	st     *RestoreStats
+	ops    []clientv3.Op
+	bytes  int
+	splits int
+	err    error
+}
+
+func (t *txnBatcher) full(n int) bool {
+	return len(t.ops) > 0 && (len(t.ops) >= t.o.TxnOps || t.bytes+n > t.o.TxnBytes)
+}
+
+// add queues op; when the batch is full it commits the batch first,
+// which splits the revision being added.
+func (t *txnBatcher) add(op clientv3.Op, n int) {
+	if t.err != nil {
+		return
+	}
+	if t.full(n) {
+		t.splits++
+		t.err = t.commit()
+	}
+	t.ops = append(t.ops, op)
+	t.bytes += n
+}
+
+func (t *txnBatcher) commit() error {
+	if t.err != nil {
+		return t.err
+	}
+	if len(t.ops) == 0 {
+		return nil
+	}
+	if _, err := t.cli.Txn(t.ctx).Then(t.ops...).Commit(); err != nil {
+		t.err = rpcErr(t.cfg, err)
+		return t.err
+	}
+	t.st.Transactions++
+	t.ops, t.bytes = t.ops[:0], 0
+	return nil
+}
