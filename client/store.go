@@ -160,7 +160,7 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 	for _, s := range snaps {
 		ref, err := c.openSnapshot(ctx, r, s)
 		if err != nil {
-			if errors.Is(err, ErrForbidden) {
+			if errors.Is(err, ErrForbidden) && stream == "" {
 				continue // another stream's snapshot this token may not read
 			}
 			errs = append(errs, err)

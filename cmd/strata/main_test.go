@@ -32,7 +32,11 @@ func (c *cli) run(stdin []byte, args ...string) (code int, stdout, stderr string
 		getenv: func(k string) string { return c.vars[k] },
 		stdin:  bytes.NewReader(stdin), stdout: &out, stderr: &errb, host: "testhost", user: "tester",
 	}
+	start := time.Now()
 	code = run(context.Background(), args, env)
+	if os.Getenv("STRATA_TEST_TIMING") != "" {
+		c.t.Logf("%6.2fs strata %s", time.Since(start).Seconds(), strings.Join(args, " "))
+	}
 	return code, out.String(), errb.String()
 }
 
