@@ -66,15 +66,16 @@ func Binary(t testing.TB) string {
 }
 
 // Start runs a single-member etcd cluster and waits until it answers. It is
-// stopped, and its data directory removed, when t ends.
-func Start(t testing.TB) *Server {
+// stopped, and its data directory removed, when t ends. Flags are passed to
+// etcd after the ones Start sets ("--max-request-bytes", "33554432").
+func Start(t testing.TB, flags ...string) *Server {
 	t.Helper()
 	bin := Binary(t)
 	var lastErr error
 	// Free ports are found by listening and closing; another process may
 	// take one in between, so a failed start is retried on new ports.
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(t, bin)
+		s, err := start(t, bin, flags)
 		if err == nil {
 			return s
 		}
@@ -93,7 +94,7 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func start(t testing.TB, bin string) (*Server, error) {
+func start(t testing.TB, bin string, flags []string) (*Server, error) {
 	cport, err := freePort()
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 	dir := t.TempDir()
 	client := "http://127.0.0.1:" + strconv.Itoa(cport)
 	peer := "http://127.0.0.1:" + strconv.Itoa(pport)
-	cmd := exec.Command(bin,
+	cmd := exec.Command(bin, append([]string{
 		"--name", "strata-test",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
@@ -116,7 +117,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 		// Progress notifications every second instead of every ten minutes,
 		// so tests see them.
 		"--experimental-watch-progress-notify-interval", "1s",
-	)
+	}, flags...)...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -175,6 +176,8 @@ func (s *Server) Client(t testing.TB) *clientv3.Client {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints: []string{"http://" + s.Addr}, DialTimeout: 5 * time.Second,
 		Username: user, Password: pw, Logger: zap.NewNop(),
+		// Tests may write revisions larger than the default 2 MiB request.
+		MaxCallSendMsgSize: 64 << 20,
 	})
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
