@@ -111,7 +111,7 @@ func start(t testing.TB, bin string, flags []string) (*Server, error) {
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "strata-test="+peer,
+		"--initial-cluster", "strata-test=" + peer,
 		"--initial-cluster-state", "new",
 		"--logger", "zap", "--log-level", "error",
 		// Progress notifications every second instead of every ten minutes,
