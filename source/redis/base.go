@@ -46,8 +46,12 @@ var ErrNotBase = errors.New("not a redis base snapshot")
 func ParseBaseHeader(p []byte) (Base, int, error) {
 	var b Base
 	p = p[:min(len(p), maxBaseHeader)]
-	end := bytes.Index(p, []byte("\n\n"))
-	if !bytes.HasPrefix(p, []byte(baseMagic)) || end < 0 {
+	end := -1
+	if bytes.HasPrefix(p, []byte(baseMagic)) {
+		end = bytes.Index(p[len(baseMagic)-1:], []byte("\n\n"))
+		end += len(baseMagic) - 1
+	}
+	if end < len(baseMagic) {
 		return b, 0, fmt.Errorf("%w: the export does not begin with a %q header", ErrNotBase, baseMagic[:len(baseMagic)-1])
 	}
 	lines := bytes.Split(p[len(baseMagic):end], []byte("\n"))

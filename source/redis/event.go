@@ -71,26 +71,31 @@ func DecodeCommandEvent(v []byte) (Command, error) {
 		return c, fmt.Errorf("%w: bad replication ID", ErrBadEvent)
 	}
 	rest := v[1+replIDLen:]
-	next := func(limit uint64) (uint64, bool) {
+	// next reads a uvarint of at most limit; limit -1 means at most the
+	// bytes left after it (a length or a count of length-prefixed items).
+	next := func(limit int64) (uint64, bool) {
 		x, n := binary.Uvarint(rest)
-		if n <= 0 || x > limit {
+		if n <= 0 {
 			return 0, false
 		}
 		rest = rest[n:]
-		return x, true
+		if limit < 0 {
+			limit = int64(len(rest))
+		}
+		return x, x <= uint64(limit)
 	}
 	const maxOff = 1<<63 - 1
 	start, ok1 := next(maxOff)
-	length, ok2 := next(maxOff - start)
+	length, ok2 := next(maxOff - int64(start))
 	db, ok3 := next(maxDB + 1)
-	argc, ok4 := next(uint64(len(rest)))
+	argc, ok4 := next(-1)
 	if !ok1 || !ok2 || !ok3 || !ok4 || argc == 0 || length == 0 {
 		return c, fmt.Errorf("%w: bad header", ErrBadEvent)
 	}
 	c.Start, c.End, c.DB = int64(start), int64(start+length), int(db)-1
 	c.Argv = make([][]byte, 0, argc)
 	for range argc {
-		l, ok := next(uint64(len(rest)))
+		l, ok := next(-1)
 		if !ok {
 			return c, fmt.Errorf("%w: argument %d runs past the value", ErrBadEvent, len(c.Argv))
 		}

@@ -83,7 +83,7 @@ func (c *Conn) Replicate(replID string, offset int64) (Sync, error) {
 		}
 		return s, nil
 	case line[0] == '-':
-		return Sync{}, fmt.Errorf("%s: %w: PSYNC: %s", c.name, ErrRefused, clip(line[1:]))
+		return Sync{}, fmt.Errorf("%s: %w: PSYNC: %.200s", c.name, ErrRefused, line[1:])
 	}
 	return Sync{}, fmt.Errorf("%s: %w: unexpected PSYNC reply %q", c.name, ErrProtocol, clip(line))
 }
