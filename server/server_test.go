@@ -33,13 +33,13 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // fixture is a repository in memory behind a real server on loopback, with
 // one token per scope set.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	st     *mem.Store
 	srv    *server.Server
 	http   *httptest.Server
@@ -57,7 +57,7 @@ var scopeSets = map[string]string{
 	"ops":         "read,backup:shop/*,restore:shop/*",
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st := mem.New()
 	if _, err := repo.Init(t.Context(), st, password, repo.InitOptions{KDF: repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, DataShards: 2, ParityShards: 1}); err != nil {

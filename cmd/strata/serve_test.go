@@ -29,8 +29,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -48,7 +52,9 @@ func startServe(t *testing.T, dir, tokens, addr string) *liveServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &liveServer{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &syncBuffer{}}
 	env := &environment{getenv: func(string) string { return "" }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: s.log}
-	go func() { s.done <- run(ctx, []string{"serve", "--repo", dir, "--listen", addr, "--tokens", tokens}, env) }()
+	go func() {
+		s.done <- run(ctx, []string{"serve", "--repo", dir, "--listen", addr, "--tokens", tokens}, env)
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(s.url + "/healthz")
@@ -134,7 +140,9 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Fatalf("remote dry run: %s", plan)
 	}
 	var cov struct {
-		Windows []struct{ ToPos uint64 `json:"to_position"` }
+		Windows []struct {
+			ToPos uint64 `json:"to_position"`
+		}
 	}
 	if err := json.Unmarshal([]byte(ci.ok(nil, "coverage", "--stream", "shop/users", "--json")), &cov); err != nil || len(cov.Windows) != 1 || cov.Windows[0].ToPos != 300 {
 		t.Fatalf("remote coverage: %+v %v", cov, err)
