@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/internal/etcdtest"
+	"github.com/strata-backup/strata/internal/tcpproxy"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/mem"
 )
@@ -186,5 +187,70 @@ func TestConnectErrors(t *testing.T) {
 	_, err := Connect(t.Context(), Config{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: time.Second})
 	if !errors.Is(err, ErrUnreachable) || time.Since(start) > 5*time.Second {
 		t.Fatalf("got %v after %s, want ErrUnreachable within the timeout", err, time.Since(start))
+	}
+}
+
+// TestCaptureOutage: the connection is cut and new ones refused for longer
+// than the stall limit; the capture notices, watches again once etcd is
+// reachable, and the log is complete.
+func TestCaptureOutage(t *testing.T) {
+	src := etcdtest.Start(t)
+	sc := src.Client(t)
+	px, err := tcpproxy.Start(src.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	cfg := Config{Endpoints: []string{"http://" + px.Addr()}}
+	cli, err := Connect(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	r := newRepo(t)
+	logs := &syncLog{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Capture(ctx, cli, cfg, r, CaptureOptions{Stream: "s", Interval: 100 * time.Millisecond, Stall: 1500 * time.Millisecond,
+			Log: func(f string, a ...any) { logs.add(fmt.Sprintf(f, a...)) }})
+		done <- err
+	}()
+	put := func(k string) {
+		t.Helper()
+		if _, err := sc.Put(t.Context(), k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "new base snapshot"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no base:\n%s", logs)
+		}
+	}
+	put("before")
+	waitLog(t, r, src.Revision(t), logs)
+	px.Refuse(true)
+	px.CutAll()
+	for i := range 10 {
+		put(fmt.Sprintf("during/%d", i))
+		time.Sleep(300 * time.Millisecond)
+	}
+	px.Refuse(false)
+	put("after")
+	cat := waitLog(t, r, src.Revision(t), logs)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "nothing heard") {
+		t.Fatalf("the stall was not noticed:\n%s", logs)
+	}
+	if g := cat.Coverage("s").Gaps; len(g) != 0 {
+		t.Fatalf("gaps after an outage: %+v", g)
+	}
+	want, _ := src.Dump(t)
+	got, _ := restoreAt(t, cat, r, src.Revision(t), false)
+	if !maps.Equal(got, want) {
+		t.Fatalf("restore after an outage: %v, want %v", got, want)
 	}
 }
