@@ -270,3 +270,13 @@ func FuzzRDB(f *testing.F) {
 		}
 	})
 }
+
+// TestFormatExample checks the worked example of FORMAT.md section 20.
+func TestFormatExample(t *testing.T) {
+	argv := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}
+	c := Command{ReplID: strings.Repeat("a", 40), Start: 0, End: int64(len(AppendCommand(nil, argv...))), DB: 0, Argv: argv}
+	want := "01" + strings.Repeat("61", 40) + "001b010303534554016b0176"
+	if got := fmt.Sprintf("%x", AppendCommandEvent(nil, &c)); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+}
