@@ -160,7 +160,11 @@ func (p permanent) Unwrap() error { return p.error }
 func (c *capture) run(ctx context.Context) error {
 	backoff := time.Second
 	for {
+		before := c.st.Bases + int(c.cur.next)
 		err := c.session(ctx)
+		if c.st.Bases+int(c.cur.next) != before {
+			backoff = time.Second // the session made progress: retry promptly
+		}
 		if ctx.Err() != nil {
 			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 				return cause // the log writer failed
