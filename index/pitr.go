@@ -77,7 +77,15 @@ func ListLogs(ctx context.Context, s repo.Store, stream string) (map[string]*Log
 			bad = append(bad, &repo.CorruptError{Object: oi.Name, Offset: -1, Reason: err.Error()})
 			return nil
 		}
-		by[k.Stream] = append(by[k.Stream], k)
+		// k.Stream is a substring of the listed name, which it would keep
+		// alive (about 160 bytes a segment): share one copy per stream.
+		segs, ok := by[k.Stream]
+		if ok {
+			k.Stream = segs[0].Stream
+		} else {
+			k.Stream = strings.Clone(k.Stream)
+		}
+		by[k.Stream] = append(segs, k)
 		return nil
 	})
 	if err != nil {
