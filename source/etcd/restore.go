@@ -126,8 +126,9 @@ func LoadRevisions(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*R
 }
 
 // Restore writes the plan's state into the cluster: the base snapshot's
-// key-values, then each revision after it up to the target, each as one
-// transaction when it fits in one. The whole log part is read and verified
+// key-values, then each revision after it up to the target, in order, each
+// within one transaction when it fits in one (consecutive revisions on
+// distinct keys share one). The whole log part is read and verified
 // before the first write. Keys are written without leases (FORMAT.md §21.3).
 func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repository, p *index.Plan, o RestoreOptions) (RestoreStats, error) {
 	o.setDefaults()
@@ -157,12 +158,22 @@ func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 		st.Deleted = resp.Deleted
 		o.Log("deleted the %d keys the target held (--force)", st.Deleted)
 	}
-	tx := &txnBatcher{ctx: ctx, cli: cli, cfg: cfg, o: &o, st: &st}
+	tx := &txnBatcher{ctx: ctx, cli: cli, cfg: cfg, o: &o, st: &st, keys: map[string]struct{}{}}
 	if err := restoreBase(ctx, r, p.Base, tx, &st); err != nil {
 		return st, fmt.Errorf("%w (the target holds a partial restore: restore again with --force)", err)
 	}
 	st.LastRevision = st.BaseRevision
+	// Whole revisions share a transaction while they touch distinct keys
+	// (etcd refuses a key twice in one) and fit its bounds: each revision
+	// stays atomic and in order, and the target commits (and syncs) once
+	// per batch instead of once per revision.
 	for _, rev := range revs {
+		if !tx.fits(rev) || tx.overlaps(rev) {
+			if err := tx.commit(); err != nil {
+				return st, fmt.Errorf("apply revisions through %d: %w (the target holds the state at revision %d or earlier: restore again with --force)", st.LastRevision, err, st.LastRevision)
+			}
+		}
+		before := tx.committed
 		for i := range rev.Changes {
 			c := &rev.Changes[i]
 			if c.Op == ChangePut {
@@ -173,16 +184,19 @@ func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 			} else {
 				tx.add(clientv3.OpDelete(string(c.Key)), len(c.Key))
 			}
+			tx.keys[string(c.Key)] = struct{}{}
 		}
-		if tx.splits > 0 {
+		if tx.err != nil {
+			return st, fmt.Errorf("apply revision %d: %w (the target holds a partial state: restore again with --force)", rev.Revision, tx.err)
+		}
+		if tx.committed != before {
 			st.SplitRevisions++
 		}
-		if err := tx.commit(); err != nil {
-			return st, fmt.Errorf("apply revision %d: %w (the target holds the state at revision %d: restore again with --force)", rev.Revision, err, st.LastRevision)
-		}
-		tx.splits = 0
 		st.Revisions++
 		st.LastRevision = rev.Revision
+	}
+	if err := tx.commit(); err != nil {
+		return st, fmt.Errorf("apply revisions through %d: %w (the target holds a partial state: restore again with --force)", st.LastRevision, err)
 	}
 	return st, nil
 }
@@ -245,10 +259,35 @@ type txnBatcher struct {
 	cfg    Config
 	o      *RestoreOptions
 	st     *RestoreStats
-	ops    []clientv3.Op
-	bytes  int
-	splits int
-	err    error
+	ops       []clientv3.Op
+	bytes     int
+	keys      map[string]struct{} // keys in ops
+	committed int64               // transactions committed
+	err       error
+}
+
+// fits reports whether rev can join the batch whole.
+func (t *txnBatcher) fits(rev *Revision) bool {
+	return len(t.ops) == 0 || len(t.ops)+len(rev.Changes) <= t.o.TxnOps && t.bytes+revBytes(rev) <= t.o.TxnBytes
+}
+
+// overlaps reports whether rev touches a key the batch holds.
+func (t *txnBatcher) overlaps(rev *Revision) bool {
+	for i := range rev.Changes {
+		if _, ok := t.keys[string(rev.Changes[i].Key)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// revBytes is what a revision adds to a transaction's size.
+func revBytes(rev *Revision) int {
+	n := 0
+	for i := range rev.Changes {
+		n += len(rev.Changes[i].Key) + len(rev.Changes[i].Value)
+	}
+	return n
 }
 
 func (t *txnBatcher) full(n int) bool {
@@ -262,7 +301,6 @@ func (t *txnBatcher) add(op clientv3.Op, n int) {
 		return
 	}
 	if t.full(n) {
-		t.splits++
 		t.err = t.commit()
 	}
 	t.ops = append(t.ops, op)
@@ -281,6 +319,8 @@ func (t *txnBatcher) commit() error {
 		return t.err
 	}
 	t.st.Transactions++
+	t.committed++
 	t.ops, t.bytes = t.ops[:0], 0
+	clear(t.keys)
 	return nil
 }
