@@ -254,11 +254,11 @@ func loadBase(src io.Reader, base index.SnapshotRef, tx *txnBatcher, st *Restore
 // revision that does not fit in one is split (and counted), which is
 // harmless in a target nobody reads until the restore ends.
 type txnBatcher struct {
-	ctx    context.Context
-	cli    *clientv3.Client
-	cfg    Config
-	o      *RestoreOptions
-	st     *RestoreStats
+	ctx       context.Context
+	cli       *clientv3.Client
+	cfg       Config
+	o         *RestoreOptions
+	st        *RestoreStats
 	ops       []clientv3.Op
 	bytes     int
 	keys      map[string]struct{} // keys in ops
