@@ -22,6 +22,10 @@ type SnapshotRef struct {
 type Catalog struct {
 	Snapshots []SnapshotRef
 	Logs      map[string]*Log // by stream
+	// ByStream, when set, holds Snapshots grouped by stream (each oldest
+	// first), so Stream answers without scanning every snapshot. Whoever
+	// sets it keeps it in step with Snapshots (the index server does).
+	ByStream map[string][]SnapshotRef
 }
 
 // ErrNoSnapshot: no snapshot matches.
@@ -68,6 +72,9 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 
 // Stream returns the snapshots of one stream (all when stream is ""), oldest first.
 func (c *Catalog) Stream(stream string) []SnapshotRef {
+	if c.ByStream != nil && stream != "" {
+		return c.ByStream[stream]
+	}
 	var out []SnapshotRef
 	for _, s := range c.Snapshots {
 		if stream == "" || s.Stream == stream {

@@ -286,15 +286,23 @@ func (c *Catalog) Plan(stream string, t Target) (*Plan, error) {
 	snaps := c.Stream(stream)
 	l := c.Log(stream)
 	var first error
+	pastEnd := false
 	for i := len(snaps) - 1; i >= 0; i-- {
 		s := snaps[i]
 		if t.ByPos && (s.Position == nil || *s.Position > t.Position) || !t.ByPos && s.Time.After(t.Time) {
 			continue
 		}
-		p, err := l.plan(s, t, snaps)
+		if pastEnd && s.Position != nil {
+			// t is past the end of a newer snapshot's run; an older
+			// snapshot's run ends there too, or at an earlier gap. Only a
+			// snapshot without a position, exactly at t, can still serve.
+			continue
+		}
+		p, past, err := l.plan(s, t, snaps)
 		if err == nil {
 			return p, nil
 		}
+		pastEnd = pastEnd || past
 		if first == nil {
 			first = err
 		}
@@ -312,26 +320,27 @@ func (c *Catalog) Plan(stream string, t Target) (*Plan, error) {
 	return nil, fmt.Errorf("%w: %s is before the first snapshot of %q (%s)%s", ErrNotRestorable, t, stream, FormatTime(snaps[0].Time), cov.nearest())
 }
 
-// plan tries one base snapshot.
-func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (*Plan, error) {
+// plan tries one base snapshot. past reports that t lies beyond the end of
+// the run of log that continues it.
+func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (_ *Plan, past bool, _ error) {
 	p := &Plan{Stream: l.Stream, Target: t, Base: s}
 	if s.Position == nil {
 		if !t.ByPos && t.Time.Equal(s.Time) {
-			return p, nil
+			return p, false, nil
 		}
-		return nil, fmt.Errorf("%w: snapshot %s (%s) records no log position, so no log can be applied to it; it restores only at its own time", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time))
+		return nil, false, fmt.Errorf("%w: snapshot %s (%s) records no log position, so no log can be applied to it; it restores only at its own time", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time))
 	}
 	pos := *s.Position
 	p.From = pos + 1
 	if t.ByPos && t.Position == pos {
-		return p, nil
+		return p, false, nil
 	}
 	r := l.runAfter(pos)
 	if r < 0 {
 		if !t.ByPos && t.Time.Equal(s.Time) {
-			return p, nil
+			return p, false, nil
 		}
-		return nil, fmt.Errorf("%w: no log segment continues snapshot %s (%s, position %d); the log has no position %d%s", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time), pos, pos+1, l.gapHint(pos))
+		return nil, false, fmt.Errorf("%w: no log segment continues snapshot %s (%s, position %d); the log has no position %d%s", ErrNotRestorable, s.ID.Short(), FormatTime(s.Time), pos, pos+1, l.gapHint(pos))
 	}
 	run := l.runs[r]
 	segs := l.Segments[run.start:run.end]
@@ -341,13 +350,13 @@ func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (*Plan, error) {
 	var hi int // segments [lo, hi) are needed
 	if t.ByPos {
 		if t.Position > last.Last {
-			return nil, l.pastRun(r, t, s, all)
+			return nil, true, l.pastRun(r, t, s, all)
 		}
 		hi = sort.Search(len(segs), func(i int) bool { return segs[i].First > t.Position })
 	} else {
 		at := t.Time.UnixNano()
 		if at > last.LastTime {
-			return nil, l.pastRun(r, t, s, all)
+			return nil, true, l.pastRun(r, t, s, all)
 		}
 		// Times never decrease along the log, so the segments that can hold
 		// an event at or before t are a prefix.
@@ -357,7 +366,7 @@ func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (*Plan, error) {
 	// cost more than the search at 100k segments.
 	hi = max(lo, hi)
 	p.Segments = segs[lo:hi:hi]
-	return p, nil
+	return p, false, nil
 }
 
 // pastRun explains a target beyond the end of run r.

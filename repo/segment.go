@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -76,7 +77,29 @@ type SegmentKey struct {
 // by position. '@' cannot start a stream name segment, so one stream's
 // prefix never lists a sub-stream's segments.
 func (k SegmentKey) Name() string {
-	return fmt.Sprintf("%s%020d-%020d.%019d-%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, k.LastTime, k.ID)
+	if k.FirstTime < 0 || k.LastTime < 0 {
+		// Never stored (times before 1970 are refused); keep the spelling total.
+		return fmt.Sprintf("%s%020d-%020d.%019d-%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, k.LastTime, k.ID)
+	}
+	// Formatted by hand: an index server formats thousands per plan.
+	b := make([]byte, 0, len(LogsPrefix)+len(k.Stream)+2+20+1+20+1+19+1+19+1+64)
+	b = append(append(append(b, LogsPrefix...), k.Stream...), "/@"...)
+	b = appendPadded(b, k.First, 20)
+	b = appendPadded(append(b, '-'), k.Last, 20)
+	b = appendPadded(append(b, '.'), uint64(k.FirstTime), 19)
+	b = appendPadded(append(b, '-'), uint64(k.LastTime), 19)
+	b = hex.AppendEncode(append(b, '.'), k.ID[:])
+	return string(b)
+}
+
+// appendPadded appends v in decimal, zero-padded to width digits.
+func appendPadded(b []byte, v uint64, width int) []byte {
+	var d [20]byte
+	n := len(strconv.AppendUint(d[:0], v, 10))
+	for ; n < width; n++ {
+		b = append(b, '0')
+	}
+	return strconv.AppendUint(b, v, 10)
 }
 
 // StreamLogPrefix is the prefix under which exactly one stream's segment

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,9 +23,14 @@ type catalog struct {
 	// labels holds every label, including labels whose snapshot has not
 	// arrived yet (a snapshot upload is checked against its label).
 	labels map[repo.ID]*repo.Label
-	// cat.Snapshots holds the snapshots that exist, oldest first; Logs
-	// every stream's segments.
+	// cat.Snapshots holds the snapshots that exist, oldest first, ByStream
+	// the same by stream, Logs every stream's segments. The slices and maps
+	// are replaced, never modified in place, so a view taken under the read
+	// lock stays valid after it is released.
 	cat index.Catalog
+	// coverage caches each stream's coverage until the stream changes: it
+	// costs a search of the log per snapshot.
+	coverage map[string]index.Coverage
 }
 
 // loadCatalog rebuilds the catalog from the store: labels, snapshot names,
@@ -31,7 +38,7 @@ type catalog struct {
 // are counted in unlabeled and left out: `strata check --repair` with the
 // password writes their labels.
 func loadCatalog(ctx context.Context, st repo.Store) (c *catalog, unlabeled int, err error) {
-	c = &catalog{labels: map[repo.ID]*repo.Label{}, cat: index.Catalog{Logs: map[string]*index.Log{}}}
+	c = &catalog{labels: map[repo.ID]*repo.Label{}, cat: index.Catalog{Logs: map[string]*index.Log{}}, coverage: map[string]index.Coverage{}}
 	var labelIDs []repo.ID
 	if err := st.List(ctx, repo.LabelsPrefix, func(oi repo.ObjectInfo) error {
 		id, err := repo.ParseID(oi.Name[len(repo.LabelsPrefix):])
@@ -82,6 +89,10 @@ func loadCatalog(ctx context.Context, st repo.Store) (c *catalog, unlabeled int,
 		return nil, 0, fmt.Errorf("list snapshots: %w", err)
 	}
 	slices.SortStableFunc(c.cat.Snapshots, compareSnapshots)
+	c.cat.ByStream = map[string][]index.SnapshotRef{}
+	for _, ref := range c.cat.Snapshots {
+		c.cat.ByStream[ref.Stream] = append(c.cat.ByStream[ref.Stream], ref)
+	}
 	logs, err := index.ListLogs(ctx, st, "")
 	if err != nil {
 		return nil, 0, fmt.Errorf("list log segments: %w", err)
@@ -131,23 +142,60 @@ func (c *catalog) addSnapshot(id repo.ID) {
 	s := make([]index.SnapshotRef, 0, len(c.cat.Snapshots)+1)
 	s = append(append(append(s, c.cat.Snapshots[:i]...), ref), c.cat.Snapshots[i:]...)
 	c.cat.Snapshots = s
+	c.changed(ref.Stream)
+}
+
+// changed rebuilds one stream's snapshot list and drops its cached
+// coverage, copying the maps so that earlier views keep theirs.
+func (c *catalog) changed(stream string) {
+	var list []index.SnapshotRef
+	for _, s := range c.cat.Snapshots {
+		if s.Stream == stream {
+			list = append(list, s)
+		}
+	}
+	by := maps.Clone(c.cat.ByStream)
+	if len(list) == 0 {
+		delete(by, stream)
+	} else {
+		by[stream] = list
+	}
+	c.cat.ByStream = by
+	delete(c.coverage, stream)
 }
 
 // removeSnapshot forgets a deleted snapshot (and, with label, its label).
 func (c *catalog) removeSnapshot(id repo.ID, label bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var stream string
+	if l, ok := c.labels[id]; ok {
+		stream = l.Stream
+	}
 	if label {
 		delete(c.labels, id)
 	}
 	c.cat.Snapshots = slices.DeleteFunc(slices.Clone(c.cat.Snapshots), func(s index.SnapshotRef) bool { return s.ID == id })
+	if stream != "" {
+		c.changed(stream)
+	}
 }
 
 // addSegment records a stored segment manifest.
 func (c *catalog) addSegment(k repo.SegmentKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.cat.Logs[k.Stream] = c.cat.Log(k.Stream).With(k)
+	l, ok := c.cat.Logs[k.Stream]
+	if ok {
+		k.Stream = l.Stream // one copy of the name per stream, not one per segment
+	} else {
+		k.Stream = strings.Clone(k.Stream)
+		l = index.NewLog(k.Stream, nil)
+	}
+	logs := maps.Clone(c.cat.Logs)
+	logs[k.Stream] = l.With(k)
+	c.cat.Logs = logs
+	delete(c.coverage, k.Stream)
 }
 
 // removeSegment forgets a deleted segment manifest.
@@ -156,24 +204,35 @@ func (c *catalog) removeSegment(k repo.SegmentKey) {
 	defer c.mu.Unlock()
 	l := c.cat.Log(k.Stream)
 	segs := slices.DeleteFunc(slices.Clone(l.Segments), func(s repo.SegmentKey) bool { return s == k })
+	logs := maps.Clone(c.cat.Logs)
 	if len(segs) == 0 {
-		delete(c.cat.Logs, k.Stream)
-		return
+		delete(logs, k.Stream)
+	} else {
+		logs[k.Stream] = index.NewLog(k.Stream, segs)
 	}
-	c.cat.Logs[k.Stream] = index.NewLog(k.Stream, segs)
+	c.cat.Logs = logs
+	delete(c.coverage, k.Stream)
 }
 
-// view returns a consistent copy of the catalog's top level for lookups.
-// The slices and logs inside are shared and never modified in place.
-func (c *catalog) view() *index.Catalog {
+// streamCoverage returns a stream's coverage, computed once per change.
+func (c *catalog) streamCoverage(stream string) index.Coverage {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	v := &index.Catalog{Snapshots: c.cat.Snapshots, Logs: c.cat.Logs}
-	return v
+	cov, ok := c.coverage[stream]
+	c.mu.RUnlock()
+	if ok {
+		return cov
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cov, ok := c.coverage[stream]; ok {
+		return cov
+	}
+	cov = c.cat.Coverage(stream)
+	c.coverage[stream] = cov
+	return cov
 }
 
-// withLog runs fn on one stream's view under the read lock, without copying
-// the map of logs: the lookup path.
+// read runs fn on the catalog under the read lock: the lookup path.
 func (c *catalog) read(fn func(cat *index.Catalog)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -195,6 +254,10 @@ func (c *catalog) trusted() *index.Catalog {
 		v.Snapshots[i] = index.SnapshotRef{ID: s.ID, Snapshot: &cp}
 	}
 	slices.SortStableFunc(v.Snapshots, compareSnapshots)
+	v.ByStream = map[string][]index.SnapshotRef{}
+	for _, ref := range v.Snapshots {
+		v.ByStream[ref.Stream] = append(v.ByStream[ref.Stream], ref)
+	}
 	return v
 }
 

@@ -128,8 +128,7 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 	if e != nil {
 		return e
 	}
-	var cov index.Coverage
-	s.cat.read(func(c *index.Catalog) { cov = c.Coverage(stream) })
+	cov := s.cat.streamCoverage(stream)
 	writeJSON(w, http.StatusOK, wire.CoverageOf(cov, s.o.Now()))
 	return nil
 }
