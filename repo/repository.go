@@ -30,7 +30,7 @@ func ShardName(pack ID, i int) string {
 func ParseShardName(name string) (ID, int, error) {
 	rest, ok := strings.CutPrefix(name, DataPrefix)
 	dot := strings.LastIndexByte(rest, '.')
-	if !ok || len(rest) < 3 || rest[2] != '/' || dot < 0 {
+	if !ok || len(rest) < 3 || rest[2] != '/' || dot < 3 {
 		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
 	}
 	id, err := ParseID(rest[3:dot])
