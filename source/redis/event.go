@@ -75,7 +75,9 @@ func DecodeCommandEvent(v []byte) (Command, error) {
 	// bytes left after it (a length or a count of length-prefixed items).
 	next := func(limit int64) (uint64, bool) {
 		x, n := binary.Uvarint(rest)
-		if n <= 0 {
+		// Only the shortest encoding: one value, one spelling, so a
+		// decoded event re-encodes to the same bytes.
+		if n <= 0 || n != uvarintLen(x) {
 			return 0, false
 		}
 		rest = rest[n:]
@@ -124,3 +126,13 @@ func NewEvent(seq uint64, t int64, c *Command) repo.Event {
 
 // is reports whether a (a command name) is name, ignoring case.
 func is(a []byte, name string) bool { return bytes.EqualFold(a, []byte(name)) }
+
+// uvarintLen is the length of the shortest uvarint encoding of x.
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
