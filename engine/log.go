@@ -395,3 +395,33 @@ func segmentEvents(r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, pac
 	}
 	return nil
 }
+
+// LoadPlanSegments reads and verifies the manifests of a plan's segments,
+// in parallel: each is intact, and each chains to the one before it (its
+// Prev names it). Every point-in-time restore calls it before writing
+// anything, whatever the stream's kind.
+func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
+	segs := make([]*repo.Segment, len(p.Segments))
+	errs := make([]error, len(p.Segments))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, k := range p.Segments {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			segs[i], errs[i] = r.LoadSegment(ctx, k)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].Prev == nil || *segs[i].Prev != p.Segments[i-1].ID {
+			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
+				Reason: fmt.Sprintf("does not chain to %s, the segment before it (a segment was replaced, or two writers)", p.Segments[i-1].Name()),
+				Hint:   "run 'strata coverage' and 'strata check'"}
+		}
+	}
+	return segs, nil
+}

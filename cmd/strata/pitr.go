@@ -205,7 +205,7 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan f
 }
 
 func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *index.Plan) error {
-	segs, err := ndjson.LoadPlan(ctx, r, p)
+	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return err
 	}

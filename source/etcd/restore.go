@@ -72,18 +72,9 @@ func CountKeys(ctx context.Context, cli *clientv3.Client, cfg Config) (int64, er
 // plan's From on present exactly once, every event decodable. It stops at
 // the plan's target.
 func LoadRevisions(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*Revision, error) {
-	segs := make([]*repo.Segment, len(p.Segments))
-	for i, k := range p.Segments {
-		s, err := r.LoadSegment(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 && (s.Prev == nil || *s.Prev != p.Segments[i-1].ID) {
-			return nil, &repo.CorruptError{Object: k.Name(), Offset: -1,
-				Reason: fmt.Sprintf("does not chain to %s, the segment before it", p.Segments[i-1].Name()),
-				Hint:   "run 'strata coverage' and 'strata check'"}
-		}
-		segs[i] = s
+	segs, err := engine.LoadPlanSegments(ctx, r, p)
+	if err != nil {
+		return nil, err
 	}
 	var out []*Revision
 	want := p.From

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
@@ -19,35 +18,6 @@ type RestoreStats struct {
 	EventsApplied int64 // events at or before the target
 	KeysChanged   int   // keys whose state differs from the base
 	LastApplied   uint64
-}
-
-// LoadPlan reads and verifies the manifests of a plan's segments: each is
-// intact, and each chains to the one before (its Prev names it). Nothing
-// is written before this passes.
-func LoadPlan(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
-	segs := make([]*repo.Segment, len(p.Segments))
-	errs := make([]error, len(p.Segments))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, k := range p.Segments {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			segs[i], errs[i] = r.LoadSegment(ctx, k)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for i := 1; i < len(segs); i++ {
-		if segs[i].Prev == nil || *segs[i].Prev != p.Segments[i-1].ID {
-			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
-				Reason: fmt.Sprintf("does not chain to %s, the segment before it (a segment was replaced, or two writers)", p.Segments[i-1].Name()),
-				Hint:   "run 'strata coverage' and 'strata check'"}
-		}
-	}
-	return segs, nil
 }
 
 // RestoreAt writes the state of the plan's stream at its target to w: the
@@ -64,7 +34,7 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 	if field == "" {
 		field = DefaultKeyField
 	}
-	segs, err := LoadPlan(ctx, r, p)
+	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return st, err
 	}

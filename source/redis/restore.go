@@ -68,7 +68,7 @@ func Restore(ctx context.Context, r *repo.Repository, p *index.Plan, target Opti
 		return st, fmt.Errorf("%w: %w", index.ErrNotRestorable, err)
 	}
 	st.RDBBytes = p.Base.Size - int64(hdrLen)
-	segs, err := loadSegments(ctx, r, p)
+	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return st, err
 	}
@@ -153,25 +153,6 @@ func Restore(ctx context.Context, r *repo.Repository, p *index.Plan, target Opti
 		return st, partial(err)
 	}
 	return st, nil
-}
-
-// loadSegments reads and verifies the manifests of a plan's segments and
-// their chain: each names the one before it.
-func loadSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
-	segs := make([]*repo.Segment, len(p.Segments))
-	for i, k := range p.Segments {
-		s, err := r.LoadSegment(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 && (s.Prev == nil || *s.Prev != p.Segments[i-1].ID) {
-			return nil, &repo.CorruptError{Object: k.Name(), Offset: -1,
-				Reason: fmt.Sprintf("does not chain to %s, the segment before it (a segment was replaced, or two writers)", p.Segments[i-1].Name()),
-				Hint:   "run 'strata coverage' and 'strata check'"}
-		}
-		segs[i] = s
-	}
-	return segs, nil
 }
 
 // eachCommand calls fn for every command of the plan at positions From
