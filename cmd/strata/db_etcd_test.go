@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-backup/strata/internal/etcdtest"
 	"github.com/strata-backup/strata/internal/tcpproxy"
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // etcdCapture runs `strata log --source` in-process until stop is called.
@@ -27,31 +28,14 @@ type etcdCapture struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	code   int
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr *testenv.SyncBuffer
 }
 
 func (c *cli) startCapture(args ...string) *etcdCapture {
 	ctx, cancel := context.WithCancel(context.Background())
-	ec := &etcdCapture{cancel: cancel, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	ec := &etcdCapture{cancel: cancel, done: make(chan struct{}), stderr: &testenv.SyncBuffer{}}
 	env := &environment{getenv: func(k string) string { return c.vars[k] }, stdin: bytes.NewReader(nil),
-		stdout: &lockedBuffer{}, stderr: ec.stderr, host: "testhost", user: "tester"}
+		stdout: &testenv.SyncBuffer{}, stderr: ec.stderr, host: "testhost", user: "tester"}
 	go func() {
 		defer close(ec.done)
 		ec.code = run(ctx, append([]string{"log"}, args...), env)
@@ -411,9 +395,9 @@ func TestEtcdKilledCapture(t *testing.T) {
 	c := newCLI(t)
 	c.ok(nil, "init")
 	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
-	startBin := func() (*exec.Cmd, *lockedBuffer) {
+	startBin := func() (*exec.Cmd, *testenv.SyncBuffer) {
 		cmd := exec.Command(bin, "log", "--source", src.URL, "--stream", "k", "--segment-interval", "100ms")
-		errb := &lockedBuffer{}
+		errb := &testenv.SyncBuffer{}
 		cmd.Env, cmd.Stderr = env, errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // liveServer is `strata serve` running in-process on a loopback port.
@@ -21,36 +21,14 @@ type liveServer struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan int
-	log    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	log    *testenv.SyncBuffer
 }
 
 // startServe runs `strata serve` on the repository at dir until stopped.
 func startServe(t *testing.T, dir, tokens, addr string) *liveServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &liveServer{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &syncBuffer{}}
+	s := &liveServer{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &testenv.SyncBuffer{}}
 	env := &environment{getenv: func(string) string { return "" }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: s.log}
 	go func() {
 		s.done <- run(ctx, []string{"serve", "--repo", dir, "--listen", addr, "--tokens", tokens}, env)
@@ -102,7 +80,11 @@ func TestServerEndToEnd(t *testing.T) {
 	for name, scope := range map[string]string{"ci": "backup:shop/*,restore:shop/*,read", "admin": "admin", "intruder": "backup:other/*,read"} {
 		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
 	}
-	addr := freePort(t)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	srv := startServe(t, dir, tokens, addr)
 	as := func(who string) *cli {
 		c := newCLI(t)

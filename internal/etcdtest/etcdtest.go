@@ -15,12 +15,9 @@
 package etcdtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -30,6 +27,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // Server is one etcd member on loopback.
@@ -43,26 +42,17 @@ type Server struct {
 	dataDir string
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	logs    *syncBuffer
+	logs    *testenv.SyncBuffer
 
 	mu       sync.Mutex
 	user, pw string
 }
 
-// Binary returns the etcd binary to run, or skips (or fails) t.
+// Binary returns the etcd binary (STRATA_ETCD_BIN, or etcd on PATH), or
+// skips t (fails it when STRATA_REQUIRE_DATABASES=1).
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv("STRATA_ETCD_BIN")
-	if bin == "" {
-		bin, _ = exec.LookPath("etcd")
-	}
-	if bin == "" {
-		if os.Getenv("STRATA_REQUIRE_DATABASES") == "1" {
-			t.Fatal("etcd binary not found and STRATA_REQUIRE_DATABASES=1: install etcd-server (apt-get install etcd-server etcd-client)")
-		}
-		t.Skip("etcd binary not found: install etcd-server (apt-get install etcd-server) to run the etcd tests")
-	}
-	return bin
+	return testenv.Binary(t, "STRATA_ETCD_BIN", "etcd", "install etcd-server and etcd-client (apt-get install etcd-server etcd-client)")
 }
 
 // Start runs a single-member etcd cluster and waits until it answers. It is
@@ -85,21 +75,12 @@ func Start(t testing.TB, flags ...string) *Server {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func start(t testing.TB, bin string, flags []string) (*Server, error) {
-	cport, err := freePort()
+	cport, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	pport, err := freePort()
+	pport, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +99,7 @@ func start(t testing.TB, bin string, flags []string) (*Server, error) {
 		// so tests see them.
 		"--experimental-watch-progress-notify-interval", "1s",
 	}, flags...)...)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -252,21 +233,3 @@ func (s *Server) Dump(t testing.TB) (map[string]string, int64) {
 
 // Logs returns what the server printed so far.
 func (s *Server) Logs() string { return s.logs.String() }
-
-// syncBuffer collects the server's output, which exec copies from another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

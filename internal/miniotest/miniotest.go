@@ -35,6 +35,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/repo/s3"
 )
 
@@ -203,7 +204,7 @@ func (s *PrivateServer) Start() {
 	}
 	defer log.Close()
 	_, port, _ := net.SplitHostPort(s.addr)
-	console, err := freePort()
+	console, err := testenv.FreePort()
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -236,15 +237,6 @@ func (s *PrivateServer) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // live reports whether MinIO answers its liveness probe and has finished

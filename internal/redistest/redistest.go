@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // Options configure a server. The zero value is a plain server.
@@ -52,20 +54,11 @@ type Server struct {
 	done chan struct{}
 }
 
-// Binary returns the redis-server binary, or skips (or fails) t.
+// Binary returns the redis-server binary (STRATA_REDIS_BIN, or
+// redis-server on PATH), or skips t (fails it when STRATA_REQUIRE_DATABASES=1).
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv("STRATA_REDIS_BIN")
-	if bin == "" {
-		bin, _ = exec.LookPath("redis-server")
-	}
-	if bin == "" {
-		if os.Getenv("STRATA_REQUIRE_DATABASES") == "1" {
-			t.Fatal("redis-server not found and STRATA_REQUIRE_DATABASES=1: install it (apt-get install redis-server)")
-		}
-		t.Skip("redis-server not found: install redis-server (apt-get install redis-server) to run the Redis tests")
-	}
-	return bin
+	return testenv.Binary(t, "STRATA_REDIS_BIN", "redis-server", "install redis-server (apt-get install redis-server)")
 }
 
 // Start runs a server and waits until it answers PING. It is stopped when
@@ -88,12 +81,10 @@ func Start(t testing.TB, o Options) *Server {
 }
 
 func start(t testing.TB, bin string, o Options) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	dir := t.TempDir()
 	args := []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
