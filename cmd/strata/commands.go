@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/internal/atomicfile"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/multi"
 	"github.com/strata-backup/strata/source/ndjson"
@@ -369,42 +368,8 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	return err
 }
 
-// writeAtomic writes a file through a temporary file in the same directory,
-// fsyncs it and renames it into place, so PATH holds either its old content
-// or the complete restore, never a partial one.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".strata-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := newBufferedWriter(f)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		defer d.Close()
-		if serr := d.Sync(); serr != nil && !errors.Is(serr, os.ErrInvalid) {
-			return serr
-		}
-	}
-	return nil
+// writeAtomic writes a restore to path through a temporary file, so PATH
+// holds either its old content or the complete restore, never a partial one.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, 0o600, write)
 }

@@ -12,11 +12,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/strata-backup/strata/internal/atomicfile"
 )
 
 // Token layout: TokenPrefix, then the unpadded base64url encoding of
@@ -380,7 +381,7 @@ func Create(path, name string, scopes []Scope) (string, error) {
 	}
 	out = append(out, formatLine(name, uniq, hashToken(token))...)
 	out = append(out, '\n')
-	if err := writeAtomic(path, out, mode); err != nil {
+	if err := atomicfile.WriteBytes(path, mode, out); err != nil {
 		return "", fmt.Errorf("tokens file %s: %w", path, err)
 	}
 	return token, nil
@@ -410,55 +411,8 @@ func Revoke(path, name string) error {
 	for _, l := range lines {
 		out = append(append(out, l...), '\n')
 	}
-	if err := writeAtomic(path, out, mode); err != nil {
+	if err := atomicfile.WriteBytes(path, mode, out); err != nil {
 		return fmt.Errorf("tokens file %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with data through a temporary file in the same
-// directory (so the rename cannot cross file systems), synced before the
-// rename and with the directory synced after it, so a crash leaves the old
-// file or the new one. The temporary file has mode perm from its creation
-// on: a token hash is never readable by more people than the final file
-// allows.
-func writeAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600; Chmod sets perm exactly, whatever the
-	// umask, which keeps a 0640 file 0640 across a rewrite.
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	// Some systems cannot sync a directory; the rename has happened anyway.
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
 	}
 	return nil
 }

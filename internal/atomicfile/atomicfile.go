@@ -1,0 +1,70 @@
+// Package atomicfile replaces files so that a crash leaves the old content
+// or the new, never a mix: restore outputs and the server's tokens file.
+package atomicfile
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Write replaces path with what write produces. It writes a temporary file
+// in the same directory (so the rename cannot cross file systems) with mode
+// perm from its creation on, buffers the writes, syncs the file, renames it
+// into place and syncs the directory. On any error the temporary file is
+// removed and path is untouched.
+func Write(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".strata-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	// CreateTemp makes the file 0600; Chmod sets perm exactly, whatever the
+	// umask, before any byte is written.
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err = write(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Some systems cannot sync a directory; the rename has happened anyway.
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+// WriteBytes replaces path with data, as Write.
+func WriteBytes(path string, perm fs.FileMode, data []byte) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
