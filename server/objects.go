@@ -147,8 +147,21 @@ func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
 	if r.ContentLength > limit {
 		return nil, errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "upload of %d bytes, over the limit %d", r.ContentLength, limit)
 	}
-	data := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(r.Body, data); err != nil {
+	// Shards are small (a pack over k): read them into a buffer of their
+	// size. A larger claim grows the buffer only as bytes arrive, so a
+	// client announcing 256 MiB and sending nothing holds no 256 MiB.
+	var data []byte
+	var err error
+	if r.ContentLength <= 16<<20 {
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, data)
+	} else {
+		data, err = io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+		if err == nil && int64(len(data)) < r.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil {
 		return nil, badRequest("truncated upload: %v", err)
 	}
 	return data, nil
