@@ -109,11 +109,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := openRepo(ctx, env, *location)
+		r, err := openRepoToWrite(ctx, env, *location, *stream)
 		if err != nil {
-			return err
-		}
-		if err := mayBackup(ctx, r, *stream); err != nil {
 			return err
 		}
 		if err := db.backup(ctx, env, r, *stream); err != nil {
@@ -164,11 +161,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 			s.Sorted, _ = oc.Sorted()
 		}
 	}
-	r, err := openRepo(ctx, env, *location)
+	r, err := openRepoToWrite(ctx, env, *location, *stream)
 	if err != nil {
-		return err
-	}
-	if err := mayBackup(ctx, r, *stream); err != nil {
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, *stream)

@@ -47,20 +47,14 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := openRepo(ctx, env, *location)
+		r, err := openRepoToWrite(ctx, env, *location, *stream)
 		if err != nil {
-			return err
-		}
-		if err := mayBackup(ctx, r, *stream); err != nil {
 			return err
 		}
 		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
-	r, err := openRepo(ctx, env, *location)
+	r, err := openRepoToWrite(ctx, env, *location, *stream)
 	if err != nil {
-		return err
-	}
-	if err := mayBackup(ctx, r, *stream); err != nil {
 		return err
 	}
 	// Segments already sealed must be stored even when a signal ends the

@@ -88,11 +88,18 @@ func reportRestore(ctx context.Context, env *environment, r *repo.Repository, st
 	}
 }
 
-// mayBackup refuses, before anything is uploaded, a backup or capture the
-// server would refuse at the end.
-func mayBackup(ctx context.Context, r *repo.Repository, stream string) error {
-	if c := remoteOf(r); c != nil {
-		return c.MayBackup(ctx, stream)
+// openRepoToWrite opens the repository for a backup or capture of stream.
+// Through a server it first checks that the token may write the stream, so
+// a backup the server would refuse at the end uploads nothing.
+func openRepoToWrite(ctx context.Context, env *environment, location, stream string) (*repo.Repository, error) {
+	r, err := openRepo(ctx, env, location)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if c := remoteOf(r); c != nil {
+		if err := c.MayBackup(ctx, stream); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
