@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -156,17 +157,27 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 		return nil, err
 	}
 	cat := &index.Catalog{Logs: map[string]*index.Log{}}
-	var errs []error
-	for _, s := range snaps {
-		ref, err := c.openSnapshot(ctx, r, s)
-		if err != nil {
-			if errors.Is(err, ErrForbidden) && stream == "" {
-				continue // another stream's snapshot this token may not read
+	// Manifests are fetched and opened in parallel, as index.LoadCatalog
+	// does: one request each.
+	refs := make([]index.SnapshotRef, len(snaps))
+	errs := make([]error, len(snaps))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, s := range snaps {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			refs[i], errs[i] = c.openSnapshot(ctx, r, s)
+			if errors.Is(errs[i], ErrForbidden) && stream == "" {
+				errs[i] = nil // another stream's snapshot this token may not read
 			}
-			errs = append(errs, err)
-			continue
+		})
+	}
+	wg.Wait()
+	for _, ref := range refs {
+		if ref.Snapshot != nil {
+			cat.Snapshots = append(cat.Snapshots, ref)
 		}
-		cat.Snapshots = append(cat.Snapshots, ref)
 	}
 	if stream != "" {
 		logs, err := index.ListLogs(ctx, c.Store(), stream)
