@@ -54,6 +54,11 @@ type LogWriter struct {
 	closed  bool
 	next    uint64 // position expected next; 0 before the first event of a new log
 	lastT   int64  // time of the newest event taken
+	// inSpan: the newest event taken is time-uncertain; spanFrom is the
+	// span's lower bound, which every segment of the span carries as its
+	// first time, so each one's name states the whole uncertainty.
+	inSpan   bool
+	spanFrom int64
 	cur     *pendingSegment
 	stats   LogStats // Appended, Skipped, Gaps
 	pending chan *pendingSegment
@@ -66,6 +71,9 @@ type LogWriter struct {
 
 	// prev is the manifest ID of the newest stored segment; only the sealer touches it.
 	prev *repo.ID
+	// durable is the position of the newest event whose segment is stored;
+	// guarded by resMu.
+	durable uint64
 }
 
 type pendingSegment struct {
@@ -76,7 +84,10 @@ type pendingSegment struct {
 	t0, t1  int64
 	opened  time.Time // when its first event arrived, for SealOlder
 	gap     string
-	flushed chan struct{} // closed when stored or failed; only for Flush markers
+	// uncertain: the events were re-delivered and their times are only
+	// bounded (AppendUncertain); t0 is then the bound below them.
+	uncertain bool
+	flushed   chan struct{} // closed when stored or failed; only for Flush markers
 }
 
 type frameRun struct {
@@ -118,6 +129,9 @@ func OpenLog(ctx context.Context, r *repo.Repository, o LogOptions) (*LogWriter,
 		if head, ok := l.Newest(); ok {
 			w.next, w.lastT = head.Last+1, head.LastTime
 			w.prev = &head.ID
+			w.durable = head.Last
+			// A capture killed inside a span: the span goes on from where it began.
+			w.inSpan, w.spanFrom = head.Uncertain, head.FirstTime
 		}
 	}
 	go w.sealer(ctx)
@@ -138,8 +152,33 @@ var ErrEventOrder = errors.New("event out of order")
 // ErrLogClosed is returned by Append after Close.
 var ErrLogClosed = errors.New("log writer closed")
 
+// Durable returns the position of the newest event that is stored (its
+// segment and manifest written), 0 when none is. A capture acknowledges to
+// its source only what is durable, so a source that waits for
+// acknowledgements (Redis WAIT) never counts a write a crash can lose.
+func (w *LogWriter) Durable() uint64 {
+	w.resMu.Lock()
+	defer w.resMu.Unlock()
+	return w.durable
+}
+
 // Append takes one event. Key and Value are copied.
 func (w *LogWriter) Append(e *repo.Event) error {
+	return w.append(e, false)
+}
+
+// AppendUncertain takes one event whose time is not known: it was
+// re-delivered after a capture restart or reconnect by a source that keeps
+// no time of its own (Redis, etcd), so all that is known is that it
+// happened after the log's previous event and no later than e.Time, which
+// the caller sets to an instant it knows the event had already happened
+// by. Such events go into time-uncertain segments (FORMAT.md §15); plans
+// refuse instants inside their span, and positions stay exact.
+func (w *LogWriter) AppendUncertain(e *repo.Event) error {
+	return w.append(e, true)
+}
+
+func (w *LogWriter) append(e *repo.Event, uncertain bool) error {
 	if err := w.err(); err != nil {
 		return err
 	}
@@ -169,12 +208,27 @@ func (w *LogWriter) Append(e *repo.Event) error {
 			w.o.OnGap(from, to)
 		}
 	}
+	if w.cur != nil && len(w.cur.frames) > 0 && w.cur.uncertain != uncertain {
+		// Certain and uncertain events never share a segment: the name
+		// says which a segment holds.
+		w.sealLocked()
+	}
 	if w.cur == nil {
 		w.cur = w.newSegment()
 	}
 	c := w.cur
 	if len(c.frames) == 0 {
-		c.first, c.t0 = e.Seq, e.Time
+		c.first, c.t0, c.uncertain = e.Seq, e.Time, uncertain
+		if uncertain {
+			if !w.inSpan && w.next != 0 {
+				// The span starts where the log stood: the event may have
+				// happened any time after the event before it.
+				w.inSpan, w.spanFrom = true, w.lastT
+			}
+			if w.inSpan {
+				c.t0 = w.spanFrom
+			}
+		}
 		c.frames = append(c.frames, frameRun{first: e.Seq})
 	} else if len(c.buf)-frameStart(c) >= w.o.FrameSize {
 		c.frames = append(c.frames, frameRun{first: e.Seq})
@@ -184,6 +238,7 @@ func (w *LogWriter) Append(e *repo.Event) error {
 	c.frames[len(c.frames)-1].end = len(c.buf)
 	c.last, c.t1 = e.Seq, e.Time
 	w.next, w.lastT = e.Seq+1, e.Time
+	w.inSpan = uncertain && w.inSpan
 	w.stats.Appended++
 	if len(c.buf) >= w.o.SegmentBytes {
 		w.sealLocked()
@@ -289,6 +344,7 @@ func (w *LogWriter) sealer(ctx context.Context) {
 			w.stored.EncodedBytes += int64(len(c.buf))
 			w.stored.StoredBytes += stored
 			w.prev = &key.ID
+			w.durable = c.last
 		}
 		w.resMu.Unlock()
 	}
@@ -328,7 +384,7 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 	seg := &repo.Segment{
 		Stream: w.o.Stream, First: c.first, Last: c.last,
 		FirstTime: time.Unix(0, c.t0).UTC(), LastTime: time.Unix(0, c.t1).UTC(),
-		Prev: w.prev, Gap: c.gap, Created: w.o.Now().UTC(),
+		Prev: w.prev, Gap: c.gap, TimeUncertain: c.uncertain, Created: w.o.Now().UTC(),
 		Pack: repo.SegmentPack{ID: pi.ID, Length: pi.Length, K: pi.K, M: pi.M},
 	}
 	for _, f := range c.frames {

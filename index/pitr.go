@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,11 @@ type Log struct {
 	Stream   string
 	Segments []repo.SegmentKey // by First
 	runs     []logRun
+	// uncertain holds the indexes in Segments of time-uncertain segments,
+	// in order. Their first times never decrease: every segment of one span
+	// carries the span's start, and a later span starts after an earlier
+	// one ends.
+	uncertain []int
 	// Conflicts names segments whose ranges overlap another's: two writers on
 	// one stream. Plans refuse to cross them.
 	Conflicts []string
@@ -33,11 +39,16 @@ type logRun struct {
 func NewLog(stream string, segs []repo.SegmentKey) *Log {
 	slices.SortFunc(segs, func(a, b repo.SegmentKey) int {
 		if a.First != b.First {
-			return cmpU64(a.First, b.First)
+			return cmp.Compare(a.First, b.First)
 		}
-		return cmpU64(a.Last, b.Last)
+		return cmp.Compare(a.Last, b.Last)
 	})
 	l := &Log{Stream: stream, Segments: segs}
+	for i, k := range segs {
+		if k.Uncertain {
+			l.uncertain = append(l.uncertain, i)
+		}
+	}
 	start := 0
 	for i := 1; i <= len(segs); i++ {
 		if i < len(segs) && segs[i].First <= segs[i-1].Last {
@@ -49,16 +60,6 @@ func NewLog(stream string, segs []repo.SegmentKey) *Log {
 		}
 	}
 	return l
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ListLogs lists the segment manifests under logs/ (one stream's when stream
@@ -125,7 +126,10 @@ func (l *Log) With(k repo.SegmentKey) *Log {
 	if n > 0 && k.First <= l.Segments[n-1].Last || len(l.Conflicts) > 0 {
 		return NewLog(l.Stream, append(slices.Clone(l.Segments), k))
 	}
-	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs)}
+	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs), uncertain: l.uncertain}
+	if k.Uncertain {
+		nl.uncertain = append(slices.Clip(l.uncertain), n)
+	}
 	if nr := len(nl.runs); nr > 0 && k.First == l.Segments[n-1].Last+1 {
 		nl.runs[nr-1].end = n + 1
 	} else {
@@ -167,7 +171,101 @@ type Plan struct {
 	Target   Target
 	Base     SnapshotRef
 	From     uint64            // first position to apply: Base.Position+1
-	Segments []repo.SegmentKey // shared with the catalog: do not modify
+	// Segments are the log segments to read, in order: from the one holding
+	// From through the first whose last event lies past the target (its
+	// last time after Target.Time, or its last position at or past
+	// Target.Position), which proves that no event the restore must apply
+	// lies beyond them (see ProveEnd). Only when the target is the newest
+	// captured event itself does no such segment exist. Shared with the
+	// catalog: do not modify.
+	Segments []repo.SegmentKey
+	// Untrusted marks a plan made by someone else (an index server): before
+	// any byte is written, the restore MUST check ProveEnd and Uncertain on
+	// the verified manifests, since the planner could have dropped segments
+	// or picked a base whose log ends early.
+	Untrusted bool
+}
+
+// ErrUnprovable is wrapped when a plan cannot show that it reaches its target.
+var ErrUnprovable = errors.New("plan does not prove that it reaches its target")
+
+// ProveEnd checks that the plan's segments, which the caller has verified
+// and chained (engine.LoadPlanSegments), hold every event the restore must
+// apply. Times never decrease along a log, so once an event lies after the
+// target every later one does too: the last segment's last event past the
+// target is the proof. A plan with no segments proves itself only by
+// position, at its base's own position.
+func (p *Plan) ProveEnd() error {
+	if n := len(p.Segments); n > 0 {
+		last := p.Segments[n-1]
+		if p.Target.ByPos && last.Last >= p.Target.Position || !p.Target.ByPos && last.LastTime > p.Target.Time.UnixNano() {
+			return nil
+		}
+		return fmt.Errorf("%w: its log ends at position %d (%s), and nothing shows that no event at or before %s follows; the stream may not have captured past the target yet, or the planner left segments out", ErrUnprovable,
+			last.Last, FormatTime(nsTime(last.LastTime)), p.Target)
+	}
+	if p.Target.ByPos && p.Base.Position != nil && *p.Base.Position == p.Target.Position {
+		return nil
+	}
+	return fmt.Errorf("%w: it applies no log to snapshot %s, and nothing shows that no event at or before %s follows it", ErrUnprovable, p.Base.ID.Short(), p.Target)
+}
+
+// CheckUncertain refuses a time target inside a time-uncertain span of the
+// plan's segments (FORMAT.md §15): an event there happened after its
+// segment's first time and no later than its own time, so whether it was
+// before the target is unknown. A restore by position is never uncertain.
+func (p *Plan) CheckUncertain() error {
+	if p.Target.ByPos {
+		return nil
+	}
+	at := p.Target.Time.UnixNano()
+	for i, k := range p.Segments {
+		if k.Uncertain && k.FirstTime < at && at < k.LastTime {
+			return uncertainError(p.Stream, p.Target, spanAround(p.Segments, i))
+		}
+	}
+	return nil
+}
+
+// spanAround returns the whole time-uncertain span that segs[i] belongs to:
+// the adjacent uncertain segments that follow on by position and carry the
+// same start.
+func spanAround(segs []repo.SegmentKey, i int) Uncertain {
+	same := func(j, k int) bool {
+		return segs[j].Uncertain && segs[k].Uncertain && segs[k].First == segs[j].Last+1 && segs[j].FirstTime == segs[k].FirstTime
+	}
+	a, b := i, i
+	for a > 0 && same(a-1, a) {
+		a--
+	}
+	for b+1 < len(segs) && same(b, b+1) {
+		b++
+	}
+	return Uncertain{FromPos: segs[a].First, ToPos: segs[b].Last, After: nsTime(segs[a].FirstTime), Before: nsTime(segs[b].LastTime)}
+}
+
+// Uncertain is a time-uncertain span of a log: the events at positions
+// FromPos..ToPos were re-delivered after a capture restart or reconnect by a
+// source that keeps no times (Redis, etcd). Each happened after After and no
+// later than Before; when exactly is unknown. Restores at instants strictly
+// between After and Before are refused; by position they are exact.
+type Uncertain struct {
+	FromPos, ToPos uint64
+	After, Before  time.Time
+}
+
+func (u Uncertain) String() string {
+	return fmt.Sprintf("positions %d-%d happened between %s and %s, when exactly is unknown (re-delivered after a capture restart or reconnect)", u.FromPos, u.ToPos, FormatTime(u.After), FormatTime(u.Before))
+}
+
+// ErrTimeUncertain is wrapped (beside ErrNotRestorable) by refusals of an
+// instant inside a time-uncertain span.
+var ErrTimeUncertain = errors.New("time-uncertain")
+
+func uncertainError(stream string, t Target, u Uncertain) error {
+	from := u.FromPos - 1
+	return fmt.Errorf("%w: %w: %s lies in a time-uncertain span of %q: %s; nearest provable instants: %s (through position %d) and %s (through position %d); by position every state in it is exact: --at-position %d..%d",
+		ErrNotRestorable, ErrTimeUncertain, t, stream, u, FormatTime(u.After), from, FormatTime(u.Before), u.ToPos, from, u.ToPos)
 }
 
 // Applies reports whether an event belongs to the plan's restore.
@@ -209,6 +307,8 @@ type Coverage struct {
 	Windows   []Window
 	Gaps      []Gap
 	Conflicts []string
+	// Uncertain lists the time-uncertain spans of the log, oldest first.
+	Uncertain []Uncertain
 	// Newest is the time of the newest stored event, or of the newest
 	// snapshot when the stream has no log.
 	Newest time.Time
@@ -223,6 +323,15 @@ func (c *Catalog) Coverage(stream string) Coverage {
 		if b.First > a.Last+1 {
 			cov.Gaps = append(cov.Gaps, Gap{FromPos: a.Last + 1, ToPos: b.First - 1, After: nsTime(a.LastTime), Before: nsTime(b.FirstTime)})
 		}
+	}
+	for _, i := range l.uncertain {
+		k := l.Segments[i]
+		u := Uncertain{FromPos: k.First, ToPos: k.Last, After: nsTime(k.FirstTime), Before: nsTime(k.LastTime)}
+		if n := len(cov.Uncertain); n > 0 && cov.Uncertain[n-1].ToPos+1 == k.First && cov.Uncertain[n-1].After.Equal(u.After) {
+			cov.Uncertain[n-1].ToPos, cov.Uncertain[n-1].Before = k.Last, u.Before
+			continue
+		}
+		cov.Uncertain = append(cov.Uncertain, u)
 	}
 	if n, ok := l.Newest(); ok {
 		cov.Newest = nsTime(n.LastTime)
@@ -353,20 +462,46 @@ func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (_ *Plan, past bo
 			return nil, true, l.pastRun(r, t, s, all)
 		}
 		hi = sort.Search(len(segs), func(i int) bool { return segs[i].First > t.Position })
+		// Through the segment holding the target position: its last
+		// position is at or past it, which proves the end.
+		hi = max(lo+1, hi)
 	} else {
 		at := t.Time.UnixNano()
 		if at > last.LastTime {
 			return nil, true, l.pastRun(r, t, s, all)
 		}
-		// Times never decrease along the log, so the segments that can hold
-		// an event at or before t are a prefix.
-		hi = sort.Search(len(segs), func(i int) bool { return segs[i].FirstTime > at })
+		if err := l.checkUncertain(run.start+lo, run.end, t); err != nil {
+			return nil, false, err
+		}
+		// Times never decrease along the log (last times, even across
+		// time-uncertain segments), so the segments that can hold an event
+		// at or before t are a prefix, and the first segment after it whose
+		// last event is later than t proves that no later event applies.
+		hi = sort.Search(len(segs), func(i int) bool { return segs[i].LastTime > at })
+		hi = max(lo, hi) + 1
 	}
 	// A capped subslice, not a copy: plans are read-only, and copying would
 	// cost more than the search at 100k segments.
-	hi = max(lo, hi)
+	hi = min(hi, len(segs))
 	p.Segments = segs[lo:hi:hi]
 	return p, false, nil
+}
+
+// checkUncertain refuses t when it lies strictly inside a time-uncertain
+// segment among Segments[from:to].
+func (l *Log) checkUncertain(from, to int, t Target) error {
+	at := t.Time.UnixNano()
+	i, _ := slices.BinarySearch(l.uncertain, from)
+	for ; i < len(l.uncertain) && l.uncertain[i] < to; i++ {
+		k := l.Segments[l.uncertain[i]]
+		if k.FirstTime >= at {
+			break // later spans start later still
+		}
+		if at < k.LastTime {
+			return uncertainError(l.Stream, t, spanAround(l.Segments, l.uncertain[i]))
+		}
+	}
+	return nil
 }
 
 // pastRun explains a target beyond the end of run r.

@@ -41,9 +41,11 @@ func TestPlan(t *testing.T) {
 		segs   []uint64 // First of each segment in the plan
 		err    string
 	}{
-		{"at the first snapshot", Target{Time: time.Unix(0, sec(0))}, 1, nil, ""},
+		// Plans run through the first segment whose last event is after the
+		// target: the proof that no later event applies (Plan.ProveEnd).
+		{"at the first snapshot", Target{Time: time.Unix(0, sec(0))}, 1, []uint64{1}, ""},
 		{"between events", Target{Time: time.Unix(0, sec(3)+5e8)}, 1, []uint64{1}, ""},
-		{"exactly at an event", Target{Time: time.Unix(0, sec(4))}, 1, []uint64{1}, ""},
+		{"exactly at an event", Target{Time: time.Unix(0, sec(4))}, 1, []uint64{1, 5}, ""},
 		// Segment 5-10 starts at the snapshot's second: it is read, and events after position 6 at that second would apply.
 		{"exactly at a snapshot with equal-time events", Target{Time: time.Unix(0, sec(5))}, 2, []uint64{5}, ""},
 		{"just after a snapshot", Target{Time: time.Unix(0, sec(7))}, 2, []uint64{5}, ""},

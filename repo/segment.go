@@ -37,8 +37,14 @@ type Segment struct {
 	Prev *ID `json:"prev,omitempty"`
 	// Gap is set when the capture saw positions Prev.Last+1..First-1 lost
 	// (the source skipped them); it says what the capture knew.
-	Gap      string       `json:"gap,omitempty"`
-	Encoding string       `json:"encoding"` // EventsEncoding
+	Gap string `json:"gap,omitempty"`
+	// TimeUncertain marks events re-delivered after a capture restart or
+	// reconnect, whose source carries no time of its own (FORMAT.md §15,
+	// "Time-uncertain spans"): each happened after FirstTime and at or
+	// before its stamped time, but when exactly is unknown. Their
+	// positions and content are exact.
+	TimeUncertain bool         `json:"time_uncertain,omitempty"`
+	Encoding      string       `json:"encoding"` // EventsEncoding
 	Pack     SegmentPack  `json:"pack"`
 	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
 	Frames   []SegmentRun `json:"frames"`
@@ -68,18 +74,27 @@ type SegmentKey struct {
 	First, Last uint64
 	FirstTime   int64 // unix nanoseconds
 	LastTime    int64
-	ID          ID // BLAKE3 of the stored manifest
+	// Uncertain: the segment's events are time-uncertain (Segment.TimeUncertain);
+	// the name separates its times with '~' instead of '-'.
+	Uncertain bool
+	ID        ID // BLAKE3 of the stored manifest
 }
 
 // Name returns the manifest's object name:
 // logs/<stream>/@<first:20>-<last:20>.<firsttime:19>-<lasttime:19>.<64 hex>,
 // positions and unix-nanosecond times in zero-padded decimal so names sort
 // by position. '@' cannot start a stream name segment, so one stream's
-// prefix never lists a sub-stream's segments.
+// prefix never lists a sub-stream's segments. A time-uncertain segment
+// separates its times with '~' (FORMAT.md §15), so a listing alone shows
+// the spans a plan must refuse.
 func (k SegmentKey) Name() string {
+	sep := byte('-')
+	if k.Uncertain {
+		sep = '~'
+	}
 	if k.FirstTime < 0 || k.LastTime < 0 {
 		// Never stored (times before 1970 are refused); keep the spelling total.
-		return fmt.Sprintf("%s%020d-%020d.%019d-%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, k.LastTime, k.ID)
+		return fmt.Sprintf("%s%020d-%020d.%019d%c%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, sep, k.LastTime, k.ID)
 	}
 	// Formatted by hand: an index server formats thousands per plan.
 	b := make([]byte, 0, len(LogsPrefix)+len(k.Stream)+2+20+1+20+1+19+1+19+1+64)
@@ -87,7 +102,7 @@ func (k SegmentKey) Name() string {
 	b = appendPadded(b, k.First, 20)
 	b = appendPadded(append(b, '-'), k.Last, 20)
 	b = appendPadded(append(b, '.'), uint64(k.FirstTime), 19)
-	b = appendPadded(append(b, '-'), uint64(k.LastTime), 19)
+	b = appendPadded(append(b, sep), uint64(k.LastTime), 19)
 	b = hex.AppendEncode(append(b, '.'), k.ID[:])
 	return string(b)
 }
@@ -121,10 +136,11 @@ func ParseSegmentName(name string) (SegmentKey, error) {
 		return bad(err.Error())
 	}
 	f := rest[at+2:]
-	// 20-20.19-19.64
-	if len(f) != 20+1+20+1+19+1+19+1+64 || f[20] != '-' || f[41] != '.' || f[61] != '-' || f[81] != '.' {
+	// 20-20.19-19.64, or 20-20.19~19.64 for a time-uncertain segment
+	if len(f) != 20+1+20+1+19+1+19+1+64 || f[20] != '-' || f[41] != '.' || f[61] != '-' && f[61] != '~' || f[81] != '.' {
 		return bad("malformed range")
 	}
+	k.Uncertain = f[61] == '~'
 	var err error
 	num := func(s string) uint64 {
 		v, e := strconv.ParseUint(s, 10, 64)
@@ -150,7 +166,7 @@ func ParseSegmentName(name string) (SegmentKey, error) {
 
 // Key returns the name fields of a segment with manifest ID id.
 func (s *Segment) Key(id ID) SegmentKey {
-	return SegmentKey{Stream: s.Stream, First: s.First, Last: s.Last, FirstTime: s.FirstTime.UnixNano(), LastTime: s.LastTime.UnixNano(), ID: id}
+	return SegmentKey{Stream: s.Stream, First: s.First, Last: s.Last, FirstTime: s.FirstTime.UnixNano(), LastTime: s.LastTime.UnixNano(), Uncertain: s.TimeUncertain, ID: id}
 }
 
 // SaveSegment stores a segment manifest and returns its key. The pack must
