@@ -156,7 +156,7 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 	if err != nil {
 		return nil, err
 	}
-	cat := &index.Catalog{Logs: map[string]*index.Log{}}
+	cat := &index.Catalog{Logs: map[string]*index.Log{}, Untrusted: true}
 	// Manifests are fetched and opened in parallel, as index.LoadCatalog
 	// does: one request each.
 	refs := make([]index.SnapshotRef, len(snaps))
@@ -174,11 +174,21 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 		})
 	}
 	wg.Wait()
-	for _, ref := range refs {
+	for i, ref := range refs {
 		if ref.Snapshot != nil {
 			cat.Snapshots = append(cat.Snapshots, ref)
+		} else if errs[i] != nil {
+			id, _ := repo.ParseID(snaps[i].ID)
+			me := &index.ManifestError{ID: id, Err: errs[i]}
+			if l := snaps[i].Label; l != nil {
+				me.Stream = l.Stream
+			}
+			errs[i] = me
 		}
 	}
+	// "Latest" is the newest by the manifests' own times, whatever order
+	// the server listed them in.
+	index.SortSnapshots(cat.Snapshots)
 	if stream != "" {
 		logs, err := index.ListLogs(ctx, c.Store(), stream)
 		if err != nil && !errors.Is(err, ErrForbidden) {
@@ -226,7 +236,10 @@ func (c *Client) PlanFor(ctx context.Context, r *repo.Repository, stream string,
 	if base.Stream != stream {
 		return nil, fmt.Errorf("the server planned from snapshot %s of stream %s, not %s", base.ID.Short(), base.Stream, stream)
 	}
-	p := &index.Plan{Stream: stream, Target: t, Base: base, From: wp.From}
+	// Untrusted: the restore checks, on the verified manifests, that the
+	// plan reaches t (engine.LoadPlanSegments), so a server that drops
+	// segments or swaps in an older base with a shorter log is refused.
+	p := &index.Plan{Stream: stream, Target: t, Base: base, From: wp.From, Untrusted: true}
 	if base.Position != nil && wp.From != *base.Position+1 || base.Position == nil && len(wp.Segments) > 0 {
 		return nil, fmt.Errorf("the server's plan starts at position %d, which does not follow its base", wp.From)
 	}

@@ -454,8 +454,10 @@ func segmentEvents(r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, pac
 
 // LoadPlanSegments reads and verifies the manifests of a plan's segments,
 // in parallel: each is intact, and each chains to the one before it (its
-// Prev names it). Every point-in-time restore calls it before writing
-// anything, whatever the stream's kind.
+// Prev names it); a time target is not inside a time-uncertain span; and an
+// untrusted plan (an index server's) proves that it reaches its target.
+// Every point-in-time restore calls it before writing anything, whatever
+// the stream's kind.
 func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
 	segs := make([]*repo.Segment, len(p.Segments))
 	errs := make([]error, len(p.Segments))
@@ -477,6 +479,16 @@ func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([
 			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
 				Reason: fmt.Sprintf("does not chain to %s, the segment before it (a segment was replaced, or two writers)", p.Segments[i-1].Name()),
 				Hint:   "run 'strata coverage' and 'strata check'"}
+		}
+	}
+	// The manifests are verified against their names, so the names' flags
+	// and ranges can be trusted from here on, whoever made the plan.
+	if err := p.CheckUncertain(); err != nil {
+		return nil, err
+	}
+	if p.Untrusted {
+		if err := p.ProveEnd(); err != nil {
+			return nil, fmt.Errorf("refusing the server's plan: %w", err)
 		}
 	}
 	return segs, nil

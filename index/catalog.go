@@ -26,6 +26,9 @@ type Catalog struct {
 	// first), so Stream answers without scanning every snapshot. Whoever
 	// sets it keeps it in step with Snapshots (the index server does).
 	ByStream map[string][]SnapshotRef
+	// Untrusted: the catalog came from someone else (an index server), who
+	// may have left snapshots or segments out; its plans are Untrusted.
+	Untrusted bool
 }
 
 // ErrNoSnapshot: no snapshot matches.
@@ -52,13 +55,23 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			s, err := r.LoadSnapshot(ctx, id)
-			errs[i] = err
+			if err != nil {
+				errs[i] = &ManifestError{ID: id, Stream: labelStream(ctx, r, id), Err: err}
+			}
 			c.Snapshots[i] = SnapshotRef{ID: id, Snapshot: s}
 		})
 	}
 	wg.Wait()
 	c.Snapshots = slices.DeleteFunc(c.Snapshots, func(s SnapshotRef) bool { return s.Snapshot == nil })
-	slices.SortStableFunc(c.Snapshots, func(a, b SnapshotRef) int {
+	SortSnapshots(c.Snapshots)
+	return c, errors.Join(append(errs, logErr)...)
+}
+
+// SortSnapshots orders snapshots as a catalog holds them: by consistent
+// time, then creation, then ID, so "latest" never depends on the order a
+// store or a server listed them in.
+func SortSnapshots(s []SnapshotRef) {
+	slices.SortStableFunc(s, func(a, b SnapshotRef) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
 		}
@@ -67,7 +80,74 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		}
 		return a.ID.Compare(b.ID)
 	})
-	return c, errors.Join(append(errs, logErr)...)
+}
+
+// ManifestError is a snapshot manifest that could not be read or verified.
+// Stream is the stream its plaintext label names, "" when that is unknown
+// too; a restore of that stream (or of any, when unknown) must not go on
+// as if the snapshot did not exist, since it may be the newest.
+type ManifestError struct {
+	ID     repo.ID
+	Stream string
+	Err    error
+}
+
+func (e *ManifestError) Error() string {
+	stream := "stream unknown"
+	if e.Stream != "" {
+		stream = "stream " + e.Stream
+	}
+	return fmt.Sprintf("snapshot %s (%s): %v", e.ID.Short(), stream, e.Err)
+}
+
+func (e *ManifestError) Unwrap() error { return e.Err }
+
+// labelStream reads the stream a snapshot's label names, "" when the label
+// is missing or unreadable.
+func labelStream(ctx context.Context, r *repo.Repository, id repo.ID) string {
+	b, err := r.Store().Get(ctx, repo.LabelName(id))
+	if err != nil {
+		return ""
+	}
+	l, err := repo.DecodeLabel(repo.LabelName(id), b)
+	if err != nil {
+		return ""
+	}
+	return l.Stream
+}
+
+// ErrorsFor keeps, of the errors LoadCatalog returned, those that may hide
+// something of stream: its own unreadable manifests and segment names, and
+// manifests whose stream is unknown. Nil when none does.
+func ErrorsFor(err error, stream string) error {
+	if err == nil {
+		return nil
+	}
+	var all []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	} else {
+		all = []error{err}
+	}
+	var keep []error
+	for _, e := range all {
+		var me *ManifestError
+		var ce *repo.CorruptError
+		switch {
+		case e == nil:
+		case errors.As(e, &me):
+			if me.Stream == "" || me.Stream == stream {
+				keep = append(keep, e)
+			}
+		case errors.As(e, &ce) && strings.HasPrefix(ce.Object, repo.LogsPrefix):
+			if strings.HasPrefix(ce.Object, repo.StreamLogPrefix(stream)) {
+				keep = append(keep, e)
+			}
+		default:
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
 }
 
 // Stream returns the snapshots of one stream (all when stream is ""), oldest first.

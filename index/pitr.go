@@ -409,6 +409,7 @@ func (c *Catalog) Plan(stream string, t Target) (*Plan, error) {
 		}
 		p, past, err := l.plan(s, t, snaps)
 		if err == nil {
+			p.Untrusted = c.Untrusted
 			return p, nil
 		}
 		pastEnd = pastEnd || past

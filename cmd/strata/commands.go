@@ -321,11 +321,12 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
 	}
 	cat, catErr := loadCatalog(ctx, r, *stream)
+	if catErr = index.ErrorsFor(catErr, *stream); catErr != nil && *snapID == "" {
+		// The snapshot that failed may be the newest: restoring an older one
+		// in its place would be a wrong state reported as success.
+		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", *stream, catErr)
+	}
 	if target != nil {
-		if catErr != nil {
-			// A plan over a partial catalog could pick the wrong base; say so loudly.
-			fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", catErr)
-		}
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return cat.Plan(*stream, *target) }, *stream, *target, *to, *dryRun)
 	}
 	var snap index.SnapshotRef

@@ -97,9 +97,9 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, stream)
-	if err != nil {
-		// A plan over a partial catalog could pick the wrong base; say so loudly.
-		fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", err)
+	if err = index.ErrorsFor(err, stream); err != nil && snapID == "" {
+		// The snapshot that failed may be the newest, or the base a plan needs.
+		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", stream, err)
 	}
 	t := index.Target{Time: time.Now()}
 	switch {

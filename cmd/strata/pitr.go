@@ -193,8 +193,9 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan f
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "restored %s at %s: snapshot %s + %d events from %d segments (through position %d), %d keys changed, in %s\n",
-		stream, t, p.Base.ID.Short(), st.EventsApplied, st.Segments, max(st.LastApplied, p.From-1), st.KeysChanged, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.stderr, "restored %s at %s: snapshot %s + %d events from %d segments, %d keys changed, in %s\n",
+		stream, t, p.Base.ID.Short(), st.EventsApplied, st.Segments, st.KeysChanged, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.stderr, "reached: %s\n", reached(p, st.LastApplied, st.LastTime))
 	return nil
 }
 
@@ -267,6 +268,10 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	for _, g := range cov.Gaps {
 		fmt.Fprintf(env.stdout, "GAP: %s\n", index.Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: g.After.Time(), Before: g.Before.Time()})
 	}
+	for _, u := range cov.Uncertain {
+		fmt.Fprintf(env.stdout, "TIME-UNCERTAIN: %s; restore these by --at-position %d..%d\n",
+			index.Uncertain{FromPos: u.FromPos, ToPos: u.ToPos, After: u.After.Time(), Before: u.Before.Time()}, u.FromPos-1, u.ToPos)
+	}
 	for _, c := range cov.Conflicts {
 		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", c)
 	}
@@ -282,4 +287,17 @@ func keyFieldOK(f string) error {
 		return usagef("--key-field %q: want a plain field name", f)
 	}
 	return nil
+}
+
+// reached says what state a point-in-time restore wrote: its base's plus
+// every event through a position, and that position's time.
+func reached(p *index.Plan, lastPos uint64, lastTime int64) string {
+	if lastPos == 0 {
+		pos := "no position"
+		if p.Base.Position != nil {
+			pos = "position " + strconv.FormatUint(*p.Base.Position, 10)
+		}
+		return fmt.Sprintf("the state of snapshot %s (%s, %s), no later event at or before %s", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, p.Target)
+	}
+	return fmt.Sprintf("position %d, whose event is at %s (target %s)", lastPos, index.FormatTime(time.Unix(0, lastTime)), p.Target)
 }

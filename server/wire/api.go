@@ -92,6 +92,10 @@ type Coverage struct {
 	Stream    string   `json:"stream"`
 	Windows   []Window `json:"windows"`
 	Gaps      []Gap    `json:"gaps"`
+	// Uncertain lists the time-uncertain spans (FORMAT.md §15): positions
+	// whose events are exact but whose times are known only to lie
+	// between After and Before. Restores by time inside them are refused.
+	Uncertain []Gap    `json:"time_uncertain"`
 	Conflicts []string `json:"conflicts,omitempty"`
 	Newest    *Time    `json:"newest,omitempty"`
 	LagSecs   *float64 `json:"lag_seconds,omitempty"`
@@ -106,8 +110,8 @@ type Time struct {
 type Window struct {
 	From     Time    `json:"from"`
 	To       Time    `json:"to"`
-	FromPos  uint64  `json:"from_position,omitempty"`
-	ToPos    uint64  `json:"to_position,omitempty"`
+	FromPos  uint64  `json:"from_position"`
+	ToPos    uint64  `json:"to_position"`
 	Duration float64 `json:"seconds"`
 }
 
@@ -128,12 +132,15 @@ func (t Time) Time() time.Time { return time.Unix(0, t.UnixNS).UTC() }
 
 // CoverageOf converts a catalog's coverage; lag is measured at now.
 func CoverageOf(cov index.Coverage, now time.Time) Coverage {
-	j := Coverage{Stream: cov.Stream, Windows: []Window{}, Gaps: []Gap{}, Conflicts: cov.Conflicts}
+	j := Coverage{Stream: cov.Stream, Windows: []Window{}, Gaps: []Gap{}, Uncertain: []Gap{}, Conflicts: cov.Conflicts}
 	for _, w := range cov.Windows {
 		j.Windows = append(j.Windows, Window{From: TimeOf(w.From), To: TimeOf(w.To), FromPos: w.FromPos, ToPos: w.ToPos, Duration: w.To.Sub(w.From).Seconds()})
 	}
 	for _, g := range cov.Gaps {
 		j.Gaps = append(j.Gaps, Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: TimeOf(g.After), Before: TimeOf(g.Before)})
+	}
+	for _, u := range cov.Uncertain {
+		j.Uncertain = append(j.Uncertain, Gap{FromPos: u.FromPos, ToPos: u.ToPos, After: TimeOf(u.After), Before: TimeOf(u.Before)})
 	}
 	if !cov.Newest.IsZero() {
 		n, lag := TimeOf(cov.Newest), now.Sub(cov.Newest).Seconds()

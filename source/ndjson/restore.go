@@ -17,7 +17,11 @@ type RestoreStats struct {
 	EventsRead    int64 // events in the segments read
 	EventsApplied int64 // events at or before the target
 	KeysChanged   int   // keys whose state differs from the base
-	LastApplied   uint64
+	// LastApplied and LastTime are the position and time of the newest
+	// event applied: the state written is the base's plus every event
+	// through LastApplied. Both are 0 when no event applied.
+	LastApplied uint64
+	LastTime    int64
 }
 
 // RestoreAt writes the state of the plan's stream at its target to w: the
@@ -45,7 +49,7 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 			if p.Applies(e.Seq, e.Time) {
 				ch.Apply(e)
 				st.EventsApplied++
-				st.LastApplied = e.Seq
+				st.LastApplied, st.LastTime = e.Seq, e.Time
 			}
 			return nil
 		})
