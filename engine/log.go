@@ -50,19 +50,19 @@ type LogWriter struct {
 
 	// mu guards the open segment and the appender's counters. It may be
 	// held while waiting for the sealer, so the sealer never takes it.
-	mu      sync.Mutex
-	closed  bool
-	next    uint64 // position expected next; 0 before the first event of a new log
-	lastT   int64  // time of the newest event taken
+	mu     sync.Mutex
+	closed bool
+	next   uint64 // position expected next; 0 before the first event of a new log
+	lastT  int64  // time of the newest event taken
 	// inSpan: the newest event taken is time-uncertain; spanFrom is the
 	// span's lower bound, which every segment of the span carries as its
 	// first time, so each one's name states the whole uncertainty.
 	inSpan   bool
 	spanFrom int64
-	cur     *pendingSegment
-	stats   LogStats // Appended, Skipped, Gaps
-	pending chan *pendingSegment
-	done    chan struct{}
+	cur      *pendingSegment
+	stats    LogStats // Appended, Skipped, Gaps
+	pending  chan *pendingSegment
+	done     chan struct{}
 
 	// resMu guards what the sealer reports.
 	resMu  sync.Mutex
@@ -77,13 +77,13 @@ type LogWriter struct {
 }
 
 type pendingSegment struct {
-	buf     []byte
-	frames  []frameRun // boundaries in buf
-	first   uint64
-	last    uint64
-	t0, t1  int64
-	opened  time.Time // when its first event arrived, for SealOlder
-	gap     string
+	buf    []byte
+	frames []frameRun // boundaries in buf
+	first  uint64
+	last   uint64
+	t0, t1 int64
+	opened time.Time // when its first event arrived, for SealOlder
+	gap    string
 	// uncertain: the events were re-delivered and their times are only
 	// bounded (AppendUncertain); t0 is then the bound below them.
 	uncertain bool

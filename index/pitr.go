@@ -167,10 +167,10 @@ func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // events of Segments with positions after the base's and at or before the
 // target (time ≤ Target.Time, inclusive, or position ≤ Target.Position).
 type Plan struct {
-	Stream   string
-	Target   Target
-	Base     SnapshotRef
-	From     uint64            // first position to apply: Base.Position+1
+	Stream string
+	Target Target
+	Base   SnapshotRef
+	From   uint64 // first position to apply: Base.Position+1
 	// Segments are the log segments to read, in order: from the one holding
 	// From through the first whose last event lies past the target (its
 	// last time after Target.Time, or its last position at or past

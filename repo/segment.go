@@ -45,9 +45,9 @@ type Segment struct {
 	// positions and content are exact.
 	TimeUncertain bool         `json:"time_uncertain,omitempty"`
 	Encoding      string       `json:"encoding"` // EventsEncoding
-	Pack     SegmentPack  `json:"pack"`
-	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
-	Frames   []SegmentRun `json:"frames"`
+	Pack          SegmentPack  `json:"pack"`
+	Created       time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
+	Frames        []SegmentRun `json:"frames"`
 }
 
 // SegmentPack locates a segment's pack.

@@ -89,9 +89,9 @@ type Plan struct {
 
 // Coverage is what `strata coverage --json` prints, local or remote.
 type Coverage struct {
-	Stream    string   `json:"stream"`
-	Windows   []Window `json:"windows"`
-	Gaps      []Gap    `json:"gaps"`
+	Stream  string   `json:"stream"`
+	Windows []Window `json:"windows"`
+	Gaps    []Gap    `json:"gaps"`
 	// Uncertain lists the time-uncertain spans (FORMAT.md §15): positions
 	// whose events are exact but whose times are known only to lie
 	// between After and Before. Restores by time inside them are refused.
