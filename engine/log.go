@@ -164,7 +164,7 @@ func (w *LogWriter) Durable() uint64 {
 
 // Append takes one event. Key and Value are copied.
 func (w *LogWriter) Append(e *repo.Event) error {
-	return w.append(e, false)
+	return w.append(e, false, 0)
 }
 
 // AppendUncertain takes one event whose time is not known: it was
@@ -174,11 +174,14 @@ func (w *LogWriter) Append(e *repo.Event) error {
 // the caller sets to an instant it knows the event had already happened
 // by. Such events go into time-uncertain segments (FORMAT.md §15); plans
 // refuse instants inside their span, and positions stay exact.
-func (w *LogWriter) AppendUncertain(e *repo.Event) error {
-	return w.append(e, true)
+//
+// after, when later than the log's previous event, is a better lower bound
+// the caller knows (the time of a base snapshot the events follow).
+func (w *LogWriter) AppendUncertain(e *repo.Event, after int64) error {
+	return w.append(e, true, after)
 }
 
-func (w *LogWriter) append(e *repo.Event, uncertain bool) error {
+func (w *LogWriter) append(e *repo.Event, uncertain bool, after int64) error {
 	if err := w.err(); err != nil {
 		return err
 	}
@@ -220,10 +223,10 @@ func (w *LogWriter) append(e *repo.Event, uncertain bool) error {
 	if len(c.frames) == 0 {
 		c.first, c.t0, c.uncertain = e.Seq, e.Time, uncertain
 		if uncertain {
-			if !w.inSpan && w.next != 0 {
+			if !w.inSpan && (w.next != 0 || after > 0) {
 				// The span starts where the log stood: the event may have
 				// happened any time after the event before it.
-				w.inSpan, w.spanFrom = true, w.lastT
+				w.inSpan, w.spanFrom = true, min(max(w.lastT, after), e.Time)
 			}
 			if w.inSpan {
 				c.t0 = w.spanFrom

@@ -99,6 +99,12 @@ type capture struct {
 	w     *engine.LogWriter
 	st    *CaptureStats
 	lastT int64 // newest event time stored, so times never go back
+	// Revisions up to lateThrough were committed before lateAt, when the
+	// watch was opened, and are replayed late (after a restart, a reconnect
+	// or a new base): when each happened is unknown, so they are stored
+	// time-uncertain (FORMAT.md §15), after lateAfter (0: the log's
+	// previous event; a new base's time after takeBase).
+	lateThrough, lateAt, lateAfter int64
 }
 
 func (c *capture) run(ctx context.Context) error {
@@ -198,6 +204,7 @@ func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
 			c.o.Log("%s: new base snapshot %s at revision %d (%d keys): %s", c.o.Stream, res.ID.Short(), res.Revision, res.Keys, why)
 			// The base's time bounds the times of the events after it.
 			c.lastT = max(c.lastT, res.Snapshot.Time.UnixNano())
+			c.lateAfter = c.lastT
 			return res.Revision + 1, nil
 		}
 		if errors.Is(err, ErrAuth) || ctx.Err() != nil {
@@ -220,6 +227,9 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 	// instead of it waiting on a partitioned member forever.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	if err := c.markLate(wctx, start); err != nil {
+		return start, err
+	}
 	wch := c.cli.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	tick := time.NewTicker(min(c.o.Interval/4, time.Second))
 	defer tick.Stop()
@@ -272,6 +282,29 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 	}
 }
 
+// markLate reads the cluster's current revision before the watch opens:
+// every revision from start up to it was committed before now, perhaps long
+// before (while the capture was down or disconnected), so the time the
+// watch delivers it says nothing of when it happened.
+func (c *capture) markLate(ctx context.Context, start int64) error {
+	qctx, cancel := context.WithTimeout(ctx, c.o.Stall)
+	defer cancel()
+	resp, err := c.cli.Get(qctx, "\x00", clientv3.WithCountOnly())
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrGRPCPermissionDenied) {
+			return fmt.Errorf("%w: %w", errFatal, rpcErr(c.cfg, err))
+		}
+		return fmt.Errorf("reading the current revision: %w", err)
+	}
+	c.lateThrough, c.lateAt = resp.Header.Revision, max(c.o.Now().UnixNano(), c.lastT)
+	if c.lateThrough >= start {
+		c.o.Log("%s: revisions %d-%d were committed before this watch and arrive late: stored as time-uncertain (revisions exact, times bounded)", c.o.Stream, start, c.lateThrough)
+	} else {
+		c.lateAfter = 0
+	}
+	return nil
+}
+
 // store appends the events of one watch response, one log event per
 // revision, and returns the revision expected next. A watch response never
 // splits a revision (without WithFragment), so each revision is complete.
@@ -291,12 +324,22 @@ func (c *capture) store(evs []*clientv3.Event, next int64) (int64, error) {
 		if rev.Revision < next {
 			continue // already stored by an earlier watch
 		}
+		late := rev.Revision <= c.lateThrough
 		now := max(c.o.Now().UnixNano(), c.lastT)
+		if late {
+			now = max(c.lateAt, c.lastT)
+		}
 		e, err := RevisionEvent(rev, now)
 		if err != nil {
 			return next, &errResync{fmt.Sprintf("%v: a gap, and a new base", err)}
 		}
-		if err := c.w.Append(&e); err != nil {
+		if late {
+			err = c.w.AppendUncertain(&e, c.lateAfter)
+		} else {
+			c.lateAfter = 0
+			err = c.w.Append(&e)
+		}
+		if err != nil {
 			return next, fmt.Errorf("%w: %w", errFatal, err)
 		}
 		c.lastT = now

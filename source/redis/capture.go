@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -150,6 +151,12 @@ type capture struct {
 	// synced: a sync has succeeded once, so connection errors are retried.
 	synced bool
 	lastT  int64
+	// Commands ending at or before lateThrough were written on the master
+	// before lateAt but reached the capture late: resent from the backlog
+	// after a restart or reconnect, or buffered during a full sync. When
+	// each happened is unknown, so they are stored time-uncertain (FORMAT.md
+	// §15), stamped lateAt, after lateAfter (0: the log's previous event).
+	lateThrough, lateAt, lateAfter int64
 }
 
 // permanent marks errors a reconnect cannot cure.
@@ -198,16 +205,48 @@ func (c *capture) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.lateAfter = 0
 	if s.Full {
 		if err := c.fullSync(ctx, conn, s); err != nil {
 			return err
 		}
+		c.lateAfter = c.lastT // the base's time: what follows it happened after
 	} else {
 		c.co.Logf("%s: continuing the replication stream after offset %d (position %d next)", c.o.name(), s.Offset, c.cur.next)
 		c.cur.replID = s.ReplID
 	}
+	if err := c.markLate(ctx); err != nil {
+		return err
+	}
 	c.synced = true
 	return c.stream(ctx, conn)
+}
+
+// markLate asks the master how far its stream reaches now. Everything up to
+// there was written before this moment, and may have been written long
+// before it arrives (a restarted capture is sent again what it had not
+// sealed; a reconnect gets what happened while it was away): those
+// commands' arrival says nothing of their time.
+func (c *capture) markLate(ctx context.Context) error {
+	q, err := Dial(ctx, c.o)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	info, err := q.Info("replication")
+	at := time.Now().UnixNano()
+	if err != nil {
+		return fmt.Errorf("%s: INFO replication (the capture needs +info to tell re-delivered commands from live ones): %w", c.o.name(), err)
+	}
+	head, err := strconv.ParseInt(info["master_repl_offset"], 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s: INFO replication: master_repl_offset %q", c.o.name(), info["master_repl_offset"])
+	}
+	c.lateThrough, c.lateAt = head, at
+	if head > c.cur.offset {
+		c.co.Logf("%s: offsets %d-%d were written before this connection and arrive late: stored as time-uncertain (positions exact, times bounded)", c.o.name(), c.cur.offset+1, head)
+	}
+	return nil
 }
 
 // fullSync stores the RDB of a full sync as a base snapshot. When the
@@ -258,6 +297,7 @@ func (c *capture) fullSync(ctx context.Context, conn *Conn, s Sync) error {
 func (c *capture) stream(ctx context.Context, conn *Conn) error {
 	var offset atomic.Int64
 	offset.Store(c.cur.offset)
+	acks := &durableAcks{w: c.w}
 	stop := make(chan struct{})
 	defer close(stop)
 	var stalled atomic.Bool
@@ -279,7 +319,7 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 				conn.Close()
 				return
 			}
-			conn.Ack(o)
+			conn.Ack(acks.offset(o))
 		}
 	}()
 	for {
@@ -316,7 +356,7 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 			c.st.Dropped++
 			offset.Store(end)
 			if len(argv) > 1 && is(argv[1], "GETACK") {
-				conn.Ack(end)
+				conn.Ack(acks.offset(end))
 			}
 			continue
 		case is(argv[0], "SELECT") && len(argv) == 2:
@@ -325,14 +365,65 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 			}
 		}
 		cmd := Command{ReplID: c.cur.replID, Start: start, End: end, DB: c.cur.db, Argv: argv}
-		c.lastT = max(time.Now().UnixNano(), c.lastT)
+		late := end <= c.lateThrough
+		if late {
+			c.lastT = max(c.lateAt, c.lastT)
+		} else {
+			c.lastT = max(time.Now().UnixNano(), c.lastT)
+		}
 		e := NewEvent(c.cur.next, c.lastT, &cmd)
-		if err := c.w.Append(&e); err != nil {
+		acks.add(c.cur.next, start)
+		if late {
+			err = c.w.AppendUncertain(&e, c.lateAfter)
+		} else {
+			err = c.w.Append(&e)
+		}
+		if err != nil {
 			return permanent{fmt.Errorf("log %s: %w", c.co.Stream, err)}
 		}
 		c.cur.next++
 		offset.Store(end)
 	}
+}
+
+// durableAcks turns the offset the capture has read into the offset it
+// may acknowledge: no further than the end of the newest durable command
+// (its segment stored), so a write the master counts as replicated (WAIT)
+// survives a crash of the capture, and is never re-delivered into a
+// time-uncertain span.
+type durableAcks struct {
+	w       *engine.LogWriter
+	mu      sync.Mutex
+	pending []pendingAck // commands appended and not yet durable, in order
+}
+
+type pendingAck struct {
+	pos   uint64
+	start int64 // the stream offset just before the command
+}
+
+func (a *durableAcks) add(pos uint64, start int64) {
+	a.mu.Lock()
+	a.pending = append(a.pending, pendingAck{pos, start})
+	a.mu.Unlock()
+}
+
+// offset returns what to acknowledge given that read bytes were read.
+// When every appended command is durable, all that was read can be
+// acknowledged: what follows the last command is PINGs and REPLCONFs.
+func (a *durableAcks) offset(read int64) int64 {
+	d := a.w.Durable()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := 0
+	for i < len(a.pending) && a.pending[i].pos <= d {
+		i++
+	}
+	a.pending = a.pending[i:]
+	if len(a.pending) == 0 {
+		return read
+	}
+	return a.pending[0].start // every byte before the oldest command not yet durable
 }
 
 // resumePoint finds where a capture continues: after the newest base that
