@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-backup/strata/internal/etcdtest"
+	"github.com/strata-backup/strata/internal/redistest"
+	"github.com/strata-backup/strata/internal/testenv"
+)
+
+// Time truth across capture restarts (issue 19): captures killed with
+// SIGKILL at random moments during a workload and restarted; restores at
+// instants recorded before, during and after every outage must each be
+// exact, or refused naming a time-uncertain span. None may return another
+// state with exit 0.
+
+// killLoop runs a capture process, killing it with SIGKILL and starting it
+// again kills times at random moments, then stops it with SIGTERM once
+// done() says the workload ended. It returns the captures' stderr.
+func killLoop(t *testing.T, rng *rand.Rand, kills int, start func() (*exec.Cmd, *testenv.SyncBuffer), ready, workload, done func()) string {
+	t.Helper()
+	var logs strings.Builder
+	cmd, errb := start()
+	ready() // the first base is stored: every instant from here on is restorable or refused
+	workload()
+	for range kills {
+		time.Sleep(time.Duration(400+rng.IntN(1200)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		logs.WriteString(errb.String())
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond) // writes go on with no capture
+		cmd, errb = start()
+	}
+	done()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("capture after SIGTERM: %v\n%s", err, errb)
+	}
+	logs.WriteString(errb.String())
+	return logs.String()
+}
+
+// verdicts counts what restores at recorded instants did.
+type verdicts struct{ exact, refused int }
+
+// judge runs one restore and compares: exit 0 must mean the recorded
+// state, and a refusal must name a time-uncertain span.
+func (v *verdicts) judge(t *testing.T, c *cli, at time.Time, args []string, got func() string, want string) {
+	t.Helper()
+	when := at.UTC().Format(time.RFC3339Nano)
+	code, _, stderr := c.run(nil, append([]string{"restore", "--at", when}, args...)...)
+	switch {
+	case code == 0 && got() == want:
+		v.exact++
+	case code == 0:
+		t.Errorf("restore at %s exited 0 with another state than the source held", when)
+	case strings.Contains(stderr, "time-uncertain span") && strings.Contains(stderr, "--at-position"):
+		v.refused++
+	default:
+		t.Errorf("restore at %s: exit %d: %s", when, code, stderr)
+	}
+}
+
+func TestRedisRandomKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 19))
+	src := redistest.Start(t, redistest.Options{})
+	sc := src.Client(t)
+	bin := strataBinary(t)
+	c := newCLI(t)
+	c.ok(nil, "init")
+	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
+	start := func() (*exec.Cmd, *testenv.SyncBuffer) {
+		cmd := exec.Command(bin, "log", "--source", "redis://"+src.Addr, "--stream", "kv", "--segment-interval", "300ms")
+		errb := &testenv.SyncBuffer{}
+		cmd.Env, cmd.Stderr = env, errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, errb
+	}
+
+	type instant struct {
+		at    time.Time
+		state string
+	}
+	var (
+		mu       sync.Mutex
+		instants []instant
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	workload := func() {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sc.Must("INCR", "counter")
+				sc.Must("SET", fmt.Sprintf("k:%d", i%40), i)
+				if i%7 == 0 {
+					sc.Must("DEL", fmt.Sprintf("k:%d", (i+13)%40))
+				}
+				if i%15 == 0 {
+					time.Sleep(time.Millisecond)
+					in := instant{time.Now(), sc.State()}
+					time.Sleep(time.Millisecond)
+					mu.Lock()
+					instants = append(instants, in)
+					mu.Unlock()
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	ready := func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(sc.Info("replication")["slave0"], "state=online") {
+			if time.Now().After(deadline) {
+				t.Fatal("the capture never came online")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	logs := killLoop(t, rng, 4, start, ready, workload, func() {
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		sc.Must("SET", "tail", 1) // so the last instant is before a stored command
+		sc.WaitReplicas(20 * time.Second)
+	})
+	if !strings.Contains(logs, "time-uncertain") {
+		t.Errorf("no restart recorded a time-uncertain span:\n%s", logs)
+	}
+	cov := c.ok(nil, "coverage", "--stream", "kv")
+	if strings.Contains(cov, "GAP") {
+		t.Fatalf("a killed capture left a gap:\n%s", cov)
+	}
+	t.Logf("coverage:\n%s", cov)
+
+	dst := redistest.Start(t, redistest.Options{})
+	dc := dst.Client(t)
+	var v verdicts
+	step := max(1, len(instants)/30)
+	for i := 0; i < len(instants); i += step {
+		in := instants[i]
+		v.judge(t, c, in.at, []string{"--stream", "kv", "--target", "redis://" + dst.Addr, "--force"}, dc.State, in.state)
+	}
+	t.Logf("%d instants: %d exact, %d refused as time-uncertain", v.exact+v.refused, v.exact, v.refused)
+	if v.exact == 0 {
+		t.Fatal("no instant was restorable")
+	}
+}
+
+func TestEtcdRandomKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 19))
+	src := etcdtest.Start(t)
+	sc := src.Client(t)
+	bin := strataBinary(t)
+	c := newCLI(t)
+	c.ok(nil, "init")
+	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
+	start := func() (*exec.Cmd, *testenv.SyncBuffer) {
+		cmd := exec.Command(bin, "log", "--source", src.URL, "--stream", "k", "--segment-interval", "300ms")
+		errb := &testenv.SyncBuffer{}
+		cmd.Env, cmd.Stderr = env, errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, errb
+	}
+
+	type instant struct {
+		at    time.Time
+		state map[string]string
+	}
+	var (
+		mu       sync.Mutex
+		instants []instant
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	workload := func() {
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := sc.Put(ctx, fmt.Sprintf("w/%d", i%40), fmt.Sprint(i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%9 == 0 {
+					if _, err := sc.Delete(ctx, fmt.Sprintf("w/%d", (i+11)%40)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if i%10 == 0 {
+					time.Sleep(time.Millisecond)
+					at := time.Now()
+					state, _ := src.Dump(t)
+					time.Sleep(time.Millisecond)
+					mu.Lock()
+					instants = append(instants, instant{at, state})
+					mu.Unlock()
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	ready := func() { c.waitStored("k", src.Revision(t), func() string { return "" }) }
+	logs := killLoop(t, rng, 4, start, ready, workload, func() {
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		etcdPut(t, sc, "tail", "1")
+		c.waitStored("k", src.Revision(t), func() string { return "" })
+	})
+	if !strings.Contains(logs, "time-uncertain") {
+		t.Errorf("no restart recorded a time-uncertain span:\n%s", logs)
+	}
+	cov := c.coverage("k")
+	if len(cov.Gaps) != 0 || len(cov.Conflicts) != 0 {
+		t.Fatalf("coverage after killed captures: %+v", cov)
+	}
+
+	tgt := etcdtest.Start(t)
+	dump := func() string {
+		m, _ := tgt.Dump(t)
+		return fmt.Sprint(m)
+	}
+	var v verdicts
+	step := max(1, len(instants)/30)
+	for i := 0; i < len(instants); i += step {
+		in := instants[i]
+		v.judge(t, c, in.at, []string{"--stream", "k", "--target", tgt.URL, "--force"}, dump, fmt.Sprint(in.state))
+	}
+	t.Logf("%d instants: %d exact, %d refused as time-uncertain", v.exact+v.refused, v.exact, v.refused)
+	if v.exact == 0 {
+		t.Fatal("no instant was restorable")
+	}
+}
