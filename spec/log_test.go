@@ -2,10 +2,13 @@ package spec
 
 import (
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -53,5 +56,50 @@ func TestLogSegmentVector(t *testing.T) {
 	}
 	if back, err := repo.ParseSegmentName(v["name"]); err != nil || back != k {
 		t.Errorf("ParseSegmentName = %+v, %v", back, err)
+	}
+}
+
+// TestTimeUncertainVector checks FORMAT.md 15's time-uncertain segment: its
+// name, and which instants a plan through it refuses and which it restores.
+func TestTimeUncertainVector(t *testing.T) {
+	v := vector(t, "time-uncertain")
+	num := func(f string) uint64 {
+		n, err := strconv.ParseUint(v[f], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return n
+	}
+	id, err := repo.ParseID(v["manifest id"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := repo.SegmentKey{Stream: "kv", First: num("first"), Last: num("last"), FirstTime: int64(num("after")), LastTime: int64(num("before")), Uncertain: true, ID: id}
+	if k.Name() != v["name"] {
+		t.Errorf("name %s, FORMAT.md says %s", k.Name(), v["name"])
+	}
+	if back, err := repo.ParseSegmentName(v["name"]); err != nil || back != k {
+		t.Errorf("ParseSegmentName = %+v, %v", back, err)
+	}
+	// The log: positions 1-4 before the span (the last at its start), then
+	// the span, then one live event after it; a base at position 0.
+	before := repo.SegmentKey{Stream: "kv", First: 1, Last: k.First - 1, FirstTime: k.FirstTime - 3e9, LastTime: k.FirstTime, ID: repo.ID{1}}
+	after := repo.SegmentKey{Stream: "kv", First: k.Last + 1, Last: k.Last + 1, FirstTime: k.LastTime + 1e9, LastTime: k.LastTime + 1e9, ID: repo.ID{2}}
+	zero := uint64(0)
+	cat := &index.Catalog{
+		Snapshots: []index.SnapshotRef{{ID: repo.ID{9}, Snapshot: &repo.Snapshot{Stream: "kv", Time: time.Unix(0, before.FirstTime-1e9), Position: &zero}}},
+		Logs:      map[string]*index.Log{"kv": index.NewLog("kv", []repo.SegmentKey{before, k, after})},
+	}
+	for _, at := range strings.Fields(v["refused"]) {
+		tm, _ := time.Parse(time.RFC3339Nano, at)
+		if _, err := cat.Plan("kv", index.Target{Time: tm}); !errors.Is(err, index.ErrTimeUncertain) {
+			t.Errorf("plan at %s: %v, want a time-uncertain refusal", at, err)
+		}
+	}
+	for _, at := range strings.Fields(v["exact"]) {
+		tm, _ := time.Parse(time.RFC3339Nano, at)
+		if _, err := cat.Plan("kv", index.Target{Time: tm}); err != nil {
+			t.Errorf("plan at %s: %v", at, err)
+		}
 	}
 }
