@@ -111,9 +111,11 @@ func (s *Server) routes() {
 		return nil
 	})
 	s.handle("GET /v1/streams", auth.Read, s.listStreams)
-	s.handle("GET /v1/snapshots", auth.Read, s.listSnapshots)
-	s.handle("GET /v1/plan", auth.Read, s.plan)
-	s.handle("GET /v1/coverage", auth.Read, s.coverage)
+	// Lookups of one stream are open to the scopes that work on it
+	// (mayLookUp), so a backup-only or restore-only token works alone.
+	s.handle("GET /v1/snapshots", "", s.listSnapshots)
+	s.handle("GET /v1/plan", "", s.plan)
+	s.handle("GET /v1/coverage", "", s.coverage)
 	s.handle("POST /v1/forget", auth.Admin, s.forget)
 	s.handle("POST /v1/restores", "", s.reportRestore)
 	s.handle("POST /v1/checks", auth.Admin, s.reportCheck)

@@ -47,9 +47,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 	switch o.Class {
 	case wire.ClassConfig, wire.ClassKey:
 		ok = true // sealed with the password: every client needs them to open the repository
-	case wire.ClassData:
-		ok = id.Allows(auth.Restore, "")
-	case wire.ClassIndex:
+	case wire.ClassData, wire.ClassIndex:
+		// A restore reads the packs; a backup reads the list blobs of its
+		// parent (deduplication). Packs are shared and sealed with the key.
 		ok = id.Allows(auth.Restore, "") || id.Allows(auth.Backup, "")
 	case wire.ClassSnapshot, wire.ClassSegment:
 		// A backup reads its parent snapshot and the log it continues.

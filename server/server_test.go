@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,8 +239,22 @@ func TestScopeMatrix(t *testing.T) {
 		{"plan", func(who string) error {
 			_, err := f.client(who).Plan(ctx, "shop/users", index.Target{Position: 20, ByPos: true})
 			return err
+		}, []string{"admin", "reader", "ops", "shopRestore"}},
+		{"plan other/db", func(who string) error {
+			_, err := f.client(who).Plan(ctx, "other/db", index.Target{Position: 20, ByPos: true})
+			if status(err) == http.StatusUnprocessableEntity {
+				return nil // allowed, and nothing to plan from
+			}
+			return err
 		}, []string{"admin", "reader", "ops"}},
-		{"coverage", func(who string) error { _, err := f.client(who).Coverage(ctx, "shop/users"); return err }, []string{"admin", "reader", "ops"}},
+		{"coverage", func(who string) error { _, err := f.client(who).Coverage(ctx, "shop/users"); return err },
+			[]string{"admin", "reader", "ops", "shopRestore", "shopBackup", "backupAll"}},
+		{"coverage other/db", func(who string) error { _, err := f.client(who).Coverage(ctx, "other/db"); return err },
+			[]string{"admin", "reader", "ops", "backupAll"}},
+		{"snapshots shop/users", func(who string) error {
+			_, err := f.client(who).Snapshots(ctx, "shop/users")
+			return err
+		}, []string{"admin", "reader", "ops", "shopRestore", "shopBackup", "backupAll"}},
 		{"read snapshot", func(who string) error {
 			_, err := f.client(who).Store().Get(ctx, repo.SnapshotsPrefix+snapID.String())
 			return err
@@ -252,7 +267,9 @@ func TestScopeMatrix(t *testing.T) {
 			}
 			_, err = engine.Restore(ctx, r, p.Base, io.Discard, engine.RestoreOptions{})
 			return err
-		}, []string{"admin", "shopRestore", "ops"}},
+			// A backup scope reads its parent's list blobs in the shared
+			// packs, so it reads back its own streams' data too.
+		}, []string{"admin", "shopRestore", "ops", "shopBackup", "backupAll"}},
 		{"delete", func(who string) error {
 			return f.client(who).Store().Delete(ctx, repo.IndexPrefix+strings.Repeat("0", 64))
 		}, []string{"admin"}},
@@ -278,6 +295,28 @@ func TestScopeMatrix(t *testing.T) {
 			}
 		}
 	}
+	// A listing of every stream shows a stream-scoped token its own
+	// streams only; read and admin see them all.
+	if _, err := f.backup(admin, "other/db", t0, 1, []byte("another stream")); err != nil {
+		t.Fatal(err)
+	}
+	for who, want := range map[string]string{"shopRestore": "shop/users", "shopBackup": "shop/users", "reader": "other/db,shop/users", "admin": "other/db,shop/users"} {
+		snaps, err := f.client(who).Snapshots(ctx, "")
+		if err != nil {
+			t.Fatalf("snapshots as %s: %v", who, err)
+		}
+		var streams []string
+		for _, s := range snaps {
+			if !slices.Contains(streams, s.Label.Stream) {
+				streams = append(streams, s.Label.Stream)
+			}
+		}
+		slices.Sort(streams)
+		if got := strings.Join(streams, ","); got != want {
+			t.Errorf("snapshots as %s list streams %s, want %s", who, got, want)
+		}
+	}
+
 	// No token, and a token the server does not know.
 	if code, _ := f.raw("", "GET", "/v1/streams", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d", code)

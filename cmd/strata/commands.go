@@ -166,6 +166,10 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		// The lookup itself failed: without it the parent is unknown.
+		return fmt.Errorf("look up the parent snapshot of %s: %w", *stream, err)
+	}
 	if err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
@@ -251,6 +255,9 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		return err
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
@@ -321,6 +328,9 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
 	}
 	cat, catErr := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		return catErr
+	}
 	if target != nil {
 		if catErr != nil {
 			// A plan over a partial catalog could pick the wrong base; say so loudly.

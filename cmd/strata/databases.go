@@ -97,6 +97,9 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, stream)
+	if cat == nil {
+		return err
+	}
 	if err != nil {
 		// A plan over a partial catalog could pick the wrong base; say so loudly.
 		fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", err)

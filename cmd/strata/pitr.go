@@ -244,6 +244,9 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 		}
 	} else {
 		cat, err := index.LoadCatalog(ctx, r)
+		if cat == nil {
+			return err
+		}
 		if err != nil {
 			fmt.Fprintf(env.stderr, "warning: %v\n", err)
 		}
