@@ -174,7 +174,7 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	if rq.id != nil {
 		who = rq.id.Name
 	}
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "ms", float64(took.Microseconds()) / 1000,
+	attrs := []any{"method", r.Method, "path", clip(r.URL.Path, 1024), "status", status, "ms", float64(took.Microseconds()) / 1000,
 		"token", who, "remote", r.RemoteAddr, "bytes_out", sw.bytes}
 	if err != nil {
 		attrs = append(attrs, "error", err.msg)
@@ -185,7 +185,7 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	rec := rq.audit
 	if rec == nil && status >= 400 && status != http.StatusNotFound {
 		// Every refusal is audited, including unauthenticated ones.
-		rec = &wire.AuditRecord{Action: r.Method + " " + rq.endpoint, Object: r.URL.Path}
+		rec = &wire.AuditRecord{Action: rq.endpoint, Object: r.URL.Path}
 	}
 	if rec == nil {
 		return
@@ -200,6 +200,11 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	}
 	if err != nil && rec.Detail == "" {
 		rec.Detail = err.msg
+	}
+	if rec.Result != "ok" && status < 500 {
+		// Anyone who reaches the port can be refused: bounded (auditLog.addLimited).
+		s.audit.addLimited(*rec)
+		return
 	}
 	s.audit.add(*rec)
 }

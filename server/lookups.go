@@ -257,6 +257,11 @@ func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *reque
 	if rep.Seconds < 0 || rep.Bytes < 0 || len(rep.Error) > 4096 || len(rep.Target) > 512 {
 		return badRequest("restore report fields out of range")
 	}
+	if rep.Snapshot != "" {
+		if _, err := repo.ParseID(rep.Snapshot); err != nil {
+			return badRequest("restore report: snapshot %q is not a snapshot ID", clip(rep.Snapshot, 80))
+		}
+	}
 	s.metrics.restored(rep)
 	rq.audit = &wire.AuditRecord{Action: "restore", Stream: rep.Stream, Object: rep.Snapshot, Bytes: rep.Bytes, Seconds: rep.Seconds,
 		Detail: "target " + rep.Target}

@@ -579,3 +579,63 @@ func dialTCP(addr string) (*net.TCPConn, error) {
 	}
 	return c.(*net.TCPConn), nil
 }
+
+// auditBytes is the size of every audit object in the store.
+func (f *fixture) auditBytes() (n int64) {
+	f.st.List(f.t.Context(), wire.AuditPrefix, func(oi repo.ObjectInfo) error { n += oi.Size; return nil })
+	return n
+}
+
+// TestAuditFloodBounded: 300 requests without a token, each with a 15 KB
+// path, and 300 refused restore reports with the longest fields add a
+// bounded number of bytes to the audit trail (PROTOCOL.md, "Audit trail"):
+// the first refusals are recorded with their paths clipped, the rest are
+// counted in summary records.
+func TestAuditFloodBounded(t *testing.T) {
+	f := newFixture(t)
+	before := f.auditBytes()
+	long := "/v1/objects/" + strings.Repeat("a", 15000)
+	for range 300 {
+		if code, _ := f.raw("", "GET", long, nil, nil); code != http.StatusUnauthorized {
+			t.Fatalf("no token: %d", code)
+		}
+	}
+	huge := wire.RestoreReport{Stream: "other/db", Target: strings.Repeat("t", 512), Error: strings.Repeat("e", 4096)}
+	c := f.client("shopRestore")
+	for range 300 {
+		if err := c.ReportRestore(t.Context(), huge); status(err) != http.StatusForbidden {
+			t.Fatalf("report for another stream: %v", err)
+		}
+	}
+	f.stop() // writes the buffered records and the summaries
+	added := f.auditBytes() - before
+	if added > 96<<10 {
+		t.Fatalf("600 refused requests with 15 KB paths and 4 KB reports added %d bytes to the audit trail", added)
+	}
+	var recorded, summarized int
+	var summaries []string
+	err := server.ReadAudit(t.Context(), f.st, time.Time{}, func(r wire.AuditRecord) error {
+		if len(r.Object) > 300 || len(r.Detail) > 1100 {
+			t.Errorf("record not clipped: object %d bytes, detail %d bytes", len(r.Object), len(r.Detail))
+		}
+		if r.Action == "refusals-summary" {
+			var n int
+			fmt.Sscanf(r.Detail, "%d more", &n)
+			summarized += n
+			summaries = append(summaries, r.Token+r.Remote)
+		} else if r.Result == "refused" {
+			recorded++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recorded+summarized != 600 || recorded > 60 {
+		t.Fatalf("%d refusals recorded one by one and %d summarized, want 600 in all and at most 60 whole", recorded, summarized)
+	}
+	if !slices.Contains(summaries, "127.0.0.1") || !slices.Contains(summaries, "shopRestore") {
+		t.Errorf("summaries are not per client: %q", summaries)
+	}
+	t.Logf("600 refused requests added %d bytes to the audit trail (%d recorded whole)", added, recorded)
+}

@@ -278,7 +278,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], s.Stream, s.Time.Format(time.RFC3339Nano), s.Format, humanBytes(s.Size), humanBytes(s.StoredBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), humanBytes(s.Size), humanBytes(s.StoredBytes))
 	}
 	return tw.Flush()
 }

@@ -271,7 +271,7 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "GAP: %s\n", index.Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: g.After.Time(), Before: g.Before.Time()})
 	}
 	for _, c := range cov.Conflicts {
-		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", c)
+		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", printable(c))
 	}
 	if cov.Newest != nil {
 		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))

@@ -83,6 +83,8 @@ func reportRestore(ctx context.Context, env *environment, r *repo.Repository, st
 	if restoreErr != nil {
 		rep.Error = restoreErr.Error()
 	}
+	// The server refuses longer fields (PROTOCOL.md, section 7).
+	rep.Error, rep.Target = clipString(rep.Error, 4096), clipString(rep.Target, 512)
 	if err := c.ReportRestore(context.WithoutCancel(ctx), rep); err != nil {
 		fmt.Fprintf(env.stderr, "warning: the server did not take the restore report: %v\n", err)
 	}

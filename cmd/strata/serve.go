@@ -146,7 +146,7 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 		if *asJSON {
 			return enc.Encode(r)
 		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339Nano), orDash(r.Token), r.Action, r.Status, r.Result, orDash(r.Stream), orDash(r.Object), r.Detail)
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339Nano), orDash(r.Token), printable(r.Action), r.Status, printable(r.Result), orDash(r.Stream), orDash(r.Object), printable(r.Detail))
 		return err
 	}
 	var err error
@@ -169,9 +169,11 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 	return err
 }
 
+// orDash is a table cell: "-" when empty, else s made printable, so a
+// field cannot forge a row or hide text (printable).
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return printable(s)
 }

@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/internal/testenv"
+	"github.com/strata-backup/strata/server/wire"
 )
 
 // liveServer is `strata serve` running in-process on a loopback port.
@@ -358,4 +362,81 @@ func TestServerSingleScopes(t *testing.T) {
 	refused("read", "restore", "--stream", "shop/users")
 	refused("read", "backup", "--stream", "shop/users", "--stdin")
 	refused("read", "log", "--stream", "shop/users", "--stdin")
+}
+
+// TestAuditRowsCannotBeForged: newlines, tabs and escape sequences in a
+// refused URL path (sent without any token) and in a restore report's
+// fields are stored as they came but printed escaped, so `strata audit`
+// shows exactly one row per record.
+func TestAuditRowsCannotBeForged(t *testing.T) {
+	local := newCLI(t)
+	dir := local.vars["STRATA_REPO"]
+	local.ok(nil, "init")
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	tok := map[string]string{}
+	for name, scope := range map[string]string{"restore": "restore:shop/*", "admin": "admin"} {
+		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+	forged := "\n2026-01-01T00:00:00Z\tadmin\tdelete\t204\tok\tshop/users\tsnapshots/x\tforged\x1b[2K\u202e"
+	resp, err := http.Get(srv.url + "/v1/objects/x" + url.PathEscape(forged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged path without a token: %d", resp.StatusCode)
+	}
+	c, err := client.New(srv.url, tok["restore"], client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReportRestore(t.Context(), wire.RestoreReport{Stream: "shop/users", Target: "x" + forged, Error: "y" + forged}); err != nil {
+		t.Fatal(err)
+	}
+	admin := newCLI(t)
+	admin.vars["STRATA_REPO"], admin.vars["STRATA_TOKEN"] = srv.url, tok["admin"]
+	table := admin.ok(nil, "audit")
+	rows := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(rows) != 3 { // the header, the refusal, the report
+		t.Fatalf("2 records printed as %d rows:\n%s", len(rows)-1, table)
+	}
+	for _, row := range rows[1:] {
+		if !strings.HasPrefix(row, "20") || strings.ContainsAny(row, "\t\r\x1b\u202e") {
+			t.Errorf("row not escaped: %q", row)
+		}
+	}
+	if !strings.Contains(table, `x\n2026-01-01T00:00:00Z\tadmin`) || !strings.Contains(table, `\x1b[2K\u202e`) {
+		t.Errorf("the forged text is not shown escaped:\n%s", table)
+	}
+}
+
+// FuzzPrintable: printable leaves no character that breaks or hides a line,
+// always yields UTF-8, and changes nothing in plain text.
+func FuzzPrintable(f *testing.F) {
+	for _, s := range []string{"shop/users", "a\nb\tc", "\x1b[31mred", "\u202egnp.exe", "\xff\xfe", `back\slash`, "\u2028", "é\u200b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := printable(s)
+		if !utf8.ValidString(p) {
+			t.Fatalf("printable(%q) = %q: not UTF-8", s, p)
+		}
+		for _, r := range p {
+			if hidesText(r) {
+				t.Fatalf("printable(%q) = %q keeps %U", s, p, r)
+			}
+		}
+		plain := utf8.ValidString(s) && !strings.ContainsRune(s, '\\')
+		for _, r := range s {
+			plain = plain && !hidesText(r)
+		}
+		if plain != (p == s) && !(p == s && !plain && !strings.ContainsRune(s, utf8.RuneError)) {
+			t.Fatalf("printable(%q) = %q", s, p)
+		}
+	})
 }
