@@ -39,18 +39,18 @@ type auditLog struct {
 	now    func() time.Time
 	logger *slog.Logger
 
-	mu      sync.Mutex // guards buf and refusals
-	buf     []wire.AuditRecord
+	mu  sync.Mutex // guards buf and refusals
+	buf []wire.AuditRecord
 	// refusals bounds what refused and failed requests write (see
 	// addLimited): anyone who can reach the port can make them.
 	refusals refusalLimiter
-	flushMu sync.Mutex // serializes writes; guards prev and lastNS
-	prev    string     // hex BLAKE3 of the newest audit object; "" before the first
-	lastNS  int64
-	kick    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	failed  func() // counts a failed write (metrics)
+	flushMu  sync.Mutex // serializes writes; guards prev and lastNS
+	prev     string     // hex BLAKE3 of the newest audit object; "" before the first
+	lastNS   int64
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	failed   func() // counts a failed write (metrics)
 }
 
 // auditHeader is the first line of every audit object.
