@@ -57,6 +57,10 @@ type request struct {
 	start    time.Time
 	endpoint string // route pattern, the metrics label
 	audit    *wire.AuditRecord
+	// bodyDeadline is when reading the body must be done; bodyRead is
+	// set once it was read to its end.
+	bodyDeadline time.Time
+	bodyRead     bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, rq *request) *apiError
@@ -83,6 +87,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
@@ -132,6 +139,7 @@ func (s *Server) handle(pattern string, need auth.Kind, h handler) {
 	endpoint := pattern
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{start: time.Now(), endpoint: endpoint}
+		rq.bodyDeadline = s.boundBody(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		var err *apiError
 		rq.id, err = s.authenticate(r)
@@ -142,6 +150,10 @@ func (s *Server) handle(pattern string, need auth.Kind, h handler) {
 			err = h(sw, r, rq)
 		}
 		if err != nil {
+			if r.ContentLength != 0 && !rq.bodyRead {
+				// Close rather than read a refused body to its end.
+				sw.Header().Set("Connection", "close")
+			}
 			writeError(sw, err)
 		}
 		s.finish(r, sw, rq, err)
@@ -209,6 +221,11 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	s.audit.add(*rec)
 }
 
+// bodyTimeout answers a body that stalled or took too long.
+func bodyTimeout(err error) *apiError {
+	return errorf(http.StatusRequestTimeout, wire.CodeTimeout, "the request body did not arrive in time: %v", err)
+}
+
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
@@ -225,12 +242,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads a bounded JSON body into v, refusing unknown fields and
-// trailing data.
-func decodeJSON(r *http.Request, v any) *apiError {
+// trailing data. The body and what it decodes to are held within the
+// memory budget (twice the largest body).
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, rq *request, v any) *apiError {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, wire.MediaJSON) {
 		return errorf(http.StatusUnsupportedMediaType, wire.CodeBadRequest, "content type %q: want %s", ct, wire.MediaJSON)
 	}
-	body := http.MaxBytesReader(nil, r.Body, wire.MaxJSONBody)
+	release, e := s.reserve(r.Context(), 2*wire.MaxJSONBody)
+	if e != nil {
+		return e
+	}
+	defer release()
+	tb := s.timedBody(w, r, rq)
+	defer tb.done()
+	body := http.MaxBytesReader(nil, io.NopCloser(tb), wire.MaxJSONBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -238,11 +263,15 @@ func decodeJSON(r *http.Request, v any) *apiError {
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "request body over %d bytes", wire.MaxJSONBody)
 		}
+		if timedOut(err) {
+			return bodyTimeout(err)
+		}
 		return badRequest("malformed JSON body: %v", err)
 	}
 	if dec.More() {
 		return badRequest("malformed JSON body: data after the object")
 	}
+	rq.bodyRead = true
 	return nil
 }
 

@@ -175,7 +175,7 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 // removes data.
 func (s *Server) forget(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var req wire.ForgetRequest
-	if e := decodeJSON(r, &req); e != nil {
+	if e := s.decodeJSON(w, r, rq, &req); e != nil {
 		return e
 	}
 	if err := repo.ValidStream(req.Stream); err != nil {
@@ -243,7 +243,7 @@ func (s *Server) applyForget(res *engine.ForgetResult) {
 
 func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var rep wire.RestoreReport
-	if e := decodeJSON(r, &rep); e != nil {
+	if e := s.decodeJSON(w, r, rq, &rep); e != nil {
 		return e
 	}
 	if err := repo.ValidStream(rep.Stream); err != nil {
@@ -274,7 +274,7 @@ func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *reque
 
 func (s *Server) reportCheck(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var rep wire.CheckReport
-	if e := decodeJSON(r, &rep); e != nil {
+	if e := s.decodeJSON(w, r, rq, &rep); e != nil {
 		return e
 	}
 	if rep.Seconds < 0 || rep.Repaired < 0 || len(rep.Problems) > 100000 {

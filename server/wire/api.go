@@ -38,7 +38,8 @@ const (
 	CodeNotRestorable  = "not_restorable"
 	CodeConflict       = "conflict" // the request contradicts the repository's state
 	CodeInternal       = "internal"
-	CodeUnavailable    = "unavailable" // the store failed; retry later
+	CodeUnavailable    = "unavailable" // the store failed, or the server is busy; retry later
+	CodeTimeout        = "timeout"     // the request body stalled or took too long
 )
 
 // Error is every error response's body.
