@@ -114,7 +114,8 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/objects/{name...}", auth.Admin, s.deleteObject)
 	s.handle("GET /v1/objects", "", s.listObjects)
 	s.handle("GET /v1/whoami", "", func(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
-		writeJSON(w, http.StatusOK, wire.Identity{Name: rq.id.Name, Scopes: auth.FormatScopes(rq.id.Scopes)})
+		now := s.o.Now().UTC()
+		writeJSON(w, http.StatusOK, wire.Identity{Name: rq.id.Name, Scopes: auth.FormatScopes(rq.id.Scopes), Now: &now})
 		return nil
 	})
 	s.handle("GET /v1/streams", auth.Read, s.listStreams)

@@ -227,8 +227,8 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if !id.Allows(auth.Backup, o.Segment.Stream) {
 			return forbidden("this token may not back up stream %s", o.Segment.Stream)
 		}
-		if limitT := s.o.Now().Add(wire.MaxClockSkew); time.Unix(0, o.Segment.LastTime).After(limitT) {
-			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), limitT.UTC().Format(time.RFC3339))
+		if now := s.o.Now(); wire.TooFarAhead(time.Unix(0, o.Segment.LastTime), now) {
+			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 	case wire.ClassSnapshot:
 		l, ok := s.cat.label(o.ID)
@@ -305,7 +305,7 @@ func (s *Server) acceptLabel(o wire.Object, data []byte, id *auth.Identity) (*re
 		return nil, forbidden("this token may not back up stream %s", l.Stream)
 	}
 	now := s.o.Now().UTC()
-	if l.Time.After(now.Add(wire.MaxClockSkew)) {
+	if wire.TooFarAhead(l.Time, now) {
 		return nil, badRequest("snapshot dated %s, after the server's clock (%s) allows", l.Time.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
 	l.Received, l.By = &now, id.Name

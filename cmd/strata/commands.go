@@ -109,7 +109,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := openRepoToWrite(ctx, env, *location, *stream)
+		// The snapshot is dated by this host's clock when it is taken.
+		r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Now())
 		if err != nil {
 			return err
 		}
@@ -161,7 +162,13 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 			s.Sorted, _ = oc.Sorted()
 		}
 	}
-	r, err := openRepoToWrite(ctx, env, *location, *stream)
+	// The label's date is checked against the server's clock before any
+	// data is uploaded (the default date is this host's clock, now).
+	dated := o.Time
+	if dated.IsZero() {
+		dated = time.Now()
+	}
+	r, _, err := openRepoToWrite(ctx, env, *location, *stream, dated)
 	if err != nil {
 		return err
 	}

@@ -440,3 +440,55 @@ func FuzzPrintable(f *testing.F) {
 		}
 	})
 }
+
+// TestServerFutureDates: through a server, a backup dated too far after
+// the server's clock is refused before it uploads anything, and in `strata
+// log` an event dated so is refused alone, with its line, after the events
+// before it are sealed and stored.
+func TestServerFutureDates(t *testing.T) {
+	local := newCLI(t)
+	dir := local.vars["STRATA_REPO"]
+	local.ok(nil, "init")
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	token := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "db", "--scope", "backup:shop/*,restore:shop/*"))
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+	c := newCLI(t)
+	c.vars["STRATA_REPO"], c.vars["STRATA_TOKEN"] = srv.url, token
+
+	now := time.Now().UTC()
+	before := countFiles(t, dir)
+	code, _, errOut := c.run(genNDJSON(2000, 3), "backup", "--stream", "shop/users", "--format", "ndjson", "--time", now.Add(time.Hour).Format(time.RFC3339), "--stdin")
+	if code == 0 || !strings.Contains(errOut, "after the server's clock") {
+		t.Fatalf("backup dated an hour ahead: exit %d:\n%s", code, errOut)
+	}
+	if after := countFiles(t, dir); after != before {
+		t.Fatalf("a backup refused for its date uploaded %d objects", after-before)
+	}
+
+	t0 := now.Add(-2 * time.Hour)
+	c.ok(genNDJSON(200, 4), "backup", "--stream", "shop/users", "--format", "ndjson", "--time", t0.Format(time.RFC3339), "--position", "0", "--stdin")
+	var events bytes.Buffer
+	for p := 1; p <= 60; p++ {
+		ts := t0.Add(time.Duration(p) * time.Minute)
+		if p == 41 {
+			ts = now.Add(time.Hour)
+		}
+		fmt.Fprintf(&events, `{"seq":%d,"ts":%q,"op":"put","key":"%08x","doc":{"_id":"%08x","n":%d}}`+"\n", p, ts.Format(time.RFC3339), p, p, p)
+	}
+	code, _, errOut = c.run(events.Bytes(), "log", "--stream", "shop/users", "--stdin", "--segment-bytes", "1024")
+	if code == 0 || !strings.Contains(errOut, "event line 41") || !strings.Contains(errOut, "after the server's clock") {
+		t.Fatalf("log with a future event on line 41: exit %d:\n%s", code, errOut)
+	}
+	var cov struct {
+		Windows []struct {
+			ToPos uint64 `json:"to_position"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok(nil, "coverage", "--stream", "shop/users", "--json")), &cov); err != nil || len(cov.Windows) != 1 || cov.Windows[0].ToPos != 40 {
+		t.Fatalf("after the refused event the log should reach position 40: %+v %v", cov, err)
+	}
+}

@@ -222,4 +222,13 @@ type AuditRecord struct {
 type Identity struct {
 	Name   string `json:"name"`
 	Scopes string `json:"scopes"` // as in the tokens file: read,backup:shop/*
+	// Now is the server's clock when it answered: the trusted time that
+	// snapshot and event dates are checked against (MaxClockSkew), so a
+	// client can check them before it uploads anything.
+	Now *time.Time `json:"now,omitempty"`
 }
+
+// TooFarAhead reports whether an instant a client claims is later than
+// the server's clock now allows (MaxClockSkew): the rule for labels,
+// segments and, before they are sent, events.
+func TooFarAhead(t, now time.Time) bool { return t.After(now.Add(MaxClockSkew)) }
