@@ -639,3 +639,57 @@ func TestAuditFloodBounded(t *testing.T) {
 	}
 	t.Logf("600 refused requests added %d bytes to the audit trail (%d recorded whole)", added, recorded)
 }
+
+// TestPlanClock holds the rule of PROTOCOL.md §6 and FORMAT.md §16 ("Which
+// clock"): plans place snapshots by the time they claim (the source's
+// clock), so a snapshot received a day later but dated inside the log is
+// the base for the instants from its date on and not before; retention
+// decides by the server's receive time.
+func TestPlanClock(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	admin := f.open("admin")
+	t0 := f.clock.Now().Add(-2 * time.Hour)
+	idA, err := f.backup(admin, "shop/users", t0, 0, []byte("state at position 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.log(admin, "shop/users", 1, 100, t0); err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("admin")
+	plan := func(at time.Time) *wire.Plan {
+		t.Helper()
+		p, err := c.Plan(ctx, "shop/users", index.Target{Time: at})
+		if err != nil {
+			t.Fatalf("plan at %s: %v", at, err)
+		}
+		return p
+	}
+	if p := plan(t0.Add(60 * time.Second)); p.Base.ID != idA.String() || p.From != 1 {
+		t.Fatalf("before the backfill: base %s from %d", p.Base.ID, p.From)
+	}
+
+	// A day later by the server's clock, a snapshot dated t0+30s arrives.
+	f.clock.Set(f.clock.Now().Add(24 * time.Hour))
+	received := f.clock.Now()
+	idB, err := f.backup(admin, "shop/users", t0.Add(30*time.Second), 30, []byte("state at position 30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(t0.Add(60 * time.Second)); p.Base.ID != idB.String() || p.From != 31 || p.Base.Label.Received == nil || !p.Base.Label.Received.Equal(received) {
+		t.Fatalf("after the backfill, at t0+60s: base %s from %d (received %v), want %s from 31, received %s", p.Base.ID, p.From, p.Base.Label.Received, idB, received)
+	}
+	if p := plan(t0.Add(20 * time.Second)); p.Base.ID != idA.String() || p.From != 1 {
+		t.Fatalf("after the backfill, at t0+20s: base %s from %d, want the first snapshot", p.Base.ID, p.From)
+	}
+
+	// Retention: B is the newest by the server's clock, A by neither.
+	res, err := c.Forget(ctx, wire.ForgetRequest{Stream: "shop/users", KeepLast: 1, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Keep) != 1 || res.Keep[0].ID != idB.String() || !res.Keep[0].Time.Equal(received) {
+		t.Fatalf("forget kept %+v, want %s by its receive time %s", res.Keep, idB, received)
+	}
+}
