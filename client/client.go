@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -192,9 +193,20 @@ func decodeError(resp *http.Response, op string) *Error {
 	e := &Error{Status: resp.StatusCode, Op: op, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: resp.Status}
 	var body wire.Error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.Identical = body.Error.Code, body.Error.Message, body.Error.Identical
+		e.Code, e.Message, e.Identical = body.Error.Code, oneLine(body.Error.Message), body.Error.Identical
 	}
 	return e
+}
+
+// oneLine quotes a server's message when it holds anything that is not
+// printable (newlines, escape sequences, bidirectional overrides), so
+// what the server echoes of a request cannot forge lines where the error
+// is shown.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // getJSON fetches a JSON document into v.

@@ -693,3 +693,14 @@ func TestPlanClock(t *testing.T) {
 		t.Fatalf("forget kept %+v, want %s by its receive time %s", res.Keep, idB, received)
 	}
 }
+
+// TestClientErrorsOneLine: what a server echoes of a request in an error
+// message (here a name with a newline and an escape sequence) reaches the
+// client's error quoted, on one line.
+func TestClientErrorsOneLine(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.client("admin").Store().Get(t.Context(), "index/x\n2026-01-01 forged\x1b[2K")
+	if err == nil || strings.ContainsAny(err.Error(), "\n\x1b") || !strings.Contains(err.Error(), `\n2026-01-01 forged\x1b[2K`) {
+		t.Fatalf("error %q", err)
+	}
+}
