@@ -234,3 +234,34 @@ func TestHeaderLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionCap: with MaxConns connections open, the next request
+// waits until one of them closes.
+func TestConnectionCap(t *testing.T) {
+	ls := startLimited(t, server.Options{MaxConns: 2})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ls.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	get := func(timeout time.Duration) error {
+		hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Get(ls.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	time.Sleep(50 * time.Millisecond) // let the server accept both
+	if err := get(300 * time.Millisecond); err == nil {
+		t.Fatal("a third connection was served while two were open")
+	}
+	held[0].Close()
+	if err := get(5 * time.Second); err != nil {
+		t.Fatalf("after one connection closed: %v", err)
+	}
+}

@@ -607,6 +607,20 @@ func TestAuditFloodBounded(t *testing.T) {
 			t.Fatalf("report for another stream: %v", err)
 		}
 	}
+	// Once the window is over, the next write carries the summaries.
+	f.clock.Set(f.clock.Now().Add(2 * time.Minute))
+	var early int
+	if err := f.client("admin").Audit(t.Context(), time.Time{}, func(r wire.AuditRecord) error {
+		if r.Action == "refusals-summary" {
+			early++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if early != 2 {
+		t.Errorf("%d summaries written when the window ended, want 2 (one per client)", early)
+	}
 	f.stop() // writes the buffered records and the summaries
 	added := f.auditBytes() - before
 	if added > 96<<10 {
