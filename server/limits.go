@@ -29,9 +29,14 @@ const (
 	readHeaderTimeout      = 10 * time.Second
 	keepAliveTimeout       = 2 * time.Minute
 	// ConnOverhead is what one connection may hold besides its budgeted
-	// bodies: request headers (16 KiB and the runtime's 4 KiB slack), the
-	// read and write buffers, goroutine stacks and TLS state, rounded up.
-	ConnOverhead = 128 << 10
+	// bodies: over HTTP/1.1 a request head (16 KiB and the runtime's 4 KiB
+	// slack), the read and write buffers, a goroutine stack and TLS state;
+	// over HTTP/2 up to h2Streams such requests and the flow-control
+	// buffer for bodies not read yet (h2ConnBuffer). Rounded up.
+	ConnOverhead = 512 << 10
+	h2Streams    = 8
+	h2ConnBuffer = 256 << 10
+	h2StreamBuf  = 128 << 10
 )
 
 // MemoryBound is the most the server holds for requests at once with
@@ -63,7 +68,8 @@ func (o *Options) setLimitDefaults() {
 
 // HTTPServer returns an http.Server for the handler with the protocol's
 // limits: request headers within 10 s and 16 KiB, idle keep-alive
-// connections closed after 2 minutes. Bodies get their own timeouts per
+// connections closed after 2 minutes, over HTTP/2 at most 8 requests at
+// once on a connection. Bodies get their own timeouts per
 // request (timedBody). Serve it on Listener(ln), which caps connections.
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
@@ -72,6 +78,10 @@ func (s *Server) HTTPServer() *http.Server {
 		IdleTimeout:       keepAliveTimeout,
 		MaxHeaderBytes:    wire.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn),
+		// HTTP/2 (over TLS) multiplexes requests on one connection: a few,
+		// with small receive buffers, so ConnOverhead holds for it too.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2Streams, MaxReceiveBufferPerConnection: h2ConnBuffer,
+			MaxReceiveBufferPerStream: h2StreamBuf},
 	}
 }
 

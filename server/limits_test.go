@@ -125,7 +125,7 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 // never passes the baseline plus the budget plus the connections'
 // overhead, and the server still works afterwards.
 func TestHostileBodies(t *testing.T) {
-	o := server.Options{Memory: 24 << 20, MaxConns: 64, MemoryWait: 500 * time.Millisecond,
+	o := server.Options{Memory: 24 << 20, MaxConns: 36, MemoryWait: 500 * time.Millisecond,
 		BodyIdleTimeout: 300 * time.Millisecond, BodyTimeout: 1500 * time.Millisecond}
 	ls := startLimited(t, o)
 	stalled, junk := 16, 4
