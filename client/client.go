@@ -368,6 +368,9 @@ type ServerClock struct {
 	local time.Time // carries the monotonic reading
 }
 
+// Synced is when (by the client's clock) the server's clock was read.
+func (sc *ServerClock) Synced() time.Time { return sc.local }
+
 // Now is a lower bound of the server's clock now.
 func (sc *ServerClock) Now() time.Time { return sc.at.Add(time.Since(sc.local)) }
 

@@ -110,6 +110,13 @@ func openRepoToWrite(ctx context.Context, env *environment, location, stream str
 		return nil, nil, err
 	}
 	return r, func(e *repo.Event) error {
+		// A capture runs for days: read the server's clock again now and
+		// then, so the two clocks drifting apart cannot add up.
+		if time.Since(clock.Synced()) > 10*time.Minute {
+			if fresh, err := c.MayBackup(ctx, stream, time.Time{}); err == nil {
+				clock = fresh
+			}
+		}
 		if err := clock.Admit(time.Unix(0, e.Time)); err != nil {
 			return fmt.Errorf("event at position %d is dated %w; the events before it are sealed", e.Seq, err)
 		}
