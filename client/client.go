@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -192,9 +193,20 @@ func decodeError(resp *http.Response, op string) *Error {
 	e := &Error{Status: resp.StatusCode, Op: op, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: resp.Status}
 	var body wire.Error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.Identical = body.Error.Code, body.Error.Message, body.Error.Identical
+		e.Code, e.Message, e.Identical = body.Error.Code, oneLine(body.Error.Message), body.Error.Identical
 	}
 	return e
+}
+
+// oneLine quotes a server's message when it holds anything that is not
+// printable (newlines, escape sequences, bidirectional overrides), so
+// what the server echoes of a request cannot forge lines where the error
+// is shown.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // getJSON fetches a JSON document into v.
@@ -319,28 +331,78 @@ func (c *Client) Audit(ctx context.Context, since time.Time, fn func(wire.AuditR
 	}
 }
 
+// ErrTooFarAhead: a snapshot or an event is dated later than the server's
+// clock allows (wire.MaxClockSkew); the server would refuse it.
+var ErrTooFarAhead = errors.New("dated after the server's clock allows")
+
 // Whoami returns the token's name and scopes.
 func (c *Client) Whoami(ctx context.Context) (*auth.Identity, error) {
-	var w wire.Identity
-	if err := c.getJSON(ctx, "/v1/whoami", nil, &w); err != nil {
-		return nil, err
-	}
-	scopes, err := auth.ParseScopes(w.Scopes)
-	if err != nil {
-		return nil, fmt.Errorf("whoami: %w", err)
-	}
-	return &auth.Identity{Name: w.Name, Scopes: scopes}, nil
+	id, _, err := c.whoami(ctx)
+	return id, err
 }
 
-// MayBackup checks, before any upload, that the token may write stream,
-// so a refused backup uploads nothing.
-func (c *Client) MayBackup(ctx context.Context, stream string) error {
-	id, err := c.Whoami(ctx)
-	if err != nil {
-		return err
+func (c *Client) whoami(ctx context.Context) (*auth.Identity, *ServerClock, error) {
+	var w wire.Identity
+	if err := c.getJSON(ctx, "/v1/whoami", nil, &w); err != nil {
+		return nil, nil, err
 	}
-	if !id.Allows(auth.Backup, stream) {
-		return fmt.Errorf("token %q (%s) may not back up stream %s: %w", id.Name, auth.FormatScopes(id.Scopes), stream, ErrForbidden)
+	got := time.Now()
+	scopes, err := auth.ParseScopes(w.Scopes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("whoami: %w", err)
+	}
+	var clock *ServerClock
+	if w.Now != nil {
+		clock = &ServerClock{at: *w.Now, local: got}
+	}
+	return &auth.Identity{Name: w.Name, Scopes: scopes}, clock, nil
+}
+
+// ServerClock is the server's trusted clock as seen from the client: the
+// time the server answered, advanced by the client's monotonic clock since
+// the answer arrived. That is never ahead of the server's own clock (the
+// answer took time to arrive), so a date it admits the server admits too,
+// unless the two clocks drift apart by more than the round trip.
+type ServerClock struct {
+	at    time.Time
+	local time.Time // carries the monotonic reading
+}
+
+// Synced is when (by the client's clock) the server's clock was read.
+func (sc *ServerClock) Synced() time.Time { return sc.local }
+
+// Now is a lower bound of the server's clock now.
+func (sc *ServerClock) Now() time.Time { return sc.at.Add(time.Since(sc.local)) }
+
+// Admit returns an error wrapping ErrTooFarAhead when t is later than the
+// server would accept now (wire.TooFarAhead).
+func (sc *ServerClock) Admit(t time.Time) error {
+	if now := sc.Now(); wire.TooFarAhead(t, now) {
+		return fmt.Errorf("%s is %s after the server's clock (%s), more than the %s allowed: %w",
+			t.UTC().Format(time.RFC3339Nano), t.Sub(now).Round(time.Second), now.UTC().Format(time.RFC3339), wire.MaxClockSkew, ErrTooFarAhead)
 	}
 	return nil
+}
+
+// MayBackup checks, before any upload, that the token may write stream
+// and, when at is not zero, that the server accepts a snapshot dated at,
+// so a backup the server would refuse at its end uploads nothing. It
+// returns the server's clock, for checking later dates (events).
+func (c *Client) MayBackup(ctx context.Context, stream string, at time.Time) (*ServerClock, error) {
+	id, clock, err := c.whoami(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !id.Allows(auth.Backup, stream) {
+		return nil, fmt.Errorf("token %q (%s) may not back up stream %s: %w", id.Name, auth.FormatScopes(id.Scopes), stream, ErrForbidden)
+	}
+	if clock == nil {
+		return nil, fmt.Errorf("whoami: the server did not send its clock")
+	}
+	if !at.IsZero() {
+		if err := clock.Admit(at); err != nil {
+			return nil, fmt.Errorf("snapshot of %s dated %w", stream, err)
+		}
+	}
+	return clock, nil
 }

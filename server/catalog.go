@@ -295,3 +295,22 @@ type streamInfo struct {
 	snapshots, segments int
 	newest              time.Time
 }
+
+// catalogEntryBytes is a generous estimate of the memory one label,
+// snapshot or segment takes in the catalog.
+const catalogEntryBytes = 512
+
+// CatalogBytes estimates the memory the in-memory catalog takes now.
+func (s *Server) CatalogBytes() int64 {
+	var n int
+	s.cat.read(func(c *index.Catalog) {
+		n = len(c.Snapshots)
+		for _, l := range c.Logs {
+			n += len(l.Segments)
+		}
+	})
+	s.cat.mu.RLock()
+	n += len(s.cat.labels)
+	s.cat.mu.RUnlock()
+	return int64(n) * catalogEntryBytes
+}

@@ -57,6 +57,10 @@ type request struct {
 	start    time.Time
 	endpoint string // route pattern, the metrics label
 	audit    *wire.AuditRecord
+	// bodyDeadline is when reading the body must be done; bodyRead is
+	// set once it was read to its end.
+	bodyDeadline time.Time
+	bodyRead     bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, rq *request) *apiError
@@ -84,6 +88,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -107,13 +114,16 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/objects/{name...}", auth.Admin, s.deleteObject)
 	s.handle("GET /v1/objects", "", s.listObjects)
 	s.handle("GET /v1/whoami", "", func(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
-		writeJSON(w, http.StatusOK, wire.Identity{Name: rq.id.Name, Scopes: auth.FormatScopes(rq.id.Scopes)})
+		now := s.o.Now().UTC()
+		writeJSON(w, http.StatusOK, wire.Identity{Name: rq.id.Name, Scopes: auth.FormatScopes(rq.id.Scopes), Now: &now})
 		return nil
 	})
 	s.handle("GET /v1/streams", auth.Read, s.listStreams)
-	s.handle("GET /v1/snapshots", auth.Read, s.listSnapshots)
-	s.handle("GET /v1/plan", auth.Read, s.plan)
-	s.handle("GET /v1/coverage", auth.Read, s.coverage)
+	// Lookups of one stream are open to the scopes that work on it
+	// (mayLookUp), so a backup-only or restore-only token works alone.
+	s.handle("GET /v1/snapshots", "", s.listSnapshots)
+	s.handle("GET /v1/plan", "", s.plan)
+	s.handle("GET /v1/coverage", "", s.coverage)
 	s.handle("POST /v1/forget", auth.Admin, s.forget)
 	s.handle("POST /v1/restores", "", s.reportRestore)
 	s.handle("POST /v1/checks", auth.Admin, s.reportCheck)
@@ -130,6 +140,7 @@ func (s *Server) handle(pattern string, need auth.Kind, h handler) {
 	endpoint := pattern
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{start: time.Now(), endpoint: endpoint}
+		rq.bodyDeadline = s.boundBody(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		var err *apiError
 		rq.id, err = s.authenticate(r)
@@ -140,6 +151,10 @@ func (s *Server) handle(pattern string, need auth.Kind, h handler) {
 			err = h(sw, r, rq)
 		}
 		if err != nil {
+			if r.ContentLength != 0 && !rq.bodyRead {
+				// Close rather than read a refused body to its end.
+				sw.Header().Set("Connection", "close")
+			}
 			writeError(sw, err)
 		}
 		s.finish(r, sw, rq, err)
@@ -172,7 +187,7 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	if rq.id != nil {
 		who = rq.id.Name
 	}
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "ms", float64(took.Microseconds()) / 1000,
+	attrs := []any{"method", r.Method, "path", clip(r.URL.Path, 1024), "status", status, "ms", float64(took.Microseconds()) / 1000,
 		"token", who, "remote", r.RemoteAddr, "bytes_out", sw.bytes}
 	if err != nil {
 		attrs = append(attrs, "error", err.msg)
@@ -183,7 +198,7 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	rec := rq.audit
 	if rec == nil && status >= 400 && status != http.StatusNotFound {
 		// Every refusal is audited, including unauthenticated ones.
-		rec = &wire.AuditRecord{Action: r.Method + " " + rq.endpoint, Object: r.URL.Path}
+		rec = &wire.AuditRecord{Action: rq.endpoint, Object: r.URL.Path}
 	}
 	if rec == nil {
 		return
@@ -199,7 +214,17 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	if err != nil && rec.Detail == "" {
 		rec.Detail = err.msg
 	}
+	if rec.Result != "ok" && status < 500 {
+		// Anyone who reaches the port can be refused: bounded (auditLog.addLimited).
+		s.audit.addLimited(*rec)
+		return
+	}
 	s.audit.add(*rec)
+}
+
+// bodyTimeout answers a body that stalled or took too long.
+func bodyTimeout(err error) *apiError {
+	return errorf(http.StatusRequestTimeout, wire.CodeTimeout, "the request body did not arrive in time: %v", err)
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
@@ -218,12 +243,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads a bounded JSON body into v, refusing unknown fields and
-// trailing data.
-func decodeJSON(r *http.Request, v any) *apiError {
+// trailing data. The body and what it decodes to are held within the
+// memory budget (twice the largest body).
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, rq *request, v any) *apiError {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, wire.MediaJSON) {
 		return errorf(http.StatusUnsupportedMediaType, wire.CodeBadRequest, "content type %q: want %s", ct, wire.MediaJSON)
 	}
-	body := http.MaxBytesReader(nil, r.Body, wire.MaxJSONBody)
+	release, e := s.reserve(r.Context(), 2*wire.MaxJSONBody)
+	if e != nil {
+		return e
+	}
+	defer release()
+	tb := s.timedBody(w, r, rq)
+	defer tb.done()
+	body := http.MaxBytesReader(nil, io.NopCloser(tb), wire.MaxJSONBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -231,11 +264,15 @@ func decodeJSON(r *http.Request, v any) *apiError {
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "request body over %d bytes", wire.MaxJSONBody)
 		}
+		if timedOut(err) {
+			return bodyTimeout(err)
+		}
 		return badRequest("malformed JSON body: %v", err)
 	}
 	if dec.More() {
 		return badRequest("malformed JSON body: data after the object")
 	}
+	rq.bodyRead = true
 	return nil
 }
 

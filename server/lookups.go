@@ -54,6 +54,27 @@ func (s *Server) snapshotOf(ref index.SnapshotRef) wire.Snapshot {
 	return wire.Snapshot{ID: ref.ID.String(), Label: l}
 }
 
+// mayLookUp decides a lookup of one stream (PROTOCOL.md, "Scopes"): read
+// covers every stream; otherwise the scopes that work on the stream carry
+// the lookups that work needs, listed in kinds (a backup its parent, a
+// restore its plan and coverage).
+func mayLookUp(id *auth.Identity, stream string, kinds ...auth.Kind) *apiError {
+	if id.Allows(auth.Read, "") {
+		return nil
+	}
+	for _, k := range kinds {
+		if id.Allows(k, stream) {
+			return nil
+		}
+	}
+	return forbidden("this token may not look up stream %s", stream)
+}
+
+// seesStream reports whether a listing of every stream shows stream to id.
+func seesStream(id *auth.Identity, stream string) bool {
+	return id.Allows(auth.Read, "") || id.Allows(auth.Backup, stream) || id.Allows(auth.Restore, stream)
+}
+
 func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var refs []index.SnapshotRef
 	stream := r.URL.Query().Get("stream")
@@ -61,10 +82,20 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, rq *reque
 		if err := repo.ValidStream(stream); err != nil {
 			return badRequest("stream: %v", err)
 		}
+		if e := mayLookUp(rq.id, stream, auth.Backup, auth.Restore); e != nil {
+			return e
+		}
+	} else if !seesStream(rq.id, "") {
+		return forbidden("this token has no read, backup or restore scope")
 	}
 	s.cat.read(func(c *index.Catalog) { refs = c.Stream(stream) })
 	out := make([]wire.Snapshot, 0, len(refs))
 	for _, ref := range refs {
+		// Without ?stream= a token without read sees the streams its
+		// backup and restore globs match, and no others.
+		if stream == "" && !seesStream(rq.id, ref.Stream) {
+			continue
+		}
 		out = append(out, s.snapshotOf(ref))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -99,6 +130,9 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 	if e != nil {
 		return e
 	}
+	if e := mayLookUp(rq.id, stream, auth.Restore); e != nil {
+		return e
+	}
 	t, e := planTarget(r)
 	if e != nil {
 		return e
@@ -128,6 +162,9 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 	if e != nil {
 		return e
 	}
+	if e := mayLookUp(rq.id, stream, auth.Restore, auth.Backup); e != nil {
+		return e
+	}
 	cov := s.cat.streamCoverage(stream)
 	writeJSON(w, http.StatusOK, wire.CoverageOf(cov, s.o.Now()))
 	return nil
@@ -138,7 +175,7 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 // removes data.
 func (s *Server) forget(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var req wire.ForgetRequest
-	if e := decodeJSON(r, &req); e != nil {
+	if e := s.decodeJSON(w, r, rq, &req); e != nil {
 		return e
 	}
 	if err := repo.ValidStream(req.Stream); err != nil {
@@ -206,17 +243,24 @@ func (s *Server) applyForget(res *engine.ForgetResult) {
 
 func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var rep wire.RestoreReport
-	if e := decodeJSON(r, &rep); e != nil {
+	if e := s.decodeJSON(w, r, rq, &rep); e != nil {
 		return e
 	}
 	if err := repo.ValidStream(rep.Stream); err != nil {
 		return badRequest("stream: %v", err)
 	}
-	if !rq.id.Allows(auth.Restore, rep.Stream) {
+	// Whoever may read the stream's snapshots back may report restoring
+	// one: a restore scope, or a backup scope (which reads its parent).
+	if !rq.id.Allows(auth.Restore, rep.Stream) && !rq.id.Allows(auth.Backup, rep.Stream) {
 		return forbidden("this token may not restore stream %s", rep.Stream)
 	}
 	if rep.Seconds < 0 || rep.Bytes < 0 || len(rep.Error) > 4096 || len(rep.Target) > 512 {
 		return badRequest("restore report fields out of range")
+	}
+	if rep.Snapshot != "" {
+		if _, err := repo.ParseID(rep.Snapshot); err != nil {
+			return badRequest("restore report: snapshot %q is not a snapshot ID", clip(rep.Snapshot, 80))
+		}
 	}
 	s.metrics.restored(rep)
 	rq.audit = &wire.AuditRecord{Action: "restore", Stream: rep.Stream, Object: rep.Snapshot, Bytes: rep.Bytes, Seconds: rep.Seconds,
@@ -230,7 +274,7 @@ func (s *Server) reportRestore(w http.ResponseWriter, r *http.Request, rq *reque
 
 func (s *Server) reportCheck(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	var rep wire.CheckReport
-	if e := decodeJSON(r, &rep); e != nil {
+	if e := s.decodeJSON(w, r, rq, &rep); e != nil {
 		return e
 	}
 	if rep.Seconds < 0 || rep.Repaired < 0 || len(rep.Problems) > 100000 {

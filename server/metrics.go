@@ -28,6 +28,7 @@ type metrics struct {
 	checkProblems   prometheus.Gauge
 	checkTime       prometheus.Gauge
 	auditFailures   prometheus.Counter
+	busyRefusals    prometheus.Counter
 	// in and stored mirror backupBytes and storedBytes for the dedup ratio.
 	in, stored atomic.Int64
 }
@@ -60,9 +61,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "When the newest check was reported (unix seconds)."}),
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_audit_write_failures_total",
 			Help: "Failed writes of the audit trail (records are retried)."}),
+		busyRefusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_memory_busy_total",
+			Help: "Requests answered 503 because the memory budget stayed full (PROTOCOL.md, Limits and memory)."}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.planLatency, m.backups, m.backupBytes, m.storedBytes, m.uploadBytes,
-		m.restores, m.restoreDuration, m.checks, m.checkProblems, m.checkTime, m.auditFailures,
+		m.restores, m.restoreDuration, m.checks, m.checkProblems, m.checkTime, m.auditFailures, m.busyRefusals,
 		&catalogCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.audit.failed = m.auditFailures.Inc
 	return m
@@ -76,6 +79,8 @@ func (m *metrics) request(endpoint string, status int, took time.Duration) {
 func (m *metrics) planned(took time.Duration) { m.planLatency.Observe(took.Seconds()) }
 
 func (m *metrics) uploaded(n int) { m.uploadBytes.Add(float64(n)) }
+
+func (m *metrics) busy() { m.busyRefusals.Inc() }
 
 func (m *metrics) backup(l *repo.Label) {
 	m.backups.Inc()

@@ -47,9 +47,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 	switch o.Class {
 	case wire.ClassConfig, wire.ClassKey:
 		ok = true // sealed with the password: every client needs them to open the repository
-	case wire.ClassData:
-		ok = id.Allows(auth.Restore, "")
-	case wire.ClassIndex:
+	case wire.ClassData, wire.ClassIndex:
+		// A restore reads the packs; a backup reads the list blobs of its
+		// parent (deduplication). Packs are shared and sealed with the key.
 		ok = id.Allows(auth.Restore, "") || id.Allows(auth.Backup, "")
 	case wire.ClassSnapshot, wire.ClassSegment:
 		// A backup reads its parent snapshot and the log it continues.
@@ -104,6 +104,11 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if perr != nil {
 			return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRequest, "%v", perr)
 		}
+		release, e := s.reserve(ctx, n)
+		if e != nil {
+			return e
+		}
+		defer release()
 		data, err = s.st.GetRange(ctx, o.Name, off, n)
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRequest, "range %s is not inside the object", rg)
@@ -111,14 +116,34 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		status = http.StatusPartialContent
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/*", off, off+n-1))
 	} else {
+		// The object is held whole (repo.Store.Get): its size is
+		// reserved first, and a stored object over the upload limit
+		// (never written through a server) is not served.
+		oi, serr := s.st.Stat(ctx, o.Name)
+		if serr != nil {
+			return storeError(serr)
+		}
+		if oi.Size > wire.MaxObjectBody {
+			return errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "%s is %d bytes, over the limit %d", o.Name, oi.Size, wire.MaxObjectBody)
+		}
+		release, e := s.reserve(ctx, oi.Size)
+		if e != nil {
+			return e
+		}
+		defer release()
 		data, err = s.st.Get(ctx, o.Name)
 	}
 	if err != nil {
 		return storeError(err)
 	}
+	if int64(len(data)) > wire.MaxObjectBody {
+		return errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "%s is over the limit %d", o.Name, wire.MaxObjectBody)
+	}
 	w.Header().Set("Content-Type", wire.MediaObject)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
+	// A reader that stalls gives the memory back after BodyTimeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.o.BodyTimeout))
 	w.Write(data)
 	return nil
 }
@@ -139,32 +164,38 @@ func parseRange(h string) (off, n int64, err error) {
 }
 
 // readBody reads an upload of exactly Content-Length bytes, at most limit.
-// A body that ends early is a truncated upload: refused, nothing stored.
-func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
+// A body that ends early is a truncated upload: refused, nothing stored;
+// one that stalls or takes too long is cut (timedBody).
+//
+// The store takes whole objects (repo.Store.Put), so the body is held in
+// memory: twice its size is reserved from the memory budget first (the
+// body, and the stored copy a replay is compared with), and released by
+// the returned func when the request is done. The reservation comes
+// before any byte is read, so however many clients announce large
+// uploads, the bodies held never pass the budget.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rq *request, limit int64) ([]byte, func(), *apiError) {
 	if r.ContentLength < 0 {
-		return nil, errorf(http.StatusLengthRequired, wire.CodeLengthRequired, "uploads need a Content-Length")
+		return nil, nil, errorf(http.StatusLengthRequired, wire.CodeLengthRequired, "uploads need a Content-Length")
 	}
 	if r.ContentLength > limit {
-		return nil, errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "upload of %d bytes, over the limit %d", r.ContentLength, limit)
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "upload of %d bytes, over the limit %d", r.ContentLength, limit)
 	}
-	// Shards are small (a pack over k): read them into a buffer of their
-	// size. A larger claim grows the buffer only as bytes arrive, so a
-	// client announcing 256 MiB and sending nothing holds no 256 MiB.
-	var data []byte
-	var err error
-	if r.ContentLength <= 16<<20 {
-		data = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, data)
-	} else {
-		data, err = io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
-		if err == nil && int64(len(data)) < r.ContentLength {
-			err = io.ErrUnexpectedEOF
+	release, e := s.reserve(r.Context(), 2*r.ContentLength)
+	if e != nil {
+		return nil, nil, e
+	}
+	data := make([]byte, r.ContentLength)
+	tb := s.timedBody(w, r, rq)
+	defer tb.done()
+	if _, err := io.ReadFull(tb, data); err != nil {
+		release()
+		if timedOut(err) {
+			return nil, nil, bodyTimeout(err)
 		}
+		return nil, nil, badRequest("truncated upload: %v", err)
 	}
-	if err != nil {
-		return nil, badRequest("truncated upload: %v", err)
-	}
-	return data, nil
+	rq.bodyRead = true
+	return data, release, nil
 }
 
 func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
@@ -196,8 +227,8 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if !id.Allows(auth.Backup, o.Segment.Stream) {
 			return forbidden("this token may not back up stream %s", o.Segment.Stream)
 		}
-		if limitT := s.o.Now().Add(wire.MaxClockSkew); time.Unix(0, o.Segment.LastTime).After(limitT) {
-			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), limitT.UTC().Format(time.RFC3339))
+		if now := s.o.Now(); wire.TooFarAhead(time.Unix(0, o.Segment.LastTime), now) {
+			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 	case wire.ClassSnapshot:
 		l, ok := s.cat.label(o.ID)
@@ -213,10 +244,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 			return forbidden("this token has no backup scope")
 		}
 	}
-	data, e := readBody(r, limit)
+	data, release, e := s.readBody(w, r, rq, limit)
 	if e != nil {
 		return e
 	}
+	defer release()
 	rq.audit.Bytes = int64(len(data))
 	var label *repo.Label
 	if o.Class == wire.ClassLabel {
@@ -273,7 +305,7 @@ func (s *Server) acceptLabel(o wire.Object, data []byte, id *auth.Identity) (*re
 		return nil, forbidden("this token may not back up stream %s", l.Stream)
 	}
 	now := s.o.Now().UTC()
-	if l.Time.After(now.Add(wire.MaxClockSkew)) {
+	if wire.TooFarAhead(l.Time, now) {
 		return nil, badRequest("snapshot dated %s, after the server's clock (%s) allows", l.Time.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
 	l.Received, l.By = &now, id.Name
@@ -294,6 +326,17 @@ func encodeLabel(l *repo.Label) ([]byte, *apiError) {
 // label's stored bytes carry the first upload's receive time, so a replayed
 // label is compared without it.
 func (s *Server) refuseOverwrite(r *http.Request, o wire.Object, data []byte) *apiError {
+	oi, err := s.st.Stat(r.Context(), o.Name)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	e := errorf(http.StatusConflict, wire.CodeExists, "%s already exists; objects are never overwritten", o.Name)
+	if oi.Size > int64(len(data)) && o.Class != wire.ClassLabel {
+		return e // not identical, and more than the reservation covers
+	}
 	old, err := s.st.Get(r.Context(), o.Name)
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil
@@ -305,7 +348,6 @@ func (s *Server) refuseOverwrite(r *http.Request, o wire.Object, data []byte) *a
 	if o.Class == wire.ClassLabel {
 		same = sameLabel(o.Name, old, data)
 	}
-	e := errorf(http.StatusConflict, wire.CodeExists, "%s already exists; objects are never overwritten", o.Name)
 	e.identical = same
 	return e
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -39,6 +40,13 @@ type Options struct {
 	Registry *prometheus.Registry
 	// AuditFlush is how often buffered audit records are written; default 1s.
 	AuditFlush time.Duration
+
+	// Limits (PROTOCOL.md, "Limits and memory"); zero means the default.
+	MaxConns        int           // connections at once (Listener); DefaultMaxConns
+	Memory          int64         // bytes of bodies and objects held at once; DefaultMemory, at least two of the largest uploads
+	MemoryWait      time.Duration // how long a request waits for memory before a 503; DefaultMemoryWait
+	BodyIdleTimeout time.Duration // a request body that sends nothing this long is cut (408); DefaultBodyIdleTimeout
+	BodyTimeout     time.Duration // a request body not complete after this long is cut (408); DefaultBodyTimeout
 }
 
 // Server is the index server. Create it with New, serve Handler(), and call
@@ -55,6 +63,9 @@ type Server struct {
 	// object cannot both pass the existence check.
 	putLocks [64]sync.Mutex
 	seed     maphash.Seed
+	// budget is the memory that request bodies and objects held in memory
+	// may take at once (reserve).
+	budget *semaphore.Weighted
 
 	// Unlabeled counts snapshots found at start without a label.
 	Unlabeled int
@@ -78,12 +89,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.AuditFlush <= 0 {
 		o.AuditFlush = time.Second
 	}
+	o.setLimitDefaults()
 	start := time.Now()
 	cat, unlabeled, err := loadCatalog(ctx, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("server: load the catalog: %w", err)
 	}
-	s := &Server{o: o, st: o.Store, cat: cat, Unlabeled: unlabeled, seed: maphash.MakeSeed()}
+	s := &Server{o: o, st: o.Store, cat: cat, Unlabeled: unlabeled, seed: maphash.MakeSeed(), budget: semaphore.NewWeighted(o.Memory)}
 	if s.audit, err = openAuditLog(ctx, o.Store, o.Now, o.Logger); err != nil {
 		return nil, fmt.Errorf("server: open the audit trail: %w", err)
 	}
@@ -104,8 +116,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's HTTP handler. It refuses request heads over
+// wire.MaxHeaderBytes; serve it with HTTPServer for the other limits.
+func (s *Server) Handler() http.Handler { return s.limitHeaders(s.mux) }
+
+// Options returns the options in force, defaults filled in.
+func (s *Server) Options() Options { return s.o }
 
 // Close writes buffered audit records. Call it after the HTTP server has
 // finished its in-flight requests.

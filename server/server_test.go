@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,8 +239,22 @@ func TestScopeMatrix(t *testing.T) {
 		{"plan", func(who string) error {
 			_, err := f.client(who).Plan(ctx, "shop/users", index.Target{Position: 20, ByPos: true})
 			return err
+		}, []string{"admin", "reader", "ops", "shopRestore"}},
+		{"plan other/db", func(who string) error {
+			_, err := f.client(who).Plan(ctx, "other/db", index.Target{Position: 20, ByPos: true})
+			if status(err) == http.StatusUnprocessableEntity {
+				return nil // allowed, and nothing to plan from
+			}
+			return err
 		}, []string{"admin", "reader", "ops"}},
-		{"coverage", func(who string) error { _, err := f.client(who).Coverage(ctx, "shop/users"); return err }, []string{"admin", "reader", "ops"}},
+		{"coverage", func(who string) error { _, err := f.client(who).Coverage(ctx, "shop/users"); return err },
+			[]string{"admin", "reader", "ops", "shopRestore", "shopBackup", "backupAll"}},
+		{"coverage other/db", func(who string) error { _, err := f.client(who).Coverage(ctx, "other/db"); return err },
+			[]string{"admin", "reader", "ops", "backupAll"}},
+		{"snapshots shop/users", func(who string) error {
+			_, err := f.client(who).Snapshots(ctx, "shop/users")
+			return err
+		}, []string{"admin", "reader", "ops", "shopRestore", "shopBackup", "backupAll"}},
 		{"read snapshot", func(who string) error {
 			_, err := f.client(who).Store().Get(ctx, repo.SnapshotsPrefix+snapID.String())
 			return err
@@ -252,7 +267,9 @@ func TestScopeMatrix(t *testing.T) {
 			}
 			_, err = engine.Restore(ctx, r, p.Base, io.Discard, engine.RestoreOptions{})
 			return err
-		}, []string{"admin", "shopRestore", "ops"}},
+			// A backup scope reads its parent's list blobs in the shared
+			// packs, so it reads back its own streams' data too.
+		}, []string{"admin", "shopRestore", "ops", "shopBackup", "backupAll"}},
 		{"delete", func(who string) error {
 			return f.client(who).Store().Delete(ctx, repo.IndexPrefix+strings.Repeat("0", 64))
 		}, []string{"admin"}},
@@ -278,6 +295,28 @@ func TestScopeMatrix(t *testing.T) {
 			}
 		}
 	}
+	// A listing of every stream shows a stream-scoped token its own
+	// streams only; read and admin see them all.
+	if _, err := f.backup(admin, "other/db", t0, 1, []byte("another stream")); err != nil {
+		t.Fatal(err)
+	}
+	for who, want := range map[string]string{"shopRestore": "shop/users", "shopBackup": "shop/users", "reader": "other/db,shop/users", "admin": "other/db,shop/users"} {
+		snaps, err := f.client(who).Snapshots(ctx, "")
+		if err != nil {
+			t.Fatalf("snapshots as %s: %v", who, err)
+		}
+		var streams []string
+		for _, s := range snaps {
+			if !slices.Contains(streams, s.Label.Stream) {
+				streams = append(streams, s.Label.Stream)
+			}
+		}
+		slices.Sort(streams)
+		if got := strings.Join(streams, ","); got != want {
+			t.Errorf("snapshots as %s list streams %s, want %s", who, got, want)
+		}
+	}
+
 	// No token, and a token the server does not know.
 	if code, _ := f.raw("", "GET", "/v1/streams", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d", code)
@@ -539,4 +578,143 @@ func dialTCP(addr string) (*net.TCPConn, error) {
 		return nil, err
 	}
 	return c.(*net.TCPConn), nil
+}
+
+// auditBytes is the size of every audit object in the store.
+func (f *fixture) auditBytes() (n int64) {
+	f.st.List(f.t.Context(), wire.AuditPrefix, func(oi repo.ObjectInfo) error { n += oi.Size; return nil })
+	return n
+}
+
+// TestAuditFloodBounded: 300 requests without a token, each with a 15 KB
+// path, and 300 refused restore reports with the longest fields add a
+// bounded number of bytes to the audit trail (PROTOCOL.md, "Audit trail"):
+// the first refusals are recorded with their paths clipped, the rest are
+// counted in summary records.
+func TestAuditFloodBounded(t *testing.T) {
+	f := newFixture(t)
+	before := f.auditBytes()
+	long := "/v1/objects/" + strings.Repeat("a", 15000)
+	for range 300 {
+		if code, _ := f.raw("", "GET", long, nil, nil); code != http.StatusUnauthorized {
+			t.Fatalf("no token: %d", code)
+		}
+	}
+	huge := wire.RestoreReport{Stream: "other/db", Target: strings.Repeat("t", 512), Error: strings.Repeat("e", 4096)}
+	c := f.client("shopRestore")
+	for range 300 {
+		if err := c.ReportRestore(t.Context(), huge); status(err) != http.StatusForbidden {
+			t.Fatalf("report for another stream: %v", err)
+		}
+	}
+	// Once the window is over, the next write carries the summaries.
+	f.clock.Set(f.clock.Now().Add(2 * time.Minute))
+	var early int
+	if err := f.client("admin").Audit(t.Context(), time.Time{}, func(r wire.AuditRecord) error {
+		if r.Action == "refusals-summary" {
+			early++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if early != 2 {
+		t.Errorf("%d summaries written when the window ended, want 2 (one per client)", early)
+	}
+	f.stop() // writes the buffered records and the summaries
+	added := f.auditBytes() - before
+	if added > 96<<10 {
+		t.Fatalf("600 refused requests with 15 KB paths and 4 KB reports added %d bytes to the audit trail", added)
+	}
+	var recorded, summarized int
+	var summaries []string
+	err := server.ReadAudit(t.Context(), f.st, time.Time{}, func(r wire.AuditRecord) error {
+		if len(r.Object) > 300 || len(r.Detail) > 1100 {
+			t.Errorf("record not clipped: object %d bytes, detail %d bytes", len(r.Object), len(r.Detail))
+		}
+		if r.Action == "refusals-summary" {
+			var n int
+			fmt.Sscanf(r.Detail, "%d more", &n)
+			summarized += n
+			summaries = append(summaries, r.Token+r.Remote)
+		} else if r.Result == "refused" {
+			recorded++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recorded+summarized != 600 || recorded > 60 {
+		t.Fatalf("%d refusals recorded one by one and %d summarized, want 600 in all and at most 60 whole", recorded, summarized)
+	}
+	if !slices.Contains(summaries, "127.0.0.1") || !slices.Contains(summaries, "shopRestore") {
+		t.Errorf("summaries are not per client: %q", summaries)
+	}
+	t.Logf("600 refused requests added %d bytes to the audit trail (%d recorded whole)", added, recorded)
+}
+
+// TestPlanClock holds the rule of PROTOCOL.md §6 and FORMAT.md §16 ("Which
+// clock"): plans place snapshots by the time they claim (the source's
+// clock), so a snapshot received a day later but dated inside the log is
+// the base for the instants from its date on and not before; retention
+// decides by the server's receive time.
+func TestPlanClock(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	admin := f.open("admin")
+	t0 := f.clock.Now().Add(-2 * time.Hour)
+	idA, err := f.backup(admin, "shop/users", t0, 0, []byte("state at position 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.log(admin, "shop/users", 1, 100, t0); err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("admin")
+	plan := func(at time.Time) *wire.Plan {
+		t.Helper()
+		p, err := c.Plan(ctx, "shop/users", index.Target{Time: at})
+		if err != nil {
+			t.Fatalf("plan at %s: %v", at, err)
+		}
+		return p
+	}
+	if p := plan(t0.Add(60 * time.Second)); p.Base.ID != idA.String() || p.From != 1 {
+		t.Fatalf("before the backfill: base %s from %d", p.Base.ID, p.From)
+	}
+
+	// A day later by the server's clock, a snapshot dated t0+30s arrives.
+	f.clock.Set(f.clock.Now().Add(24 * time.Hour))
+	received := f.clock.Now()
+	idB, err := f.backup(admin, "shop/users", t0.Add(30*time.Second), 30, []byte("state at position 30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(t0.Add(60 * time.Second)); p.Base.ID != idB.String() || p.From != 31 || p.Base.Label.Received == nil || !p.Base.Label.Received.Equal(received) {
+		t.Fatalf("after the backfill, at t0+60s: base %s from %d (received %v), want %s from 31, received %s", p.Base.ID, p.From, p.Base.Label.Received, idB, received)
+	}
+	if p := plan(t0.Add(20 * time.Second)); p.Base.ID != idA.String() || p.From != 1 {
+		t.Fatalf("after the backfill, at t0+20s: base %s from %d, want the first snapshot", p.Base.ID, p.From)
+	}
+
+	// Retention: B is the newest by the server's clock, A by neither.
+	res, err := c.Forget(ctx, wire.ForgetRequest{Stream: "shop/users", KeepLast: 1, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Keep) != 1 || res.Keep[0].ID != idB.String() || !res.Keep[0].Time.Equal(received) {
+		t.Fatalf("forget kept %+v, want %s by its receive time %s", res.Keep, idB, received)
+	}
+}
+
+// TestClientErrorsOneLine: what a server echoes of a request in an error
+// message (here a name with a newline and an escape sequence) reaches the
+// client's error quoted, on one line.
+func TestClientErrorsOneLine(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.client("admin").Store().Get(t.Context(), "index/x\n2026-01-01 forged\x1b[2K")
+	if err == nil || strings.ContainsAny(err.Error(), "\n\x1b") || !strings.Contains(err.Error(), `\n2026-01-01 forged\x1b[2K`) {
+		t.Fatalf("error %q", err)
+	}
 }

@@ -70,13 +70,13 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d log segments, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Segments, rep.Indexes, rep.Packs, rep.Blobs)
 	for _, n := range rep.Notes {
-		fmt.Fprintf(env.stdout, "note: %s\n", n)
+		fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
 	}
 	for _, s := range rep.Repaired {
 		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintf(env.stdout, "problem: %s\n", p)
+		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
 	}
 	if len(rep.Problems) > 0 {
 		return damageError{len(rep.Problems)}

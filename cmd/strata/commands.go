@@ -109,7 +109,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := openRepoToWrite(ctx, env, *location, *stream)
+		// The snapshot is dated by this host's clock when it is taken.
+		r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Now())
 		if err != nil {
 			return err
 		}
@@ -161,11 +162,21 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 			s.Sorted, _ = oc.Sorted()
 		}
 	}
-	r, err := openRepoToWrite(ctx, env, *location, *stream)
+	// The label's date is checked against the server's clock before any
+	// data is uploaded (the default date is this host's clock, now).
+	dated := o.Time
+	if dated.IsZero() {
+		dated = time.Now()
+	}
+	r, _, err := openRepoToWrite(ctx, env, *location, *stream, dated)
 	if err != nil {
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		// The lookup itself failed: without it the parent is unknown.
+		return fmt.Errorf("look up the parent snapshot of %s: %w", *stream, err)
+	}
 	if err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
@@ -251,6 +262,9 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		return err
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
@@ -271,7 +285,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], s.Stream, s.Time.Format(time.RFC3339Nano), s.Format, humanBytes(s.Size), humanBytes(s.StoredBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), humanBytes(s.Size), humanBytes(s.StoredBytes))
 	}
 	return tw.Flush()
 }
@@ -321,6 +335,9 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
 	}
 	cat, catErr := loadCatalog(ctx, r, *stream)
+	if cat == nil {
+		return catErr
+	}
 	if catErr = index.ErrorsFor(catErr, *stream); catErr != nil && *snapID == "" {
 		// The snapshot that failed may be the newest: restoring an older one
 		// in its place would be a wrong state reported as success.

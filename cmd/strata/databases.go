@@ -97,6 +97,9 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		return err
 	}
 	cat, err := loadCatalog(ctx, r, stream)
+	if cat == nil {
+		return err
+	}
 	if err = index.ErrorsFor(err, stream); err != nil && snapID == "" {
 		// The snapshot that failed may be the newest, or the base a plan needs.
 		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", stream, err)

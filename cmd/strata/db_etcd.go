@@ -56,11 +56,16 @@ func (d *etcdDatabase) backup(ctx context.Context, env *environment, r *repo.Rep
 	}
 	defer cli.Close()
 	o := etcd.BackupOptions{Stream: stream, Host: env.host}
-	cat, err := index.LoadCatalog(ctx, r)
+	// Through a server only the stream's own catalog is visible to a
+	// backup token: ask for that one.
+	cat, err := loadCatalog(ctx, r, stream)
+	if cat == nil {
+		return fmt.Errorf("look up the parent snapshot of %s: %w", stream, err)
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
-	if cat != nil {
+	{
 		if p, err := cat.Latest(stream); err == nil {
 			o.Parent = &p
 		}

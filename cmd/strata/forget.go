@@ -73,7 +73,7 @@ func cmdForget(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "%s %d log segments, positions %d-%d\n", verb, n, res.RemoveSegments[0].First, res.RemoveSegments[n-1].Last)
 	}
 	for _, d := range res.Deferred {
-		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", d)
+		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", printable(d))
 	}
 	if *prune && !*dryRun {
 		return runPrune(ctx, env, r, engine.PruneOptions{Grace: *grace})
@@ -111,7 +111,7 @@ func runPrune(ctx context.Context, env *environment, r *repo.Repository, o engin
 	fmt.Fprintf(env.stdout, "prune: marked %d packs, %d pending (grace %s), unmarked %d; %s %d packs (%s), rewrote %d and removed %d index files\n",
 		res.Marked, res.Pending, o.Grace, res.Unmarked, what, res.Deleted, humanBytes(res.FreedBytes), res.RewrittenIndexes, res.DeletedIndexes)
 	for _, d := range res.Deferred {
-		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", d)
+		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", printable(d))
 	}
 	return nil
 }
@@ -138,10 +138,10 @@ func forgetRemote(ctx context.Context, env *environment, c *client.Client, strea
 	}
 	short := func(id string) string { return id[:min(len(id), 8)] }
 	for _, s := range res.Keep {
-		fmt.Fprintf(env.stdout, "keep %s %s  %v\n", short(s.ID), index.FormatTime(s.Time), s.Reasons)
+		fmt.Fprintf(env.stdout, "keep %s %s  %v\n", printable(short(s.ID)), index.FormatTime(s.Time), printable(fmt.Sprint(s.Reasons)))
 	}
 	for _, s := range res.Remove {
-		fmt.Fprintf(env.stdout, "%s snapshot %s %s\n", verb, short(s.ID), index.FormatTime(s.Time))
+		fmt.Fprintf(env.stdout, "%s snapshot %s %s\n", verb, printable(short(s.ID)), index.FormatTime(s.Time))
 	}
 	if n := len(res.RemoveSegments); n > 0 {
 		first, _ := repo.ParseSegmentName(res.RemoveSegments[0])
@@ -149,7 +149,7 @@ func forgetRemote(ctx context.Context, env *environment, c *client.Client, strea
 		fmt.Fprintf(env.stdout, "%s %d log segments, positions %d-%d\n", verb, n, first.First, last.Last)
 	}
 	for _, d := range res.Deferred {
-		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", d)
+		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", printable(d))
 	}
 	fmt.Fprintf(env.stderr, "decided by the server's receive times, at %s\n", index.FormatTime(res.Now))
 	return nil

@@ -86,7 +86,7 @@ func cmdKey(ctx context.Context, env *environment, args []string) error {
 			if k.Current {
 				cur = "*"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, k.ID[:16], k.Created.Format(time.RFC3339), k.User, k.Host)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, k.ID[:16], k.Created.Format(time.RFC3339), printable(k.User), printable(k.Host))
 		}
 		return tw.Flush()
 	}

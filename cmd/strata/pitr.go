@@ -47,13 +47,14 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := openRepoToWrite(ctx, env, *location, *stream)
+		// Events are dated by their arrival here, not by a client's claim.
+		r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 		if err != nil {
 			return err
 		}
 		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
-	r, err := openRepoToWrite(ctx, env, *location, *stream)
+	r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	tick := time.NewTicker(min(*interval/4, time.Second))
 	defer tick.Stop()
 	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(env.stdin, w) }()
+	go func() { readErr <- readEvents(env.stdin, w, admit) }()
 	var inErr error
 loop:
 	for {
@@ -102,7 +103,10 @@ loop:
 
 // readEvents parses NDJSON events from src and appends them to w. A bad line
 // stops the capture with its line number; what came before it is sealed.
-func readEvents(src io.Reader, w *engine.LogWriter) error {
+// admit, when set, refuses an event before it is appended (an event dated
+// after the server's clock allows): the server would refuse the whole
+// segment holding it, and with it the events before it.
+func readEvents(src io.Reader, w *engine.LogWriter, admit func(*repo.Event) error) error {
 	br := bufio.NewReaderSize(src, 1<<20)
 	var long []byte
 	for lineNo := 1; ; lineNo++ {
@@ -122,6 +126,11 @@ func readEvents(src io.Reader, w *engine.LogWriter) error {
 			e, perr := ndjson.ParseEvent(line)
 			if perr != nil {
 				return fmt.Errorf("event line %d: %w", lineNo, perr)
+			}
+			if admit != nil {
+				if err := admit(&e); err != nil {
+					return fmt.Errorf("event line %d: %w", lineNo, err)
+				}
 			}
 			if aerr := w.Append(&e); aerr != nil {
 				if errors.Is(aerr, engine.ErrLogClosed) {
@@ -245,6 +254,9 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 		}
 	} else {
 		cat, err := index.LoadCatalog(ctx, r)
+		if cat == nil {
+			return err
+		}
 		if err != nil {
 			fmt.Fprintf(env.stderr, "warning: %v\n", err)
 		}
@@ -273,7 +285,7 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 			index.Uncertain{FromPos: u.FromPos, ToPos: u.ToPos, After: u.After.Time(), Before: u.Before.Time()}, u.FromPos-1, u.ToPos)
 	}
 	for _, c := range cov.Conflicts {
-		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", c)
+		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", printable(c))
 	}
 	if cov.Newest != nil {
 		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))

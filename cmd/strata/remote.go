@@ -83,23 +83,43 @@ func reportRestore(ctx context.Context, env *environment, r *repo.Repository, st
 	if restoreErr != nil {
 		rep.Error = restoreErr.Error()
 	}
+	// The server refuses longer fields (PROTOCOL.md, section 7).
+	rep.Error, rep.Target = clipString(rep.Error, 4096), clipString(rep.Target, 512)
 	if err := c.ReportRestore(context.WithoutCancel(ctx), rep); err != nil {
 		fmt.Fprintf(env.stderr, "warning: the server did not take the restore report: %v\n", err)
 	}
 }
 
 // openRepoToWrite opens the repository for a backup or capture of stream.
-// Through a server it first checks that the token may write the stream, so
-// a backup the server would refuse at the end uploads nothing.
-func openRepoToWrite(ctx context.Context, env *environment, location, stream string) (*repo.Repository, error) {
+// Through a server it first checks that the token may write the stream
+// and, when at is not zero, that the server accepts a snapshot dated at,
+// so a backup the server would refuse at the end uploads nothing. The
+// returned check refuses event times the server would refuse (nil for a
+// repository opened on its storage, which has no trusted clock).
+func openRepoToWrite(ctx context.Context, env *environment, location, stream string, at time.Time) (*repo.Repository, func(*repo.Event) error, error) {
 	r, err := openRepo(ctx, env, location)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if c := remoteOf(r); c != nil {
-		if err := c.MayBackup(ctx, stream); err != nil {
-			return nil, err
+	c := remoteOf(r)
+	if c == nil {
+		return r, nil, nil
+	}
+	clock, err := c.MayBackup(ctx, stream, at)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func(e *repo.Event) error {
+		// A capture runs for days: read the server's clock again now and
+		// then, so the two clocks drifting apart cannot add up.
+		if time.Since(clock.Synced()) > 10*time.Minute {
+			if fresh, err := c.MayBackup(ctx, stream, time.Time{}); err == nil {
+				clock = fresh
+			}
 		}
-	}
-	return r, nil
+		if err := clock.Admit(time.Unix(0, e.Time)); err != nil {
+			return fmt.Errorf("event at position %d is dated %w; the events before it are sealed", e.Seq, err)
+		}
+		return nil
+	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -32,6 +33,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	maxConns := fs.Int("max-connections", server.DefaultMaxConns, "connections served at once; more wait in the listen backlog")
+	memory := fs.Int64("memory", server.DefaultMemory>>20, "MiB of request bodies and objects held in memory at once (at least 514)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +45,10 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("--tokens is required: create one with strata token create --tokens FILE")
 	case (*certFile == "") != (*keyFile == ""):
 		return usagef("give both --tls-cert and --tls-key, or neither")
+	case *memory<<20 < server.MinMemory:
+		return usagef("--memory must be at least %d MiB: the largest upload is reserved twice", server.MinMemory>>20)
+	case *maxConns < 1:
+		return usagef("--max-connections must be at least 1")
 	case isRemote(*location):
 		return usagef("--repo must be the repository's storage (a directory or s3://), not another server")
 	}
@@ -57,21 +64,22 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger})
+	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger, MaxConns: *maxConns, Memory: *memory << 20})
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    wire.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	hs := srv.HTTPServer()
+	bound := srv.Options().MemoryBound()
+	if env.getenv("GOMEMLIMIT") == "" {
+		// A soft limit makes the collector return the memory of finished
+		// uploads before the heap doubles (PROTOCOL.md, "Limits and memory").
+		debug.SetMemoryLimit(bound + srv.CatalogBytes() + 64<<20)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
+	ln = srv.Listener(ln)
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {
@@ -80,7 +88,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "tls", *certFile != "", "tokens", tokens.Len())
+	logger.Info("serving", "addr", ln.Addr().String(), "tls", *certFile != "", "tokens", tokens.Len(),
+		"max_connections", srv.Options().MaxConns, "memory_bound_mib", bound>>20)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -146,7 +155,7 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 		if *asJSON {
 			return enc.Encode(r)
 		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339Nano), orDash(r.Token), r.Action, r.Status, r.Result, orDash(r.Stream), orDash(r.Object), r.Detail)
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339Nano), orDash(r.Token), printable(r.Action), r.Status, printable(r.Result), orDash(r.Stream), orDash(r.Object), printable(r.Detail))
 		return err
 	}
 	var err error
@@ -169,9 +178,11 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 	return err
 }
 
+// orDash is a table cell: "-" when empty, else s made printable, so a
+// field cannot forge a row or hide text (printable).
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return printable(s)
 }

@@ -38,7 +38,8 @@ const (
 	CodeNotRestorable  = "not_restorable"
 	CodeConflict       = "conflict" // the request contradicts the repository's state
 	CodeInternal       = "internal"
-	CodeUnavailable    = "unavailable" // the store failed; retry later
+	CodeUnavailable    = "unavailable" // the store failed, or the server is busy; retry later
+	CodeTimeout        = "timeout"     // the request body stalled or took too long
 )
 
 // Error is every error response's body.
@@ -228,4 +229,13 @@ type AuditRecord struct {
 type Identity struct {
 	Name   string `json:"name"`
 	Scopes string `json:"scopes"` // as in the tokens file: read,backup:shop/*
+	// Now is the server's clock when it answered: the trusted time that
+	// snapshot and event dates are checked against (MaxClockSkew), so a
+	// client can check them before it uploads anything.
+	Now *time.Time `json:"now,omitempty"`
 }
+
+// TooFarAhead reports whether an instant a client claims is later than
+// the server's clock now allows (MaxClockSkew): the rule for labels,
+// segments and, before they are sent, events.
+func TooFarAhead(t, now time.Time) bool { return t.After(now.Add(MaxClockSkew)) }
