@@ -60,11 +60,14 @@ func instant(cat *index.Catalog, stream, s string) (*index.Plan, error) {
 	return snapshotPlan(snap), nil
 }
 
-// snapshotPlan is a plan that applies no events: the snapshot as it is.
+// snapshotPlan is a plan that applies no events: the snapshot as it is. By
+// its position when it has one, since a plan at its time would also apply
+// later events that carry the same time.
 func snapshotPlan(s index.SnapshotRef) *index.Plan {
 	p := &index.Plan{Stream: s.Stream, Target: index.Target{Time: s.Time}, Base: s}
 	if s.Position != nil {
 		p.From = *s.Position + 1
+		p.Target = index.Target{Position: *s.Position, ByPos: true}
 	}
 	return p
 }

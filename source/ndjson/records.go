@@ -189,10 +189,12 @@ func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotR
 // longer than the largest chunk), so a search cannot place it.
 var errNoRecordStart = errors.New("chunk holds no record start")
 
-// firstKey returns the key of the first record that starts in a chunk of a
-// sorted export. A chunk may begin with the tail of a record longer than the
-// largest chunk; that tail is not a JSON object (it closes more than it
-// opens), so the first line that parses is the first record.
+// firstKey returns the key of the first line of a chunk of a sorted export
+// that parses as a document. A chunk may begin with the tail of a record
+// longer than the largest chunk: such a tail is not a JSON object (it
+// closes more than it opens), unless the cut fell in the record's leading
+// whitespace, and then its key is the record's. Either way the keys
+// firstKey returns ascend along the export.
 func firstKey(chunk []byte, field string) ([]byte, error) {
 	for len(chunk) > 0 {
 		line, rest, _ := bytes.Cut(chunk, []byte("\n"))
@@ -207,20 +209,26 @@ func firstKey(chunk []byte, field string) ([]byte, error) {
 	return nil, errNoRecordStart
 }
 
-// seek returns a reader of the export from the chunk where keys ≥ key may
-// start, and whether it starts at the export's beginning. Unsorted exports,
-// and sorted ones with a chunk that no record starts in, are read from the
-// beginning.
+// seek returns a reader of the export from a chunk before every document
+// with a key ≥ key, and whether it starts at the export's beginning. Away
+// from the beginning, the reader's first line is never such a document: it
+// is the tail of a record begun earlier, or a document with a smaller key,
+// and the caller skips it. Unsorted exports, and sorted ones with a chunk no
+// document starts in, are read from the beginning.
 func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, error) {
 	if !b.snap.Sorted {
 		return b.sr.Start().Reader(ctx), true, nil
 	}
+	// The last chunk whose first key is below key: the documents in it
+	// after its first line, and in the chunks after it, hold every key ≥ key
+	// whole (a record cut in its leading whitespace starts in the chunk
+	// before the one whose first line it makes).
 	c, err := b.sr.Seek(ctx, func(chunk []byte) (bool, error) {
 		k, err := firstKey(chunk, b.field)
 		if err != nil {
 			return false, err
 		}
-		return bytes.Compare(k, key) <= 0, nil
+		return bytes.Compare(k, key) < 0, nil
 	})
 	if errors.Is(err, errNoRecordStart) {
 		return b.sr.Start().Reader(ctx), true, nil
@@ -245,12 +253,12 @@ func (b *baseReader) scan(ctx context.Context, from []byte, fn func(key, line []
 	lineNo := 0
 	err = eachLine(src, func(line []byte) error {
 		lineNo++
+		if lineNo == 1 && !atStart {
+			return nil // a record begun in an earlier chunk, or one with a smaller key
+		}
 		k, err := KeyOf(line, b.field)
 		if err != nil {
-			if lineNo == 1 && !atStart {
-				return nil // the tail of a record begun in an earlier chunk
-			}
-			return &repo.CorruptError{Object: "snapshot " + b.snap.ID.String(), Offset: -1, Reason: fmt.Sprintf("a line after the sought chunk's start: %v", err)}
+			return &repo.CorruptError{Object: "snapshot " + b.snap.ID.String(), Offset: -1, Reason: fmt.Sprintf("line %d after the sought chunk: %v", lineNo, err)}
 		}
 		return fn(k, line)
 	})
