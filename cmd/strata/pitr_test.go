@@ -20,7 +20,8 @@ import (
 
 // gen returns a function that runs the project's sample generator
 // (internal/sample, the code behind 'strata sample') with the flags
-// -docs N, -day D, -changes and -at UNIX, and returns its output.
+// -docs N, -day D, -changes, -at UNIX and -start UNIX, and returns its
+// output.
 func gen(t *testing.T) func(args ...string) []byte {
 	t.Helper()
 	return func(args ...string) []byte {
@@ -30,10 +31,15 @@ func gen(t *testing.T) func(args ...string) []byte {
 		day := fs.Int("day", 0, "")
 		changes := fs.Bool("changes", false, "")
 		at := fs.Int64("at", -1, "")
+		start := fs.Int64("start", 0, "")
 		if err := fs.Parse(args); err != nil {
 			t.Fatalf("gen %v: %v", args, err)
 		}
-		g, err := sample.New(sample.Options{Docs: *docs})
+		o := sample.Options{Docs: *docs}
+		if *start > 0 {
+			o.Start = time.Unix(*start, 0)
+		}
+		g, err := sample.New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
