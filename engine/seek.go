@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -18,6 +19,9 @@ type SnapshotReader struct {
 	snap  index.SnapshotRef
 	br    *blobReader
 	first map[repo.ID]repo.ID // list blob → the first data blob under it
+
+	longestOnce sync.Once
+	longest     uint32
 }
 
 // OpenSnapshot loads the index files snap names (falling back to every
@@ -189,4 +193,20 @@ func (c *Cursor) AtStart() bool {
 		}
 	}
 	return true
+}
+
+// LongestDataBlob returns the length of the longest data blob the loaded
+// index files locate (those of the snapshot's history, not only its own).
+// A record-mode chunk as long as the config's record_max_size may have been
+// cut inside a record (FORMAT.md §5.2); when none is, every chunk starts at
+// a record boundary.
+func (s *SnapshotReader) LongestDataBlob() uint32 {
+	s.longestOnce.Do(func() {
+		s.br.ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) {
+			if e.Type == repo.DataBlob {
+				s.longest = max(s.longest, e.BlobLength)
+			}
+		})
+	})
+	return s.longest
 }

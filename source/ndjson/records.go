@@ -189,24 +189,31 @@ func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotR
 // longer than the largest chunk), so a search cannot place it.
 var errNoRecordStart = errors.New("chunk holds no record start")
 
-// firstKey returns the key of the first line of a chunk of a sorted export
-// that parses as a document. A chunk may begin with the tail of a record
-// longer than the largest chunk: such a tail is not a JSON object (it
-// closes more than it opens), unless the cut fell in the record's leading
-// whitespace, and then its key is the record's. Either way the keys
-// firstKey returns ascend along the export.
-func firstKey(chunk []byte, field string) ([]byte, error) {
-	for len(chunk) > 0 {
-		line, rest, _ := bytes.Cut(chunk, []byte("\n"))
+// firstKey returns the key of the first record that certainly starts in a
+// chunk of a sorted export. When whole says every chunk starts at a record
+// boundary, that is the chunk's first line. Otherwise the first line may be
+// the tail of a record cut at the largest chunk size, and KeyOf, which
+// stops at the key, could read a key out of a nested object in it: the
+// first line after a newline is taken instead.
+func firstKey(chunk []byte, field string, whole bool) ([]byte, error) {
+	if !whole {
+		_, rest, ok := bytes.Cut(chunk, []byte("\n"))
+		if !ok {
+			return nil, errNoRecordStart
+		}
 		chunk = rest
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		if k, err := KeyOf(bytes.TrimRight(line, "\r"), field); err == nil {
-			return k, nil
-		}
 	}
-	return nil, errNoRecordStart
+	line, _, ok := bytes.Cut(chunk, []byte("\n"))
+	if !ok && !whole {
+		// A line the chunk does not end may be a record cut at the largest
+		// chunk size; its key may still be whole, but nothing says so.
+		return nil, errNoRecordStart
+	}
+	k, err := KeyOf(bytes.TrimRight(line, "\r"), field)
+	if err != nil {
+		return nil, errNoRecordStart
+	}
+	return k, nil
 }
 
 // seek returns a reader of the export from a chunk before every document
@@ -214,17 +221,16 @@ func firstKey(chunk []byte, field string) ([]byte, error) {
 // from the beginning, the reader's first line is never such a document: it
 // is the tail of a record begun earlier, or a document with a smaller key,
 // and the caller skips it. Unsorted exports, and sorted ones with a chunk no
-// document starts in, are read from the beginning.
+// document certainly starts in, are read from the beginning.
 func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, error) {
 	if !b.snap.Sorted {
 		return b.sr.Start().Reader(ctx), true, nil
 	}
-	// The last chunk whose first key is below key: the documents in it
-	// after its first line, and in the chunks after it, hold every key ≥ key
-	// whole (a record cut in its leading whitespace starts in the chunk
-	// before the one whose first line it makes).
+	whole := int64(b.sr.LongestDataBlob()) < int64(b.r.Config().RecordMaxSize)
+	// The last chunk whose first key is below key: every document with a
+	// key ≥ key starts after that chunk's first line.
 	c, err := b.sr.Seek(ctx, func(chunk []byte) (bool, error) {
-		k, err := firstKey(chunk, b.field)
+		k, err := firstKey(chunk, b.field, whole)
 		if err != nil {
 			return false, err
 		}
