@@ -16,7 +16,7 @@ func TestFirstKey(t *testing.T) {
 	}{
 		{tail + `{"_id":"m"}` + "\n", false, "m"},
 		{tail + `{"_id":"m"}` + "\n", true, "zzz"}, // whole: the caller knows the chunk starts a record
-		{tail, false, ""},                           // no record certainly starts here
+		{tail, false, ""},                          // no record certainly starts here
 		{tail + `{"_id":"m","cut at the largest size`, false, ""},
 		{`{"_id":"last"}`, true, "last"}, // the export's final line needs no newline
 	}
