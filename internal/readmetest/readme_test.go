@@ -68,6 +68,9 @@ func TestReadmeOnFreshClone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds strata and runs the README's walk-throughs; not in -short")
 	}
+	if raceEnabled {
+		t.Skip("the commands run in child processes, which the race detector does not see; the plain run covers them")
+	}
 	root := repoRoot(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
