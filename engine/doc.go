@@ -9,4 +9,10 @@
 // # Restore
 // manifest → blob tree walk → index lookups → parallel frame fetches →
 // verified blobs written in order.
+//
+// # Seek
+// A SnapshotReader reads chosen data blobs of one snapshot: Seek binary
+// searches the blob tree with a predicate that is monotone along the stream
+// (in an export sorted by key, "this chunk's first key is below K"), reading
+// a few list blobs and frames; a Cursor then walks on from there.
 package engine

@@ -301,6 +301,8 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB] or etcd://HOST:PORT[,...] (password from STRATA_SOURCE_PASSWORD)")
 	force := fs.Bool("force", false, "with --target: restore into a database that is not empty")
+	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
+	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -313,6 +315,12 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	target, err := restoreTarget(*at, *atPos)
 	if err != nil {
 		return err
+	}
+	if *keyPrefix != "" || *keysFrom != "" {
+		if *dbTarget != "" || *dryRun || *force {
+			return usagef("--key-prefix and --keys-from write a file or stdout: no --target, --dry-run or --force")
+		}
+		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
 		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, restoreDBOptions{Force: *force, DryRun: *dryRun})

@@ -61,6 +61,10 @@ func init() {
 		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe},
 		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit},
 		{"token", "manage the index server's access tokens: token create|list|revoke", cmdToken},
+		{"get", "print one document of an ndjson stream as it was at an instant", cmdGet},
+		{"history", "list every version of one document: time, log position, operation", cmdHistory},
+		{"diff", "list the keys added, removed and changed between two instants or snapshots", cmdDiff},
+		{"sample", "write example data: an NDJSON export, a day's change events, or the state at an instant", cmdSample},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)
 			return nil

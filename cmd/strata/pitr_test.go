@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,32 +14,48 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-backup/strata/internal/sample"
 )
 
-// gen builds the shared workload generator (../shared/bench/gen) once per
-// test binary and returns a function that runs it.
+// gen returns a function that runs the project's sample generator
+// (internal/sample, the code behind 'strata sample') with the flags
+// -docs N, -day D, -changes, -at UNIX and -start UNIX, and returns its
+// output.
 func gen(t *testing.T) func(args ...string) []byte {
 	t.Helper()
-	src, err := filepath.Abs("../../../shared/bench/gen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(src, "main.go")); err != nil {
-		t.Skipf("the shared workload generator is not beside the project (%v); CI always has it", err)
-	}
-	bin := filepath.Join(t.TempDir(), "gen")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = src
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build gen: %v\n%s", err, out)
-	}
 	return func(args ...string) []byte {
 		t.Helper()
-		out, err := exec.Command(bin, args...).Output()
+		fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+		docs := fs.Int("docs", 0, "")
+		day := fs.Int("day", 0, "")
+		changes := fs.Bool("changes", false, "")
+		at := fs.Int64("at", -1, "")
+		start := fs.Int64("start", 0, "")
+		if err := fs.Parse(args); err != nil {
+			t.Fatalf("gen %v: %v", args, err)
+		}
+		o := sample.Options{Docs: *docs}
+		if *start > 0 {
+			o.Start = time.Unix(*start, 0)
+		}
+		g, err := sample.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		switch {
+		case *changes:
+			err = g.Changes(&out, *day)
+		case *at >= 0:
+			err = g.StateAt(&out, time.Unix(*at, 0))
+		default:
+			err = g.Export(&out, *day)
+		}
 		if err != nil {
 			t.Fatalf("gen %v: %v", args, err)
 		}
-		return out
+		return out.Bytes()
 	}
 }
 
