@@ -14,5 +14,9 @@ func (c *Catalog) PlanFrom(stream string, base SnapshotRef, t Target) (*Plan, er
 		return nil, fmt.Errorf("%w: snapshot %s is after %s", ErrNotRestorable, base.ID.Short(), t)
 	}
 	p, _, err := c.Log(stream).plan(base, t, c.Stream(stream))
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	p.Untrusted = c.Untrusted
+	return p, nil
 }
