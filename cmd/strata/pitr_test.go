@@ -250,6 +250,23 @@ func TestKilledLog(t *testing.T) {
 	if want := g("-docs", "4000", "-day", "2"); !bytes.Equal(got, want) {
 		t.Fatalf("restore after a killed capture: %d bytes, want %d", len(got), len(want))
 	}
+	// NDJSON events carry their own times: a re-fed capture leaves no
+	// time-uncertain span, and restores by time stay exact on both sides
+	// of the kill (issue 19).
+	var unc struct {
+		Uncertain []any `json:"time_uncertain"`
+	}
+	json.Unmarshal(runBin(nil, "coverage", "--stream", "s", "--json"), &unc)
+	if len(unc.Uncertain) != 0 {
+		t.Fatalf("a re-fed NDJSON capture left time-uncertain spans: %v", unc.Uncertain)
+	}
+	for h := int64(3); h <= 45; h += 6 {
+		at := fmt.Sprint(1767225600 + h*3600)
+		got := runBin(nil, "restore", "--stream", "s", "--at", at)
+		if want := g("-docs", "4000", "-at", at); !bytes.Equal(got, want) {
+			t.Fatalf("restore at %s after a killed capture differs from the generator", at)
+		}
+	}
 }
 
 // TestForgetPruneKeepWindow: forget with --keep-within-pitr and two prunes
