@@ -212,8 +212,8 @@ func TestKilledLog(t *testing.T) {
 	}
 	half := bytes.IndexByte(events[len(events)/2:], '\n') + len(events)/2 + 1
 	go func() {
-		for i := 0; i < half; i += 1024 { // trickle, so segments seal by time
-			if _, err := pipe.Write(events[i:min(i+1024, half)]); err != nil {
+		for i := 0; i < half; i += 256 { // trickle, so segments seal by time
+			if _, err := pipe.Write(events[i:min(i+256, half)]); err != nil {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
