@@ -62,7 +62,8 @@ func (v *verdicts) judge(t *testing.T, c *cli, at time.Time, args []string, got 
 	case code == 0 && got() == want:
 		v.exact++
 	case code == 0:
-		t.Errorf("restore at %s exited 0 with another state than the source held", when)
+		_, cov, _ := c.run(nil, "coverage", "--stream", args[1])
+		t.Errorf("restore at %s exited 0 with another state than the source held\ncoverage:\n%s", when, cov)
 	case strings.Contains(stderr, "time-uncertain span") && strings.Contains(stderr, "--at-position"):
 		v.refused++
 	default:

@@ -227,10 +227,10 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 	// instead of it waiting on a partitioned member forever.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	if err := c.markLate(wctx, start); err != nil {
+	if err := c.markLate(wctx, start, true); err != nil {
 		return start, err
 	}
-	wch := c.cli.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	wch := stamped(wctx, c.cli.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()), c.o.Now)
 	tick := time.NewTicker(min(c.o.Interval/4, time.Second))
 	defer tick.Stop()
 	heard := c.o.Now()
@@ -255,11 +255,19 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 				asked = now
 				c.cli.RequestProgress(wctx)
 			}
-		case resp, ok := <-wch:
+		case sr, ok := <-wch:
 			if !ok {
 				return next, errors.New("watch closed")
 			}
+			resp := sr.WatchResponse
 			heard = c.o.Now()
+			if sr.afterStall && len(resp.Events) > 0 {
+				// The responses before this one were not taken as they
+				// came (sealing was slow): its arrival time says nothing.
+				if err := c.markLate(wctx, next, false); err != nil {
+					return next, err
+				}
+			}
 			if resp.CompactRevision != 0 {
 				return next, &errResync{fmt.Sprintf("revision %d was compacted away (the cluster keeps revisions from %d on): a gap, and a new base", next, resp.CompactRevision)}
 			}
@@ -269,7 +277,7 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 				}
 				return next, err
 			}
-			n, err := c.store(resp.Events, next)
+			n, err := c.store(wctx, resp.Events, next, sr.at)
 			next = n
 			if err != nil {
 				return next, err
@@ -286,7 +294,11 @@ func (c *capture) watch(ctx context.Context, start int64) (int64, error) {
 // every revision from start up to it was committed before now, perhaps long
 // before (while the capture was down or disconnected), so the time the
 // watch delivers it says nothing of when it happened.
-func (c *capture) markLate(ctx context.Context, start int64) error {
+//
+// Once the capture has stored everything up to that revision it asks again
+// (catchUp), since what was committed while it replayed arrives late too;
+// only when an answer shows nothing new is the watch live.
+func (c *capture) markLate(ctx context.Context, start int64, report bool) error {
 	qctx, cancel := context.WithTimeout(ctx, c.o.Stall)
 	defer cancel()
 	resp, err := c.cli.Get(qctx, "\x00", clientv3.WithCountOnly())
@@ -297,9 +309,9 @@ func (c *capture) markLate(ctx context.Context, start int64) error {
 		return fmt.Errorf("reading the current revision: %w", err)
 	}
 	c.lateThrough, c.lateAt = resp.Header.Revision, max(c.o.Now().UnixNano(), c.lastT)
-	if c.lateThrough >= start {
+	if c.lateThrough >= start && report {
 		c.o.Log("%s: revisions %d-%d were committed before this watch and arrive late: stored as time-uncertain (revisions exact, times bounded)", c.o.Stream, start, c.lateThrough)
-	} else {
+	} else if c.lateThrough < start {
 		c.lateAfter = 0
 	}
 	return nil
@@ -308,7 +320,7 @@ func (c *capture) markLate(ctx context.Context, start int64) error {
 // store appends the events of one watch response, one log event per
 // revision, and returns the revision expected next. A watch response never
 // splits a revision (without WithFragment), so each revision is complete.
-func (c *capture) store(evs []*clientv3.Event, next int64) (int64, error) {
+func (c *capture) store(ctx context.Context, evs []*clientv3.Event, next int64, arrived time.Time) (int64, error) {
 	for i := 0; i < len(evs); {
 		rev := &Revision{Revision: evs[i].Kv.ModRevision}
 		j := i
@@ -325,7 +337,7 @@ func (c *capture) store(evs []*clientv3.Event, next int64) (int64, error) {
 			continue // already stored by an earlier watch
 		}
 		late := rev.Revision <= c.lateThrough
-		now := max(c.o.Now().UnixNano(), c.lastT)
+		now := max(arrived.UnixNano(), c.lastT)
 		if late {
 			now = max(c.lateAt, c.lastT)
 		}
@@ -345,6 +357,52 @@ func (c *capture) store(evs []*clientv3.Event, next int64) (int64, error) {
 		c.lastT = now
 		next = rev.Revision + 1
 		c.st.Last = rev.Revision
+		if late && rev.Revision == c.lateThrough {
+			// Caught up with the last answer: what was committed since
+			// arrives late as well, until an answer shows nothing new.
+			if err := c.markLate(ctx, next, false); err != nil {
+				return next, err
+			}
+		}
 	}
 	return next, nil
+}
+
+// stampedResponse is a watch response with the time it arrived.
+type stampedResponse struct {
+	clientv3.WatchResponse
+	at time.Time
+	// afterStall: the queue was full before it, so it may have waited for
+	// the capture instead of being stamped as it arrived.
+	afterStall bool
+}
+
+// stamped takes watch responses as they arrive and stamps each with its
+// arrival time, so the time a revision is stored under does not grow while
+// the capture waits on a seal. A queue of a few thousand responses absorbs
+// slow seals; once it has been full, the next response is marked afterStall.
+func stamped(ctx context.Context, in clientv3.WatchChan, now func() time.Time) <-chan stampedResponse {
+	out := make(chan stampedResponse, 4096)
+	go func() {
+		defer close(out)
+		blocked := false
+		for resp := range in {
+			// After a blocked send, this response may have waited in the
+			// client's queue: its arrival time is not known.
+			sr := stampedResponse{WatchResponse: resp, at: now(), afterStall: blocked}
+			select {
+			case out <- sr:
+				blocked = false
+				continue
+			default:
+			}
+			select {
+			case out <- sr:
+				blocked = true
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }

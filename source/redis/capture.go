@@ -157,6 +157,10 @@ type capture struct {
 	// each happened is unknown, so they are stored time-uncertain (FORMAT.md
 	// §15), stamped lateAt, after lateAfter (0: the log's previous event).
 	lateThrough, lateAt, lateAfter int64
+	// lateActive: commands are arriving late (up to lateThrough); q is the
+	// connection markLate asks the master on, for the session's length.
+	lateActive bool
+	q          *Conn
 }
 
 // permanent marks errors a reconnect cannot cure.
@@ -215,7 +219,13 @@ func (c *capture) session(ctx context.Context) error {
 		c.co.Logf("%s: continuing the replication stream after offset %d (position %d next)", c.o.name(), s.Offset, c.cur.next)
 		c.cur.replID = s.ReplID
 	}
-	if err := c.markLate(ctx); err != nil {
+	defer func() {
+		if c.q != nil {
+			c.q.Close()
+			c.q = nil
+		}
+	}()
+	if err := c.markLate(ctx, true); err != nil {
 		return err
 	}
 	c.synced = true
@@ -226,16 +236,22 @@ func (c *capture) session(ctx context.Context) error {
 // there was written before this moment, and may have been written long
 // before it arrives (a restarted capture is sent again what it had not
 // sealed; a reconnect gets what happened while it was away): those
-// commands' arrival says nothing of their time.
-func (c *capture) markLate(ctx context.Context) error {
-	q, err := Dial(ctx, c.o)
-	if err != nil {
-		return err
+// commands' arrival says nothing of their time. Once the capture has read
+// up to there it asks again, since what was written while it caught up
+// arrives late too; only an answer with nothing new makes the stream live.
+func (c *capture) markLate(ctx context.Context, report bool) error {
+	if c.q == nil {
+		q, err := Dial(ctx, c.o)
+		if err != nil {
+			return err
+		}
+		c.q = q
 	}
-	defer q.Close()
-	info, err := q.Info("replication")
+	info, err := c.q.Info("replication")
 	at := time.Now().UnixNano()
 	if err != nil {
+		c.q.Close()
+		c.q = nil
 		return fmt.Errorf("%s: INFO replication (the capture needs +info to tell re-delivered commands from live ones): %w", c.o.name(), err)
 	}
 	head, err := strconv.ParseInt(info["master_repl_offset"], 10, 64)
@@ -243,7 +259,11 @@ func (c *capture) markLate(ctx context.Context) error {
 		return fmt.Errorf("%s: INFO replication: master_repl_offset %q", c.o.name(), info["master_repl_offset"])
 	}
 	c.lateThrough, c.lateAt = head, at
-	if head > c.cur.offset {
+	c.lateActive = head > c.cur.offset
+	if !c.lateActive {
+		c.lateAfter = 0
+	}
+	if c.lateActive && report {
 		c.co.Logf("%s: offsets %d-%d were written before this connection and arrive late: stored as time-uncertain (positions exact, times bounded)", c.o.name(), c.cur.offset+1, head)
 	}
 	return nil
@@ -323,6 +343,11 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 		}
 	}()
 	for {
+		if c.lateActive && c.cur.offset >= c.lateThrough {
+			if err := c.markLate(ctx, false); err != nil {
+				return err
+			}
+		}
 		argv, n, err := conn.ReadCommand(maxCommand)
 		start := c.cur.offset
 		end := start + n
@@ -365,7 +390,7 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 			}
 		}
 		cmd := Command{ReplID: c.cur.replID, Start: start, End: end, DB: c.cur.db, Argv: argv}
-		late := end <= c.lateThrough
+		late := c.lateActive && end <= c.lateThrough
 		if late {
 			c.lastT = max(c.lateAt, c.lastT)
 		} else {
