@@ -420,7 +420,7 @@ func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexe
 		return nil
 	}
 	for _, id := range badIndexes {
-		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err != nil {
+		if err := r.Store().Delete(ctx, repo.IndexName(id)); err != nil {
 			return err
 		}
 		rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: removed the damaged file (its packs are indexed elsewhere)", id.Short()))

@@ -184,7 +184,7 @@ func Forget(ctx context.Context, st repo.Store, cat *index.Catalog, stream strin
 	}
 
 	for _, s := range res.Remove {
-		name := repo.SnapshotsPrefix + s.ID.String()
+		name := repo.SnapshotName(s.ID)
 		if err := st.Delete(ctx, name); errors.Is(err, repo.ErrRetained) {
 			res.Deferred = append(res.Deferred, name)
 			continue

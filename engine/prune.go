@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-// PruneMarksPrefix holds prune marks objects:
+// Prune marks objects (repo.PruneMarksPrefix, FORMAT.md §18) are named
 // prune/marks-<unix nanoseconds, 19 digits>.json.
 //
 // A marks object is plain JSON, not sealed: it lists pack IDs, which are
@@ -24,7 +22,6 @@ import (
 // their shards, and the times they were found unreferenced. Anyone who can
 // write it can at worst make Prune skip the grace period for packs that no
 // manifest references, and could as well delete the shards directly.
-const PruneMarksPrefix = "prune/marks-"
 
 const marksVersion = 1
 
@@ -96,7 +93,7 @@ type PruneResult struct {
 //
 // Mark: packs present in the store that no snapshot's tree and no segment
 // manifest references are recorded with the time in a marks object
-// (PruneMarksPrefix); that covers packs of forgotten snapshots and
+// (repo.PruneMarksPrefix); that covers packs of forgotten snapshots and
 // segments, and packs, whole or partial, left by interrupted writers.
 // Sweep: packs that a marks object recorded at least Grace ago and that are
 // still unreferenced are deleted; marked packs referenced again are
@@ -317,25 +314,18 @@ type oldMarks struct {
 	newest int64 // unix nanoseconds in the newest name
 }
 
-// marksName returns the name of a marks object stamped ns.
-func marksName(ns int64) string { return fmt.Sprintf("%s%019d.json", PruneMarksPrefix, ns) }
-
-// parseMarksName returns the stamp of a marks object name.
+// parseMarksName returns the stamp of a marks object name; only the
+// 19-digit names PruneMarksName writes count.
 func parseMarksName(name string) (int64, bool) {
-	s, ok := strings.CutPrefix(name, PruneMarksPrefix)
-	s, ok2 := strings.CutSuffix(s, ".json")
-	if !ok || !ok2 || len(s) != 19 {
-		return 0, false
-	}
-	ns, err := strconv.ParseInt(s, 10, 64)
-	return ns, err == nil && ns >= 0
+	o, err := repo.ParseObject(name)
+	return o.Stamp, err == nil && o.Kind == repo.KindPruneMarks && repo.PruneMarksName(o.Stamp) == name
 }
 
 // loadMarks reads the newest marks object. An unreadable one counts as
 // empty (that only delays deletion); one of a newer version is an error.
 func loadMarks(ctx context.Context, st repo.Store) (*oldMarks, error) {
 	m := &oldMarks{packs: map[repo.ID]time.Time{}}
-	err := st.List(ctx, PruneMarksPrefix, func(oi repo.ObjectInfo) error {
+	err := st.List(ctx, repo.PruneMarksPrefix, func(oi repo.ObjectInfo) error {
 		if ns, ok := parseMarksName(oi.Name); ok {
 			m.names = append(m.names, oi.Name)
 			m.newest = max(m.newest, ns)
@@ -348,7 +338,7 @@ func loadMarks(ctx context.Context, st repo.Store) (*oldMarks, error) {
 	if len(m.names) == 0 {
 		return m, nil
 	}
-	name := marksName(m.newest)
+	name := repo.PruneMarksName(m.newest)
 	b, err := st.Get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("read prune marks: %w", err)
@@ -377,7 +367,7 @@ func writeMarks(ctx context.Context, st repo.Store, marks map[repo.ID]time.Time,
 		return nil
 	}
 	// Newer than every existing one even if the clock went back.
-	name := marksName(max(now.UnixNano(), old.newest+1))
+	name := repo.PruneMarksName(max(now.UnixNano(), old.newest+1))
 	f := marksFile{Version: marksVersion, Created: now.UTC(), Packs: make([]markEntry, 0, len(marks))}
 	for id, t := range marks {
 		f.Packs = append(f.Packs, markEntry{ID: id, Marked: t.UTC()})
@@ -455,7 +445,7 @@ func rewriteIndexes(ctx context.Context, r *repo.Repository, v *pruneView, sweep
 			}
 		}
 		if !dryRun {
-			name := repo.IndexPrefix + id.String()
+			name := repo.IndexName(id)
 			err := r.Store().Delete(ctx, name)
 			if errors.Is(err, repo.ErrRetained) {
 				res.Deferred = append(res.Deferred, name)

@@ -39,11 +39,11 @@ func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog
 	if err := add(repo.KeysPrefix); err != nil {
 		return res, err
 	}
-	if _, err := r.Store().Stat(ctx, "stores"); err == nil {
-		names = append(names, "stores")
+	if _, err := r.Store().Stat(ctx, repo.LayoutName); err == nil {
+		names = append(names, repo.LayoutName)
 	}
 	for _, s := range cat.Snapshots {
-		names = append(names, repo.SnapshotsPrefix+s.ID.String())
+		names = append(names, repo.SnapshotName(s.ID))
 	}
 	// Every index file and its packs, but for packs a prune has marked as
 	// unreferenced: those are left to expire so the sweep can delete them.
@@ -63,7 +63,7 @@ func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog
 		if err != nil {
 			return res, fmt.Errorf("retention: %w", err)
 		}
-		names = append(names, repo.IndexPrefix+id.String())
+		names = append(names, repo.IndexName(id))
 		for _, p := range f.Packs {
 			if _, gone := marked[p.ID]; !gone {
 				packs[p.ID] = p

@@ -148,7 +148,7 @@ func (f *fixture) log(r *repo.Repository, stream string, from, to uint64, t0 tim
 func (f *fixture) objects() []string {
 	var names []string
 	f.st.List(f.t.Context(), "", func(oi repo.ObjectInfo) error {
-		if !strings.HasPrefix(oi.Name, wire.AuditPrefix) {
+		if !strings.HasPrefix(oi.Name, repo.AuditPrefix) {
 			names = append(names, oi.Name)
 		}
 		return nil
@@ -488,7 +488,7 @@ func TestTrustedTimeAndRestart(t *testing.T) {
 	}
 	// Removing an audit object breaks the chain, and the reader says so.
 	var names []string
-	f.st.List(t.Context(), wire.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil })
+	f.st.List(t.Context(), repo.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil })
 	if len(names) < 3 {
 		t.Fatalf("%d audit objects", len(names))
 	}

@@ -39,7 +39,7 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	if *k < 1 || *m < 0 || *k+*m > 255 {
 		return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
 	}
-	layout := &storeLayout{}
+	layout := &repo.Layout{}
 	if *retention != "" {
 		d, err := time.ParseDuration(*retention)
 		if err != nil || d < time.Second {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,18 +12,14 @@ import (
 )
 
 // layoutOf reads the repository's store layout; nil when it has none.
-func layoutOf(ctx context.Context, r *repo.Repository) (*storeLayout, error) {
-	b, err := r.Store().Get(ctx, layoutName)
+func layoutOf(ctx context.Context, r *repo.Repository) (*repo.Layout, error) {
+	b, err := r.Store().Get(ctx, repo.LayoutName)
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	var l storeLayout
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("store layout: %w", err)
-	}
-	return &l, nil
+	return repo.DecodeLayout(b)
 }
 
 // extendRetention pushes the retention of everything still referenced to
@@ -37,14 +32,14 @@ func extendRetention(ctx context.Context, env *environment, r *repo.Repository) 
 		// store is (`strata retention extend` against it), not a client.
 		return nil
 	}
-	if err != nil || l == nil || l.retention() <= 0 {
+	if err != nil || l == nil || l.RetentionPeriod() <= 0 {
 		return err
 	}
 	cat, err := index.LoadCatalog(ctx, r)
 	if err != nil {
 		return fmt.Errorf("retention: the catalog is incomplete, so nothing is extended: %w", err)
 	}
-	until := time.Now().Add(l.retention())
+	until := time.Now().Add(l.RetentionPeriod())
 	res, err := engine.ExtendRetention(ctx, r, cat, until)
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
@@ -76,7 +71,7 @@ func cmdRetention(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if l == nil || l.retention() <= 0 {
+	if l == nil || l.RetentionPeriod() <= 0 {
 		return usagef("this repository was created without --retention")
 	}
 	return extendRetention(ctx, env, r)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/limit"
@@ -16,36 +14,19 @@ import (
 	"github.com/strata-backup/strata/repo/s3"
 )
 
-// layoutName is the clear object, replicated to every store, that says
-// which stores hold the repository and what retention every write gets
-// (FORMAT.md, "Stores and retention"). It holds no secrets.
-const layoutName = repo.LayoutName
-
-type storeLayout struct {
-	Version   int      `json:"version"`
-	Stores    []string `json:"stores"`
-	Retention string   `json:"retention,omitempty"` // a Go duration
-	Mode      string   `json:"retention_mode,omitempty"`
-}
-
-func (l *storeLayout) retention() time.Duration {
-	d, _ := time.ParseDuration(l.Retention)
-	return d
-}
-
 // s3Uploads bounds the calls in flight to one S3 endpoint.
 const s3Uploads = 16
 
 // openOne opens one store location: a local directory, or an S3 URL whose
 // credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. With
 // create, a missing bucket is created (with Object Lock when lock).
-func (env *environment) openOne(ctx context.Context, location string, create, lock bool, l *storeLayout) (repo.Store, error) {
+func (env *environment) openOne(ctx context.Context, location string, create, lock bool, l *repo.Layout) (repo.Store, error) {
 	if location == "" {
 		return nil, usagef("no repository: give --repo or set STRATA_REPO")
 	}
 	scheme, _, hasScheme := strings.Cut(location, "://")
 	if !hasScheme {
-		if l != nil && l.retention() > 0 {
+		if l != nil && l.RetentionPeriod() > 0 {
 			return nil, usagef("store %s: a local directory cannot hold objects under retention; retention needs s3:// stores", location)
 		}
 		return local.Open(location)
@@ -59,8 +40,8 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 	}
 	o.AccessKey, o.SecretKey = env.getenv("AWS_ACCESS_KEY_ID"), env.getenv("AWS_SECRET_ACCESS_KEY")
 	o.Verify = repo.VerifyObject
-	if l != nil && l.retention() > 0 {
-		o.Retention, o.Mode = l.retention(), l.Mode
+	if l != nil && l.RetentionPeriod() > 0 {
+		o.Retention, o.Mode = l.RetentionPeriod(), l.Mode
 	}
 	var s *s3.Store
 	if create {
@@ -88,23 +69,23 @@ func (env *environment) openStore(ctx context.Context, location string) (repo.St
 	if err != nil {
 		return nil, err
 	}
-	b, err := first.Get(ctx, layoutName)
+	b, err := first.Get(ctx, repo.LayoutName)
 	if errors.Is(err, repo.ErrNotFound) {
 		return first, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: read the store layout: %w", location, err)
 	}
-	var l storeLayout
-	if err := json.Unmarshal(b, &l); err != nil || l.Version != 1 || len(l.Stores) == 0 {
-		return nil, fmt.Errorf("open %s: %w: the store layout object is not valid (version %d)", location, repo.ErrUnsupportedVersion, l.Version)
+	l, err := repo.DecodeLayout(b)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
 	}
 	if len(l.Stores) == 1 {
-		return env.openOne(ctx, location, false, false, &l)
+		return env.openOne(ctx, location, false, false, l)
 	}
 	stores := make([]repo.Store, len(l.Stores))
 	var down []string
 	for i, u := range l.Stores {
-		s, err := env.openOne(ctx, u, false, false, &l)
+		s, err := env.openOne(ctx, u, false, false, l)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "warning: store %d (%s) is unavailable: %v\n", i+1, u, err)
 			s, down = unavailable{err}, append(down, u)
@@ -141,13 +122,13 @@ func (u unavailable) List(context.Context, string, func(repo.ObjectInfo) error) 
 // createStores opens (creating buckets and directories) every store of a
 // new repository and writes the layout object to each when there is more
 // than one store or retention is set.
-func (env *environment) createStores(ctx context.Context, locations []string, l *storeLayout, k, m int, allowLoss bool) (repo.Store, error) {
+func (env *environment) createStores(ctx context.Context, locations []string, l *repo.Layout, k, m int, allowLoss bool) (repo.Store, error) {
 	if len(locations) > 1 && !allowLoss {
 		if err := multi.CheckPlacement(k, m, len(locations)); err != nil {
 			return nil, usagef("%v (or accept it with --allow-store-loss)", err)
 		}
 	}
-	lock := l.retention() > 0
+	lock := l.RetentionPeriod() > 0
 	stores := make([]repo.Store, len(locations))
 	for i, u := range locations {
 		s, err := env.openOne(ctx, u, true, lock, l)
@@ -167,9 +148,12 @@ func (env *environment) createStores(ctx context.Context, locations []string, l 
 		}
 	}
 	if len(stores) > 1 || lock {
-		l.Version, l.Stores = 1, locations
-		b, _ := json.Marshal(l)
-		if err := s.Put(ctx, layoutName, b); err != nil {
+		l.Stores = locations
+		b, err := l.Encode()
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Put(ctx, repo.LayoutName, b); err != nil {
 			return nil, fmt.Errorf("write the store layout: %w", err)
 		}
 	}
