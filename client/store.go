@@ -40,7 +40,7 @@ func objectPath(name string) string {
 }
 
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
-	resp, err := s.c.call(ctx, http.MethodPut, objectPath(name), nil, data, http.Header{"Content-Type": {wire.MediaObject}}, true)
+	resp, err := s.c.call(ctx, http.MethodPut, objectPath(name), nil, data, http.Header{"Content-Type": {wire.MediaObject}}, false)
 	var e *Error
 	if errors.As(err, &e) && e.Code == wire.CodeExists && e.Identical {
 		return nil // an earlier attempt landed
@@ -66,7 +66,7 @@ func readBody(resp *http.Response, op string) ([]byte, error) {
 }
 
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
-	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 		return nil, fmt.Errorf("GET %s: range %d+%d: %w", name, offset, length, io.ErrUnexpectedEOF)
 	}
 	hdr := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)}}
-	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, hdr, true)
+	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, hdr, false)
 	var e *Error
 	if errors.As(err, &e) && e.Status == http.StatusRequestedRangeNotSatisfiable {
 		return nil, fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
@@ -98,7 +98,7 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 }
 
 func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
-	resp, err := s.c.call(ctx, http.MethodHead, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodHead, objectPath(name), nil, nil, nil, false)
 	if err != nil {
 		return repo.ObjectInfo{}, err
 	}
@@ -107,7 +107,7 @@ func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) 
 }
 
 func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
-	resp, err := s.c.call(ctx, http.MethodGet, "/v1/objects", url.Values{"prefix": {prefix}}, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodGet, "/v1/objects", url.Values{"prefix": {prefix}}, nil, nil, false)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 }
 
 func (s *Store) Delete(ctx context.Context, name string) error {
-	resp, err := s.c.call(ctx, http.MethodDelete, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodDelete, objectPath(name), nil, nil, nil, false)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Status == http.StatusNotFound:

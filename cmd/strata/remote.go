@@ -18,28 +18,10 @@ func isRemote(location string) bool {
 	return strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://")
 }
 
-// openRemote connects to an index server with the token from STRATA_TOKEN
-// or STRATA_TOKEN_FILE (never a flag) and, for a private CA, the
-// certificates in STRATA_CACERT.
-func (env *environment) openRemote(location string) (*client.Store, error) {
-	token := ""
-	if env.getenv("STRATA_TOKEN") != "" || env.getenv("STRATA_TOKEN_FILE") != "" {
-		b, err := env.secret("STRATA_TOKEN", "STRATA_TOKEN_FILE", "server token", false)
-		if err != nil {
-			return nil, err
-		}
-		token = string(b)
-	}
-	c, err := client.New(location, token, client.Options{CAFile: env.getenv("STRATA_CACERT")})
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
-	return c.Store(), nil
-}
-
-// remoteOf returns the server client of a repository opened through one.
+// remoteOf returns the server client of a repository opened through one,
+// found through any decorators by its optional interface.
 func remoteOf(r *repo.Repository) *client.Client {
-	if s, ok := r.Store().(*client.Store); ok {
+	if s, ok := repo.StoreAs[client.Remote](r.Store()); ok {
 		return s.Client()
 	}
 	return nil

@@ -7,53 +7,35 @@ import (
 	"strings"
 
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/limit"
-	"github.com/strata-backup/strata/repo/local"
+	"github.com/strata-backup/strata/repo/location"
 	"github.com/strata-backup/strata/repo/multi"
-	"github.com/strata-backup/strata/repo/retry"
-	"github.com/strata-backup/strata/repo/s3"
 )
 
-// s3Uploads bounds the calls in flight to one S3 endpoint.
-const s3Uploads = 16
-
-// openOne opens one store location: a local directory, or an S3 URL whose
-// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. With
-// create, a missing bucket is created (with Object Lock when lock).
-func (env *environment) openOne(ctx context.Context, location string, create, lock bool, l *repo.Layout) (repo.Store, error) {
-	if location == "" {
-		return nil, usagef("no repository: give --repo or set STRATA_REPO")
-	}
-	scheme, _, hasScheme := strings.Cut(location, "://")
-	if !hasScheme {
-		if l != nil && l.RetentionPeriod() > 0 {
-			return nil, usagef("store %s: a local directory cannot hold objects under retention; retention needs s3:// stores", location)
-		}
-		return local.Open(location)
-	}
-	if scheme != "s3" && scheme != "s3+http" {
-		return nil, usagef("repository %q: scheme %q is not supported; give a directory, s3://, s3+http://, or http(s):// of a strata server", location, scheme)
-	}
-	o, err := s3.ParseURL(location)
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
-	o.AccessKey, o.SecretKey = env.getenv("AWS_ACCESS_KEY_ID"), env.getenv("AWS_SECRET_ACCESS_KEY")
-	o.Verify = repo.VerifyObject
+// openOne opens one store location through the backend registered for its
+// scheme (repo/location), decorated as every store of that backend is. With
+// create, a missing bucket or directory is created (with Object Lock when
+// lock); l, when set, gives the retention every write gets.
+func (env *environment) openOne(ctx context.Context, loc string, create, lock bool, l *repo.Layout) (repo.Store, error) {
+	o := location.Options{Create: create, Lock: lock, Verify: repo.VerifyObject, Env: env.getenv, Secret: env.optionalSecret}
 	if l != nil && l.RetentionPeriod() > 0 {
 		o.Retention, o.Mode = l.RetentionPeriod(), l.Mode
 	}
-	var s *s3.Store
-	if create {
-		s, err = s3.Create(ctx, o, lock)
-	} else {
-		s, err = s3.Open(ctx, o)
+	s, err := location.Open(ctx, loc, o)
+	var le *location.Error
+	if errors.As(err, &le) {
+		return nil, usageError{err.Error()}
 	}
-	if err != nil {
-		return nil, err
+	return s, err
+}
+
+// optionalSecret reads a secret from varName or the file fileVar names,
+// and is empty (no prompt) when neither is set.
+func (env *environment) optionalSecret(varName, fileVar string) (string, error) {
+	if env.getenv(varName) == "" && env.getenv(fileVar) == "" {
+		return "", nil
 	}
-	// Retries outside the limit: a call sleeping between attempts gives its slot back.
-	return retry.New(limit.New(s, s3Uploads), retry.Policy{}), nil
+	b, err := env.secret(varName, fileVar, varName, false)
+	return string(b), err
 }
 
 // openStore opens the store a repository location names, and when its
@@ -63,7 +45,7 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 func (env *environment) openStore(ctx context.Context, location string) (repo.Store, error) {
 	if isRemote(location) {
 		// The server's own layout is the server's business.
-		return env.openRemote(location)
+		return env.openOne(ctx, location, false, false, nil)
 	}
 	first, err := env.openOne(ctx, location, false, false, nil)
 	if err != nil {

@@ -122,3 +122,6 @@ func (s *store) retainUntil(ctx context.Context, name string, until time.Time) e
 	defer s.release()
 	return s.inner.(repo.Retainer).RetainUntil(ctx, name, until)
 }
+
+// Unwrap returns the store the limit wraps.
+func (s *store) Unwrap() repo.Store { return s.inner }

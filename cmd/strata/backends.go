@@ -1,0 +1,9 @@
+package main
+
+// The store backends, each registering its schemes with repo/location. A
+// new store is one package and one line here.
+import (
+	_ "github.com/strata-backup/strata/client"     // http://, https://: an index server
+	_ "github.com/strata-backup/strata/repo/local" // a directory
+	_ "github.com/strata-backup/strata/repo/s3"    // s3://, s3+http://
+)
