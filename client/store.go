@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -160,20 +159,15 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 	// Manifests are fetched and opened in parallel, as index.LoadCatalog
 	// does: one request each.
 	refs := make([]index.SnapshotRef, len(snaps))
-	errs := make([]error, len(snaps))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, s := range snaps {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			refs[i], errs[i] = c.openSnapshot(ctx, r, s)
-			if errors.Is(errs[i], ErrForbidden) && stream == "" {
-				errs[i] = nil // another stream's snapshot this token may not read
-			}
-		})
-	}
-	wg.Wait()
+	var errs []error
+	errs = append(errs, repo.ForEach(ctx, r.Store(), len(snaps), func(i int) error {
+		var err error
+		refs[i], err = c.openSnapshot(ctx, r, snaps[i])
+		if errors.Is(err, ErrForbidden) && stream == "" {
+			return nil // another stream's snapshot this token may not read
+		}
+		return err
+	}))
 	for _, ref := range refs {
 		if ref.Snapshot != nil {
 			cat.Snapshots = append(cat.Snapshots, ref)

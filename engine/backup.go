@@ -46,6 +46,10 @@ type BackupOptions struct {
 	IndexFlush int               // entries per index file; default 65536
 	Uploads    int               // packs uploaded at once; default 2
 	Progress   *Progress         // counters updated as the backup runs; may be nil
+
+	// Logf, when set, receives notes about the backup (how far retention
+	// was extended, referenced objects found missing); nil discards them.
+	Logf func(format string, args ...any)
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -392,7 +396,22 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", err)
 	}
+	// The new snapshot keeps its parent's packs alive: their retention must
+	// last as long as its own (FORMAT.md §17).
+	if err := retainAfterSnapshot(ctx, r, o.Logf); err != nil {
+		return id, snap, fmt.Errorf("snapshot %s is stored, but %w", id.Short(), err)
+	}
 	return id, snap, nil
+}
+
+// retainAfterSnapshot runs RetainReferenced and reports it through logf.
+func retainAfterSnapshot(ctx context.Context, r *repo.Repository, logf func(string, ...any)) error {
+	rep, done, err := RetainReferenced(ctx, r)
+	if err != nil || !done || logf == nil {
+		return err
+	}
+	rep.Log(logf)
+	return nil
 }
 
 // dedupBase collects every blob ID of the parent snapshot (data and list

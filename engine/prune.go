@@ -201,7 +201,7 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 	}
 	slices.SortFunc(v.fileIDs, repo.ID.Compare)
 	files := make([]*repo.IndexFile, len(v.fileIDs))
-	if err := inParallel(ctx, len(v.fileIDs), func(i int) (err error) {
+	if err := repo.ForEach(ctx, r.Store(), len(v.fileIDs), func(i int) (err error) {
 		files[i], err = r.LoadIndex(ctx, v.fileIDs[i])
 		return err
 	}); err != nil {
@@ -246,7 +246,7 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 		keys = append(keys, l.Segments...)
 	}
 	packs := make([]repo.ID, len(keys))
-	if err := inParallel(ctx, len(keys), func(i int) error {
+	if err := repo.ForEach(ctx, r.Store(), len(keys), func(i int) error {
 		seg, err := r.LoadSegment(ctx, keys[i])
 		if err == nil {
 			packs[i] = seg.Pack.ID
@@ -259,26 +259,6 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 		v.referenced[id] = true
 	}
 	return v, nil
-}
-
-// inParallel runs fn(0..n-1) on a few goroutines and returns every error.
-func inParallel(ctx context.Context, n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i := range n {
-		if ctx.Err() != nil {
-			errs[i] = ctx.Err()
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = fn(i)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // markTree adds every blob of a tree to reach. A list blob already in reach
@@ -472,7 +452,7 @@ func rewriteIndexes(ctx context.Context, r *repo.Repository, v *pruneView, sweep
 // deletePacks deletes every shard of the packs in sweep but those held.
 func deletePacks(ctx context.Context, st repo.Store, v *pruneView, sweep []repo.ID, held map[repo.ID]bool, dryRun bool, res *PruneResult) error {
 	var mu sync.Mutex
-	err := inParallel(ctx, len(sweep), func(i int) error {
+	err := repo.ForEach(ctx, st, len(sweep), func(i int) error {
 		id := sweep[i]
 		shards := v.present[id]
 		if held[id] || len(shards) == 0 {

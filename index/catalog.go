@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/strata-backup/strata/repo"
 )
@@ -44,19 +43,11 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		logs = map[string]*Log{}
 	}
 	c.Logs = logs
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			s, err := r.LoadSnapshot(ctx, id)
-			errs[i] = err
-			c.Snapshots[i] = SnapshotRef{ID: id, Snapshot: s}
-		})
-	}
-	wg.Wait()
+	loadErr := repo.ForEach(ctx, r.Store(), len(ids), func(i int) error {
+		s, err := r.LoadSnapshot(ctx, ids[i])
+		c.Snapshots[i] = SnapshotRef{ID: ids[i], Snapshot: s}
+		return err
+	})
 	c.Snapshots = slices.DeleteFunc(c.Snapshots, func(s SnapshotRef) bool { return s.Snapshot == nil })
 	slices.SortStableFunc(c.Snapshots, func(a, b SnapshotRef) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
@@ -67,7 +58,7 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		}
 		return a.ID.Compare(b.ID)
 	})
-	return c, errors.Join(append(errs, logErr)...)
+	return c, errors.Join(loadErr, logErr)
 }
 
 // Stream returns the snapshots of one stream (all when stream is ""), oldest first.

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,9 +34,9 @@ type logRun struct {
 func NewLog(stream string, segs []repo.SegmentKey) *Log {
 	slices.SortFunc(segs, func(a, b repo.SegmentKey) int {
 		if a.First != b.First {
-			return cmpU64(a.First, b.First)
+			return cmp.Compare(a.First, b.First)
 		}
-		return cmpU64(a.Last, b.Last)
+		return cmp.Compare(a.Last, b.Last)
 	})
 	l := &Log{Stream: stream, Segments: segs}
 	start := 0
@@ -49,16 +50,6 @@ func NewLog(stream string, segs []repo.SegmentKey) *Log {
 		}
 	}
 	return l
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ListLogs lists the segment manifests under logs/ (one stream's when stream
@@ -155,9 +146,6 @@ func (t Target) String() string {
 	}
 	return FormatTime(t.Time)
 }
-
-// FormatTime prints a time as RFC 3339 with the fractions it has, in UTC.
-func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // Plan is how to restore a stream at a Target: the base snapshot, then the
 // events of Segments with positions after the base's and at or before the

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
+	"github.com/strata-backup/strata/source"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
@@ -27,7 +28,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
-	source := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
+	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,15 +36,15 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	switch {
-	case *stdin == (*source != "") || fs.NArg() != 0:
+	case *stdin == (*sourceURL != "") || fs.NArg() != 0:
 		return usagef("give one of --stdin (NDJSON events on standard input) or --source URL")
 	case *segBytes < 1<<10:
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
 	}
-	if *source != "" {
-		db, err := openDatabase(env, *source)
+	if *sourceURL != "" {
+		db, err := openDatabase(env, *sourceURL)
 		if err != nil {
 			return err
 		}
@@ -51,7 +52,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
+		return db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
 	r, err := openRepoToWrite(ctx, env, *location, *stream)
 	if err != nil {
@@ -93,7 +94,7 @@ loop:
 	}
 	st, err := w.Close()
 	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
-		*stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps)
+		*stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps)
 	if err != nil {
 		return err
 	}
@@ -139,25 +140,13 @@ func readEvents(src io.Reader, w *engine.LogWriter) error {
 	}
 }
 
-// restoreTarget parses --at or --at-position.
+// restoreTarget parses --at or --at-position (index.ParseTarget).
 func restoreTarget(at, atPos string) (*index.Target, error) {
-	switch {
-	case at != "" && atPos != "":
-		return nil, usagef("give --at or --at-position, not both")
-	case at != "":
-		t, err := parseTime(at)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		return &index.Target{Time: t}, nil
-	case atPos != "":
-		p, err := strconv.ParseUint(atPos, 10, 64)
-		if err != nil {
-			return nil, usagef("--at-position %q: want a non-negative integer", atPos)
-		}
-		return &index.Target{Position: p, ByPos: true}, nil
+	t, err := index.ParseTarget(at, atPos)
+	if err != nil {
+		return nil, usagef("--at/--at-position: %v", err)
 	}
-	return nil, nil
+	return t, nil
 }
 
 // restoreAt plans and runs a point-in-time restore.
@@ -213,12 +202,12 @@ func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *ind
 	if p.Base.Position != nil {
 		pos = strconv.FormatUint(*p.Base.Position, 10)
 	}
-	fmt.Fprintf(out, "base snapshot %s at %s (position %s): %s export, %s stored\n", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, humanBytes(p.Base.Size), humanBytes(p.Base.StoredBytes))
-	fmt.Fprintf(out, "log segments: %d, %s sealed; events from position %d on, to %s\n", len(segs), humanBytes(int64(logBytes)), p.From, p.Target)
+	fmt.Fprintf(out, "base snapshot %s at %s (position %s): %s export, %s stored\n", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, source.HumanBytes(p.Base.Size), source.HumanBytes(p.Base.StoredBytes))
+	fmt.Fprintf(out, "log segments: %d, %s sealed; events from position %d on, to %s\n", len(segs), source.HumanBytes(int64(logBytes)), p.From, p.Target)
 	for _, k := range p.Segments {
 		fmt.Fprintf(out, "  %d-%d  %s .. %s  %s\n", k.First, k.Last, index.FormatTime(time.Unix(0, k.FirstTime)), index.FormatTime(time.Unix(0, k.LastTime)), k.ID.Short())
 	}
-	fmt.Fprintf(out, "bytes to read: %s (snapshot blobs %s + segments %s, before parity)\n", humanBytes(p.Base.Size+int64(logBytes)), humanBytes(p.Base.Size), humanBytes(int64(logBytes)))
+	fmt.Fprintf(out, "bytes to read: %s (snapshot blobs %s + segments %s, before parity)\n", source.HumanBytes(p.Base.Size+int64(logBytes)), source.HumanBytes(p.Base.Size), source.HumanBytes(int64(logBytes)))
 	return nil
 }
 

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/strata-backup/strata/engine"
-	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -23,31 +20,15 @@ func layoutOf(ctx context.Context, r *repo.Repository) (*repo.Layout, error) {
 }
 
 // extendRetention pushes the retention of everything still referenced to
-// now + the repository's retention. It does nothing for a repository
-// without retention.
+// now + the repository's retention (engine.RetainReferenced). It does
+// nothing for a repository without retention or opened through a server
+// (retention is the storage's: the operator extends it where the store is).
 func extendRetention(ctx context.Context, env *environment, r *repo.Repository) error {
-	l, err := layoutOf(ctx, r)
-	if remoteOf(r) != nil {
-		// Retention is the storage's: the operator extends it where the
-		// store is (`strata retention extend` against it), not a client.
-		return nil
-	}
-	if err != nil || l == nil || l.RetentionPeriod() <= 0 {
+	rep, done, err := engine.RetainReferenced(ctx, r)
+	if err != nil || !done {
 		return err
 	}
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
-		return fmt.Errorf("retention: the catalog is incomplete, so nothing is extended: %w", err)
-	}
-	until := time.Now().Add(l.RetentionPeriod())
-	res, err := engine.ExtendRetention(ctx, r, cat, until)
-	if err != nil {
-		return fmt.Errorf("retention: %w", err)
-	}
-	fmt.Fprintf(env.stderr, "retention: %d referenced objects retained (%s) until %s\n", res.Objects, l.Mode, until.UTC().Format(time.RFC3339))
-	for _, n := range res.Missing {
-		fmt.Fprintf(env.stderr, "retention: referenced object %s is missing (run strata check)\n", n)
-	}
+	rep.Log(env.logf)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/client"
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server"
 	"github.com/strata-backup/strata/server/auth"
@@ -133,7 +134,7 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 	}
 	var from time.Time
 	if *since != "" {
-		t, err := parseTime(*since)
+		t, err := index.ParseTime(*since)
 		if err != nil {
 			return usageError{err.Error()}
 		}

@@ -125,3 +125,6 @@ func (s *store) retainUntil(ctx context.Context, name string, until time.Time) e
 
 // Unwrap returns the store the limit wraps.
 func (s *store) Unwrap() repo.Store { return s.inner }
+
+// Limit returns n, the most calls in flight (repo.Limiter).
+func (s *store) Limit() int { return cap(s.slots) }

@@ -80,7 +80,7 @@ func Backup(ctx context.Context, r *repo.Repository, o Options, bo BackupOptions
 	hdr := AppendBaseHeader(nil, res.Base)
 	var mapErr error
 	res.ID, res.Snapshot, err = engine.Backup(ctx, r, io.MultiReader(bytes.NewReader(hdr), rdb), engine.BackupOptions{
-		Stream: bo.Stream, Format: engine.FormatRaw, Time: arrived, Parent: parent, Host: bo.Host,
+		Stream: bo.Stream, Format: engine.FormatRaw, Time: arrived, Parent: parent, Host: bo.Host, Logf: bo.Logf,
 		Describe: func(snap *repo.Snapshot) {
 			conn.Close() // the RDB is read; the master need not keep this replica
 			pos, t, err := mapOffset(ctx, r, bo.Stream, res.Base, bo.Wait)
