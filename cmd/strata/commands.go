@@ -143,12 +143,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if *format == engine.FormatNDJSON {
 		// Whether the export is sorted by key decides how a point-in-time
 		// restore merges changes into it; learn it on the way through.
-		oc := ndjson.NewOrderChecker(*keyField)
-		src = io.TeeReader(src, oc)
-		o.Describe = func(s *repo.Snapshot) {
-			s.KeyField = *keyField
-			s.Sorted, _ = oc.Sorted()
-		}
+		src, o.Describe = ndjson.DescribeExport(src, *keyField)
 	}
 	r, err := openRepoToWrite(ctx, env, *location, *stream)
 	if err != nil {

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -58,86 +55,12 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Segments already sealed must be stored even when a signal ends the
-	// capture, so the writer's context outlives ctx.
-	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: *stream, SegmentBytes: *segBytes,
-		OnGap: func(from, to uint64) {
-			fmt.Fprintf(env.stderr, "strata log: GAP in %s: positions %d-%d never arrived; recorded in the catalog, capture goes on\n", *stream, from, to)
-		},
+	st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
+		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
 	})
-	if err != nil {
-		return err
-	}
-	if n := w.Next(); n > 0 {
-		fmt.Fprintf(env.stderr, "strata log: %s continues at position %d; events before it are already stored and are skipped\n", *stream, n)
-	}
-	tick := time.NewTicker(min(*interval/4, time.Second))
-	defer tick.Stop()
-	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(env.stdin, w) }()
-	var inErr error
-loop:
-	for {
-		select {
-		case inErr = <-readErr:
-			break loop
-		case <-ctx.Done():
-			fmt.Fprintf(env.stderr, "strata log: %v: sealing what arrived and stopping\n", context.Cause(ctx))
-			break loop
-		case <-tick.C:
-			if err := w.SealOlder(*interval); err != nil {
-				inErr = err
-				break loop
-			}
-		}
-	}
-	st, err := w.Close()
 	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
 		*stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps)
-	if err != nil {
-		return err
-	}
-	return inErr
-}
-
-// readEvents parses NDJSON events from src and appends them to w. A bad line
-// stops the capture with its line number; what came before it is sealed.
-func readEvents(src io.Reader, w *engine.LogWriter) error {
-	br := bufio.NewReaderSize(src, 1<<20)
-	var long []byte
-	for lineNo := 1; ; lineNo++ {
-		b, err := br.ReadSlice('\n')
-		for err == bufio.ErrBufferFull {
-			long = append(long, b...)
-			if len(long) > repo.MaxEventValue+repo.MaxEventKey+4096 {
-				return fmt.Errorf("event line %d: longer than %d bytes", lineNo, len(long))
-			}
-			b, err = br.ReadSlice('\n')
-		}
-		if long != nil {
-			b = append(long, b...)
-			long = nil
-		}
-		if line := bytes.TrimSpace(b); len(line) > 0 {
-			e, perr := ndjson.ParseEvent(line)
-			if perr != nil {
-				return fmt.Errorf("event line %d: %w", lineNo, perr)
-			}
-			if aerr := w.Append(&e); aerr != nil {
-				if errors.Is(aerr, engine.ErrLogClosed) {
-					return nil
-				}
-				return fmt.Errorf("event line %d: %w", lineNo, aerr)
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return err
 }
 
 // restoreTarget parses --at or --at-position (index.ParseTarget).
