@@ -70,7 +70,7 @@ func newPruneFixture(t *testing.T, s repo.Store) *pruneFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Forget(t.Context(), f.r.Store(), cat, "db", ForgetPolicy{KeepLast: 1}, pruneEpoch, false)
+	res, err := Forget(t.Context(), f.r.Store(), cat, ForgetOptions{Stream: "db", Policy: ForgetPolicy{KeepLast: 1}, Now: pruneEpoch, DryRun: false})
 	if err != nil {
 		t.Fatal(err)
 	}

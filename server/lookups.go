@@ -147,7 +147,7 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request, rq *request) *ap
 		rq.audit.Action = "forget-dry-run"
 	}
 	now := s.o.Now().UTC()
-	res, err := engine.Forget(r.Context(), s.st, s.cat.trusted(), req.Stream, p, now, req.DryRun)
+	res, err := engine.Forget(r.Context(), s.st, s.cat.trusted(), engine.ForgetOptions{Stream: req.Stream, Policy: p, Now: now, DryRun: req.DryRun})
 	if res != nil && !req.DryRun {
 		s.applyForget(res)
 	}

@@ -53,7 +53,7 @@ func cmdForget(ctx context.Context, env *environment, args []string) error {
 		// window needs.
 		return fmt.Errorf("forget: some manifests could not be read, so nothing is removed: %w", err)
 	}
-	res, err := engine.Forget(ctx, r.Store(), cat, *stream, p, time.Now(), *dryRun)
+	res, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: *stream, Policy: p, Now: time.Now(), DryRun: *dryRun})
 	if errors.Is(err, engine.ErrEmptyPolicy) {
 		return usageError{err.Error()}
 	}
