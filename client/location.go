@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/location"
 )
@@ -41,4 +42,11 @@ func open(_ context.Context, loc string, o location.Options) (repo.Store, error)
 		return nil, &location.Error{Err: err}
 	}
 	return c.Store(), nil
+}
+
+var _ index.Cataloger = (*Store)(nil)
+
+// Catalog asks the server for the catalog of stream (Client.Catalog).
+func (s *Store) Catalog(ctx context.Context, r *repo.Repository, stream string) (*index.Catalog, error) {
+	return s.c.Catalog(ctx, r, stream)
 }

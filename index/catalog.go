@@ -104,3 +104,22 @@ func (c *Catalog) Find(stream, prefix string) (SnapshotRef, error) {
 	}
 	return SnapshotRef{}, fmt.Errorf("snapshot ID %q is ambiguous: %d snapshots match", prefix, len(match))
 }
+
+// Cataloger is the optional interface of a store that answers catalog
+// queries itself: an index server's client, which sees only what its token
+// may read. Find it through decorators with repo.StoreAs.
+type Cataloger interface {
+	// Catalog returns the snapshots and log segments of stream ("" for
+	// all). Like LoadCatalog, a partial catalog may come with an error.
+	Catalog(ctx context.Context, r *repo.Repository, stream string) (*Catalog, error)
+}
+
+// LoadStreamCatalog is the catalog of stream ("" for all) as the
+// repository answers it: through its store's Cataloger when it has one,
+// else by listing the store (LoadCatalog).
+func LoadStreamCatalog(ctx context.Context, r *repo.Repository, stream string) (*Catalog, error) {
+	if c, ok := repo.StoreAs[Cataloger](r.Store()); ok {
+		return c.Catalog(ctx, r, stream)
+	}
+	return LoadCatalog(ctx, r)
+}

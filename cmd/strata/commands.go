@@ -149,13 +149,9 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(ctx, r, *stream)
-	if err != nil {
+	if o.Parent, err = engine.Parent(ctx, r, *stream); err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
-	}
-	if parent, err := cat.Latest(*stream); err == nil {
-		o.Parent = &parent
 	}
 	o.Progress = &engine.Progress{}
 	o.Logf = env.logf
@@ -221,7 +217,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(ctx, r, *stream)
+	cat, err := index.LoadStreamCatalog(ctx, r, *stream)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
@@ -291,7 +287,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		// The server plans; the client checks the plan and does the rest.
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
 	}
-	cat, catErr := loadCatalog(ctx, r, *stream)
+	cat, catErr := index.LoadStreamCatalog(ctx, r, *stream)
 	if target != nil {
 		if catErr != nil {
 			// A plan over a partial catalog could pick the wrong base; say so loudly.

@@ -45,7 +45,7 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(ctx, r, stream)
+	cat, err := index.LoadStreamCatalog(ctx, r, stream)
 	if err != nil {
 		// A plan over a partial catalog could pick the wrong base; say so loudly.
 		fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/engine"
-	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
 )
@@ -25,16 +24,6 @@ func remoteOf(r *repo.Repository) *client.Client {
 		return s.Client()
 	}
 	return nil
-}
-
-// loadCatalog reads the snapshots and logs of stream ("" for all): through
-// the server's catalog for a remote repository (only what the token may
-// see), else by listing the store.
-func loadCatalog(ctx context.Context, r *repo.Repository, stream string) (*index.Catalog, error) {
-	if c := remoteOf(r); c != nil {
-		return c.Catalog(ctx, r, stream)
-	}
-	return index.LoadCatalog(ctx, r)
 }
 
 // localOnly refuses commands that need the store itself.

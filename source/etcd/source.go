@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/source"
@@ -60,14 +61,8 @@ func (d *etcdDatabase) Backup(ctx context.Context, r *repo.Repository, stream st
 	}
 	defer cli.Close()
 	o := BackupOptions{Stream: stream, Host: env.Host, Logf: env.Logf("")}
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
+	if o.Parent, err = engine.Parent(ctx, r, stream); err != nil {
 		fmt.Fprintf(env.Stderr, "warning: %v\n", err)
-	}
-	if cat != nil {
-		if p, err := cat.Latest(stream); err == nil {
-			o.Parent = &p
-		}
 	}
 	res, err := Backup(ctx, cli, d.cfg, r, o)
 	if err != nil {

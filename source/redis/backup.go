@@ -66,16 +66,9 @@ func Backup(ctx context.Context, r *repo.Repository, o Options, bo BackupOptions
 		return res, err
 	}
 	res.Base = Base{ReplID: s.ReplID, Offset: s.Offset}
-	cat, err := index.LoadCatalog(ctx, r)
+	parent, err := engine.Parent(ctx, r, bo.Stream)
 	if err != nil {
-		if cat == nil {
-			return res, err
-		}
 		bo.Logf("warning: some manifests could not be read: %v", err)
-	}
-	var parent *index.SnapshotRef
-	if p, err := cat.Latest(bo.Stream); err == nil {
-		parent = &p
 	}
 	hdr := AppendBaseHeader(nil, res.Base)
 	var mapErr error
