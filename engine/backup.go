@@ -60,7 +60,9 @@ type Progress struct {
 	StoredBytes atomic.Int64 // sealed frame bytes written, before parity
 }
 
-func (o *BackupOptions) setDefaults() error {
+// validate checks the options and fills the defaults of zero fields (the
+// one way options get their defaults in this module).
+func (o *BackupOptions) validate() error {
 	if err := repo.ValidStream(o.Stream); err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ type frameJob struct {
 // depends on is durable, so a failure at any point leaves the repository
 // consistent (at worst with unreferenced packs). It returns the snapshot ID.
 func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions) (repo.ID, *repo.Snapshot, error) {
-	if err := o.setDefaults(); err != nil {
+	if err := o.validate(); err != nil {
 		return repo.ID{}, nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

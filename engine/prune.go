@@ -53,9 +53,10 @@ type PruneOptions struct {
 	Now func() time.Time
 }
 
-func (o PruneOptions) withDefaults() (PruneOptions, error) {
+// validate checks the options and fills the defaults of zero fields.
+func (o *PruneOptions) validate() error {
 	if o.Grace < 0 {
-		return o, fmt.Errorf("prune: grace %v: must not be negative", o.Grace)
+		return fmt.Errorf("prune: grace %v: must not be negative", o.Grace)
 	}
 	if o.Grace == 0 {
 		o.Grace = time.Hour
@@ -63,7 +64,7 @@ func (o PruneOptions) withDefaults() (PruneOptions, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return o, nil
+	return nil
 }
 
 // PruneResult is what Prune found and did (with DryRun: would do).
@@ -113,8 +114,7 @@ type PruneResult struct {
 // with another Prune or with 'check --repair' (which would re-index packs
 // between steps 2 and 3).
 func Prune(ctx context.Context, r *repo.Repository, o PruneOptions) (*PruneResult, error) {
-	o, err := o.withDefaults()
-	if err != nil {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	view, err := loadPruneView(ctx, r)

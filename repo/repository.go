@@ -34,7 +34,6 @@ func (r *Repository) BlobID(t BlobType, data []byte) ID { return r.keys.blobID(t
 
 // Init creates a repository on an empty store and returns it open.
 func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Repository, error) {
-	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
