@@ -32,13 +32,11 @@ func extendRetention(ctx context.Context, env *environment, r *repo.Repository) 
 	return nil
 }
 
-func cmdRetention(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || args[0] != "extend" {
-		return usagef("usage: strata retention extend [--repo URL]")
-	}
+// cmdRetentionExtend runs retention extend.
+func cmdRetentionExtend(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "retention extend", "[--repo URL]")
 	location := repoFlag(fs, env)
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	r, err := openRepo(ctx, env, *location)
