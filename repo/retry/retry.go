@@ -30,14 +30,11 @@ type Policy struct {
 	Max      time.Duration // the longest wait ever; 0 means DefaultMax
 }
 
-func (p Policy) validate() error {
+// validate checks the policy and fills the defaults of zero fields.
+func (p *Policy) validate() error {
 	if p.Attempts < 0 || p.Base < 0 || p.Max < 0 {
-		return fmt.Errorf("retry: negative policy field in %+v", p)
+		return fmt.Errorf("retry: negative policy field in %+v", *p)
 	}
-	return nil
-}
-
-func (p Policy) withDefaults() Policy {
 	if p.Attempts == 0 {
 		p.Attempts = DefaultAttempts
 	}
@@ -48,7 +45,7 @@ func (p Policy) withDefaults() Policy {
 		p.Max = DefaultMax
 	}
 	p.Max = max(p.Max, p.Base)
-	return p
+	return nil
 }
 
 // backoff returns the wait after failed attempt n (1 is the first call).
@@ -74,7 +71,7 @@ func New(inner repo.Store, p Policy) repo.Store {
 	if err := p.validate(); err != nil {
 		panic(err)
 	}
-	s := &store{inner: inner, p: p.withDefaults()}
+	s := &store{inner: inner, p: p}
 	return repo.Decorated(s, inner, s.retainUntil)
 }
 
@@ -96,7 +93,7 @@ func Do(ctx context.Context, p Policy, op func() error) error {
 	if err := p.validate(); err != nil {
 		panic(err)
 	}
-	return do(ctx, p.withDefaults(), op)
+	return do(ctx, p, op)
 }
 
 func do(ctx context.Context, p Policy, op func() error) error {
