@@ -114,7 +114,6 @@ func newChunker(r *repo.Repository, src io.Reader, format string) chunk.Chunker 
 type batch struct {
 	chunks [][]byte
 	ids    []repo.ID
-	ready  chan struct{}
 }
 
 // frameJob is a run of new blobs to compress and seal together.
@@ -129,7 +128,7 @@ type frameJob struct {
 // consistent (at worst with unreferenced packs). It returns the snapshot ID.
 //
 // The stages, in the order data flows through them, each a method of
-// backupRun joined to the next by a channel: readChunks → hashBatches →
+// backupRun joined to the next by a channel: readChunks → hashBatch →
 // dedupAndGroup (in order, on the calling goroutine) → sealFrames →
 // assemblePacks → storePacks → writeSnapshot.
 func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions) (repo.ID, *repo.Snapshot, error) {
@@ -145,18 +144,13 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	}
 	b := &backupRun{
 		ctx: ctx, fail: cancel, r: r, o: &o, known: known,
-		hashCh:   make(chan *batch, o.Workers),
-		orderCh:  make(chan *batch, 2*o.Workers),
 		frameCh:  make(chan frameJob, o.Workers),
 		sealedCh: make(chan repo.Frame, o.Workers),
 		packCh:   make(chan []repo.Frame, 1),
 	}
+	b.batches = newOrdered(o.Workers, 2*o.Workers, b.hashBatch)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.readChunks(src) })
-	var hashers sync.WaitGroup
-	for range o.Workers {
-		hashers.Go(b.hashBatches)
-	}
 	var sealers sync.WaitGroup
 	for range o.Workers {
 		sealers.Go(b.sealFrames)
@@ -174,9 +168,7 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 		b.fail(err)
 	}
 	close(b.frameCh)
-	hashers.Wait()
-	for range b.orderCh { // drain after a failure so readChunks can exit
-	}
+	b.batches.drain() // after a failure, so readChunks can exit
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		if b.uploadErr != nil {
@@ -199,8 +191,7 @@ type backupRun struct {
 	o     *BackupOptions
 	known *index.IDSet // blobs the parent or this backup already stored
 
-	hashCh   chan *batch       // readChunks → hashBatches
-	orderCh  chan *batch       // readChunks → dedupAndGroup, in input order
+	batches  *ordered[batch]   // readChunks → hashBatch → dedupAndGroup, in input order
 	frameCh  chan frameJob     // dedupAndGroup → sealFrames
 	sealedCh chan repo.Frame   // sealFrames → assemblePacks
 	packCh   chan []repo.Frame // assemblePacks → storePacks
@@ -219,14 +210,13 @@ type backupRun struct {
 	newIndexes   []repo.ID
 }
 
-// readChunks reads and chunks src, in batches of about 1 MiB, and hands
-// each batch both to the hashers and, in order, to dedupAndGroup.
+// readChunks reads and chunks src, in batches of about 1 MiB, and submits
+// each batch to the hashers, whose results dedupAndGroup takes in order.
 func (b *backupRun) readChunks(src io.Reader) {
-	defer close(b.hashCh)
-	defer close(b.orderCh)
+	defer b.batches.close()
 	ch := newChunker(b.r, src, b.o.Format)
 	for {
-		bt := &batch{ready: make(chan struct{})}
+		bt := batch{}
 		size := 0
 		for size < 1<<20 {
 			c, err := ch.Next()
@@ -244,14 +234,7 @@ func (b *backupRun) readChunks(src io.Reader) {
 			return
 		}
 		b.o.Progress.BytesRead.Add(int64(size))
-		select {
-		case b.hashCh <- bt:
-		case <-b.ctx.Done():
-			return
-		}
-		select {
-		case b.orderCh <- bt:
-		case <-b.ctx.Done():
+		if !b.batches.submit(b.ctx, bt) {
 			return
 		}
 		if size < 1<<20 {
@@ -260,15 +243,12 @@ func (b *backupRun) readChunks(src io.Reader) {
 	}
 }
 
-// hashBatches computes the keyed IDs of batches, in parallel with the
-// other hashers; a batch's ready channel closes when its IDs are set.
-func (b *backupRun) hashBatches() {
-	for bt := range b.hashCh {
-		bt.ids = make([]repo.ID, len(bt.chunks))
-		for i, c := range bt.chunks {
-			bt.ids[i] = b.r.BlobID(repo.DataBlob, c)
-		}
-		close(bt.ready)
+// hashBatch computes the keyed IDs of a batch's chunks, on one of
+// Workers goroutines.
+func (b *backupRun) hashBatch(bt *batch) {
+	bt.ids = make([]repo.ID, len(bt.chunks))
+	for i, c := range bt.chunks {
+		bt.ids[i] = b.r.BlobID(repo.DataBlob, c)
 	}
 }
 
@@ -282,11 +262,13 @@ func (b *backupRun) dedupAndGroup() (repo.Tree, error) {
 		b.store(repo.ListBlob, id, data)
 		return id, nil
 	})
-	for bt := range b.orderCh {
-		select {
-		case <-bt.ready:
-		case <-b.ctx.Done():
-			return repo.Tree{}, context.Cause(b.ctx)
+	for {
+		bt, ok, err := b.batches.next(b.ctx)
+		if !ok {
+			break
+		}
+		if err != nil {
+			return repo.Tree{}, err
 		}
 		for i, c := range bt.chunks {
 			b.size += int64(len(c))
