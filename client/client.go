@@ -1,9 +1,3 @@
-// Package client talks to a Strata index server (PROTOCOL.md). Store makes
-// the server's object API a repo.Store, so every engine operation (backup,
-// log capture, restore, check, prune) runs unchanged on the client, which
-// keeps the key: the server only ever sees sealed objects. The lookup
-// methods ask the server's catalog for streams, snapshots, plans and
-// coverage.
 package client
 
 import (
@@ -15,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +20,7 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/retry"
 	"github.com/strata-backup/strata/server/auth"
 	"github.com/strata-backup/strata/server/wire"
 )
@@ -70,7 +64,8 @@ type Options struct {
 	// CAFile, when set, is a PEM file of the certificates that may sign the
 	// server's (for a private CA or a self-signed server certificate).
 	CAFile string
-	// Attempts is how often an idempotent request is tried; default 4.
+	// Attempts is how often an idempotent API request is tried; default 4.
+	// The object API (Store) is retried by the repo/retry decorator instead.
 	Attempts int
 	// Timeout bounds each request's response headers; default 60s.
 	Timeout time.Duration
@@ -129,64 +124,76 @@ func New(location, token string, o Options) (*Client, error) {
 func (c *Client) Location() string { return c.location }
 
 // call sends one request and returns the response for a 2xx status; other
-// statuses become *Error. Connection failures and 502/503/504 are retried
-// with backoff when retry is set: every request the client retries is
+// statuses become *Error. With retry, connection failures and 502/503/504
+// are retried under retry.Do's backoff: every request sent with retry is
 // idempotent or, for uploads, safe to replay (the server answers a replay
-// with Identical).
-func (c *Client) call(ctx context.Context, method, path string, q url.Values, body []byte, hdr http.Header, retry bool) (*http.Response, error) {
+// with Identical). The object API (Store) never sets it: the retry
+// decorator that location.Open puts around every remote store does, as the
+// repo.Store contract wants.
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, body []byte, hdr http.Header, retryIt bool) (*http.Response, error) {
+	if !retryIt {
+		return c.callOnce(ctx, method, path, q, body, hdr)
+	}
+	var resp *http.Response
+	err := retry.Do(ctx, retry.Policy{Attempts: c.attempts, Base: 100 * time.Millisecond, Max: 2 * time.Second}, func() error {
+		var err error
+		resp, err = c.callOnce(ctx, method, path, q, body, hdr)
+		return err
+	})
+	return resp, err
+}
+
+// callOnce sends one request. A transport failure is transient (a later
+// identical request may succeed), as are 502, 503 and 504 (*Error.Transient).
+func (c *Client) callOnce(ctx context.Context, method, path string, q url.Values, body []byte, hdr http.Header) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
 	op := method + " " + strings.TrimPrefix(path, "/v1/objects/")
-	var lastErr error
-	for attempt := 0; attempt < c.attempts; attempt++ {
-		if attempt > 0 {
-			d := time.Duration(50<<attempt)*time.Millisecond + rand.N(50*time.Millisecond)
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return nil, errors.Join(ctx.Err(), lastErr)
-			}
-		}
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, u, rd)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		req.Header.Set("Authorization", "Bearer "+c.token)
-		if body != nil {
-			req.ContentLength = int64(len(body))
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			lastErr = fmt.Errorf("%s: %w", op, err)
-			if retry {
-				continue
-			}
-			return nil, lastErr
-		}
-		if resp.StatusCode < 300 {
-			return resp, nil
-		}
-		apiErr := decodeError(resp, op)
-		resp.Body.Close()
-		lastErr = apiErr
-		if retry && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout) {
-			continue
-		}
-		return nil, apiErr
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	return nil, lastErr
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.ContentLength = int64(len(body))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &transportError{fmt.Errorf("%s: %w", op, err)}
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	apiErr := decodeError(resp, op)
+	resp.Body.Close()
+	return nil, apiErr
+}
+
+// transportError is a request that got no response: transient.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// Transient reports true: the request may succeed when sent again.
+func (e *transportError) Transient() bool { return true }
+
+// Transient reports whether the server asked to try again later (502, 503
+// or 504); repo/retry reads it.
+func (e *Error) Transient() bool {
+	return e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout
 }
 
 func decodeError(resp *http.Response, op string) *Error {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -40,7 +39,7 @@ func objectPath(name string) string {
 }
 
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
-	resp, err := s.c.call(ctx, http.MethodPut, objectPath(name), nil, data, http.Header{"Content-Type": {wire.MediaObject}}, true)
+	resp, err := s.c.call(ctx, http.MethodPut, objectPath(name), nil, data, http.Header{"Content-Type": {wire.MediaObject}}, false)
 	var e *Error
 	if errors.As(err, &e) && e.Code == wire.CodeExists && e.Identical {
 		return nil // an earlier attempt landed
@@ -66,7 +65,7 @@ func readBody(resp *http.Response, op string) ([]byte, error) {
 }
 
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
-	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +77,7 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 		return nil, fmt.Errorf("GET %s: range %d+%d: %w", name, offset, length, io.ErrUnexpectedEOF)
 	}
 	hdr := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)}}
-	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, hdr, true)
+	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, hdr, false)
 	var e *Error
 	if errors.As(err, &e) && e.Status == http.StatusRequestedRangeNotSatisfiable {
 		return nil, fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
@@ -98,7 +97,7 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 }
 
 func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
-	resp, err := s.c.call(ctx, http.MethodHead, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodHead, objectPath(name), nil, nil, nil, false)
 	if err != nil {
 		return repo.ObjectInfo{}, err
 	}
@@ -107,7 +106,7 @@ func (s *Store) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) 
 }
 
 func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
-	resp, err := s.c.call(ctx, http.MethodGet, "/v1/objects", url.Values{"prefix": {prefix}}, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodGet, "/v1/objects", url.Values{"prefix": {prefix}}, nil, nil, false)
 	if err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo
 }
 
 func (s *Store) Delete(ctx context.Context, name string) error {
-	resp, err := s.c.call(ctx, http.MethodDelete, objectPath(name), nil, nil, nil, true)
+	resp, err := s.c.call(ctx, http.MethodDelete, objectPath(name), nil, nil, nil, false)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Status == http.StatusNotFound:
@@ -160,30 +159,26 @@ func (c *Client) Catalog(ctx context.Context, r *repo.Repository, stream string)
 	// Manifests are fetched and opened in parallel, as index.LoadCatalog
 	// does: one request each.
 	refs := make([]index.SnapshotRef, len(snaps))
-	errs := make([]error, len(snaps))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, s := range snaps {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			refs[i], errs[i] = c.openSnapshot(ctx, r, s)
-			if errors.Is(errs[i], ErrForbidden) && stream == "" {
-				errs[i] = nil // another stream's snapshot this token may not read
-			}
-		})
-	}
-	wg.Wait()
-	for i, ref := range refs {
-		if ref.Snapshot != nil {
-			cat.Snapshots = append(cat.Snapshots, ref)
-		} else if errs[i] != nil {
+	var errs []error
+	errs = append(errs, repo.ForEach(ctx, r.Store(), len(snaps), func(i int) error {
+		var err error
+		refs[i], err = c.openSnapshot(ctx, r, snaps[i])
+		switch {
+		case errors.Is(err, ErrForbidden) && stream == "":
+			return nil // another stream's snapshot this token may not read
+		case err != nil:
 			id, _ := repo.ParseID(snaps[i].ID)
-			me := &index.ManifestError{ID: id, Err: errs[i]}
+			me := &index.ManifestError{ID: id, Err: err}
 			if l := snaps[i].Label; l != nil {
 				me.Stream = l.Stream
 			}
-			errs[i] = me
+			return me
+		}
+		return nil
+	}))
+	for _, ref := range refs {
+		if ref.Snapshot != nil {
+			cat.Snapshots = append(cat.Snapshots, ref)
 		}
 	}
 	// "Latest" is the newest by the manifests' own times, whatever order

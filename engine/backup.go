@@ -46,6 +46,10 @@ type BackupOptions struct {
 	IndexFlush int               // entries per index file; default 65536
 	Uploads    int               // packs uploaded at once; default 2
 	Progress   *Progress         // counters updated as the backup runs; may be nil
+
+	// Logf, when set, receives notes about the backup (how far retention
+	// was extended, referenced objects found missing); nil discards them.
+	Logf func(format string, args ...any)
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -56,7 +60,9 @@ type Progress struct {
 	StoredBytes atomic.Int64 // sealed frame bytes written, before parity
 }
 
-func (o *BackupOptions) setDefaults() error {
+// validate checks the options and fills the defaults of zero fields (the
+// one way options get their defaults in this module).
+func (o *BackupOptions) validate() error {
 	if err := repo.ValidStream(o.Stream); err != nil {
 		return err
 	}
@@ -108,7 +114,6 @@ func newChunker(r *repo.Repository, src io.Reader, format string) chunk.Chunker 
 type batch struct {
 	chunks [][]byte
 	ids    []repo.ID
-	ready  chan struct{}
 }
 
 // frameJob is a run of new blobs to compress and seal together.
@@ -121,8 +126,13 @@ type frameJob struct {
 // The snapshot manifest is written only after every pack and index file it
 // depends on is durable, so a failure at any point leaves the repository
 // consistent (at worst with unreferenced packs). It returns the snapshot ID.
+//
+// The stages, in the order data flows through them, each a method of
+// backupRun joined to the next by a channel: readChunks → hashBatch →
+// dedupAndGroup (in order, on the calling goroutine) → sealFrames →
+// assemblePacks → storePacks → writeSnapshot.
 func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions) (repo.ID, *repo.Snapshot, error) {
-	if err := o.setDefaults(); err != nil {
+	if err := o.validate(); err != nil {
 		return repo.ID{}, nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -132,254 +142,276 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("read parent snapshot: %w", err)
 	}
-
-	var (
-		wg       sync.WaitGroup
-		hashCh   = make(chan *batch, o.Workers)
-		orderCh  = make(chan *batch, 2*o.Workers)
-		frameCh  = make(chan frameJob, o.Workers)
-		sealedCh = make(chan repo.Frame, o.Workers)
-		packCh   = make(chan []repo.Frame, 1)
-	)
-	fail := func(err error) { cancel(err) }
-
-	// Stage 1: read and chunk, in batches of about 1 MiB.
-	wg.Go(func() {
-		defer close(hashCh)
-		defer close(orderCh)
-		ch := newChunker(r, src, o.Format)
-		for {
-			b := &batch{ready: make(chan struct{})}
-			size := 0
-			for size < 1<<20 {
-				c, err := ch.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					fail(fmt.Errorf("read input: %w", err))
-					return
-				}
-				b.chunks = append(b.chunks, c)
-				size += len(c)
-			}
-			if len(b.chunks) == 0 {
-				return
-			}
-			o.Progress.BytesRead.Add(int64(size))
-			select {
-			case hashCh <- b:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case orderCh <- b:
-			case <-ctx.Done():
-				return
-			}
-			if size < 1<<20 {
-				return // the chunker hit EOF
-			}
-		}
-	})
-	// Stage 2: hash in parallel.
-	var hashers sync.WaitGroup
-	for range o.Workers {
-		hashers.Go(func() {
-			for b := range hashCh {
-				b.ids = make([]repo.ID, len(b.chunks))
-				for i, c := range b.chunks {
-					b.ids[i] = r.BlobID(repo.DataBlob, c)
-				}
-				close(b.ready)
-			}
-		})
+	b := &backupRun{
+		ctx: ctx, fail: cancel, r: r, o: &o, known: known,
+		frameCh:  make(chan frameJob, o.Workers),
+		sealedCh: make(chan repo.Frame, o.Workers),
+		packCh:   make(chan []repo.Frame, 1),
 	}
-	// Stage 4: compress and seal frames in parallel.
+	b.batches = newOrdered(o.Workers, 2*o.Workers, b.hashBatch)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.readChunks(src) })
 	var sealers sync.WaitGroup
 	for range o.Workers {
-		sealers.Go(func() {
-			for j := range frameCh {
-				f, err := r.SealFrame(j.infos, j.blobs, o.Level)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				select {
-				case sealedCh <- f:
-				case <-ctx.Done():
-				}
-			}
-		})
+		sealers.Go(b.sealFrames)
 	}
-	go func() { sealers.Wait(); close(sealedCh) }()
-	// Stage 5: assemble packs.
-	wg.Go(func() {
-		defer close(packCh)
-		var cur []repo.Frame
-		size := 0
-		for f := range sealedCh {
-			cur = append(cur, f)
-			size += len(f.Sealed)
-			o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
-			if size >= o.PackSize {
-				select {
-				case packCh <- cur:
-				case <-ctx.Done():
-				}
-				cur, size = nil, 0
-			}
-		}
-		if len(cur) > 0 && ctx.Err() == nil {
-			packCh <- cur
-		}
-	})
-	// Stage 6: seal, erasure-code and store packs. Memory is bounded to about
-	// Uploads+2 packs.
-	var indexEntries []repo.IndexEntry
-	var indexPacks []repo.PackInfo
-	var newIndexes []repo.ID
-	flushIndex := func() error {
-		if len(indexPacks) == 0 {
-			return nil
-		}
-		id, err := r.SaveIndex(ctx, &repo.IndexFile{Packs: indexPacks, Entries: indexEntries})
-		if err != nil {
-			return err
-		}
-		newIndexes = append(newIndexes, id)
-		indexEntries, indexPacks = nil, nil
-		return nil
-	}
-	// Two packs upload at once (each with its shards in parallel), so one
-	// pack's fsyncs or round trips overlap the next one's.
-	var (
-		uploadMu  sync.Mutex
-		uploadErr error
-		uploaders sync.WaitGroup
-	)
+	go func() { sealers.Wait(); close(b.sealedCh) }()
+	wg.Go(b.assemblePacks)
+	var uploaders sync.WaitGroup
 	for range o.Uploads {
-		uploaders.Go(func() {
-			for frames := range packCh {
-				if ctx.Err() != nil {
-					continue
-				}
-				pack, pfs, err := r.BuildPack(frames)
-				var pi repo.PackInfo
-				if err == nil {
-					pi, err = r.WritePack(ctx, pack)
-				}
-				uploadMu.Lock()
-				if err == nil {
-					indexPacks = append(indexPacks, pi)
-					indexEntries = append(indexEntries, repo.EntriesFor(pi.ID, pfs)...)
-					if len(indexEntries) >= o.IndexFlush {
-						err = flushIndex()
-					}
-				}
-				if err != nil && uploadErr == nil {
-					uploadErr = err
-					fail(err)
-				}
-				uploadMu.Unlock()
-			}
-		})
+		uploaders.Go(b.storePacks)
 	}
 	wg.Go(uploaders.Wait)
 
-	// Stage 3 (this goroutine): in order, deduplicate, build the tree and
-	// group new blobs into frames. Data and list blobs go into separate
-	// frames so that walking a tree reads list frames only.
-	var (
-		dataFrame, listFrame frameJob
-		dataSize, listSize   int
-		newBlobs             int64
-	)
-	emit := func(j *frameJob, size *int) {
-		if len(j.blobs) == 0 {
-			return
-		}
-		select {
-		case frameCh <- *j:
-		case <-ctx.Done():
-		}
-		*j, *size = frameJob{}, 0
-	}
-	store := func(t repo.BlobType, id repo.ID, data []byte) {
-		if !known.Add(id) {
-			return
-		}
-		newBlobs++
-		o.Progress.NewBlobs.Add(1)
-		j, size := &dataFrame, &dataSize
-		if t == repo.ListBlob {
-			j, size = &listFrame, &listSize
-		}
-		j.infos = append(j.infos, repo.BlobInfo{Type: t, ID: id, Len: uint32(len(data))})
-		j.blobs = append(j.blobs, data)
-		*size += len(data)
-		if *size >= o.FrameSize {
-			emit(j, size)
-		}
-	}
-	tree := r.NewTreeBuilder(func(data []byte) (repo.ID, error) {
-		id := r.BlobID(repo.ListBlob, data)
-		store(repo.ListBlob, id, data)
-		return id, nil
-	})
-	var size int64
-	err = func() error {
-		for b := range orderCh {
-			select {
-			case <-b.ready:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			for i, c := range b.chunks {
-				size += int64(len(c))
-				store(repo.DataBlob, b.ids[i], c)
-				if err := tree.Add(b.ids[i]); err != nil {
-					return err
-				}
-			}
-			o.Progress.Blobs.Add(int64(len(b.chunks)))
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return nil
-	}()
-	var root repo.Tree
-	if err == nil {
-		root, err = tree.Finish()
-	}
-	if err == nil {
-		emit(&dataFrame, &dataSize)
-		emit(&listFrame, &listSize)
-	}
+	root, err := b.dedupAndGroup()
 	if err != nil {
-		fail(err)
+		b.fail(err)
 	}
-	close(frameCh)
-	hashers.Wait()
-	for range orderCh { // drain after a failure so stage 1 can exit
-	}
+	close(b.frameCh)
+	b.batches.drain() // after a failure, so readChunks can exit
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
-		if uploadErr != nil {
-			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", uploadErr)
+		if b.uploadErr != nil {
+			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", b.uploadErr)
 		}
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", cause)
 	}
-	if err := flushIndex(); err != nil {
+	if err := b.flushIndex(); err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
 	}
+	return b.writeSnapshot(root, parentIndexes)
+}
 
+// backupRun is one running Backup: its options, its channels from stage to
+// stage, and what the stages accumulate.
+type backupRun struct {
+	ctx   context.Context
+	fail  context.CancelCauseFunc // stops every stage with the first error
+	r     *repo.Repository
+	o     *BackupOptions
+	known *index.IDSet // blobs the parent or this backup already stored
+
+	batches  *ordered[batch]   // readChunks → hashBatch → dedupAndGroup, in input order
+	frameCh  chan frameJob     // dedupAndGroup → sealFrames
+	sealedCh chan repo.Frame   // sealFrames → assemblePacks
+	packCh   chan []repo.Frame // assemblePacks → storePacks
+
+	// dedupAndGroup's own state (one goroutine).
+	tree                 *repo.TreeBuilder
+	dataFrame, listFrame frameJob
+	dataSize, listSize   int
+	newBlobs, size       int64
+
+	// storePacks' shared state, under uploadMu.
+	uploadMu     sync.Mutex
+	uploadErr    error
+	indexEntries []repo.IndexEntry
+	indexPacks   []repo.PackInfo
+	newIndexes   []repo.ID
+}
+
+// readChunks reads and chunks src, in batches of about 1 MiB, and submits
+// each batch to the hashers, whose results dedupAndGroup takes in order.
+func (b *backupRun) readChunks(src io.Reader) {
+	defer b.batches.close()
+	ch := newChunker(b.r, src, b.o.Format)
+	for {
+		bt := batch{}
+		size := 0
+		for size < 1<<20 {
+			c, err := ch.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.fail(fmt.Errorf("read input: %w", err))
+				return
+			}
+			bt.chunks = append(bt.chunks, c)
+			size += len(c)
+		}
+		if len(bt.chunks) == 0 {
+			return
+		}
+		b.o.Progress.BytesRead.Add(int64(size))
+		if !b.batches.submit(b.ctx, bt) {
+			return
+		}
+		if size < 1<<20 {
+			return // the chunker hit EOF
+		}
+	}
+}
+
+// hashBatch computes the keyed IDs of a batch's chunks, on one of
+// Workers goroutines.
+func (b *backupRun) hashBatch(bt *batch) {
+	bt.ids = make([]repo.ID, len(bt.chunks))
+	for i, c := range bt.chunks {
+		bt.ids[i] = b.r.BlobID(repo.DataBlob, c)
+	}
+}
+
+// dedupAndGroup takes the batches in input order, deduplicates their
+// chunks, builds the blob tree, and groups new blobs into frames. Data and
+// list blobs go into separate frames so that walking a tree reads list
+// frames only. It returns the tree's root.
+func (b *backupRun) dedupAndGroup() (repo.Tree, error) {
+	b.tree = b.r.NewTreeBuilder(func(data []byte) (repo.ID, error) {
+		id := b.r.BlobID(repo.ListBlob, data)
+		b.store(repo.ListBlob, id, data)
+		return id, nil
+	})
+	for {
+		bt, ok, err := b.batches.next(b.ctx)
+		if !ok {
+			break
+		}
+		if err != nil {
+			return repo.Tree{}, err
+		}
+		for i, c := range bt.chunks {
+			b.size += int64(len(c))
+			b.store(repo.DataBlob, bt.ids[i], c)
+			if err := b.tree.Add(bt.ids[i]); err != nil {
+				return repo.Tree{}, err
+			}
+		}
+		b.o.Progress.Blobs.Add(int64(len(bt.chunks)))
+	}
+	if b.ctx.Err() != nil {
+		return repo.Tree{}, context.Cause(b.ctx)
+	}
+	root, err := b.tree.Finish()
+	if err != nil {
+		return repo.Tree{}, err
+	}
+	b.emit(&b.dataFrame, &b.dataSize)
+	b.emit(&b.listFrame, &b.listSize)
+	return root, nil
+}
+
+// store adds a blob to the frame of its type unless it is already known.
+func (b *backupRun) store(t repo.BlobType, id repo.ID, data []byte) {
+	if !b.known.Add(id) {
+		return
+	}
+	b.newBlobs++
+	b.o.Progress.NewBlobs.Add(1)
+	j, size := &b.dataFrame, &b.dataSize
+	if t == repo.ListBlob {
+		j, size = &b.listFrame, &b.listSize
+	}
+	j.infos = append(j.infos, repo.BlobInfo{Type: t, ID: id, Len: uint32(len(data))})
+	j.blobs = append(j.blobs, data)
+	*size += len(data)
+	if *size >= b.o.FrameSize {
+		b.emit(j, size)
+	}
+}
+
+// emit hands a frame's blobs to the sealers.
+func (b *backupRun) emit(j *frameJob, size *int) {
+	if len(j.blobs) == 0 {
+		return
+	}
+	select {
+	case b.frameCh <- *j:
+	case <-b.ctx.Done():
+	}
+	*j, *size = frameJob{}, 0
+}
+
+// sealFrames compresses and seals frames, in parallel with the other sealers.
+func (b *backupRun) sealFrames() {
+	for j := range b.frameCh {
+		f, err := b.r.SealFrame(j.infos, j.blobs, b.o.Level)
+		if err != nil {
+			b.fail(err)
+			continue
+		}
+		select {
+		case b.sealedCh <- f:
+		case <-b.ctx.Done():
+		}
+	}
+}
+
+// assemblePacks gathers sealed frames into packs of about PackSize.
+func (b *backupRun) assemblePacks() {
+	defer close(b.packCh)
+	var cur []repo.Frame
+	size := 0
+	for f := range b.sealedCh {
+		cur = append(cur, f)
+		size += len(f.Sealed)
+		b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
+		if size >= b.o.PackSize {
+			select {
+			case b.packCh <- cur:
+			case <-b.ctx.Done():
+			}
+			cur, size = nil, 0
+		}
+	}
+	if len(cur) > 0 && b.ctx.Err() == nil {
+		b.packCh <- cur
+	}
+}
+
+// storePacks seals, erasure-codes and stores packs and writes an index
+// file every IndexFlush entries. Uploads of them run at once (each with
+// its shards in parallel), so one pack's fsyncs or round trips overlap the
+// next one's; memory stays at about Uploads+2 packs.
+func (b *backupRun) storePacks() {
+	for frames := range b.packCh {
+		if b.ctx.Err() != nil {
+			continue
+		}
+		pack, pfs, err := b.r.BuildPack(frames)
+		var pi repo.PackInfo
+		if err == nil {
+			pi, err = b.r.WritePack(b.ctx, pack)
+		}
+		b.uploadMu.Lock()
+		if err == nil {
+			b.indexPacks = append(b.indexPacks, pi)
+			b.indexEntries = append(b.indexEntries, repo.EntriesFor(pi.ID, pfs)...)
+			if len(b.indexEntries) >= b.o.IndexFlush {
+				err = b.flushIndex()
+			}
+		}
+		if err != nil && b.uploadErr == nil {
+			b.uploadErr = err
+			b.fail(err)
+		}
+		b.uploadMu.Unlock()
+	}
+}
+
+// flushIndex writes the index entries gathered so far as an index file.
+// Callers hold uploadMu, or run after every uploader has ended.
+func (b *backupRun) flushIndex() error {
+	if len(b.indexPacks) == 0 {
+		return nil
+	}
+	id, err := b.r.SaveIndex(b.ctx, &repo.IndexFile{Packs: b.indexPacks, Entries: b.indexEntries})
+	if err != nil {
+		return err
+	}
+	b.newIndexes = append(b.newIndexes, id)
+	b.indexEntries, b.indexPacks = nil, nil
+	return nil
+}
+
+// writeSnapshot writes the manifest, last, and then extends retention.
+func (b *backupRun) writeSnapshot(root repo.Tree, parentIndexes []repo.ID) (repo.ID, *repo.Snapshot, error) {
+	o := b.o
 	snap := &repo.Snapshot{
 		Stream: o.Stream, Time: o.Time, Created: time.Now().UTC(), Format: o.Format,
-		Size: size, Blobs: tree.Count(), Tree: root, Host: o.Host, Position: o.Position,
-		Indexes:  append(append([]repo.ID{}, parentIndexes...), newIndexes...),
-		NewBlobs: newBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
+		Size: b.size, Blobs: b.tree.Count(), Tree: root, Host: o.Host, Position: o.Position,
+		Indexes:  append(append([]repo.ID{}, parentIndexes...), b.newIndexes...),
+		NewBlobs: b.newBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
 	}
 	if o.Parent != nil {
 		p := o.Parent.ID
@@ -388,11 +420,26 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if o.Describe != nil {
 		o.Describe(snap)
 	}
-	id, err := r.SaveSnapshot(ctx, snap)
+	id, err := b.r.SaveSnapshot(b.ctx, snap)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", err)
 	}
+	// The new snapshot keeps its parent's packs alive: their retention must
+	// last as long as its own (FORMAT.md §17).
+	if err := retainAfterSnapshot(b.ctx, b.r, o.Logf); err != nil {
+		return id, snap, fmt.Errorf("snapshot %s is stored, but %w", id.Short(), err)
+	}
 	return id, snap, nil
+}
+
+// retainAfterSnapshot runs RetainReferenced and reports it through logf.
+func retainAfterSnapshot(ctx context.Context, r *repo.Repository, logf func(string, ...any)) error {
+	rep, done, err := RetainReferenced(ctx, r)
+	if err != nil || !done || logf == nil {
+		return err
+	}
+	rep.Log(logf)
+	return nil
 }
 
 // dedupBase collects every blob ID of the parent snapshot (data and list

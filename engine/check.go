@@ -420,7 +420,7 @@ func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexe
 		return nil
 	}
 	for _, id := range badIndexes {
-		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err != nil {
+		if err := r.Store().Delete(ctx, repo.IndexName(id)); err != nil {
 			return err
 		}
 		rep.Repaired = append(rep.Repaired, fmt.Sprintf("index %s: removed the damaged file (its packs are indexed elsewhere)", id.Short()))
@@ -493,7 +493,7 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep 
 		l := cat.Logs[stream]
 		loaded := make([]*repo.Segment, len(l.Segments))
 		errs := make([]error, len(l.Segments))
-		if err := inParallel(ctx, len(l.Segments), func(i int) error {
+		if err := repo.ForEach(ctx, r.Store(), len(l.Segments), func(i int) error {
 			loaded[i], errs[i] = r.LoadSegment(ctx, l.Segments[i])
 			return nil
 		}); err != nil {

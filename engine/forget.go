@@ -66,11 +66,23 @@ type ForgetResult struct {
 	Deferred []string
 }
 
+// ForgetOptions describe one Forget. Dry-run is taken as Prune takes it:
+// a field of the options.
+type ForgetOptions struct {
+	Stream string
+	Policy ForgetPolicy
+	// Now places the PITR window; it must come from a trusted clock (see
+	// Forget). Required.
+	Now time.Time
+	// DryRun decides everything and deletes nothing; the store may be nil.
+	DryRun bool
+}
+
 // Forget applies a retention policy to one stream: it decides which
-// snapshots and log segments cat lists are kept and, unless dryRun, deletes
+// snapshots and log segments cat lists are kept and, unless o.DryRun, deletes
 // the manifests of the others, snapshots first, then segments in ascending
 // position order. Only manifests are deleted; Prune removes the data no
-// manifest references any more. r is not used when dryRun is set.
+// manifest references any more. st is not used with o.DryRun.
 //
 // A log segment is removed only when its Last position is at or below P,
 // the smallest Position of the kept snapshots that have one: every kept
@@ -90,7 +102,8 @@ type ForgetResult struct {
 // and are not errors. Forget also verifies, before deleting anything, that
 // every instant of the PITR window that was restorable stays restorable by
 // the catalog's own plan rules, and refuses otherwise.
-func Forget(ctx context.Context, st repo.Store, cat *index.Catalog, stream string, p ForgetPolicy, now time.Time, dryRun bool) (*ForgetResult, error) {
+func Forget(ctx context.Context, st repo.Store, cat *index.Catalog, o ForgetOptions) (*ForgetResult, error) {
+	stream, p, now, dryRun := o.Stream, o.Policy, o.Now, o.DryRun
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -184,7 +197,7 @@ func Forget(ctx context.Context, st repo.Store, cat *index.Catalog, stream strin
 	}
 
 	for _, s := range res.Remove {
-		name := repo.SnapshotsPrefix + s.ID.String()
+		name := repo.SnapshotName(s.ID)
 		if err := st.Delete(ctx, name); errors.Is(err, repo.ErrRetained) {
 			res.Deferred = append(res.Deferred, name)
 			continue

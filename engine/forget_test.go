@@ -145,7 +145,7 @@ func TestForgetPolicies(t *testing.T) {
 				tc.now = now
 			}
 			cat := tc.cat.catalog()
-			res, err := engine.Forget(t.Context(), nil, cat, "db", tc.p, tc.now, true)
+			res, err := engine.Forget(t.Context(), nil, cat, engine.ForgetOptions{Stream: "db", Policy: tc.p, Now: tc.now, DryRun: true})
 			if tc.err != nil {
 				if err == nil || !errors.Is(err, tc.err) && !strings.Contains(err.Error(), tc.err.Error()) {
 					t.Fatalf("got %v, want %v", err, tc.err)
@@ -228,7 +228,7 @@ func TestForgetDeleteOrderAndRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := &recordingStore{Store: mem.New(), retained: tc.retained}
 			r := forgetRepo(t, rs)
-			res, err := engine.Forget(t.Context(), r.Store(), sy.catalog(), "db", policy, t0.Add(10*time.Hour), false)
+			res, err := engine.Forget(t.Context(), r.Store(), sy.catalog(), engine.ForgetOptions{Stream: "db", Policy: policy, Now: t0.Add(10 * time.Hour), DryRun: false})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,14 +399,14 @@ func TestForgetKeepsPITRWindow(t *testing.T) {
 	}
 
 	policy := engine.ForgetPolicy{KeepWithinPITR: window}
-	dry, err := engine.Forget(ctx, r.Store(), cat, "db", policy, now, true)
+	dry, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: "db", Policy: policy, Now: now, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := len(loadCatalog(t, r).Snapshots); n != 10 {
 		t.Fatalf("dry run removed snapshots: %d left", n)
 	}
-	res, err := engine.Forget(ctx, r.Store(), cat, "db", policy, now, false)
+	res, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: "db", Policy: policy, Now: now, DryRun: false})
 	if err != nil {
 		t.Fatal(err)
 	}

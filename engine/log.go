@@ -463,18 +463,12 @@ func segmentEvents(r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, pac
 // the stream's kind.
 func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
 	segs := make([]*repo.Segment, len(p.Segments))
-	errs := make([]error, len(p.Segments))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, k := range p.Segments {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			segs[i], errs[i] = r.LoadSegment(ctx, k)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := repo.ForEach(ctx, r.Store(), len(p.Segments), func(i int) error {
+		var err error
+		segs[i], err = r.LoadSegment(ctx, p.Segments[i])
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	for i := 1; i < len(segs); i++ {

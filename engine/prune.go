@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-// PruneMarksPrefix holds prune marks objects:
+// Prune marks objects (repo.PruneMarksPrefix, FORMAT.md §18) are named
 // prune/marks-<unix nanoseconds, 19 digits>.json.
 //
 // A marks object is plain JSON, not sealed: it lists pack IDs, which are
@@ -24,7 +22,6 @@ import (
 // their shards, and the times they were found unreferenced. Anyone who can
 // write it can at worst make Prune skip the grace period for packs that no
 // manifest references, and could as well delete the shards directly.
-const PruneMarksPrefix = "prune/marks-"
 
 const marksVersion = 1
 
@@ -56,9 +53,10 @@ type PruneOptions struct {
 	Now func() time.Time
 }
 
-func (o PruneOptions) withDefaults() (PruneOptions, error) {
+// validate checks the options and fills the defaults of zero fields.
+func (o *PruneOptions) validate() error {
 	if o.Grace < 0 {
-		return o, fmt.Errorf("prune: grace %v: must not be negative", o.Grace)
+		return fmt.Errorf("prune: grace %v: must not be negative", o.Grace)
 	}
 	if o.Grace == 0 {
 		o.Grace = time.Hour
@@ -66,7 +64,7 @@ func (o PruneOptions) withDefaults() (PruneOptions, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return o, nil
+	return nil
 }
 
 // PruneResult is what Prune found and did (with DryRun: would do).
@@ -96,7 +94,7 @@ type PruneResult struct {
 //
 // Mark: packs present in the store that no snapshot's tree and no segment
 // manifest references are recorded with the time in a marks object
-// (PruneMarksPrefix); that covers packs of forgotten snapshots and
+// (repo.PruneMarksPrefix); that covers packs of forgotten snapshots and
 // segments, and packs, whole or partial, left by interrupted writers.
 // Sweep: packs that a marks object recorded at least Grace ago and that are
 // still unreferenced are deleted; marked packs referenced again are
@@ -116,8 +114,7 @@ type PruneResult struct {
 // with another Prune or with 'check --repair' (which would re-index packs
 // between steps 2 and 3).
 func Prune(ctx context.Context, r *repo.Repository, o PruneOptions) (*PruneResult, error) {
-	o, err := o.withDefaults()
-	if err != nil {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	view, err := loadPruneView(ctx, r)
@@ -204,7 +201,7 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 	}
 	slices.SortFunc(v.fileIDs, repo.ID.Compare)
 	files := make([]*repo.IndexFile, len(v.fileIDs))
-	if err := inParallel(ctx, len(v.fileIDs), func(i int) (err error) {
+	if err := repo.ForEach(ctx, r.Store(), len(v.fileIDs), func(i int) (err error) {
 		files[i], err = r.LoadIndex(ctx, v.fileIDs[i])
 		return err
 	}); err != nil {
@@ -249,7 +246,7 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 		keys = append(keys, l.Segments...)
 	}
 	packs := make([]repo.ID, len(keys))
-	if err := inParallel(ctx, len(keys), func(i int) error {
+	if err := repo.ForEach(ctx, r.Store(), len(keys), func(i int) error {
 		seg, err := r.LoadSegment(ctx, keys[i])
 		if err == nil {
 			packs[i] = seg.Pack.ID
@@ -262,26 +259,6 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 		v.referenced[id] = true
 	}
 	return v, nil
-}
-
-// inParallel runs fn(0..n-1) on a few goroutines and returns every error.
-func inParallel(ctx context.Context, n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i := range n {
-		if ctx.Err() != nil {
-			errs[i] = ctx.Err()
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = fn(i)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // markTree adds every blob of a tree to reach. A list blob already in reach
@@ -317,25 +294,18 @@ type oldMarks struct {
 	newest int64 // unix nanoseconds in the newest name
 }
 
-// marksName returns the name of a marks object stamped ns.
-func marksName(ns int64) string { return fmt.Sprintf("%s%019d.json", PruneMarksPrefix, ns) }
-
-// parseMarksName returns the stamp of a marks object name.
+// parseMarksName returns the stamp of a marks object name; only the
+// 19-digit names PruneMarksName writes count.
 func parseMarksName(name string) (int64, bool) {
-	s, ok := strings.CutPrefix(name, PruneMarksPrefix)
-	s, ok2 := strings.CutSuffix(s, ".json")
-	if !ok || !ok2 || len(s) != 19 {
-		return 0, false
-	}
-	ns, err := strconv.ParseInt(s, 10, 64)
-	return ns, err == nil && ns >= 0
+	o, err := repo.ParseObject(name)
+	return o.Stamp, err == nil && o.Kind == repo.KindPruneMarks && repo.PruneMarksName(o.Stamp) == name
 }
 
 // loadMarks reads the newest marks object. An unreadable one counts as
 // empty (that only delays deletion); one of a newer version is an error.
 func loadMarks(ctx context.Context, st repo.Store) (*oldMarks, error) {
 	m := &oldMarks{packs: map[repo.ID]time.Time{}}
-	err := st.List(ctx, PruneMarksPrefix, func(oi repo.ObjectInfo) error {
+	err := st.List(ctx, repo.PruneMarksPrefix, func(oi repo.ObjectInfo) error {
 		if ns, ok := parseMarksName(oi.Name); ok {
 			m.names = append(m.names, oi.Name)
 			m.newest = max(m.newest, ns)
@@ -348,7 +318,7 @@ func loadMarks(ctx context.Context, st repo.Store) (*oldMarks, error) {
 	if len(m.names) == 0 {
 		return m, nil
 	}
-	name := marksName(m.newest)
+	name := repo.PruneMarksName(m.newest)
 	b, err := st.Get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("read prune marks: %w", err)
@@ -377,7 +347,7 @@ func writeMarks(ctx context.Context, st repo.Store, marks map[repo.ID]time.Time,
 		return nil
 	}
 	// Newer than every existing one even if the clock went back.
-	name := marksName(max(now.UnixNano(), old.newest+1))
+	name := repo.PruneMarksName(max(now.UnixNano(), old.newest+1))
 	f := marksFile{Version: marksVersion, Created: now.UTC(), Packs: make([]markEntry, 0, len(marks))}
 	for id, t := range marks {
 		f.Packs = append(f.Packs, markEntry{ID: id, Marked: t.UTC()})
@@ -455,7 +425,7 @@ func rewriteIndexes(ctx context.Context, r *repo.Repository, v *pruneView, sweep
 			}
 		}
 		if !dryRun {
-			name := repo.IndexPrefix + id.String()
+			name := repo.IndexName(id)
 			err := r.Store().Delete(ctx, name)
 			if errors.Is(err, repo.ErrRetained) {
 				res.Deferred = append(res.Deferred, name)
@@ -482,7 +452,7 @@ func rewriteIndexes(ctx context.Context, r *repo.Repository, v *pruneView, sweep
 // deletePacks deletes every shard of the packs in sweep but those held.
 func deletePacks(ctx context.Context, st repo.Store, v *pruneView, sweep []repo.ID, held map[repo.ID]bool, dryRun bool, res *PruneResult) error {
 	var mu sync.Mutex
-	err := inParallel(ctx, len(sweep), func(i int) error {
+	err := repo.ForEach(ctx, st, len(sweep), func(i int) error {
 		id := sweep[i]
 		shards := v.present[id]
 		if held[id] || len(shards) == 0 {

@@ -70,7 +70,7 @@ func newPruneFixture(t *testing.T, s repo.Store) *pruneFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Forget(t.Context(), f.r.Store(), cat, "db", ForgetPolicy{KeepLast: 1}, pruneEpoch, false)
+	res, err := Forget(t.Context(), f.r.Store(), cat, ForgetOptions{Stream: "db", Policy: ForgetPolicy{KeepLast: 1}, Now: pruneEpoch, DryRun: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func testPruneAfterForget(t *testing.T, s repo.Store) {
 	if mark.Marked != len(f.exclusive) || mark.Deleted != 0 || len(mark.DeletedPacks) != 0 {
 		t.Fatalf("mark run: %+v, want %d marked and nothing deleted", mark, len(f.exclusive))
 	}
-	if got := len(objectNames(t, f.s, PruneMarksPrefix)); got != 1 {
+	if got := len(objectNames(t, f.s, repo.PruneMarksPrefix)); got != 1 {
 		t.Fatalf("%d marks objects", got)
 	}
 	if early := f.prune(t, 59*time.Minute); early.Deleted != 0 || early.Pending != len(f.exclusive) || early.Marked != 0 {
@@ -219,7 +219,7 @@ func testPruneAfterForget(t *testing.T, s repo.Store) {
 	if idle.Deleted != 0 || idle.Marked != 0 || idle.Pending != 0 {
 		t.Fatalf("idle run: %+v", idle)
 	}
-	if names := objectNames(t, f.s, PruneMarksPrefix); len(names) != 0 {
+	if names := objectNames(t, f.s, repo.PruneMarksPrefix); len(names) != 0 {
 		t.Fatalf("marks objects left: %q", names)
 	}
 }
@@ -427,7 +427,7 @@ func TestPruneRetained(t *testing.T) {
 		{
 			name:     "marks objects",
 			pick:     func(*testing.T, *pruneFixture) {},
-			retained: func(n string) bool { return strings.HasPrefix(n, PruneMarksPrefix) },
+			retained: func(n string) bool { return strings.HasPrefix(n, repo.PruneMarksPrefix) },
 			check: func(t *testing.T, f *pruneFixture, res *PruneResult) {
 				if len(res.Deferred) != 1 || res.Deleted != len(f.exclusive) {
 					t.Fatalf("deferred %q, deleted %d", res.Deferred, res.Deleted)
@@ -522,20 +522,20 @@ func TestPruneOptions(t *testing.T) {
 		t.Fatalf("prune of an empty repository: %+v, %v", res, err)
 	}
 	// A marks object of a later version is not interpreted.
-	if err := r.Store().Put(t.Context(), marksName(1), []byte(`{"version":2}`)); err != nil {
+	if err := r.Store().Put(t.Context(), repo.PruneMarksName(1), []byte(`{"version":2}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Prune(t.Context(), r, PruneOptions{}); !errors.Is(err, repo.ErrUnsupportedVersion) {
 		t.Fatalf("future marks: %v", err)
 	}
 	// An unreadable one only delays deletion, and is replaced.
-	if err := r.Store().Put(t.Context(), marksName(2), []byte(`{not json`)); err != nil {
+	if err := r.Store().Put(t.Context(), repo.PruneMarksName(2), []byte(`{not json`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Prune(t.Context(), r, PruneOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if names := objectNames(t, r.Store(), PruneMarksPrefix); len(names) != 0 {
+	if names := objectNames(t, r.Store(), repo.PruneMarksPrefix); len(names) != 0 {
 		t.Fatalf("marks left: %q", names)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -21,7 +20,6 @@ type restoreJob struct {
 	entries []repo.IndexEntry
 	out     [][]byte
 	err     error
-	ready   chan struct{}
 }
 
 // Restore writes the snapshot's export to w, byte-exact. Frames are fetched
@@ -40,29 +38,31 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 	}
 	br := newBlobReader(r, ix, 16)
 
-	jobs := make(chan *restoreJob, o.Workers)
-	order := make(chan *restoreJob, 4*o.Workers)
+	// Frames are fetched by Workers goroutines; the writes below take them
+	// back in tree order.
+	frames := newOrdered(o.Workers, 4*o.Workers, func(j *restoreJob) {
+		plain, err := br.frame(ctx, j.pack, j.entries[0].Location)
+		if err == nil {
+			j.out = make([][]byte, len(j.entries))
+			for i, e := range j.entries {
+				if j.out[i], err = extract(r, plain, e); err != nil {
+					break
+				}
+			}
+		}
+		j.err = err
+	})
 	var walkErr error
 	go func() {
-		defer close(jobs)
-		defer close(order)
+		defer frames.close()
 		var cur *restoreJob
 		send := func() bool {
 			if cur == nil {
 				return true
 			}
-			select {
-			case order <- cur:
-			case <-ctx.Done():
-				return false
-			}
-			select {
-			case jobs <- cur:
-			case <-ctx.Done():
-				return false
-			}
+			ok := frames.submit(ctx, *cur)
 			cur = nil
-			return true
+			return ok
 		}
 		walkErr = walkTree(ctx, br, snap.Tree, func(id repo.ID) error {
 			e, pi, ok := ix.Lookup(id)
@@ -75,7 +75,7 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 				}
 			}
 			if cur == nil {
-				cur = &restoreJob{pack: pi, ready: make(chan struct{})}
+				cur = &restoreJob{pack: pi}
 			}
 			cur.entries = append(cur.entries, e)
 			return nil
@@ -86,35 +86,16 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 			cancel(walkErr)
 		}
 	}()
-	var wg sync.WaitGroup
-	for range o.Workers {
-		wg.Go(func() {
-			for j := range jobs {
-				plain, err := br.frame(ctx, j.pack, j.entries[0].Location)
-				if err == nil {
-					j.out = make([][]byte, len(j.entries))
-					for i, e := range j.entries {
-						if j.out[i], err = extract(r, plain, e); err != nil {
-							break
-						}
-					}
-				}
-				j.err = err
-				close(j.ready)
-			}
-		})
-	}
 	var written int64
 	var werr error
-	for j := range order {
-		if werr != nil {
-			continue
+	for werr == nil {
+		j, ok, err := frames.next(ctx)
+		if !ok {
+			break
 		}
-		select {
-		case <-j.ready:
-		case <-ctx.Done():
-			werr = context.Cause(ctx)
-			continue
+		if err != nil {
+			werr = err
+			break
 		}
 		if j.err != nil {
 			werr = j.err
@@ -131,7 +112,7 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 			}
 		}
 	}
-	wg.Wait()
+	frames.drain()
 	if werr == nil {
 		werr = walkErr
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/strata-backup/strata/repo"
 )
@@ -47,24 +46,17 @@ func LoadCatalog(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		logs = map[string]*Log{}
 	}
 	c.Logs = logs
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			s, err := r.LoadSnapshot(ctx, id)
-			if err != nil {
-				errs[i] = &ManifestError{ID: id, Stream: labelStream(ctx, r, id), Err: err}
-			}
-			c.Snapshots[i] = SnapshotRef{ID: id, Snapshot: s}
-		})
-	}
-	wg.Wait()
+	loadErr := repo.ForEach(ctx, r.Store(), len(ids), func(i int) error {
+		s, err := r.LoadSnapshot(ctx, ids[i])
+		c.Snapshots[i] = SnapshotRef{ID: ids[i], Snapshot: s}
+		if err != nil {
+			return &ManifestError{ID: ids[i], Stream: labelStream(ctx, r, ids[i]), Err: err}
+		}
+		return nil
+	})
 	c.Snapshots = slices.DeleteFunc(c.Snapshots, func(s SnapshotRef) bool { return s.Snapshot == nil })
 	SortSnapshots(c.Snapshots)
-	return c, errors.Join(append(errs, logErr)...)
+	return c, errors.Join(loadErr, logErr)
 }
 
 // SortSnapshots orders snapshots as a catalog holds them: by consistent
@@ -124,11 +116,17 @@ func ErrorsFor(err error, stream string) error {
 		return nil
 	}
 	var all []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		all = j.Unwrap()
-	} else {
-		all = []error{err}
+	var flatten func(error)
+	flatten = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				flatten(x)
+			}
+			return
+		}
+		all = append(all, e)
 	}
+	flatten(err)
 	var keep []error
 	for _, e := range all {
 		var me *ManifestError
@@ -192,4 +190,23 @@ func (c *Catalog) Find(stream, prefix string) (SnapshotRef, error) {
 		return match[0], nil
 	}
 	return SnapshotRef{}, fmt.Errorf("snapshot ID %q is ambiguous: %d snapshots match", prefix, len(match))
+}
+
+// Cataloger is the optional interface of a store that answers catalog
+// queries itself: an index server's client, which sees only what its token
+// may read. Find it through decorators with repo.StoreAs.
+type Cataloger interface {
+	// Catalog returns the snapshots and log segments of stream ("" for
+	// all). Like LoadCatalog, a partial catalog may come with an error.
+	Catalog(ctx context.Context, r *repo.Repository, stream string) (*Catalog, error)
+}
+
+// LoadStreamCatalog is the catalog of stream ("" for all) as the
+// repository answers it: through its store's Cataloger when it has one,
+// else by listing the store (LoadCatalog).
+func LoadStreamCatalog(ctx context.Context, r *repo.Repository, stream string) (*Catalog, error) {
+	if c, ok := repo.StoreAs[Cataloger](r.Store()); ok {
+		return c.Catalog(ctx, r, stream)
+	}
+	return LoadCatalog(ctx, r)
 }

@@ -9,5 +9,19 @@
 // parent snapshot's blobs and the blobs this backup has already stored.
 //
 // # Catalog
-// Every snapshot's manifest, by stream and time.
+// Every snapshot's manifest and every log segment name, by stream, ordered
+// by time and position (LoadCatalog; an index server serves the same).
+// Latest picks a stream's newest snapshot, the parent of the next backup.
+//
+// # Log
+// A stream's segments sorted by position and cut into runs of contiguous
+// ones (NewLog); overlaps are conflicts, a jump between runs is a gap.
+//
+// # Plan
+// Point-in-time recovery: a Target (a time, or a position) is planned as
+// the newest snapshot at or before it plus the contiguous segments after
+// it up to the target. A gap on the way is an error naming it and the
+// nearest restorable instants, never a silent short restore. Coverage
+// reports a stream's restorable windows and gaps. FormatTime and the
+// target parsers give times one spelling.
 package index

@@ -160,9 +160,6 @@ func (t Target) String() string {
 	return FormatTime(t.Time)
 }
 
-// FormatTime prints a time as RFC 3339 with the fractions it has, in UTC.
-func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
 // Plan is how to restore a stream at a Target: the base snapshot, then the
 // events of Segments with positions after the base's and at or before the
 // target (time ≤ Target.Time, inclusive, or position ≤ Target.Position).

@@ -68,7 +68,8 @@ const (
 	DefaultParityShards = 2
 )
 
-func (o InitOptions) withDefaults() InitOptions {
+// validate fills the defaults of zero fields and checks the result.
+func (o *InitOptions) validate() error {
 	if o.DataShards == 0 {
 		o.DataShards = DefaultDataShards
 	}
@@ -81,10 +82,6 @@ func (o InitOptions) withDefaults() InitOptions {
 	if o.KDF == (KDFParams{}) {
 		o.KDF = DefaultKDF
 	}
-	return o
-}
-
-func (o InitOptions) validate() error {
 	if o.DataShards < 1 || o.ParityShards < 0 || o.DataShards+o.ParityShards > 255 {
 		return fmt.Errorf("invalid erasure coding %d+%d: need 1 ≤ k and k+m ≤ 255", o.DataShards, o.ParityShards)
 	}

@@ -52,3 +52,37 @@ type retainerTampered struct {
 	retainFunc
 	Tampered
 }
+
+// Unwrapper is implemented by decorators: Unwrap returns the store they
+// wrap, so StoreAs can look through them.
+type Unwrapper interface {
+	Unwrap() Store
+}
+
+// StoreAs finds the first store of type T (usually an optional interface)
+// in the chain s, s.Unwrap(), s.Unwrap().Unwrap(), …, as restic's
+// AsBackend does. Ask for a capability this way, never by a type assertion
+// on a concrete store: a decorator added later would silently hide it.
+func StoreAs[T any](s Store) (T, bool) {
+	for s != nil {
+		if t, ok := s.(T); ok {
+			return t, true
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
+// Unwrap returns the decorator the optional interfaces were added to.
+func (r retainer) Unwrap() Store { return r.Store }
+
+// Unwrap returns the decorator the optional interfaces were added to.
+func (t tampered) Unwrap() Store { return t.Store }
+
+// Unwrap returns the decorator the optional interfaces were added to.
+func (rt retainerTampered) Unwrap() Store { return rt.Store }

@@ -24,7 +24,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, p KDFParams, h
 	if err != nil {
 		return "", err
 	}
-	name := KeysPrefix + hashObject(b).String()
+	name := KeyName(hashObject(b))
 	if err := r.store.Put(ctx, name, b); err != nil {
 		return "", fmt.Errorf("add key: %w", err)
 	}

@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-// LabelsPrefix holds snapshot labels (FORMAT.md, "Snapshot labels and the
-// index server").
-const LabelsPrefix = "labels/"
-
 // MaxLabelSize bounds a label read or upload.
 const MaxLabelSize = 8 << 10
 
@@ -38,9 +34,6 @@ type Label struct {
 }
 
 const labelVersion = 1
-
-// LabelName is the object name of a snapshot's label.
-func LabelName(snapshot ID) string { return LabelsPrefix + snapshot.String() }
 
 // LabelOf makes the label of a snapshot manifest.
 func LabelOf(s *Snapshot) *Label {

@@ -4,45 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/strata-backup/strata/repo/shard"
 )
-
-// Object name prefixes (FORMAT.md, "Objects and names").
-const (
-	ConfigName      = "config"
-	KeysPrefix      = "keys/"
-	DataPrefix      = "data/"
-	IndexPrefix     = "index/"
-	SnapshotsPrefix = "snapshots/"
-)
-
-// ShardName is the object name of shard i of a pack: data/<2 hex>/<64 hex>.<i>.
-func ShardName(pack ID, i int) string {
-	h := pack.String()
-	return DataPrefix + h[:2] + "/" + h + "." + strconv.Itoa(i)
-}
-
-// ParseShardName reverses ShardName.
-func ParseShardName(name string) (ID, int, error) {
-	rest, ok := strings.CutPrefix(name, DataPrefix)
-	dot := strings.LastIndexByte(rest, '.')
-	if !ok || len(rest) < 3 || rest[2] != '/' || dot < 3 {
-		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
-	}
-	id, err := ParseID(rest[3:dot])
-	if err != nil || rest[:2] != rest[3:5] {
-		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
-	}
-	i, err := strconv.Atoi(rest[dot+1:])
-	if err != nil || i < 0 || i > 254 || strconv.Itoa(i) != rest[dot+1:] {
-		return ID{}, 0, fmt.Errorf("not a shard name: %q", name)
-	}
-	return id, i, nil
-}
 
 // Repository is an open repository: a store plus the keys and config that
 // the password unlocked. It is safe for concurrent use.
@@ -68,7 +34,6 @@ func (r *Repository) BlobID(t BlobType, data []byte) ID { return r.keys.blobID(t
 
 // Init creates a repository on an empty store and returns it open.
 func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Repository, error) {
-	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -210,7 +175,7 @@ func (r *Repository) LoadIndex(ctx context.Context, id ID) (*IndexFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load index: %w", err)
 	}
-	return DecodeIndexFile(IndexPrefix+id.String(), p)
+	return DecodeIndexFile(IndexName(id), p)
 }
 
 // SaveSnapshot stores a snapshot manifest and returns its ID.
@@ -227,7 +192,7 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 	if err := r.SaveLabel(ctx, id, s); err != nil {
 		return ID{}, err
 	}
-	if err := r.store.Put(ctx, SnapshotsPrefix+id.String(), b); err != nil {
+	if err := r.store.Put(ctx, SnapshotName(id), b); err != nil {
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	return id, nil
@@ -239,7 +204,7 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
-	return DecodeSnapshot(SnapshotsPrefix+id.String(), p)
+	return DecodeSnapshot(SnapshotName(id), p)
 }
 
 // ListIDs lists the IDs of the objects under prefix (IndexPrefix,

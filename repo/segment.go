@@ -10,9 +10,6 @@ import (
 	"time"
 )
 
-// LogsPrefix holds log segment manifests: logs/<stream>/@<range>.<id>.
-const LogsPrefix = "logs/"
-
 const (
 	segmentVersion = 1
 	maxSegmentSize = 1 << 20

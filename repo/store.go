@@ -19,7 +19,25 @@ type ObjectInfo struct {
 // objects under slash-separated names (FORMAT.md, "Objects and names").
 // Implementations MUST be safe for concurrent use by multiple goroutines.
 // Cross-cutting concerns (retries, limits, fault injection) are decorators
-// that implement Store themselves; a backend does none of them.
+// that implement Store themselves, composed in one place (repo/location's
+// Wrap); a backend does none of them, and a decorator implements Unwrapper
+// so StoreAs finds optional interfaces behind it.
+//
+// Retries: a backend MUST NOT retry on its own. It classifies its errors
+// instead, and repo/retry decides (retry.IsTransient):
+//   - ErrNotFound, ErrRetained, ErrCorrupt and a cancelled context are
+//     permanent, whatever else the error says;
+//   - otherwise an error in the chain with a method Transient() bool has
+//     the last word: true means a later identical call may succeed (an S3
+//     503 or SlowDown, a server's 502/503/504, a request that got no
+//     response), false that it will not (a range outside the object);
+//   - otherwise network timeouts, refused, reset or aborted connections and
+//     io.ErrUnexpectedEOF are transient, and everything else is permanent.
+//
+// Every method MUST be safe to call again after a transient failure: Put
+// writes the same bytes under the same name, Delete is idempotent, and a
+// List that failed midway is listed again from the start (the decorator
+// skips the names fn has seen).
 type Store interface {
 	// Put stores data under name. It MUST be atomic: a concurrent or later
 	// reader sees either no object or the complete data, never a prefix, even

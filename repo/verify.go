@@ -3,7 +3,7 @@ package repo
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/strata-backup/strata/repo/shard"
 )
@@ -11,79 +11,100 @@ import (
 // VerifyObject checks an object's bytes against what its name promises,
 // without a key: a shard's checksum and its pack ID and index against the
 // name; a content-addressed object (index files, snapshots, log segment manifests)
-// against the BLAKE3 ID in its name; a key file and the config by parsing
-// their clear structure. Names it does not know pass. It is the Verifier
-// that versioned and replicated stores use to tell an intact copy from an
-// overwritten one.
+// against the BLAKE3 ID in its name; a key file, a label, the config and the
+// store layout by parsing their clear structure. Names under none of the
+// repository's prefixes, and prune marks and audit batches, pass. It is the
+// Verifier that versioned and replicated stores use to tell an intact copy
+// from an overwritten one.
 func VerifyObject(name string, data []byte) error {
-	switch {
-	case strings.HasPrefix(name, DataPrefix):
-		id, i, err := ParseShardName(name)
-		if err != nil {
-			return err
+	k := KindOf(name)
+	switch k {
+	case 0, KindPruneMarks, KindAudit:
+		return nil
+	}
+	o, err := ParseObject(name)
+	if err != nil {
+		if k == KindLabel {
+			return corrupt(name, -1, "not a label name")
 		}
+		return err
+	}
+	switch k {
+	case KindData:
 		h, err := shard.Verify(data)
 		if err != nil {
 			return corrupt(name, -1, "%v", err)
 		}
-		if ID(h.PackID) != id || h.Index != i {
+		if ID(h.PackID) != o.ID || h.Index != o.Shard {
 			return corrupt(name, -1, "holds shard %d of pack %s, not what its name says", h.Index, ID(h.PackID).Short())
 		}
 		return nil
-	case strings.HasPrefix(name, IndexPrefix), strings.HasPrefix(name, SnapshotsPrefix):
-		return verifyContentID(name, name[strings.LastIndexByte(name, '/')+1:], data)
-	case strings.HasPrefix(name, LogsPrefix):
-		k, err := ParseSegmentName(name)
-		if err != nil {
-			return err
-		}
-		return verifyContentID(name, k.ID.String(), data)
-	case strings.HasPrefix(name, LabelsPrefix):
-		if _, err := ParseID(name[len(LabelsPrefix):]); err != nil {
-			return corrupt(name, -1, "not a label name")
-		}
+	case KindIndex, KindSnapshot, KindSegment:
+		return verifyContentID(name, o.ID, data)
+	case KindLabel:
 		_, err := DecodeLabel(name, data)
 		return err
-	case strings.HasPrefix(name, KeysPrefix):
+	case KindKey:
 		_, err := decodeKeyFile(name, data)
 		return err
-	case name == ConfigName:
+	case KindConfig:
 		_, err := peekConfig(data)
 		return err
-	case name == LayoutName:
-		var l struct {
-			Version int      `json:"version"`
-			Stores  []string `json:"stores"`
-		}
-		if err := json.Unmarshal(data, &l); err != nil || l.Version != 1 || len(l.Stores) == 0 {
-			return corrupt(name, -1, "not a store layout")
-		}
-		return nil
+	case KindLayout:
+		_, err := DecodeLayout(data)
+		return err
 	}
 	return nil
 }
 
-// LayoutName is the clear object that lists a repository's stores and its
-// retention (FORMAT.md, "Stores and retention").
-const LayoutName = "stores"
-
-func verifyContentID(name, hexID string, data []byte) error {
-	want, err := ParseID(hexID)
-	if err != nil {
-		return fmt.Errorf("%s: not a content-addressed name: %w", name, err)
-	}
+func verifyContentID(name string, want ID, data []byte) error {
 	if hashObject(data) != want {
 		return corrupt(name, -1, "content does not match its name (truncated or altered)")
 	}
 	return nil
 }
 
-// ShardIndex returns i for the name of shard i of a pack (data/xx/<id>.<i>),
-// and false for every other object. Multi-store placement keys on it.
-func ShardIndex(name string) (int, bool) {
-	if !strings.HasPrefix(name, DataPrefix) {
-		return 0, false
+// Layout is the store layout object (LayoutName, FORMAT.md §17): clear
+// JSON, replicated to every store, naming the stores that hold the
+// repository and the retention every write gets. It holds no secrets.
+type Layout struct {
+	Version   int      `json:"version"`
+	Stores    []string `json:"stores"`
+	Retention string   `json:"retention,omitempty"`      // a Go duration; empty for none
+	Mode      string   `json:"retention_mode,omitempty"` // "governance" or "compliance"
+}
+
+// layoutVersion is the only Layout version this code reads and writes.
+const layoutVersion = 1
+
+// DecodeLayout parses a store layout object. Anything but version 1 with at
+// least one store is an error wrapping ErrCorrupt, and for a version other
+// than 1 also ErrUnsupportedVersion.
+func DecodeLayout(data []byte) (*Layout, error) {
+	var l Layout
+	if err := json.Unmarshal(data, &l); err != nil || l.Version != layoutVersion || len(l.Stores) == 0 {
+		err := error(corrupt(LayoutName, -1, "not a store layout"))
+		if l.Version != layoutVersion {
+			err = fmt.Errorf("%w (version %d): %w", ErrUnsupportedVersion, l.Version, err)
+		}
+		return nil, err
 	}
-	_, i, err := ParseShardName(name)
-	return i, err == nil
+	return &l, nil
+}
+
+// RetentionPeriod returns the retention the layout sets; 0 for none or an
+// unparsable one.
+func (l *Layout) RetentionPeriod() time.Duration {
+	d, _ := time.ParseDuration(l.Retention)
+	return d
+}
+
+// Encode returns the layout's JSON with the version set.
+func (l *Layout) Encode() ([]byte, error) {
+	l.Version = layoutVersion
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil, fmt.Errorf("encode the store layout: %w", err)
+	}
+	return b, nil
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,13 +59,11 @@ type auditHeader struct {
 
 const auditBatch = 500 // records that trigger an early write
 
-func auditName(ns int64) string { return fmt.Sprintf("%s%019d.jsonl", wire.AuditPrefix, ns) }
-
 func openAuditLog(ctx context.Context, st repo.Store, now func() time.Time, logger *slog.Logger) (*auditLog, error) {
 	a := &auditLog{st: st, now: now, logger: logger, kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), failed: func() {}}
 	var last string
-	if err := st.List(ctx, wire.AuditPrefix, func(oi repo.ObjectInfo) error { last = oi.Name; return nil }); err != nil {
+	if err := st.List(ctx, repo.AuditPrefix, func(oi repo.ObjectInfo) error { last = oi.Name; return nil }); err != nil {
 		return nil, err
 	}
 	if last != "" {
@@ -76,8 +73,8 @@ func openAuditLog(ctx context.Context, st repo.Store, now func() time.Time, logg
 		}
 		h := blake3.Sum256(b)
 		a.prev = fmt.Sprintf("%x", h[:])
-		ns, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(last, wire.AuditPrefix), ".jsonl"), 10, 64)
-		a.lastNS = ns
+		o, _ := repo.ParseObject(last) // a name that does not parse leaves 0: the next batch is stamped now
+		a.lastNS = o.Stamp
 	}
 	return a, nil
 }
@@ -272,7 +269,7 @@ func (a *auditLog) flush(ctx context.Context, last bool) error {
 		enc.Encode(r)
 	}
 	ns := max(a.now().UnixNano(), a.lastNS+1)
-	if err := a.st.Put(ctx, auditName(ns), b.Bytes()); err != nil {
+	if err := a.st.Put(ctx, repo.AuditName(ns), b.Bytes()); err != nil {
 		a.failed()
 		a.mu.Lock()
 		a.buf = append(recs, a.buf...)
@@ -296,7 +293,7 @@ func (a *auditLog) close(ctx context.Context) error {
 // object, after the records before it.
 func ReadAudit(ctx context.Context, st repo.Store, since time.Time, fn func(wire.AuditRecord) error) error {
 	var names []string
-	if err := st.List(ctx, wire.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil }); err != nil {
+	if err := st.List(ctx, repo.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil }); err != nil {
 		return err
 	}
 	prev := ""

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,23 +50,15 @@ func loadCatalog(ctx context.Context, st repo.Store) (c *catalog, unlabeled int,
 		return nil, 0, fmt.Errorf("list labels: %w", err)
 	}
 	labels := make([]*repo.Label, len(labelIDs))
-	errs := make([]error, len(labelIDs))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, id := range labelIDs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			name := repo.LabelName(id)
-			b, err := st.Get(ctx, name)
-			if err == nil {
-				labels[i], err = repo.DecodeLabel(name, b)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = repo.ForEach(ctx, st, len(labelIDs), func(i int) error {
+		name := repo.LabelName(labelIDs[i])
+		b, err := st.Get(ctx, name)
+		if err == nil {
+			labels[i], err = repo.DecodeLabel(name, b)
+		}
+		return err
+	})
+	if err != nil {
 		return nil, 0, fmt.Errorf("read labels: %w", err)
 	}
 	for i, id := range labelIDs {

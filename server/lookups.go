@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/strata-backup/strata/engine"
@@ -13,7 +12,6 @@ import (
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/auth"
 	"github.com/strata-backup/strata/server/wire"
-	"github.com/strata-backup/strata/source/ndjson"
 )
 
 // streamParam reads and checks ?stream=.
@@ -102,27 +100,18 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, rq *reque
 	return nil
 }
 
-// planTarget parses ?at= (RFC 3339 or unix seconds) or ?position=.
+// planTarget parses ?at= (RFC 3339 or unix seconds) or ?position=
+// (index.ParseTarget).
 func planTarget(r *http.Request) (index.Target, *apiError) {
 	q := r.URL.Query()
-	at, pos := q.Get("at"), q.Get("position")
-	switch {
-	case at != "" && pos != "":
-		return index.Target{}, badRequest("give at or position, not both")
-	case at != "":
-		ns, err := ndjson.ParseTimeText(at)
-		if err != nil {
-			return index.Target{}, badRequest("at: %v", err)
-		}
-		return index.Target{Time: time.Unix(0, ns).UTC()}, nil
-	case pos != "":
-		p, err := strconv.ParseUint(pos, 10, 64)
-		if err != nil {
-			return index.Target{}, badRequest("position %q: want a non-negative integer", pos)
-		}
-		return index.Target{Position: p, ByPos: true}, nil
+	t, err := index.ParseTarget(q.Get("at"), q.Get("position"))
+	if err != nil {
+		return index.Target{}, badRequest("%v", err)
 	}
-	return index.Target{}, badRequest("give at=TIME or position=N")
+	if t == nil {
+		return index.Target{}, badRequest("give at=TIME or position=N")
+	}
+	return *t, nil
 }
 
 func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
@@ -195,7 +184,7 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request, rq *request) *ap
 		rq.audit.Action = "forget-dry-run"
 	}
 	now := s.o.Now().UTC()
-	res, err := engine.Forget(r.Context(), s.st, s.cat.trusted(), req.Stream, p, now, req.DryRun)
+	res, err := engine.Forget(r.Context(), s.st, s.cat.trusted(), engine.ForgetOptions{Stream: req.Stream, Policy: p, Now: now, DryRun: req.DryRun})
 	if res != nil && !req.DryRun {
 		s.applyForget(res)
 	}

@@ -1,13 +1,3 @@
-// Package server is Strata's index server (`strata serve`): an HTTP/JSON
-// API, specified in PROTOCOL.md, in front of one repository's store.
-//
-// Clients keep the repository key. They chunk, compress and encrypt locally
-// and push sealed objects; the server checks each upload against what its
-// name promises (repo.VerifyObject), never overwrites or deletes for a
-// client that only has a backup scope, stamps its own receive time on every
-// snapshot label, and answers lookups (streams, snapshots, restore plans,
-// coverage) from the plaintext metadata the format exposes: stream names,
-// times, positions and sizes. It never needs the password.
 package server
 
 import (

@@ -149,7 +149,7 @@ func (f *fixture) log(r *repo.Repository, stream string, from, to uint64, t0 tim
 func (f *fixture) objects() []string {
 	var names []string
 	f.st.List(f.t.Context(), "", func(oi repo.ObjectInfo) error {
-		if !strings.HasPrefix(oi.Name, wire.AuditPrefix) {
+		if !strings.HasPrefix(oi.Name, repo.AuditPrefix) {
 			names = append(names, oi.Name)
 		}
 		return nil
@@ -527,7 +527,7 @@ func TestTrustedTimeAndRestart(t *testing.T) {
 	}
 	// Removing an audit object breaks the chain, and the reader says so.
 	var names []string
-	f.st.List(t.Context(), wire.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil })
+	f.st.List(t.Context(), repo.AuditPrefix, func(oi repo.ObjectInfo) error { names = append(names, oi.Name); return nil })
 	if len(names) < 3 {
 		t.Fatalf("%d audit objects", len(names))
 	}
@@ -582,7 +582,7 @@ func dialTCP(addr string) (*net.TCPConn, error) {
 
 // auditBytes is the size of every audit object in the store.
 func (f *fixture) auditBytes() (n int64) {
-	f.st.List(f.t.Context(), wire.AuditPrefix, func(oi repo.ObjectInfo) error { n += oi.Size; return nil })
+	f.st.List(f.t.Context(), repo.AuditPrefix, func(oi repo.ObjectInfo) error { n += oi.Size; return nil })
 	return n
 }
 

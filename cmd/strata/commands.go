@@ -16,6 +16,7 @@ import (
 	"github.com/strata-backup/strata/internal/atomicfile"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/multi"
+	"github.com/strata-backup/strata/source"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
@@ -39,7 +40,7 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	if *k < 1 || *m < 0 || *k+*m > 255 {
 		return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
 	}
-	layout := &storeLayout{}
+	layout := &repo.Layout{}
 	if *retention != "" {
 		d, err := time.ParseDuration(*retention)
 		if err != nil || d < time.Second {
@@ -75,16 +76,6 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
-// parseTime accepts RFC 3339 or unix seconds, fractions allowed in both:
-// the same rule as event times (ndjson.ParseTimeText).
-func parseTime(s string) (time.Time, error) {
-	ns, err := ndjson.ParseTimeText(s)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Unix(0, ns).UTC(), nil
-}
-
 func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE | --source URL)")
 	location := repoFlag(fs, env)
@@ -94,18 +85,18 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "ndjson: the document field that holds each document's key")
-	source := fs.String("source", "", "snapshot a live database instead: redis://[user@]HOST:PORT[/DB] or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
+	sourceURL := fs.String("source", "", "snapshot a live database instead: redis://[user@]HOST:PORT[/DB] or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := checkStream(*stream); err != nil {
 		return err
 	}
-	if *source != "" {
+	if *sourceURL != "" {
 		if *stdin || fs.NArg() != 0 || *at != "" || *position != "" {
 			return usagef("--source takes the snapshot, its time and its position from the database: give no FILE, --stdin, --time or --position")
 		}
-		db, err := openDatabase(env, *source)
+		db, err := openDatabase(env, *sourceURL)
 		if err != nil {
 			return err
 		}
@@ -114,10 +105,8 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := db.backup(ctx, env, r, *stream); err != nil {
-			return err
-		}
-		return extendRetention(ctx, env, r)
+		// The engine extends retention after the snapshot it writes.
+		return db.Backup(ctx, r, *stream)
 	}
 	if err := keyFieldOK(*keyField); err != nil {
 		return err
@@ -130,7 +119,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		return usagef("--format must be raw or ndjson")
 	}
 	if *at != "" {
-		t, err := parseTime(*at)
+		t, err := index.ParseTime(*at)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -155,12 +144,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if *format == engine.FormatNDJSON {
 		// Whether the export is sorted by key decides how a point-in-time
 		// restore merges changes into it; learn it on the way through.
-		oc := ndjson.NewOrderChecker(*keyField)
-		src = io.TeeReader(src, oc)
-		o.Describe = func(s *repo.Snapshot) {
-			s.KeyField = *keyField
-			s.Sorted, _ = oc.Sorted()
-		}
+		src, o.Describe = ndjson.DescribeExport(src, *keyField)
 	}
 	// The label's date is checked against the server's clock before any
 	// data is uploaded (the default date is this host's clock, now).
@@ -172,30 +156,22 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(ctx, r, *stream)
-	if cat == nil {
-		// The lookup itself failed: without it the parent is unknown.
-		return fmt.Errorf("look up the parent snapshot of %s: %w", *stream, err)
-	}
-	if err != nil {
+	if o.Parent, err = engine.Parent(ctx, r, *stream); err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
-	if parent, err := cat.Latest(*stream); err == nil {
-		o.Parent = &parent
-	}
 	o.Progress = &engine.Progress{}
+	o.Logf = env.logf
 	stopProgress := startProgress(env, o.Progress)
 	id, snap, err := engine.Backup(ctx, r, src, o)
 	stopProgress()
-	if err != nil {
+	if snap == nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, id)
 	fmt.Fprintf(env.stderr, "snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity\n",
-		id.Short(), snap.Stream, humanBytes(snap.Size), snap.Blobs, snap.NewBlobs, humanBytes(snap.StoredBytes))
-	// The new snapshot keeps old packs alive: their retention must last as long as its own.
-	return extendRetention(ctx, env, r)
+		id.Short(), snap.Stream, source.HumanBytes(snap.Size), snap.Blobs, snap.NewBlobs, source.HumanBytes(snap.StoredBytes))
+	return err // the snapshot is stored; a failed retention extension still fails the command
 }
 
 func startProgress(env *environment, p *engine.Progress) func() {
@@ -214,24 +190,11 @@ func startProgress(env *environment, p *engine.Progress) func() {
 				fmt.Fprint(env.stderr, "\r\033[K")
 				return
 			case <-t.C:
-				fmt.Fprintf(env.stderr, "\r\033[Kread %s, %d chunks, %d new, %s stored", humanBytes(p.BytesRead.Load()), p.Blobs.Load(), p.NewBlobs.Load(), humanBytes(p.StoredBytes.Load()))
+				fmt.Fprintf(env.stderr, "\r\033[Kread %s, %d chunks, %d new, %s stored", source.HumanBytes(p.BytesRead.Load()), p.Blobs.Load(), p.NewBlobs.Load(), source.HumanBytes(p.StoredBytes.Load()))
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 type snapshotJSON struct {
@@ -261,7 +224,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(ctx, r, *stream)
+	cat, err := index.LoadStreamCatalog(ctx, r, *stream)
 	if cat == nil {
 		return err
 	}
@@ -285,7 +248,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), humanBytes(s.Size), humanBytes(s.StoredBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), source.HumanBytes(s.Size), source.HumanBytes(s.StoredBytes))
 	}
 	return tw.Flush()
 }
@@ -323,7 +286,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
-		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, restoreDBOptions{Force: *force, DryRun: *dryRun})
+		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun})
 	}
 	if *force {
 		return usagef("--force goes with --target")
@@ -342,7 +305,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		// The server plans; the client checks the plan and does the rest.
 		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
 	}
-	cat, catErr := loadCatalog(ctx, r, *stream)
+	cat, catErr := index.LoadStreamCatalog(ctx, r, *stream)
 	if cat == nil {
 		return catErr
 	}

@@ -158,3 +158,9 @@ func openRepo(ctx context.Context, env *environment, location string) (*repo.Rep
 	debug.FreeOSMemory()
 	return r, nil
 }
+
+// logf writes one note line to stderr; it is the Logf the CLI hands the
+// engine and the sources.
+func (env *environment) logf(format string, args ...any) {
+	fmt.Fprintf(env.stderr, format+"\n", args...)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
+	"github.com/strata-backup/strata/source"
 )
 
 func cmdForget(ctx context.Context, env *environment, args []string) error {
@@ -52,7 +53,7 @@ func cmdForget(ctx context.Context, env *environment, args []string) error {
 		// window needs.
 		return fmt.Errorf("forget: some manifests could not be read, so nothing is removed: %w", err)
 	}
-	res, err := engine.Forget(ctx, r.Store(), cat, *stream, p, time.Now(), *dryRun)
+	res, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: *stream, Policy: p, Now: time.Now(), DryRun: *dryRun})
 	if errors.Is(err, engine.ErrEmptyPolicy) {
 		return usageError{err.Error()}
 	}
@@ -109,7 +110,7 @@ func runPrune(ctx context.Context, env *environment, r *repo.Repository, o engin
 		what = "would delete"
 	}
 	fmt.Fprintf(env.stdout, "prune: marked %d packs, %d pending (grace %s), unmarked %d; %s %d packs (%s), rewrote %d and removed %d index files\n",
-		res.Marked, res.Pending, o.Grace, res.Unmarked, what, res.Deleted, humanBytes(res.FreedBytes), res.RewrittenIndexes, res.DeletedIndexes)
+		res.Marked, res.Pending, o.Grace, res.Unmarked, what, res.Deleted, source.HumanBytes(res.FreedBytes), res.RewrittenIndexes, res.DeletedIndexes)
 	for _, d := range res.Deferred {
 		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", printable(d))
 	}

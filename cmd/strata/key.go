@@ -10,12 +10,9 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-func cmdKey(ctx context.Context, env *environment, args []string) error {
+// cmdKey runs key add, list, remove or passwd (dispatched by command.exec).
+func cmdKey(ctx context.Context, env *environment, sub string, args []string) error {
 	const usage = "add|list|remove ID|passwd --repo DIR"
-	if len(args) == 0 {
-		return usagef("usage: strata key %s", usage)
-	}
-	sub, args := args[0], args[1:]
 	fs := newFlags(env, "key "+sub, "--repo DIR")
 	location := repoFlag(fs, env)
 	asJSON := false

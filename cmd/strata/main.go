@@ -1,7 +1,3 @@
-// Command strata backs up database exports into a deduplicating, encrypted,
-// erasure-coded repository and restores them byte-exact. See README.md for
-// the command reference. This package only wires flags, environment and
-// output to the engine.
 package main
 
 import (
@@ -11,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/strata-backup/strata/repo"
@@ -38,37 +35,69 @@ type damageError struct{ n int }
 
 func (e damageError) Error() string { return fmt.Sprintf("check found %d problem(s)", e.n) }
 
+// command is one entry of the command table. Commands with subcommands
+// (key, token, retention) list them in subs and have no run: exec
+// dispatches on the first argument, the one way every command is chosen.
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, env *environment, args []string) error
+	subs          []command
+}
+
+// exec runs c, or the subcommand its first argument names.
+func (c command) exec(ctx context.Context, env *environment, args []string) error {
+	if c.subs == nil {
+		return c.run(ctx, env, args)
+	}
+	names := make([]string, len(c.subs))
+	for i, s := range c.subs {
+		names[i] = s.name
+	}
+	if len(args) == 0 {
+		return usagef("usage: strata %s %s [flags]", c.name, strings.Join(names, "|"))
+	}
+	for _, s := range c.subs {
+		if s.name == args[0] {
+			return s.exec(ctx, env, args[1:])
+		}
+	}
+	return usagef("unknown %s command %q: want %s", c.name, args[0], strings.Join(names, "|"))
+}
+
+// sub makes the subcommand name of a command whose run takes it.
+func sub(name string, run func(ctx context.Context, env *environment, sub string, args []string) error) command {
+	return command{name: name, run: func(ctx context.Context, env *environment, args []string) error { return run(ctx, env, name, args) }}
 }
 
 var commands []command
 
 func init() {
 	commands = []command{
-		{"init", "create a repository", cmdInit},
-		{"backup", "back up an export from a file or stdin", cmdBackup},
-		{"snapshots", "list snapshots", cmdSnapshots},
-		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore},
-		{"log", "capture a change-event stream into log segments", cmdLog},
-		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage},
-		{"forget", "remove snapshots and old log by policy, keeping a point-in-time window restorable", cmdForget},
-		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune},
-		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck},
-		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", cmdRetention},
-		{"key", "manage passwords: key add|list|remove|passwd", cmdKey},
-		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe},
-		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit},
-		{"token", "manage the index server's access tokens: token create|list|revoke", cmdToken},
-		{"get", "print one document of an ndjson stream as it was at an instant", cmdGet},
-		{"history", "list every version of one document: time, log position, operation", cmdHistory},
-		{"diff", "list the keys added, removed and changed between two instants or snapshots", cmdDiff},
-		{"sample", "write example data: an NDJSON export, a day's change events, or the state at an instant", cmdSample},
+		{"init", "create a repository", cmdInit, nil},
+		{"backup", "back up an export from a file or stdin", cmdBackup, nil},
+		{"snapshots", "list snapshots", cmdSnapshots, nil},
+		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore, nil},
+		{"log", "capture a change-event stream into log segments", cmdLog, nil},
+		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage, nil},
+		{"forget", "remove snapshots and old log by policy, keeping a point-in-time window restorable", cmdForget, nil},
+		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune, nil},
+		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck, nil},
+		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", nil,
+			[]command{{name: "extend", run: cmdRetentionExtend}}},
+		{"key", "manage passwords: key add|list|remove|passwd", nil,
+			[]command{sub("add", cmdKey), sub("list", cmdKey), sub("remove", cmdKey), sub("passwd", cmdKey)}},
+		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe, nil},
+		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit, nil},
+		{"token", "manage the index server's access tokens: token create|list|revoke", nil,
+			[]command{sub("create", cmdToken), sub("list", cmdToken), sub("revoke", cmdToken)}},
+		{"get", "print one document of an ndjson stream as it was at an instant", cmdGet, nil},
+		{"history", "list every version of one document: time, log position, operation", cmdHistory, nil},
+		{"diff", "list the keys added, removed and changed between two instants or snapshots", cmdDiff, nil},
+		{"sample", "write example data: an NDJSON export, a day's change events, or the state at an instant", cmdSample, nil},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)
 			return nil
-		}},
+		}, nil},
 	}
 }
 
@@ -90,7 +119,7 @@ func run(ctx context.Context, args []string, env *environment) int {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			err := c.run(ctx, env, args[1:])
+			err := c.exec(ctx, env, args[1:])
 			return report(env.stderr, c.name, err)
 		}
 	}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,6 +14,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
+	"github.com/strata-backup/strata/source"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
@@ -27,7 +25,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
-	source := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
+	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,15 +33,15 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	switch {
-	case *stdin == (*source != "") || fs.NArg() != 0:
+	case *stdin == (*sourceURL != "") || fs.NArg() != 0:
 		return usagef("give one of --stdin (NDJSON events on standard input) or --source URL")
 	case *segBytes < 1<<10:
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
 	}
-	if *source != "" {
-		db, err := openDatabase(env, *source)
+	if *sourceURL != "" {
+		db, err := openDatabase(env, *sourceURL)
 		if err != nil {
 			return err
 		}
@@ -52,121 +50,27 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		return db.capture(ctx, env, r, *stream, captureOptions{SegmentBytes: *segBytes, Interval: *interval})
+		return db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval})
 	}
 	r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 	if err != nil {
 		return err
 	}
-	// Segments already sealed must be stored even when a signal ends the
-	// capture, so the writer's context outlives ctx.
-	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: *stream, SegmentBytes: *segBytes,
-		OnGap: func(from, to uint64) {
-			fmt.Fprintf(env.stderr, "strata log: GAP in %s: positions %d-%d never arrived; recorded in the catalog, capture goes on\n", *stream, from, to)
-		},
+	st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
+		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "), Admit: admit,
 	})
-	if err != nil {
-		return err
-	}
-	if n := w.Next(); n > 0 {
-		fmt.Fprintf(env.stderr, "strata log: %s continues at position %d; events before it are already stored and are skipped\n", *stream, n)
-	}
-	tick := time.NewTicker(min(*interval/4, time.Second))
-	defer tick.Stop()
-	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(env.stdin, w, admit) }()
-	var inErr error
-loop:
-	for {
-		select {
-		case inErr = <-readErr:
-			break loop
-		case <-ctx.Done():
-			fmt.Fprintf(env.stderr, "strata log: %v: sealing what arrived and stopping\n", context.Cause(ctx))
-			break loop
-		case <-tick.C:
-			if err := w.SealOlder(*interval); err != nil {
-				inErr = err
-				break loop
-			}
-		}
-	}
-	st, err := w.Close()
 	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
-		*stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps)
-	if err != nil {
-		return err
-	}
-	return inErr
+		*stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps)
+	return err
 }
 
-// readEvents parses NDJSON events from src and appends them to w. A bad line
-// stops the capture with its line number; what came before it is sealed.
-// admit, when set, refuses an event before it is appended (an event dated
-// after the server's clock allows): the server would refuse the whole
-// segment holding it, and with it the events before it.
-func readEvents(src io.Reader, w *engine.LogWriter, admit func(*repo.Event) error) error {
-	br := bufio.NewReaderSize(src, 1<<20)
-	var long []byte
-	for lineNo := 1; ; lineNo++ {
-		b, err := br.ReadSlice('\n')
-		for err == bufio.ErrBufferFull {
-			long = append(long, b...)
-			if len(long) > repo.MaxEventValue+repo.MaxEventKey+4096 {
-				return fmt.Errorf("event line %d: longer than %d bytes", lineNo, len(long))
-			}
-			b, err = br.ReadSlice('\n')
-		}
-		if long != nil {
-			b = append(long, b...)
-			long = nil
-		}
-		if line := bytes.TrimSpace(b); len(line) > 0 {
-			e, perr := ndjson.ParseEvent(line)
-			if perr != nil {
-				return fmt.Errorf("event line %d: %w", lineNo, perr)
-			}
-			if admit != nil {
-				if err := admit(&e); err != nil {
-					return fmt.Errorf("event line %d: %w", lineNo, err)
-				}
-			}
-			if aerr := w.Append(&e); aerr != nil {
-				if errors.Is(aerr, engine.ErrLogClosed) {
-					return nil
-				}
-				return fmt.Errorf("event line %d: %w", lineNo, aerr)
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// restoreTarget parses --at or --at-position.
+// restoreTarget parses --at or --at-position (index.ParseTarget).
 func restoreTarget(at, atPos string) (*index.Target, error) {
-	switch {
-	case at != "" && atPos != "":
-		return nil, usagef("give --at or --at-position, not both")
-	case at != "":
-		t, err := parseTime(at)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		return &index.Target{Time: t}, nil
-	case atPos != "":
-		p, err := strconv.ParseUint(atPos, 10, 64)
-		if err != nil {
-			return nil, usagef("--at-position %q: want a non-negative integer", atPos)
-		}
-		return &index.Target{Position: p, ByPos: true}, nil
+	t, err := index.ParseTarget(at, atPos)
+	if err != nil {
+		return nil, usagef("--at/--at-position: %v", err)
 	}
-	return nil, nil
+	return t, nil
 }
 
 // restoreAt plans and runs a point-in-time restore.
@@ -223,12 +127,12 @@ func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *ind
 	if p.Base.Position != nil {
 		pos = strconv.FormatUint(*p.Base.Position, 10)
 	}
-	fmt.Fprintf(out, "base snapshot %s at %s (position %s): %s export, %s stored\n", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, humanBytes(p.Base.Size), humanBytes(p.Base.StoredBytes))
-	fmt.Fprintf(out, "log segments: %d, %s sealed; events from position %d on, to %s\n", len(segs), humanBytes(int64(logBytes)), p.From, p.Target)
+	fmt.Fprintf(out, "base snapshot %s at %s (position %s): %s export, %s stored\n", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, source.HumanBytes(p.Base.Size), source.HumanBytes(p.Base.StoredBytes))
+	fmt.Fprintf(out, "log segments: %d, %s sealed; events from position %d on, to %s\n", len(segs), source.HumanBytes(int64(logBytes)), p.From, p.Target)
 	for _, k := range p.Segments {
 		fmt.Fprintf(out, "  %d-%d  %s .. %s  %s\n", k.First, k.Last, index.FormatTime(time.Unix(0, k.FirstTime)), index.FormatTime(time.Unix(0, k.LastTime)), k.ID.Short())
 	}
-	fmt.Fprintf(out, "bytes to read: %s (snapshot blobs %s + segments %s, before parity)\n", humanBytes(p.Base.Size+int64(logBytes)), humanBytes(p.Base.Size), humanBytes(int64(logBytes)))
+	fmt.Fprintf(out, "bytes to read: %s (snapshot blobs %s + segments %s, before parity)\n", source.HumanBytes(p.Base.Size+int64(logBytes)), source.HumanBytes(p.Base.Size), source.HumanBytes(int64(logBytes)))
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source"
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
@@ -30,10 +31,14 @@ func recordsCatalog(ctx context.Context, env *environment, location, stream stri
 	if err != nil {
 		return nil, nil, err
 	}
-	cat, err := loadCatalog(ctx, r, stream)
-	if err != nil {
-		// A plan over a partial catalog could pick the wrong base; say so loudly.
-		fmt.Fprintf(env.stderr, "warning: some manifests could not be read: %v\n", err)
+	cat, err := index.LoadStreamCatalog(ctx, r, stream)
+	if cat == nil {
+		return nil, nil, err
+	}
+	if err = index.ErrorsFor(err, stream); err != nil {
+		// The snapshot that failed may be the newest: answering from an
+		// older one would be a wrong answer reported as success.
+		return nil, nil, fmt.Errorf("refusing to read %s: %w; a snapshot that fails verification may be its newest (run 'strata check')", stream, err)
 	}
 	return r, cat, nil
 }
@@ -50,7 +55,7 @@ func latest(cat *index.Catalog, stream string) (index.Target, error) {
 // instant resolves TIME|SNAPSHOT to a plan: a time plans a point-in-time
 // restore; anything else names a snapshot (ID or prefix), taken alone.
 func instant(cat *index.Catalog, stream, s string) (*index.Plan, error) {
-	if t, err := parseTime(s); err == nil {
+	if t, err := index.ParseTime(s); err == nil {
 		return cat.Plan(stream, index.Target{Time: t})
 	}
 	snap, err := cat.Find(stream, s)
@@ -121,7 +126,7 @@ func cmdGet(ctx context.Context, env *environment, args []string) error {
 	}
 	var target *index.Target
 	if *at != "" {
-		t, err := parseTime(*at)
+		t, err := index.ParseTime(*at)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -205,7 +210,7 @@ func cmdHistory(ctx context.Context, env *environment, args []string) error {
 		if f.s == "" {
 			continue
 		}
-		t, err := parseTime(f.s)
+		t, err := index.ParseTime(f.s)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -401,7 +406,7 @@ func (pr partialRestore) run(ctx context.Context, env *environment) error {
 		return err
 	}
 	fmt.Fprintf(env.stderr, "restored part of %s at %s: %s of documents from snapshot %s + %d events (%d keys chosen changed), in %s\n",
-		pr.stream, p.Target, humanBytes(n), p.Base.ID.Short(), st.EventsApplied, st.KeysChanged, time.Since(start).Round(time.Millisecond))
+		pr.stream, p.Target, source.HumanBytes(n), p.Base.ID.Short(), st.EventsApplied, st.KeysChanged, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/engine"
-	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
 )
@@ -18,41 +17,13 @@ func isRemote(location string) bool {
 	return strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://")
 }
 
-// openRemote connects to an index server with the token from STRATA_TOKEN
-// or STRATA_TOKEN_FILE (never a flag) and, for a private CA, the
-// certificates in STRATA_CACERT.
-func (env *environment) openRemote(location string) (*client.Store, error) {
-	token := ""
-	if env.getenv("STRATA_TOKEN") != "" || env.getenv("STRATA_TOKEN_FILE") != "" {
-		b, err := env.secret("STRATA_TOKEN", "STRATA_TOKEN_FILE", "server token", false)
-		if err != nil {
-			return nil, err
-		}
-		token = string(b)
-	}
-	c, err := client.New(location, token, client.Options{CAFile: env.getenv("STRATA_CACERT")})
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
-	return c.Store(), nil
-}
-
-// remoteOf returns the server client of a repository opened through one.
+// remoteOf returns the server client of a repository opened through one,
+// found through any decorators by its optional interface.
 func remoteOf(r *repo.Repository) *client.Client {
-	if s, ok := r.Store().(*client.Store); ok {
+	if s, ok := repo.StoreAs[client.Remote](r.Store()); ok {
 		return s.Client()
 	}
 	return nil
-}
-
-// loadCatalog reads the snapshots and logs of stream ("" for all): through
-// the server's catalog for a remote repository (only what the token may
-// see), else by listing the store.
-func loadCatalog(ctx context.Context, r *repo.Repository, stream string) (*index.Catalog, error) {
-	if c := remoteOf(r); c != nil {
-		return c.Catalog(ctx, r, stream)
-	}
-	return index.LoadCatalog(ctx, r)
 }
 
 // localOnly refuses commands that need the store itself.

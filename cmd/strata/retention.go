@@ -2,67 +2,41 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/strata-backup/strata/engine"
-	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
 // layoutOf reads the repository's store layout; nil when it has none.
-func layoutOf(ctx context.Context, r *repo.Repository) (*storeLayout, error) {
-	b, err := r.Store().Get(ctx, layoutName)
+func layoutOf(ctx context.Context, r *repo.Repository) (*repo.Layout, error) {
+	b, err := r.Store().Get(ctx, repo.LayoutName)
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	var l storeLayout
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("store layout: %w", err)
-	}
-	return &l, nil
+	return repo.DecodeLayout(b)
 }
 
 // extendRetention pushes the retention of everything still referenced to
-// now + the repository's retention. It does nothing for a repository
-// without retention.
+// now + the repository's retention (engine.RetainReferenced). It does
+// nothing for a repository without retention or opened through a server
+// (retention is the storage's: the operator extends it where the store is).
 func extendRetention(ctx context.Context, env *environment, r *repo.Repository) error {
-	l, err := layoutOf(ctx, r)
-	if remoteOf(r) != nil {
-		// Retention is the storage's: the operator extends it where the
-		// store is (`strata retention extend` against it), not a client.
-		return nil
-	}
-	if err != nil || l == nil || l.retention() <= 0 {
+	rep, done, err := engine.RetainReferenced(ctx, r)
+	if err != nil || !done {
 		return err
 	}
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
-		return fmt.Errorf("retention: the catalog is incomplete, so nothing is extended: %w", err)
-	}
-	until := time.Now().Add(l.retention())
-	res, err := engine.ExtendRetention(ctx, r, cat, until)
-	if err != nil {
-		return fmt.Errorf("retention: %w", err)
-	}
-	fmt.Fprintf(env.stderr, "retention: %d referenced objects retained (%s) until %s\n", res.Objects, l.Mode, until.UTC().Format(time.RFC3339))
-	for _, n := range res.Missing {
-		fmt.Fprintf(env.stderr, "retention: referenced object %s is missing (run strata check)\n", n)
-	}
+	rep.Log(env.logf)
 	return nil
 }
 
-func cmdRetention(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || args[0] != "extend" {
-		return usagef("usage: strata retention extend [--repo URL]")
-	}
+// cmdRetentionExtend runs retention extend.
+func cmdRetentionExtend(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "retention extend", "[--repo URL]")
 	location := repoFlag(fs, env)
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	r, err := openRepo(ctx, env, *location)
@@ -76,7 +50,7 @@ func cmdRetention(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if l == nil || l.retention() <= 0 {
+	if l == nil || l.RetentionPeriod() <= 0 {
 		return usagef("this repository was created without --retention")
 	}
 	return extendRetention(ctx, env, r)

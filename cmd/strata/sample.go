@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-backup/strata/index"
 
 	"github.com/strata-backup/strata/internal/sample"
 )
@@ -36,7 +37,7 @@ func cmdSample(_ context.Context, env *environment, args []string) error {
 	}
 	o := sample.Options{Docs: *docs, Seed: *seed}
 	if *start != "" {
-		t, err := parseTime(*start)
+		t, err := index.ParseTime(*start)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -57,7 +58,7 @@ func cmdSample(_ context.Context, env *environment, args []string) error {
 		}
 		err = g.Changes(bw, *day)
 	case *at != "":
-		t, perr := parseTime(*at)
+		t, perr := index.ParseTime(*at)
 		if perr != nil {
 			return usageError{perr.Error()}
 		}

@@ -17,6 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/strata-backup/strata/client"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server"
 	"github.com/strata-backup/strata/server/auth"
 	"github.com/strata-backup/strata/server/wire"
@@ -140,7 +143,7 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 	}
 	var from time.Time
 	if *since != "" {
-		t, err := parseTime(*since)
+		t, err := index.ParseTime(*since)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -159,17 +162,13 @@ func cmdAudit(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	var err error
-	if isRemote(*location) {
-		st, oerr := env.openRemote(*location)
-		if oerr != nil {
-			return oerr
-		}
-		err = st.Client().Audit(ctx, from, print)
+	st, err := env.openStore(ctx, *location)
+	if err != nil {
+		return err
+	}
+	if rs, ok := repo.StoreAs[client.Remote](st); ok {
+		err = rs.Client().Audit(ctx, from, print)
 	} else {
-		st, oerr := env.openStore(ctx, *location)
-		if oerr != nil {
-			return oerr
-		}
 		err = server.ReadAudit(ctx, st, from, print)
 	}
 	if !*asJSON {

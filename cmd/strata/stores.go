@@ -2,77 +2,40 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/limit"
-	"github.com/strata-backup/strata/repo/local"
+	"github.com/strata-backup/strata/repo/location"
 	"github.com/strata-backup/strata/repo/multi"
-	"github.com/strata-backup/strata/repo/retry"
-	"github.com/strata-backup/strata/repo/s3"
 )
 
-// layoutName is the clear object, replicated to every store, that says
-// which stores hold the repository and what retention every write gets
-// (FORMAT.md, "Stores and retention"). It holds no secrets.
-const layoutName = repo.LayoutName
-
-type storeLayout struct {
-	Version   int      `json:"version"`
-	Stores    []string `json:"stores"`
-	Retention string   `json:"retention,omitempty"` // a Go duration
-	Mode      string   `json:"retention_mode,omitempty"`
-}
-
-func (l *storeLayout) retention() time.Duration {
-	d, _ := time.ParseDuration(l.Retention)
-	return d
-}
-
-// s3Uploads bounds the calls in flight to one S3 endpoint.
-const s3Uploads = 16
-
-// openOne opens one store location: a local directory, or an S3 URL whose
-// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. With
-// create, a missing bucket is created (with Object Lock when lock).
-func (env *environment) openOne(ctx context.Context, location string, create, lock bool, l *storeLayout) (repo.Store, error) {
-	if location == "" {
-		return nil, usagef("no repository: give --repo or set STRATA_REPO")
+// openOne opens one store location through the backend registered for its
+// scheme (repo/location), decorated as every store of that backend is. With
+// create, a missing bucket or directory is created (with Object Lock when
+// lock); l, when set, gives the retention every write gets.
+func (env *environment) openOne(ctx context.Context, loc string, create, lock bool, l *repo.Layout) (repo.Store, error) {
+	o := location.Options{Create: create, Lock: lock, Verify: repo.VerifyObject, Env: env.getenv, Secret: env.optionalSecret}
+	if l != nil && l.RetentionPeriod() > 0 {
+		o.Retention, o.Mode = l.RetentionPeriod(), l.Mode
 	}
-	scheme, _, hasScheme := strings.Cut(location, "://")
-	if !hasScheme {
-		if l != nil && l.retention() > 0 {
-			return nil, usagef("store %s: a local directory cannot hold objects under retention; retention needs s3:// stores", location)
-		}
-		return local.Open(location)
-	}
-	if scheme != "s3" && scheme != "s3+http" {
-		return nil, usagef("repository %q: scheme %q is not supported; give a directory, s3://, s3+http://, or http(s):// of a strata server", location, scheme)
-	}
-	o, err := s3.ParseURL(location)
-	if err != nil {
+	s, err := location.Open(ctx, loc, o)
+	var le *location.Error
+	if errors.As(err, &le) {
 		return nil, usageError{err.Error()}
 	}
-	o.AccessKey, o.SecretKey = env.getenv("AWS_ACCESS_KEY_ID"), env.getenv("AWS_SECRET_ACCESS_KEY")
-	o.Verify = repo.VerifyObject
-	if l != nil && l.retention() > 0 {
-		o.Retention, o.Mode = l.retention(), l.Mode
+	return s, err
+}
+
+// optionalSecret reads a secret from varName or the file fileVar names,
+// and is empty (no prompt) when neither is set.
+func (env *environment) optionalSecret(varName, fileVar string) (string, error) {
+	if env.getenv(varName) == "" && env.getenv(fileVar) == "" {
+		return "", nil
 	}
-	var s *s3.Store
-	if create {
-		s, err = s3.Create(ctx, o, lock)
-	} else {
-		s, err = s3.Open(ctx, o)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// Retries outside the limit: a call sleeping between attempts gives its slot back.
-	return retry.New(limit.New(s, s3Uploads), retry.Policy{}), nil
+	b, err := env.secret(varName, fileVar, varName, false)
+	return string(b), err
 }
 
 // openStore opens the store a repository location names, and when its
@@ -82,29 +45,29 @@ func (env *environment) openOne(ctx context.Context, location string, create, lo
 func (env *environment) openStore(ctx context.Context, location string) (repo.Store, error) {
 	if isRemote(location) {
 		// The server's own layout is the server's business.
-		return env.openRemote(location)
+		return env.openOne(ctx, location, false, false, nil)
 	}
 	first, err := env.openOne(ctx, location, false, false, nil)
 	if err != nil {
 		return nil, err
 	}
-	b, err := first.Get(ctx, layoutName)
+	b, err := first.Get(ctx, repo.LayoutName)
 	if errors.Is(err, repo.ErrNotFound) {
 		return first, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: read the store layout: %w", location, err)
 	}
-	var l storeLayout
-	if err := json.Unmarshal(b, &l); err != nil || l.Version != 1 || len(l.Stores) == 0 {
-		return nil, fmt.Errorf("open %s: %w: the store layout object is not valid (version %d)", location, repo.ErrUnsupportedVersion, l.Version)
+	l, err := repo.DecodeLayout(b)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
 	}
 	if len(l.Stores) == 1 {
-		return env.openOne(ctx, location, false, false, &l)
+		return env.openOne(ctx, location, false, false, l)
 	}
 	stores := make([]repo.Store, len(l.Stores))
 	var down []string
 	for i, u := range l.Stores {
-		s, err := env.openOne(ctx, u, false, false, &l)
+		s, err := env.openOne(ctx, u, false, false, l)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "warning: store %d (%s) is unavailable: %v\n", i+1, u, err)
 			s, down = unavailable{err}, append(down, u)
@@ -141,13 +104,13 @@ func (u unavailable) List(context.Context, string, func(repo.ObjectInfo) error) 
 // createStores opens (creating buckets and directories) every store of a
 // new repository and writes the layout object to each when there is more
 // than one store or retention is set.
-func (env *environment) createStores(ctx context.Context, locations []string, l *storeLayout, k, m int, allowLoss bool) (repo.Store, error) {
+func (env *environment) createStores(ctx context.Context, locations []string, l *repo.Layout, k, m int, allowLoss bool) (repo.Store, error) {
 	if len(locations) > 1 && !allowLoss {
 		if err := multi.CheckPlacement(k, m, len(locations)); err != nil {
 			return nil, usagef("%v (or accept it with --allow-store-loss)", err)
 		}
 	}
-	lock := l.retention() > 0
+	lock := l.RetentionPeriod() > 0
 	stores := make([]repo.Store, len(locations))
 	for i, u := range locations {
 		s, err := env.openOne(ctx, u, true, lock, l)
@@ -167,9 +130,12 @@ func (env *environment) createStores(ctx context.Context, locations []string, l 
 		}
 	}
 	if len(stores) > 1 || lock {
-		l.Version, l.Stores = 1, locations
-		b, _ := json.Marshal(l)
-		if err := s.Put(ctx, layoutName, b); err != nil {
+		l.Stores = locations
+		b, err := l.Encode()
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Put(ctx, repo.LayoutName, b); err != nil {
 			return nil, fmt.Errorf("write the store layout: %w", err)
 		}
 	}

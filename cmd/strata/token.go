@@ -11,12 +11,8 @@ import (
 // cmdToken manages the tokens file of the index server (strata serve). It
 // never opens the repository: the file is the server's, not the
 // repository's.
-func cmdToken(_ context.Context, env *environment, args []string) error {
+func cmdToken(_ context.Context, env *environment, sub string, args []string) error {
 	const usage = "create|list|revoke --tokens FILE [--name NAME] [--scope SCOPES]"
-	if len(args) == 0 {
-		return usagef("usage: strata token %s", usage)
-	}
-	sub, args := args[0], args[1:]
 	var flagUsage string
 	switch sub {
 	case "create":

@@ -254,3 +254,6 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	return s.inner.Delete(ctx, name)
 }
+
+// Unwrap returns the store the faults are injected in front of.
+func (s *Store) Unwrap() repo.Store { return s.inner }

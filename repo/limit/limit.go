@@ -122,3 +122,9 @@ func (s *store) retainUntil(ctx context.Context, name string, until time.Time) e
 	defer s.release()
 	return s.inner.(repo.Retainer).RetainUntil(ctx, name, until)
 }
+
+// Unwrap returns the store the limit wraps.
+func (s *store) Unwrap() repo.Store { return s.inner }
+
+// Limit returns n, the most calls in flight (repo.Limiter).
+func (s *store) Limit() int { return cap(s.slots) }

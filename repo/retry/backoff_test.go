@@ -6,7 +6,10 @@ import (
 )
 
 func TestBackoffBounds(t *testing.T) {
-	p := Policy{Base: 100 * time.Millisecond, Max: time.Second}.withDefaults()
+	p := Policy{Base: 100 * time.Millisecond, Max: time.Second}
+	if err := p.validate(); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		n      int
 		lo, hi time.Duration
@@ -24,18 +27,24 @@ func TestBackoffBounds(t *testing.T) {
 			}
 		}
 	}
-	huge := Policy{Base: time.Second, Max: 1<<63 - 1}.withDefaults()
+	huge := Policy{Base: time.Second, Max: 1<<63 - 1}
+	if err := huge.validate(); err != nil {
+		t.Fatal(err)
+	}
 	if d := huge.backoff(200); d <= 0 {
 		t.Fatalf("backoff(200) with an unbounded Max = %v, want positive", d)
 	}
 }
 
 func TestPolicyDefaults(t *testing.T) {
-	got := Policy{}.withDefaults()
+	var got Policy
+	if err := got.validate(); err != nil {
+		t.Fatal(err)
+	}
 	if want := (Policy{Attempts: DefaultAttempts, Base: DefaultBase, Max: DefaultMax}); got != want {
 		t.Fatalf("zero Policy = %+v, want %+v", got, want)
 	}
-	if err := (Policy{Attempts: -1}).validate(); err == nil {
+	if err := (&Policy{Attempts: -1}).validate(); err == nil {
 		t.Fatal("negative Attempts accepted")
 	}
 }

@@ -30,14 +30,11 @@ type Policy struct {
 	Max      time.Duration // the longest wait ever; 0 means DefaultMax
 }
 
-func (p Policy) validate() error {
+// validate checks the policy and fills the defaults of zero fields.
+func (p *Policy) validate() error {
 	if p.Attempts < 0 || p.Base < 0 || p.Max < 0 {
-		return fmt.Errorf("retry: negative policy field in %+v", p)
+		return fmt.Errorf("retry: negative policy field in %+v", *p)
 	}
-	return nil
-}
-
-func (p Policy) withDefaults() Policy {
 	if p.Attempts == 0 {
 		p.Attempts = DefaultAttempts
 	}
@@ -48,7 +45,7 @@ func (p Policy) withDefaults() Policy {
 		p.Max = DefaultMax
 	}
 	p.Max = max(p.Max, p.Base)
-	return p
+	return nil
 }
 
 // backoff returns the wait after failed attempt n (1 is the first call).
@@ -74,7 +71,7 @@ func New(inner repo.Store, p Policy) repo.Store {
 	if err := p.validate(); err != nil {
 		panic(err)
 	}
-	s := &store{inner: inner, p: p.withDefaults()}
+	s := &store{inner: inner, p: p}
 	return repo.Decorated(s, inner, s.retainUntil)
 }
 
@@ -84,21 +81,34 @@ type store struct {
 	p     Policy
 }
 
-// do calls op until it succeeds, fails permanently, runs out of attempts or
-// ctx is done.
-func (s *store) do(ctx context.Context, op func() error) error {
+// do calls op under the store's policy.
+func (s *store) do(ctx context.Context, op func() error) error { return do(ctx, s.p, op) }
+
+// Do calls op until it succeeds, fails permanently (IsTransient), runs out
+// of p.Attempts or ctx is done, waiting the policy's backoff between
+// attempts. It is the one backoff loop: the store decorator and the index
+// server client's API calls both use it. It panics if a field of p is
+// negative, a programming error.
+func Do(ctx context.Context, p Policy, op func() error) error {
+	if err := p.validate(); err != nil {
+		panic(err)
+	}
+	return do(ctx, p, op)
+}
+
+func do(ctx context.Context, p Policy, op func() error) error {
 	for n := 1; ; n++ {
 		err := op()
 		if err == nil || ctx.Err() != nil || !IsTransient(err) {
 			return err
 		}
-		if n >= s.p.Attempts {
+		if n >= p.Attempts {
 			if n == 1 {
 				return err
 			}
 			return fmt.Errorf("%w (gave up after %d attempts)", err, n)
 		}
-		t := time.NewTimer(s.p.backoff(n))
+		t := time.NewTimer(p.backoff(n))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -235,3 +245,6 @@ func IsTransient(err error) bool {
 	}
 	return false
 }
+
+// Unwrap returns the store the retries wrap.
+func (s *store) Unwrap() repo.Store { return s.inner }

@@ -234,10 +234,6 @@ func (s *Store) objectLock(ctx context.Context) (bool, error) {
 	return enabled == "Enabled", nil
 }
 
-// Versioned reports whether the bucket keeps older versions of objects,
-// which the store then falls back to (package documentation, "Tamper").
-func (s *Store) Versioned() bool { return s.versioned }
-
 // key returns the S3 key of an object name.
 func (s *Store) key(name string) (string, error) {
 	if name == "" || strings.HasPrefix(name, "/") || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {

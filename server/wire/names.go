@@ -1,6 +1,3 @@
-// Package wire is the index server's HTTP/JSON protocol (PROTOCOL.md): the
-// request and response bodies, and the classification of object names that
-// authorization rests on. Server and client both use it; it holds no state.
 package wire
 
 import (
@@ -36,6 +33,13 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", int(c))
 }
 
+// classOf maps a repository object kind to its authorization class.
+var classOf = map[repo.Kind]Class{
+	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
+	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
+	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
+}
+
 // Object is a parsed object name.
 type Object struct {
 	Name    string
@@ -45,72 +49,18 @@ type Object struct {
 }
 
 // MaxNameLen bounds an object name in a request.
-const MaxNameLen = 512
+const MaxNameLen = repo.MaxNameLen
 
-// ParseObject checks that name is exactly one of the names FORMAT.md
-// defines and classifies it. Anything else (other prefixes, "..", empty
-// segments, upper-case hex, trailing slashes) is refused, so a request can
-// never address a file outside the repository's namespace.
+// ParseObject checks with repo.ParseObject that name is exactly one of the
+// names FORMAT.md defines and classifies it, so a request can never address
+// a file outside the repository's namespace.
 func ParseObject(name string) (Object, error) {
-	o := Object{Name: name}
-	if len(name) == 0 || len(name) > MaxNameLen {
-		return o, fmt.Errorf("object name of %d bytes", len(name))
+	p, err := repo.ParseObject(name)
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
+	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
+		o.ID = p.ID
 	}
-	var err error
-	switch {
-	case name == repo.ConfigName || name == repo.LayoutName:
-		o.Class = ClassConfig
-	case strings.HasPrefix(name, repo.KeysPrefix):
-		o.Class = ClassKey
-		_, err = repo.ParseID(name[len(repo.KeysPrefix):])
-	case strings.HasPrefix(name, repo.DataPrefix):
-		o.Class = ClassData
-		_, _, err = repo.ParseShardName(name)
-	case strings.HasPrefix(name, repo.IndexPrefix):
-		o.Class = ClassIndex
-		_, err = repo.ParseID(name[len(repo.IndexPrefix):])
-	case strings.HasPrefix(name, repo.SnapshotsPrefix):
-		o.Class = ClassSnapshot
-		o.ID, err = repo.ParseID(name[len(repo.SnapshotsPrefix):])
-	case strings.HasPrefix(name, repo.LabelsPrefix):
-		o.Class = ClassLabel
-		o.ID, err = repo.ParseID(name[len(repo.LabelsPrefix):])
-	case strings.HasPrefix(name, repo.LogsPrefix):
-		o.Class = ClassSegment
-		o.Segment, err = repo.ParseSegmentName(name)
-	case strings.HasPrefix(name, PruneMarksPrefix):
-		o.Class = ClassPrune
-		err = digitsThen(name[len(PruneMarksPrefix):], ".json")
-	case strings.HasPrefix(name, AuditPrefix):
-		o.Class = ClassAudit
-		err = digitsThen(name[len(AuditPrefix):], ".jsonl")
-	default:
-		return o, fmt.Errorf("%q is not a repository object name", name)
-	}
-	if err != nil {
-		return o, fmt.Errorf("%q is not a valid %s object name", name, o.Class)
-	}
-	return o, nil
-}
-
-// PruneMarksPrefix is engine.PruneMarksPrefix (engine is not imported here).
-const PruneMarksPrefix = "prune/marks-"
-
-// AuditPrefix holds the audit trail (PROTOCOL.md, "Audit trail").
-const AuditPrefix = "audit/"
-
-// digitsThen accepts 1–20 decimal digits followed by suffix.
-func digitsThen(s, suffix string) error {
-	d, ok := strings.CutSuffix(s, suffix)
-	if !ok || len(d) == 0 || len(d) > 20 {
-		return fmt.Errorf("bad name")
-	}
-	for i := 0; i < len(d); i++ {
-		if d[i] < '0' || d[i] > '9' {
-			return fmt.Errorf("bad name")
-		}
-	}
-	return nil
+	return o, err
 }
 
 // Prefix is a parsed List prefix: only the prefixes the repository's own
@@ -121,35 +71,22 @@ type Prefix struct {
 	Stream string // logs/<stream>/@ only
 }
 
-// ParsePrefix checks a List prefix.
+// ParsePrefix checks a List prefix: "", the prefix of one kind of object
+// (repo.KindOfPrefix), or one stream's log prefix.
 func ParsePrefix(p string) (Prefix, error) {
 	out := Prefix{Prefix: p}
-	switch p {
-	case "":
+	if p == "" {
 		return out, nil
-	case repo.KeysPrefix:
-		out.Class = ClassKey
-	case repo.DataPrefix:
-		out.Class = ClassData
-	case repo.IndexPrefix:
-		out.Class = ClassIndex
-	case repo.SnapshotsPrefix:
-		out.Class = ClassSnapshot
-	case repo.LabelsPrefix:
-		out.Class = ClassLabel
-	case repo.LogsPrefix:
-		out.Class = ClassSegment
-	case PruneMarksPrefix:
-		out.Class = ClassPrune
-	case AuditPrefix:
-		out.Class = ClassAudit
-	default:
-		stream, ok := strings.CutPrefix(p, repo.LogsPrefix)
-		stream, ok2 := strings.CutSuffix(stream, "/@")
-		if !ok || !ok2 || repo.ValidStream(stream) != nil || repo.StreamLogPrefix(stream) != p {
-			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
-		}
-		out.Class, out.Stream = ClassSegment, stream
 	}
+	if k := repo.KindOfPrefix(p); k != 0 {
+		out.Class = classOf[k]
+		return out, nil
+	}
+	stream, ok := strings.CutPrefix(p, repo.LogsPrefix)
+	stream, ok2 := strings.CutSuffix(stream, "/@")
+	if !ok || !ok2 || repo.ValidStream(stream) != nil || repo.StreamLogPrefix(stream) != p {
+		return out, fmt.Errorf("%q is not a prefix the repository lists", p)
+	}
+	out.Class, out.Stream = ClassSegment, stream
 	return out, nil
 }

@@ -26,6 +26,8 @@ type BackupOptions struct {
 	Host   string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Logf, when set, receives notes about the stored snapshot; nil discards them.
+	Logf func(format string, args ...any)
 }
 
 // BackupResult is what Backup stored.
@@ -80,7 +82,7 @@ func backupOnce(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.R
 		pw.CloseWithError(err)
 	}()
 	id, snap, err := engine.Backup(ctx, r, pr, engine.BackupOptions{
-		Stream: o.Stream, Format: engine.FormatRaw, Time: at, Position: &pos, Parent: o.Parent, Host: o.Host,
+		Stream: o.Stream, Format: engine.FormatRaw, Time: at, Position: &pos, Parent: o.Parent, Host: o.Host, Logf: o.Logf,
 	})
 	// Unblock the reader if the backup stopped before the end.
 	pr.CloseWithError(errors.New("backup stopped"))

@@ -31,7 +31,9 @@ type RestoreOptions struct {
 	Log func(format string, a ...any)
 }
 
-func (o *RestoreOptions) setDefaults() {
+// validate fills the defaults of zero fields; every field's zero value is
+// valid.
+func (o *RestoreOptions) validate() error {
 	if o.TxnOps <= 0 {
 		o.TxnOps = 128
 	}
@@ -41,6 +43,7 @@ func (o *RestoreOptions) setDefaults() {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
+	return nil
 }
 
 // RestoreStats say what a restore did.
@@ -122,8 +125,10 @@ func LoadRevisions(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*R
 // distinct keys share one). The whole log part is read and verified
 // before the first write. Keys are written without leases (FORMAT.md §21.3).
 func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repository, p *index.Plan, o RestoreOptions) (RestoreStats, error) {
-	o.setDefaults()
 	var st RestoreStats
+	if err := o.validate(); err != nil {
+		return st, err
+	}
 	if p.Base.Position == nil {
 		return st, fmt.Errorf("%w: snapshot %s has no revision; it was not made by backup --source etcd://", index.ErrNotRestorable, p.Base.ID.Short())
 	}

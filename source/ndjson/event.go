@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -80,57 +80,7 @@ func ParseTime(v []byte) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return ParseTimeText(string(s))
+		return index.ParseTimeNanos(string(s))
 	}
-	return parseUnix(string(v))
-}
-
-// ParseTimeText reads RFC 3339 (fractions allowed) or unix seconds (fractions
-// allowed) and returns unix nanoseconds.
-func ParseTimeText(s string) (int64, error) {
-	if ns, err := parseUnix(s); err == nil {
-		return ns, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return 0, fmt.Errorf("time %q: want RFC 3339 or unix seconds", s)
-	}
-	if t.Before(time.Unix(0, 0)) || t.After(time.Unix(0, 1<<63-1)) {
-		return 0, fmt.Errorf("time %q: outside 1970 to 2262", s)
-	}
-	return t.UnixNano(), nil
-}
-
-// parseUnix parses decimal unix seconds with up to nine fraction digits,
-// exactly (no float rounding).
-func parseUnix(s string) (int64, error) {
-	intPart, frac := s, ""
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			intPart, frac = s[:i], s[i+1:]
-			break
-		}
-	}
-	bad := fmt.Errorf("time %q: want unix seconds (fractions up to nanoseconds) or RFC 3339", s)
-	if intPart == "" || len(frac) > 9 || len(intPart) > 1 && intPart[0] == '0' {
-		return 0, bad
-	}
-	if len(s) > len(intPart) && frac == "" {
-		return 0, bad
-	}
-	sec, err := strconv.ParseUint(intPart, 10, 63)
-	if err != nil || sec > (1<<63-1)/1_000_000_000-1 {
-		return 0, bad
-	}
-	var ns uint64
-	for i := 0; i < 9; i++ {
-		ns *= 10
-		if i < len(frac) {
-			if frac[i] < '0' || frac[i] > '9' {
-				return 0, bad
-			}
-			ns += uint64(frac[i] - '0')
-		}
-	}
-	return int64(sec)*1e9 + int64(ns), nil
+	return index.ParseUnixNanos(string(v))
 }

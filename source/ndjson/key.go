@@ -3,6 +3,9 @@ package ndjson
 import (
 	"bytes"
 	"fmt"
+	"io"
+
+	"github.com/strata-backup/strata/repo"
 )
 
 // DefaultKeyField is the document field that holds a document's key.
@@ -101,4 +104,17 @@ func (c *OrderChecker) Sorted() (bool, string) {
 		c.line = nil
 	}
 	return c.sorted, c.why
+}
+
+// DescribeExport passes an export through a key-order check on its way to
+// the engine: it returns the reader to back up and the hook for
+// engine.BackupOptions.Describe that records the key field and whether the
+// export was sorted by it (a point-in-time restore merges changes into a
+// sorted export as it streams it).
+func DescribeExport(src io.Reader, keyField string) (io.Reader, func(*repo.Snapshot)) {
+	oc := NewOrderChecker(keyField)
+	return io.TeeReader(src, oc), func(s *repo.Snapshot) {
+		s.KeyField = keyField
+		s.Sorted, _ = oc.Sorted()
+	}
 }

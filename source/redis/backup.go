@@ -66,21 +66,14 @@ func Backup(ctx context.Context, r *repo.Repository, o Options, bo BackupOptions
 		return res, err
 	}
 	res.Base = Base{ReplID: s.ReplID, Offset: s.Offset}
-	cat, err := index.LoadCatalog(ctx, r)
+	parent, err := engine.Parent(ctx, r, bo.Stream)
 	if err != nil {
-		if cat == nil {
-			return res, err
-		}
 		bo.Logf("warning: some manifests could not be read: %v", err)
-	}
-	var parent *index.SnapshotRef
-	if p, err := cat.Latest(bo.Stream); err == nil {
-		parent = &p
 	}
 	hdr := AppendBaseHeader(nil, res.Base)
 	var mapErr error
 	res.ID, res.Snapshot, err = engine.Backup(ctx, r, io.MultiReader(bytes.NewReader(hdr), rdb), engine.BackupOptions{
-		Stream: bo.Stream, Format: engine.FormatRaw, Time: arrived, Parent: parent, Host: bo.Host,
+		Stream: bo.Stream, Format: engine.FormatRaw, Time: arrived, Parent: parent, Host: bo.Host, Logf: bo.Logf,
 		Describe: func(snap *repo.Snapshot) {
 			conn.Close() // the RDB is read; the master need not keep this replica
 			pos, t, err := mapOffset(ctx, r, bo.Stream, res.Base, bo.Wait)

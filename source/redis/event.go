@@ -47,16 +47,6 @@ func AppendCommandEvent(b []byte, c *Command) []byte {
 	return b
 }
 
-// EventSize is the length of AppendCommandEvent's encoding of argv, at most:
-// the capture checks it against repo.MaxEventValue before encoding.
-func EventSize(argv [][]byte) int {
-	n := 1 + replIDLen + 4*binary.MaxVarintLen64
-	for _, a := range argv {
-		n += binary.MaxVarintLen64 + len(a)
-	}
-	return n
-}
-
 // DecodeCommandEvent decodes an event value. Argv aliases v.
 func DecodeCommandEvent(v []byte) (Command, error) {
 	var c Command

@@ -1,0 +1,47 @@
+// Package repo is Strata's repository format (FORMAT.md): the objects a
+// repository holds, how they are named, sealed and verified, and the Store
+// interface every backend implements.
+//
+// # Store
+// A flat namespace of immutable objects (store.go). Backends live in leaf
+// packages (repo/mem, repo/local, repo/s3, and the index server's client)
+// and register by location scheme in repo/location; decorators (repo/retry,
+// repo/limit, repo/faulty, repo/multi) implement Store themselves and
+// forward the optional interfaces (Retainer, Tampered) honestly
+// (Decorated, StoreAs).
+//
+// # Names
+// Every object name, its kind, and its parse and format functions are in
+// names.go (FORMAT.md §1): config, the store layout "stores", keys/,
+// data/ (pack shards), index/, snapshots/, labels/, logs/ (segment
+// manifests), prune/ marks and audit/ batches. ParseObject accepts exactly
+// those names; VerifyObject checks an object's bytes against its name
+// without a key.
+//
+// # Blob
+// A chunk of an export, or a list of blob IDs (a tree node), identified by
+// its keyed BLAKE3 ID, compressed and sealed with an AEAD whose associated
+// data is the ID.
+//
+// # Pack
+// A run of sealed frames (several blobs compressed together), erasure-coded
+// into k data and m parity shards (repo/shard), each stored as
+// data/<xx>/<pack>.<i>.
+//
+// # Index file
+// Which pack, frame and offset holds each blob; sealed, content-addressed.
+//
+// # Snapshot
+// A sealed manifest: stream, consistent point (time, log position), the
+// root of its blob tree, and the index files it needs. Its clear Label lets
+// an index server list it without the key.
+//
+// # Log segment
+// The change events of one stream at positions First..Last, in a pack of
+// their own; the manifest's name carries the range and times, so the
+// catalog can be rebuilt by listing.
+//
+// # Layout
+// The clear "stores" object (Layout): which stores hold a multi-store
+// repository, and the retention every write gets.
+package repo

@@ -1,0 +1,112 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source"
+)
+
+func init() { source.Register("redis", newRedisDatabase) }
+
+// redisDatabase is a Redis instance reached as a replica (source) or made
+// a replica of the restoring process (target); see source/
+type redisDatabase struct {
+	o   Options
+	env *source.Env
+}
+
+var _ source.Source = (*redisDatabase)(nil)
+
+func newRedisDatabase(u *url.URL, env *source.Env) (source.Source, error) {
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "6379"
+	}
+	if host == "" {
+		return nil, source.URLErrorf("%s: want redis://[user:password@]HOST:PORT[/DB]", u.Redacted())
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return nil, source.URLErrorf("%s: bad port %q", u.Redacted(), port)
+	}
+	// Replication carries every database, so /DB selects nothing; it is
+	// accepted, checked, and otherwise ignored, for URLs copied from redis-cli.
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return nil, source.URLErrorf("%s: the path must be a database number", u.Redacted())
+		}
+	}
+	if u.RawQuery != "" {
+		return nil, source.URLErrorf("%s: redis URLs take no query parameters", u.Redacted())
+	}
+	pw, err := source.Password(u, env)
+	if err != nil {
+		return nil, err
+	}
+	name := (&url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port)}).String()
+	if user := u.User.Username(); user != "" {
+		name = (&url.URL{Scheme: "redis", User: url.User(user), Host: net.JoinHostPort(host, port)}).String()
+	}
+	return &redisDatabase{o: Options{Addr: net.JoinHostPort(host, port), User: u.User.Username(), Password: pw, Name: name}, env: env}, nil
+}
+
+func (d *redisDatabase) Backup(ctx context.Context, r *repo.Repository, stream string) error {
+	env := d.env
+	logf := env.Logf("strata backup: ")
+	res, err := Backup(ctx, r, d.o, BackupOptions{Stream: stream, Host: env.Host, Logf: logf})
+	if err != nil {
+		return err
+	}
+	pos := "no log position"
+	if res.Positioned {
+		pos = fmt.Sprintf("log position %d", *res.Snapshot.Position)
+	}
+	logf("%s: snapshot %s of %s at replication offset %d (%s), %s", d.o.Name, res.ID.Short(), stream, res.Base.Offset, pos, source.HumanBytes(res.Snapshot.Size))
+	fmt.Fprintln(env.Stdout, res.ID)
+	return nil
+}
+
+func (d *redisDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) error {
+	env := d.env
+	logf := env.Logf("strata log: ")
+	st, err := Capture(ctx, r, d.o, CaptureOptions{
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
+	})
+	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects",
+		stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects)
+	return err
+}
+
+func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) error {
+	env := d.env
+	p, err := cat.Plan(stream, t)
+	if err != nil {
+		return err
+	}
+	if o.DryRun {
+		if err := env.PrintPlan(ctx, r, p); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "target %s: its whole contents would be replaced (it must be empty, or give --force)\n", d.o.Name)
+		return nil
+	}
+	start := time.Now()
+	st, err := Restore(ctx, r, p, d.o, RestoreOptions{Force: o.Force, Logf: env.Logf("strata restore: ")})
+	if err != nil {
+		return err
+	}
+	cut := ""
+	if st.CutMulti {
+		cut = " (the target fell inside a MULTI/EXEC unit, which was left out)"
+	}
+	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%s of RDB) + %d commands through position %d%s, in %s\n",
+		stream, t, d.o.Name, p.Base.ID.Short(), source.HumanBytes(st.RDBBytes), st.Commands, st.Through, cut, time.Since(start).Round(time.Millisecond))
+	return nil
+}

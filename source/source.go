@@ -1,0 +1,177 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// Source is one live database or export kind (redis://, etcd://, …) that
+// backups, log captures and restores work on. A value is made by its
+// package's Opener from a URL and the caller's Env, and is used for one
+// command.
+type Source interface {
+	// Backup takes one consistent snapshot and stores it as a snapshot of
+	// stream, recording the database's consistent point as its position.
+	// It prints the snapshot's ID on Env.Stdout and a summary through Env.
+	// The engine extends retention after the snapshot (engine.Backup).
+	Backup(ctx context.Context, r *repo.Repository, stream string) error
+	// Capture streams the database's changes into the stream's log until ctx
+	// ends (or the database goes away for good), sealing segments as
+	// o says. It MUST continue a log an earlier capture left (never store a
+	// position twice), and take a base snapshot itself when the stream has
+	// none it can continue from. A lost position is a recorded gap, never a
+	// silent one.
+	Capture(ctx context.Context, r *repo.Repository, stream string, o CaptureOptions) error
+	// Restore writes the state of stream at t (planned from cat) into the
+	// database, which MUST be empty unless o.Force. With o.DryRun it shows
+	// the plan (Env.PrintPlan) and what the target holds, and writes nothing.
+	Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o RestoreOptions) error
+}
+
+// CaptureOptions tune a capture. The zero value is not valid: the caller
+// sets both (the CLI's defaults are 16 MiB and 10 s).
+type CaptureOptions struct {
+	SegmentBytes int           // seal a segment when its events reach this many bytes
+	Interval     time.Duration // seal a segment when its first event is this old (the RPO)
+}
+
+// RestoreOptions tune a restore into a database.
+type RestoreOptions struct {
+	Force  bool // replace what the target holds
+	DryRun bool // show the plan, write nothing
+}
+
+// Logf prints one note; every Logf a source gets may be called from
+// several goroutines.
+type Logf func(format string, args ...any)
+
+// Env is what a source gets from the program that runs it, so no source
+// reads flags, environment variables or the process's files itself.
+type Env struct {
+	Host   string    // recorded in the snapshots and segments it writes
+	Stdout io.Writer // results: snapshot IDs (one a line), dry-run plans
+	Stderr io.Writer // progress notes and summaries
+	// Secret returns a secret from the variable varName or the file fileVar
+	// names ("" when neither is set): database passwords.
+	Secret func(varName, fileVar string) (string, error)
+	// PrintPlan shows a restore plan on Stdout (the dry-run output).
+	PrintPlan func(ctx context.Context, r *repo.Repository, p *index.Plan) error
+
+	mu *sync.Mutex // serialises Logf lines; shared by copies of the Env
+}
+
+// Logf returns a logger that writes "prefix: format" lines to Stderr, one
+// at a time.
+func (e *Env) Logf(prefix string) Logf {
+	if e.mu == nil {
+		e.mu = new(sync.Mutex)
+	}
+	mu := e.mu
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(e.Stderr, prefix+format+"\n", args...)
+	}
+}
+
+// GetSecret is Secret, or "" without one.
+func (e *Env) GetSecret(varName, fileVar string) (string, error) {
+	if e.Secret == nil {
+		return "", nil
+	}
+	return e.Secret(varName, fileVar)
+}
+
+// URLError is a source URL that cannot be used (unknown scheme, malformed
+// parts): a usage error, not a failure of the database.
+type URLError struct{ Err error }
+
+func (e *URLError) Error() string { return e.Err.Error() }
+func (e *URLError) Unwrap() error { return e.Err }
+
+// URLErrorf returns a *URLError.
+func URLErrorf(format string, args ...any) error { return &URLError{fmt.Errorf(format, args...)} }
+
+// Opener makes the Source a URL names. Errors in the URL are *URLError.
+// The password, when the URL has none, comes from
+// Env.Secret("STRATA_SOURCE_PASSWORD", "STRATA_SOURCE_PASSWORD_FILE").
+type Opener func(u *url.URL, env *Env) (Source, error)
+
+var (
+	mu      sync.RWMutex
+	openers = map[string]Opener{}
+)
+
+// Register adds the Opener of a URL scheme. It panics when the scheme is
+// registered twice, a programming error. Each source package calls it from
+// an init function.
+func Register(scheme string, open Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := openers[scheme]; dup {
+		panic(fmt.Sprintf("source: scheme %q registered twice", scheme))
+	}
+	openers[scheme] = open
+}
+
+// Open parses a source or target URL and opens it through the Opener of
+// its scheme.
+func Open(raw string, env *Env) (Source, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, URLErrorf("%q: want a database URL such as redis://HOST:PORT or etcd://HOST:PORT", RedactURL(raw))
+	}
+	mu.RLock()
+	open, ok := openers[strings.ToLower(u.Scheme)]
+	var known []string
+	for k := range openers {
+		known = append(known, k+"://")
+	}
+	mu.RUnlock()
+	if !ok {
+		sort.Strings(known)
+		return nil, URLErrorf("%s://: not a database this build knows (known: %s)", u.Scheme, strings.Join(known, ", "))
+	}
+	return open(u, env)
+}
+
+// Password is a source URL's password, else the secret the Env gives for
+// STRATA_SOURCE_PASSWORD or STRATA_SOURCE_PASSWORD_FILE; "" means none.
+func Password(u *url.URL, env *Env) (string, error) {
+	if p, ok := u.User.Password(); ok {
+		return p, nil
+	}
+	return env.GetSecret("STRATA_SOURCE_PASSWORD", "STRATA_SOURCE_PASSWORD_FILE")
+}
+
+// RedactURL hides a password in a URL for messages.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// HumanBytes prints a size in binary units ("1.5 MiB").
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
