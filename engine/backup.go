@@ -125,13 +125,77 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err := o.setDefaults(); err != nil {
 		return repo.ID{}, nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
 	known, parentIndexes, err := dedupBase(ctx, r, o.Parent)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("read parent snapshot: %w", err)
 	}
+	c, err := storeContent(ctx, r, src, &o, known)
+	if err != nil {
+		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+	}
+	snap := &repo.Snapshot{
+		Stream: o.Stream, Time: o.Time, Created: time.Now().UTC(), Format: o.Format,
+		Size: c.Size, Blobs: c.Blobs, Tree: c.Tree, Host: o.Host, Position: o.Position,
+		Indexes:  append(append([]repo.ID{}, parentIndexes...), c.Indexes...),
+		NewBlobs: c.NewBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
+	}
+	if o.Parent != nil {
+		p := o.Parent.ID
+		snap.Parent = &p
+	}
+	if o.Describe != nil {
+		o.Describe(snap)
+	}
+	id, err := r.SaveSnapshot(ctx, snap)
+	if err != nil {
+		return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", err)
+	}
+	return id, snap, nil
+}
+
+// KnownSet decides which blobs a content store writes: Add MUST report
+// true exactly when id is not yet stored (nor already taken by this run),
+// and from then on report false for it. *index.IDSet is one.
+type KnownSet interface {
+	Add(id repo.ID) bool
+}
+
+// Content is what storeContent wrote: the tree of the content's blobs and
+// the index files that locate the new ones.
+type Content struct {
+	Tree        repo.Tree
+	Size        int64 // plaintext bytes
+	Blobs       int64 // data blobs in the tree
+	NewBlobs    int64 // blobs (data and list) written by this run
+	StoredBytes int64 // sealed frame bytes written, before parity
+	Indexes     []repo.ID
+	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index
+}
+
+// StoreContent chunks src (FormatRaw or FormatNDJSON in o.Format), stores
+// the blobs known does not hold, and returns the content's tree. It writes
+// packs and index files but no manifest: the caller references the tree
+// (a snapshot, or an S3 object event). On error nothing references what
+// was written, and the blobs known took during the run are not stored
+// (callers with a shared set MUST discard it or its additions).
+// o.Stream is not used.
+func StoreContent(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions, known KnownSet) (Content, error) {
+	if o.Stream == "" {
+		o.Stream = "content"
+	}
+	if err := o.setDefaults(); err != nil {
+		return Content{}, err
+	}
+	return storeContent(ctx, r, src, &o, known)
+}
+
+// storeContent is the pipeline of Backup without the manifest; o has its defaults.
+func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet) (Content, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var err error
+	var allIndex repo.IndexFile
+	var storedBytes atomic.Int64
 
 	var (
 		wg       sync.WaitGroup
@@ -222,6 +286,7 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 			cur = append(cur, f)
 			size += len(f.Sealed)
 			o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
+			storedBytes.Add(int64(len(f.Sealed)))
 			if size >= o.PackSize {
 				select {
 				case packCh <- cur:
@@ -248,6 +313,8 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 			return err
 		}
 		newIndexes = append(newIndexes, id)
+		allIndex.Packs = append(allIndex.Packs, indexPacks...)
+		allIndex.Entries = append(allIndex.Entries, indexEntries...)
 		indexEntries, indexPacks = nil, nil
 		return nil
 	}
@@ -367,32 +434,15 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		if uploadErr != nil {
-			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", uploadErr)
+			return Content{}, uploadErr
 		}
-		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", cause)
+		return Content{}, cause
 	}
 	if err := flushIndex(); err != nil {
-		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+		return Content{}, err
 	}
-
-	snap := &repo.Snapshot{
-		Stream: o.Stream, Time: o.Time, Created: time.Now().UTC(), Format: o.Format,
-		Size: size, Blobs: tree.Count(), Tree: root, Host: o.Host, Position: o.Position,
-		Indexes:  append(append([]repo.ID{}, parentIndexes...), newIndexes...),
-		NewBlobs: newBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
-	}
-	if o.Parent != nil {
-		p := o.Parent.ID
-		snap.Parent = &p
-	}
-	if o.Describe != nil {
-		o.Describe(snap)
-	}
-	id, err := r.SaveSnapshot(ctx, snap)
-	if err != nil {
-		return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", err)
-	}
-	return id, snap, nil
+	return Content{Tree: root, Size: size, Blobs: tree.Count(), NewBlobs: newBlobs,
+		StoredBytes: storedBytes.Load(), Indexes: newIndexes, Index: allIndex}, nil
 }
 
 // dedupBase collects every blob ID of the parent snapshot (data and list
