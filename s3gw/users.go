@@ -69,8 +69,9 @@ func sealKey(r *repo.Repository) [32]byte { return r.DeriveKey(repo.CtxS3Users) 
 
 func adFor(access string) []byte { return []byte("strata:s3-user:" + access) }
 
-// LoadUsers reads a users file and unseals its secrets with r's key. A
-// missing file is an empty table.
+// LoadUsers reads a users file and unseals its secrets with r's key (r nil:
+// the secrets stay sealed, enough to list or remove users). A missing file
+// is an empty table.
 func LoadUsers(path string, r *repo.Repository) (*UserTable, error) {
 	t := &UserTable{}
 	b, err := os.ReadFile(path)
@@ -90,6 +91,15 @@ func LoadUsers(path string, r *repo.Repository) (*UserTable, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("users file %s: unknown version %d", path, f.Version)
 	}
+	for _, u := range f.Users {
+		if u.Buckets == "" {
+			u.Buckets = "*"
+		}
+	}
+	t.users = f.Users
+	if r == nil {
+		return t, nil
+	}
 	key := sealKey(r)
 	aead, err := chacha20poly1305.NewX(key[:])
 	if err != nil {
@@ -105,11 +115,7 @@ func LoadUsers(path string, r *repo.Repository) (*UserTable, error) {
 			return nil, fmt.Errorf("users file %s: user %s: %w", path, u.Name, ErrWrongRepository)
 		}
 		u.secret = string(plain)
-		if u.Buckets == "" {
-			u.Buckets = "*"
-		}
 	}
-	t.users = f.Users
 	return t, nil
 }
 

@@ -61,6 +61,7 @@ func init() {
 		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe},
 		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit},
 		{"token", "manage the index server's access tokens: token create|list|revoke", cmdToken},
+		{"s3", "the S3-compatible gateway: s3 serve|user|restore", cmdS3},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)
 			return nil
