@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -225,3 +226,22 @@ func (b *bucketState) sortedKeys() []string {
 // empty reports whether the bucket holds no version at all (S3 refuses to
 // delete a bucket that still has versions or delete markers).
 func (b *bucketState) empty() bool { return len(b.keys) == 0 }
+
+func init() { engine.RegisterEventTrees(StreamPrefix, EventTrees) }
+
+// EventTrees returns the blob trees an event of a bucket's log references
+// (the parts of an object version), so prune keeps them.
+func EventTrees(e *repo.Event) ([]repo.Tree, error) {
+	if string(e.Key) == BucketKey || e.Op != repo.OpPut {
+		return nil, nil
+	}
+	o, err := DecodeObjectRecord(e.Value)
+	if err != nil {
+		return nil, err
+	}
+	trees := make([]repo.Tree, len(o.Parts))
+	for i, p := range o.Parts {
+		trees[i] = p.Tree
+	}
+	return trees, nil
+}
