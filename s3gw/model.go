@@ -42,12 +42,12 @@ type Retention struct {
 // events"): one version of one key.
 type ObjectRecord struct {
 	Version     string            `json:"version"`
-	Size        int64             `json:"size"`
-	ETag        string            `json:"etag"` // without quotes
+	Size        int64             `json:"size,omitempty"`
+	ETag        string            `json:"etag,omitempty"` // without quotes
 	ContentType string            `json:"content_type,omitempty"`
 	Meta        map[string]string `json:"meta,omitempty"`
 	Checksums   map[string]string `json:"checksums,omitempty"`
-	Parts       []Part            `json:"parts"`
+	Parts       []Part            `json:"parts,omitempty"`
 	PartSizes   []int64           `json:"part_sizes,omitempty"` // sizes of the client's multipart parts, for GetObject partNumber
 	Retention   *Retention        `json:"retention,omitempty"`
 	LegalHold   bool              `json:"legal_hold,omitempty"`
