@@ -531,22 +531,15 @@ func (b *backend) CopyObject(ctx context.Context, in s3response.CopyObjectInput)
 	if err := b.allow(ctx, bucket, true); err != nil {
 		return s3response.CopyObjectOutput{}, err
 	}
-	src := strings.TrimPrefix(str(in.CopySource), "/")
-	srcVersion := ""
-	if i := strings.Index(src, "?versionId="); i >= 0 {
-		src, srcVersion = src[:i], src[i+len("?versionId="):]
-	}
-	if u, err := url.PathUnescape(src); err == nil {
-		src = u
-	}
-	sb, sk, ok := strings.Cut(src, "/")
-	if !ok {
-		return s3response.CopyObjectOutput{}, s3err.GetInvalidArgumentErr(s3err.InvalidArgCopySourceBucket, str(in.CopySource))
+	sb, sk, srcVersion, err := parseCopySource(str(in.CopySource))
+	if err != nil {
+		return s3response.CopyObjectOutput{}, s3err.GetInvalidArgumentErr(s3err.InvalidArgCopySource, str(in.CopySource))
 	}
 	if err := b.allow(ctx, sb, false); err != nil {
 		return s3response.CopyObjectOutput{}, err
 	}
-	oi, err := b.stat(sb, sk, ptr(srcVersion))
+	var oi ObjectInfo
+	oi, err = b.stat(sb, sk, ptr(srcVersion))
 	if srcVersion == "" {
 		oi, err = b.stat(sb, sk, nil)
 	}
@@ -858,4 +851,26 @@ func (b *backend) GetObjectRetention(ctx context.Context, bucket, object, versio
 		return nil, s3err.GetAPIError(s3err.ErrNoSuchObjectLockConfiguration)
 	}
 	return fmt.Appendf(nil, `{"Mode":%q,"RetainUntilDate":%q}`, r.Mode, time.Unix(0, r.Until).UTC().Format(time.RFC3339)), nil
+}
+
+// errCopySource is a malformed x-amz-copy-source.
+var errCopySource = errors.New("bad copy source")
+
+// parseCopySource splits x-amz-copy-source ("[/]bucket/key[?versionId=V]",
+// the key URL-encoded) into bucket, key and version.
+func parseCopySource(s string) (bucket, key, version string, err error) {
+	s = strings.TrimPrefix(s, "/")
+	if i := strings.Index(s, "?versionId="); i >= 0 {
+		s, version = s[:i], s[i+len("?versionId="):]
+	}
+	if u, uerr := url.PathUnescape(s); uerr == nil {
+		s = u
+	} else {
+		return "", "", "", errCopySource
+	}
+	bucket, key, ok := strings.Cut(s, "/")
+	if !ok || ValidBucketName(bucket) != nil || ValidKey(key) != nil {
+		return "", "", "", errCopySource
+	}
+	return bucket, key, version, nil
 }

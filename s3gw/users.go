@@ -91,7 +91,12 @@ func LoadUsers(path string, r *repo.Repository) (*UserTable, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("users file %s: unknown version %d", path, f.Version)
 	}
-	for _, u := range f.Users {
+	seen := map[string]bool{}
+	for i, u := range f.Users {
+		if u == nil || u.Name == "" || u.AccessKey == "" || seen[u.AccessKey] {
+			return nil, fmt.Errorf("users file %s: entry %d: no name, no access key, or a duplicate access key", path, i+1)
+		}
+		seen[u.AccessKey] = true
 		if u.Buckets == "" {
 			u.Buckets = "*"
 		}
