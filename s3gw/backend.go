@@ -3,6 +3,7 @@ package s3gw
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,7 +174,7 @@ func (b *backend) CreateBucket(ctx context.Context, in *s3.CreateBucketInput, de
 	}
 	var lock []byte
 	if in.ObjectLockEnabledForBucket != nil && *in.ObjectLockEnabledForBucket {
-		lock = []byte(`<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>`)
+		lock, _ = json.Marshal(auth.BucketLockConfig{Enabled: true, CreatedAt: ptr(time.Now().UTC())})
 	}
 	err := b.g.CreateBucket(ctx, str(in.Bucket), account(ctx), lock)
 	return s3error(err)
@@ -850,7 +851,7 @@ func (b *backend) GetObjectRetention(ctx context.Context, bucket, object, versio
 	if r == nil {
 		return nil, s3err.GetAPIError(s3err.ErrNoSuchObjectLockConfiguration)
 	}
-	return fmt.Appendf(nil, `{"Mode":%q,"RetainUntilDate":%q}`, r.Mode, time.Unix(0, r.Until).UTC().Format(time.RFC3339)), nil
+	return json.Marshal(types.ObjectLockRetention{Mode: types.ObjectLockRetentionMode(r.Mode), RetainUntilDate: ptr(time.Unix(0, r.Until).UTC())})
 }
 
 // errCopySource is a malformed x-amz-copy-source.
@@ -873,4 +874,21 @@ func parseCopySource(s string) (bucket, key, version string, err error) {
 		return "", "", "", errCopySource
 	}
 	return bucket, key, version, nil
+}
+
+func (b *backend) GetObjectLegalHold(ctx context.Context, bucket, object, versionID string) (*bool, error) {
+	if err := b.allow(ctx, bucket, false); err != nil {
+		return nil, err
+	}
+	oi, err := b.stat(bucket, object, ptr(versionID))
+	if versionID == "" {
+		oi, err = b.stat(bucket, object, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !oi.Record.LegalHold {
+		return nil, s3err.GetAPIError(s3err.ErrNoSuchObjectLockConfiguration)
+	}
+	return ptr(true), nil
 }

@@ -52,7 +52,7 @@ func FuzzObjectRecord(f *testing.F) {
 
 func FuzzBucketRecord(f *testing.F) {
 	f.Add([]byte(`{"versioning":"Enabled","owner":"STRKB3CI5YF6MD7RS4H7"}`))
-	f.Add([]byte(`{"object_lock":"PE9iamVjdExvY2tDb25maWd1cmF0aW9uLz4="}`))
+	f.Add([]byte(`{"object_lock":"eyJFbmFibGVkIjp0cnVlLCJEZWZhdWx0UmV0ZW50aW9uIjp7Ik1vZGUiOiJHT1ZFUk5BTkNFIiwiRGF5cyI6MX19"}`))
 	f.Add([]byte(`{"versioning":"Sometimes"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeBucketRecord(b)

@@ -62,7 +62,7 @@ type ObjectRecord struct {
 // bucket's settings from that event on. A bucket DELETE event has no value.
 type BucketRecord struct {
 	Versioning string `json:"versioning,omitempty"`  // "", Enabled or Suspended
-	ObjectLock []byte `json:"object_lock,omitempty"` // the ObjectLockConfiguration XML, when lock is on
+	ObjectLock []byte `json:"object_lock,omitempty"` // versitygw's JSON BucketLockConfig, when lock is on
 	Owner      string `json:"owner,omitempty"`       // the access key ID that created it
 }
 

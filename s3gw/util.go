@@ -1,12 +1,14 @@
 package s3gw
 
 import (
-	"encoding/xml"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	vauth "github.com/versity/versitygw/auth"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -66,28 +68,24 @@ func (s *overlaySet) Add(id repo.ID) bool {
 	return s.local.Add(id)
 }
 
-// lockConfig is the part of an ObjectLockConfiguration the gateway reads.
-type lockConfig struct {
-	Enabled string `xml:"ObjectLockEnabled"`
-	Rule    *struct {
-		Default struct {
-			Mode  string `xml:"Mode"`
-			Days  int    `xml:"Days"`
-			Years int    `xml:"Years"`
-		} `xml:"DefaultRetention"`
-	} `xml:"Rule"`
-}
-
 // defaultRetention is the retention a bucket's default rule gives a new
-// version, or nil.
+// version, or nil. cfg is versitygw's JSON form of the bucket's
+// ObjectLockConfiguration (auth.BucketLockConfig).
 func defaultRetention(cfg []byte, now time.Time) *Retention {
-	var c lockConfig
-	if xml.Unmarshal(cfg, &c) != nil || c.Rule == nil {
+	var c vauth.BucketLockConfig
+	if json.Unmarshal(cfg, &c) != nil || !c.Enabled || c.DefaultRetention == nil {
 		return nil
 	}
-	d := c.Rule.Default
-	if d.Mode == "" || d.Days <= 0 && d.Years <= 0 {
+	d := c.DefaultRetention
+	var days, years int
+	if d.Days != nil {
+		days = int(*d.Days)
+	}
+	if d.Years != nil {
+		years = int(*d.Years)
+	}
+	if d.Mode == "" || days <= 0 && years <= 0 {
 		return nil
 	}
-	return &Retention{Mode: d.Mode, Until: now.AddDate(d.Years, 0, d.Days).UnixNano()}
+	return &Retention{Mode: string(d.Mode), Until: now.AddDate(years, 0, days).UnixNano()}
 }
