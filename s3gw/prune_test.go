@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/repo"
 )
 
 // Prune keeps every blob an object event references, overwritten and
@@ -75,5 +77,51 @@ func TestPruneKeepsGatewayContent(t *testing.T) {
 	}
 	if got := readAll(t, g3, "keep", "obj"); !bytes.Equal(got, v2) {
 		t.Fatal("current version differs after prune")
+	}
+}
+
+// check walks the trees of object events: a missing blob is a problem.
+func TestCheckWalksGatewayTrees(t *testing.T) {
+	ctx := t.Context()
+	r := newTestRepo(t)
+	g, err := Open(ctx, r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CreateBucket(ctx, "chk", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 2<<20)
+	rand.Read(b)
+	if _, err := g.Put(ctx, "chk", "obj", bytes.NewReader(b), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: true})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check of a healthy gateway repository: %v %v", rep.Problems, err)
+	}
+	// Remove every index file: the object's blobs are then unindexed.
+	ids, err := r.ListIDs(ctx, repo.IndexPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := r.Store().Delete(ctx, repo.IndexPrefix+id.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = engine.Check(ctx, r, engine.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		if strings.Contains(p, `key "obj"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("check did not name the object's missing blobs: %v", rep.Problems)
 	}
 }
