@@ -40,6 +40,13 @@ type testServer struct {
 // (all buckets, read-write) and stops it when the test ends.
 func startServer(t *testing.T, r *repo.Repository, o Options) *testServer {
 	t.Helper()
+	return startServerWith(t, r, o, ServerOptions{})
+}
+
+// startServerWith is startServer with server options (TLS); so.Listen is
+// filled in.
+func startServerWith(t *testing.T, r *repo.Repository, o Options, so ServerOptions) *testServer {
+	t.Helper()
 	serverMu.Lock()
 	t.Cleanup(serverMu.Unlock)
 	g, err := Open(t.Context(), r, o)
@@ -64,7 +71,8 @@ func startServer(t *testing.T, r *repo.Repository, o Options) *testServer {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	srv, err := NewServer(g, users, ServerOptions{Listen: addr})
+	so.Listen = addr
+	srv, err := NewServer(g, users, so)
 	if err != nil {
 		t.Fatal(err)
 	}
