@@ -112,7 +112,9 @@ pg1-socket-path=%s
 	psql := func(sql string) string {
 		return run(filepath.Join(bin, "psql"), "-h", pg, "-p", pgPort, "-qAt", "-d", "postgres", "-c", sql)
 	}
-	pgctl := func(args ...string) { run(filepath.Join(bin, "pg_ctl"), append([]string{"-D", data, "-l", filepath.Join(pg, "server.log"), "-w"}, args...)...) }
+	pgctl := func(args ...string) {
+		run(filepath.Join(bin, "pg_ctl"), append([]string{"-D", data, "-l", filepath.Join(pg, "server.log"), "-w"}, args...)...)
+	}
 
 	run(initdb, "-D", data, "-A", "trust")
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
