@@ -68,6 +68,7 @@ func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
+	slog.SetDefault(logger) // the gateway logs internal errors through the default logger
 	g, err := s3gw.Open(ctx, r, o)
 	if err != nil {
 		return err
