@@ -135,15 +135,61 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err := o.validate(); err != nil {
 		return repo.ID{}, nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
 	known, parentIndexes, err := dedupBase(ctx, r, o.Parent)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("read parent snapshot: %w", err)
 	}
+	c, err := storeContent(ctx, r, src, &o, known)
+	if err != nil {
+		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+	}
+	return writeSnapshot(ctx, r, &o, c, parentIndexes)
+}
+
+// KnownSet decides which blobs a content store writes: Add MUST report
+// true exactly when id is not yet stored (nor already taken by this run),
+// and from then on report false for it. *index.IDSet is one.
+type KnownSet interface {
+	Add(id repo.ID) bool
+}
+
+// Content is what StoreContent wrote: the tree of the content's blobs and
+// the index files that locate the new ones.
+type Content struct {
+	Tree        repo.Tree
+	Size        int64 // plaintext bytes
+	Blobs       int64 // data blobs in the tree
+	NewBlobs    int64 // blobs (data and list) written by this run
+	StoredBytes int64 // sealed frame bytes written, before parity
+	Indexes     []repo.ID
+	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index
+}
+
+// StoreContent chunks src (FormatRaw or FormatNDJSON in o.Format), stores
+// the blobs known does not hold, and returns the content's tree. It writes
+// packs and index files but no manifest: the caller references the tree
+// (a snapshot, or an S3 object event). On error nothing references what
+// was written, and the blobs known took during the run are not stored
+// (callers with a shared set MUST discard it or its additions).
+// o.Stream is not used.
+func StoreContent(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions, known KnownSet) (Content, error) {
+	if o.Stream == "" {
+		o.Stream = "content"
+	}
+	if err := o.validate(); err != nil {
+		return Content{}, err
+	}
+	return storeContent(ctx, r, src, &o, known)
+}
+
+// storeContent runs the backup's stages, from reading src to writing index
+// files; o is validated.
+func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet) (Content, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stored := o.Progress.StoredBytes.Load()
 	b := &backupRun{
-		ctx: ctx, fail: cancel, r: r, o: &o, known: known,
+		ctx: ctx, fail: cancel, r: r, o: o, known: known,
 		frameCh:  make(chan frameJob, o.Workers),
 		sealedCh: make(chan repo.Frame, o.Workers),
 		packCh:   make(chan []repo.Frame, 1),
@@ -172,16 +218,16 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		if b.uploadErr != nil {
-			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", b.uploadErr)
+			return Content{}, b.uploadErr
 		}
-		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", cause)
+		return Content{}, cause
 	}
 	if err := b.flushIndex(); err != nil {
-		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+		return Content{}, err
 	}
-	return b.writeSnapshot(root, parentIndexes)
+	return Content{Tree: root, Size: b.size, Blobs: b.tree.Count(), NewBlobs: b.newBlobs,
+		StoredBytes: o.Progress.StoredBytes.Load() - stored, Indexes: b.newIndexes, Index: b.allIndex}, nil
 }
-
 // backupRun is one running Backup: its options, its channels from stage to
 // stage, and what the stages accumulate.
 type backupRun struct {
@@ -189,7 +235,7 @@ type backupRun struct {
 	fail  context.CancelCauseFunc // stops every stage with the first error
 	r     *repo.Repository
 	o     *BackupOptions
-	known *index.IDSet // blobs the parent or this backup already stored
+	known KnownSet // blobs the parent or this backup already stored
 
 	batches  *ordered[batch]   // readChunks → hashBatch → dedupAndGroup, in input order
 	frameCh  chan frameJob     // dedupAndGroup → sealFrames
@@ -208,6 +254,7 @@ type backupRun struct {
 	indexEntries []repo.IndexEntry
 	indexPacks   []repo.PackInfo
 	newIndexes   []repo.ID
+	allIndex     repo.IndexFile // every index file written, for StoreContent's callers
 }
 
 // readChunks reads and chunks src, in batches of about 1 MiB, and submits
@@ -400,18 +447,20 @@ func (b *backupRun) flushIndex() error {
 		return err
 	}
 	b.newIndexes = append(b.newIndexes, id)
+	b.allIndex.Packs = append(b.allIndex.Packs, b.indexPacks...)
+	b.allIndex.Entries = append(b.allIndex.Entries, b.indexEntries...)
 	b.indexEntries, b.indexPacks = nil, nil
 	return nil
 }
 
-// writeSnapshot writes the manifest, last, and then extends retention.
-func (b *backupRun) writeSnapshot(root repo.Tree, parentIndexes []repo.ID) (repo.ID, *repo.Snapshot, error) {
-	o := b.o
+// writeSnapshot writes the manifest of stored content, last, and then
+// extends retention.
+func writeSnapshot(ctx context.Context, r *repo.Repository, o *BackupOptions, c Content, parentIndexes []repo.ID) (repo.ID, *repo.Snapshot, error) {
 	snap := &repo.Snapshot{
 		Stream: o.Stream, Time: o.Time, Created: time.Now().UTC(), Format: o.Format,
-		Size: b.size, Blobs: b.tree.Count(), Tree: root, Host: o.Host, Position: o.Position,
-		Indexes:  append(append([]repo.ID{}, parentIndexes...), b.newIndexes...),
-		NewBlobs: b.newBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
+		Size: c.Size, Blobs: c.Blobs, Tree: c.Tree, Host: o.Host, Position: o.Position,
+		Indexes:  append(append([]repo.ID{}, parentIndexes...), c.Indexes...),
+		NewBlobs: c.NewBlobs, StoredBytes: o.Progress.StoredBytes.Load(),
 	}
 	if o.Parent != nil {
 		p := o.Parent.ID
@@ -420,13 +469,13 @@ func (b *backupRun) writeSnapshot(root repo.Tree, parentIndexes []repo.ID) (repo
 	if o.Describe != nil {
 		o.Describe(snap)
 	}
-	id, err := b.r.SaveSnapshot(b.ctx, snap)
+	id, err := r.SaveSnapshot(ctx, snap)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", err)
 	}
 	// The new snapshot keeps its parent's packs alive: their retention must
 	// last as long as its own (FORMAT.md §17).
-	if err := retainAfterSnapshot(b.ctx, b.r, o.Logf); err != nil {
+	if err := retainAfterSnapshot(ctx, r, o.Logf); err != nil {
 		return id, snap, fmt.Errorf("snapshot %s is stored, but %w", id.Short(), err)
 	}
 	return id, snap, nil

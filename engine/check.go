@@ -150,6 +150,43 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		}
 	}
 
+	// Blob trees that log events name (S3 gateway objects): every tree
+	// node readable, every data blob indexed, as for snapshots.
+	for _, cs := range segs {
+		trees := eventTreesFor(cs.key.Stream)
+		if trees == nil {
+			continue
+		}
+		err := ReadSegment(ctx, r, cs.key, cs.seg, func(e *repo.Event) error {
+			ts, err := trees(e)
+			if err != nil {
+				rep.problem("%s: event %d: %v", segLabel(cs.key), e.Seq, err)
+				return nil
+			}
+			for _, t := range ts {
+				missing := 0
+				err := walkTree(ctx, br, t, func(id repo.ID) error {
+					if _, _, ok := ix.Lookup(id); !ok {
+						missing++
+					}
+					return nil
+				}, nil)
+				if err != nil {
+					rep.problem("%s: event %d (key %q): blob tree unreadable: %v", segLabel(cs.key), e.Seq, e.Key, err)
+				} else if missing > 0 {
+					rep.problem("%s: event %d (key %q): %d data blobs missing from the index", segLabel(cs.key), e.Seq, e.Key, missing)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rep.problem("%s: events unreadable: %v", segLabel(cs.key), err)
+		}
+	}
+
 	if o.ReadData {
 		if err := readAllData(ctx, r, ix, segs, o, rep, &damaged); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,7 +259,73 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 	for _, id := range packs {
 		v.referenced[id] = true
 	}
+	// Blob trees that log events name (S3 gateway objects): every event a
+	// stored segment holds may be read by a point-in-time view, so all of
+	// their trees stay reachable while the segment exists.
+	before := reach.Len()
+	for _, l := range cat.Logs {
+		trees := eventTreesFor(l.Stream)
+		if trees == nil {
+			continue
+		}
+		for _, k := range l.Segments {
+			seg, err := r.LoadSegment(ctx, k)
+			if err != nil {
+				return nil, fmt.Errorf("%w (run 'strata check')", err)
+			}
+			err = ReadSegment(ctx, r, k, seg, func(e *repo.Event) error {
+				ts, err := trees(e)
+				if err != nil {
+					return err
+				}
+				for _, t := range ts {
+					if err := markTree(ctx, br, t, reach); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("log segment %s: %w", k.Name(), err)
+			}
+		}
+	}
+	if reach.Len() > before {
+		found := index.NewIDSet(reach.Len())
+		for _, f := range files {
+			for _, e := range f.Entries {
+				if reach.Has(e.ID) {
+					found.Add(e.ID)
+					v.referenced[e.Pack] = true
+				}
+			}
+		}
+		if missing := reach.Len() - found.Len(); missing > 0 {
+			return nil, fmt.Errorf("%w: %d blobs that snapshots or log events need are in no index file (run 'strata check')", ErrMissingBlob, missing)
+		}
+	}
 	return v, nil
+}
+
+// EventTrees returns the blob trees one log event references. It MUST
+// return every one (an error rather than a miss), since prune deletes
+// what no tree reaches.
+type EventTrees func(e *repo.Event) ([]repo.Tree, error)
+
+var eventTrees = map[string]EventTrees{} // by stream prefix
+
+// RegisterEventTrees declares that the events of every stream starting
+// with prefix may reference blob trees, found by fn. Packages whose events
+// hold trees (the S3 gateway) register from their init.
+func RegisterEventTrees(prefix string, fn EventTrees) { eventTrees[prefix] = fn }
+
+func eventTreesFor(stream string) EventTrees {
+	for p, fn := range eventTrees {
+		if strings.HasPrefix(stream, p) {
+			return fn
+		}
+	}
+	return nil
 }
 
 // markTree adds every blob of a tree to reach. A list blob already in reach

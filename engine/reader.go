@@ -18,7 +18,7 @@ var ErrMissingBlob = errors.New("blob missing from the index")
 // frames, since neighbouring blobs usually share a frame.
 type blobReader struct {
 	r  *repo.Repository
-	ix *index.BlobIndex
+	ix BlobLocator
 
 	mu    sync.Mutex
 	cache map[frameKey]*list.Element
@@ -36,7 +36,7 @@ type cachedFrame struct {
 	plain []byte
 }
 
-func newBlobReader(r *repo.Repository, ix *index.BlobIndex, cacheFrames int) *blobReader {
+func newBlobReader(r *repo.Repository, ix BlobLocator, cacheFrames int) *blobReader {
 	return &blobReader{r: r, ix: ix, cache: map[frameKey]*list.Element{}, max: cacheFrames}
 }
 

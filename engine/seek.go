@@ -18,6 +18,7 @@ type SnapshotReader struct {
 	r     *repo.Repository
 	snap  index.SnapshotRef
 	br    *blobReader
+	ix    *index.BlobIndex
 	first map[repo.ID]repo.ID // list blob → the first data blob under it
 
 	longestOnce sync.Once
@@ -34,7 +35,7 @@ func OpenSnapshot(ctx context.Context, r *repo.Repository, snap index.SnapshotRe
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: load index: %w", snap.ID.Short(), err)
 	}
-	return &SnapshotReader{r: r, snap: snap, br: newBlobReader(r, ix, 16), first: map[repo.ID]repo.ID{}}, nil
+	return &SnapshotReader{r: r, snap: snap, br: newBlobReader(r, ix, 16), ix: ix, first: map[repo.ID]repo.ID{}}, nil
 }
 
 // level is one node of a cursor's path: the IDs of a list blob (or the
@@ -202,7 +203,7 @@ func (c *Cursor) AtStart() bool {
 // a record boundary.
 func (s *SnapshotReader) LongestDataBlob() uint32 {
 	s.longestOnce.Do(func() {
-		s.br.ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) {
+		s.ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) {
 			if e.Type == repo.DataBlob {
 				s.longest = max(s.longest, e.BlobLength)
 			}

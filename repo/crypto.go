@@ -136,3 +136,16 @@ func (k *keys) blobID(t BlobType, data []byte) ID {
 // hashObject names an object by the unkeyed BLAKE3 of its stored bytes, so a
 // scrub without the password can verify any object against its name.
 func hashObject(b []byte) ID { return blake3.Sum256(b) }
+
+// Key-derivation context of the S3 gateway's users file (FORMAT.md, "S3
+// gateway users").
+const CtxS3Users = "strata v1 2026-12-05 s3 gateway user secrets"
+
+// DeriveKey derives a 32-byte key for a named purpose from the master key
+// (BLAKE3 derive_key; FORMAT.md, "Keys"). The context MUST be one of the
+// Ctx* constants, so no two purposes share a key.
+func (r *Repository) DeriveKey(context string) [32]byte {
+	var k [32]byte
+	blake3.DeriveKey(context, r.master, k[:])
+	return k
+}

@@ -94,6 +94,7 @@ func init() {
 		{"history", "list every version of one document: time, log position, operation", cmdHistory, nil},
 		{"diff", "list the keys added, removed and changed between two instants or snapshots", cmdDiff, nil},
 		{"sample", "write example data: an NDJSON export, a day's change events, or the state at an instant", cmdSample, nil},
+		{"s3", "the S3-compatible gateway: s3 serve|user|restore", cmdS3, nil},
 		{"version", "print the version", func(context.Context, *environment, []string) error {
 			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)
 			return nil

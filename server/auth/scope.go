@@ -124,6 +124,10 @@ func validGlob(g string) error {
 	return nil
 }
 
+// MatchGlob reports whether glob matches all of name, as scopes match
+// stream names (see matchGlob).
+func MatchGlob(glob, name string) bool { return matchGlob(glob, name) }
+
 // matchGlob reports whether glob matches all of name. '*' matches any run of
 // bytes, '/' included, and '?' one byte other than '/'. Stream names are
 // ASCII, so bytes are characters.

@@ -1,0 +1,247 @@
+package s3gw
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/repo"
+)
+
+// StreamPrefix starts the stream name of every bucket: bucket B is stream
+// StreamPrefix+B.
+const StreamPrefix = "s3/"
+
+// BucketKey is the event key of bucket-level events. S3 object keys are at
+// least one byte long, so it names no object.
+const BucketKey = ""
+
+// MaxKeyLen is the longest object key S3 accepts, in bytes.
+const MaxKeyLen = 1024
+
+// NullVersion is the version ID of objects written while a bucket's
+// versioning is not enabled (S3's "null" version).
+const NullVersion = "null"
+
+// Part is one stored run of an object's content: its size and the blob
+// tree it is chunked into. An object's content is its parts in order.
+type Part struct {
+	Size int64     `json:"size"`
+	Tree repo.Tree `json:"tree"`
+}
+
+// Retention is an object-lock retention on one object version.
+type Retention struct {
+	Mode  string `json:"mode"`  // GOVERNANCE or COMPLIANCE
+	Until int64  `json:"until"` // unix nanoseconds
+}
+
+// ObjectRecord is the value of an object PUT event (FORMAT.md, "S3 gateway
+// events"): one version of one key.
+type ObjectRecord struct {
+	Version     string            `json:"version"`
+	Size        int64             `json:"size,omitempty"`
+	ETag        string            `json:"etag,omitempty"` // without quotes
+	ContentType string            `json:"content_type,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	Checksums   map[string]string `json:"checksums,omitempty"`
+	Parts       []Part            `json:"parts,omitempty"`
+	PartSizes   []int64           `json:"part_sizes,omitempty"` // sizes of the client's multipart parts, for GetObject partNumber
+	Retention   *Retention        `json:"retention,omitempty"`
+	LegalHold   bool              `json:"legal_hold,omitempty"`
+	// DeleteMarker: this version is a delete marker (no content).
+	DeleteMarker bool `json:"delete_marker,omitempty"`
+	// Remove: version Version is removed for good (no content). Log
+	// delete events carry no value, so removals are put events too.
+	Remove bool `json:"remove,omitempty"`
+}
+
+// BucketRecord is the value of a bucket PUT event (key BucketKey): the
+// bucket's settings from that event on. A bucket DELETE event has no value.
+type BucketRecord struct {
+	Versioning string `json:"versioning,omitempty"`  // "", Enabled or Suspended
+	ObjectLock []byte `json:"object_lock,omitempty"` // versitygw's JSON BucketLockConfig, when lock is on
+	Owner      string `json:"owner,omitempty"`       // the access key ID that created it
+}
+
+// ErrBadRecord is returned for an event value that does not decode.
+var ErrBadRecord = errors.New("s3 gateway: bad event record")
+
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRecord, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: trailing data", ErrBadRecord)
+	}
+	return nil
+}
+
+// DecodeObjectRecord decodes and checks an object PUT event's value.
+func DecodeObjectRecord(b []byte) (*ObjectRecord, error) {
+	var o ObjectRecord
+	if err := decodeStrict(b, &o); err != nil {
+		return nil, err
+	}
+	if o.Version == "" {
+		return nil, fmt.Errorf("%w: no version", ErrBadRecord)
+	}
+	var sum int64
+	for _, p := range o.Parts {
+		if p.Size < 0 || p.Tree.Height < 0 || p.Tree.Height > repo.MaxTreeHeight {
+			return nil, fmt.Errorf("%w: bad part", ErrBadRecord)
+		}
+		sum += p.Size
+	}
+	if (o.DeleteMarker || o.Remove) && (len(o.Parts) > 0 || o.DeleteMarker && o.Remove) {
+		return nil, fmt.Errorf("%w: a delete carries content", ErrBadRecord)
+	}
+	if sum != o.Size || o.Size < 0 {
+		return nil, fmt.Errorf("%w: parts add up to %d, size is %d", ErrBadRecord, sum, o.Size)
+	}
+	return &o, nil
+}
+
+// DecodeBucketRecord decodes a bucket PUT event's value.
+func DecodeBucketRecord(b []byte) (*BucketRecord, error) {
+	var r BucketRecord
+	if err := decodeStrict(b, &r); err != nil {
+		return nil, err
+	}
+	switch r.Versioning {
+	case "", "Enabled", "Suspended":
+	default:
+		return nil, fmt.Errorf("%w: versioning %q", ErrBadRecord, r.Versioning)
+	}
+	return &r, nil
+}
+
+// version is one entry of a key's history in the key table.
+type version struct {
+	id     string
+	time   int64 // event time, unix ns: the version's Last-Modified
+	seq    uint64
+	marker bool
+	obj    *ObjectRecord // nil for a delete marker
+}
+
+// bucketState is one bucket of the key table.
+type bucketState struct {
+	name    string
+	created int64
+	cfg     BucketRecord
+	keys    map[string][]*version // oldest first
+	sorted  []string              // keys in byte order; nil when stale
+}
+
+func newBucketState(name string, t int64, cfg BucketRecord) *bucketState {
+	return &bucketState{name: name, created: t, cfg: cfg, keys: map[string][]*version{}}
+}
+
+// apply applies one event of the bucket's log to the table. Buckets are
+// created and removed by the caller (bucket events need the table).
+func (b *bucketState) apply(e *repo.Event) error {
+	key := string(e.Key)
+	if e.Op != repo.OpPut {
+		return fmt.Errorf("%w: op %s on an object key", ErrBadRecord, e.Op)
+	}
+	o, err := DecodeObjectRecord(e.Value)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.Remove:
+		vs := b.keys[key]
+		for i, v := range vs {
+			if v.id == o.Version {
+				vs = append(vs[:i:i], vs[i+1:]...)
+				break
+			}
+		}
+		if len(vs) == 0 {
+			delete(b.keys, key)
+			b.sorted = nil
+		} else {
+			b.keys[key] = vs
+		}
+	case o.DeleteMarker:
+		b.addVersion(key, &version{id: o.Version, time: e.Time, seq: e.Seq, marker: true})
+	default:
+		b.addVersion(key, &version{id: o.Version, time: e.Time, seq: e.Seq, obj: o})
+	}
+	return nil
+}
+
+// addVersion appends v; a version with the same ID (the null version of an
+// unversioned bucket) is replaced.
+func (b *bucketState) addVersion(key string, v *version) {
+	vs, ok := b.keys[key]
+	if !ok {
+		b.sorted = nil
+	}
+	for i, old := range vs {
+		if old.id == v.id {
+			vs = append(vs[:i:i], vs[i+1:]...)
+			break
+		}
+	}
+	b.keys[key] = append(vs, v)
+}
+
+// latest returns a key's newest version, or nil.
+func (b *bucketState) latest(key string) *version {
+	vs := b.keys[key]
+	if len(vs) == 0 {
+		return nil
+	}
+	return vs[len(vs)-1]
+}
+
+// find returns a key's version by ID, or nil.
+func (b *bucketState) find(key, id string) *version {
+	for _, v := range b.keys[key] {
+		if v.id == id {
+			return v
+		}
+	}
+	return nil
+}
+
+// sortedKeys returns every key with at least one version, in byte order.
+func (b *bucketState) sortedKeys() []string {
+	if b.sorted == nil {
+		b.sorted = make([]string, 0, len(b.keys))
+		for k := range b.keys {
+			b.sorted = append(b.sorted, k)
+		}
+		sortStrings(b.sorted)
+	}
+	return b.sorted
+}
+
+// empty reports whether the bucket holds no version at all (S3 refuses to
+// delete a bucket that still has versions or delete markers).
+func (b *bucketState) empty() bool { return len(b.keys) == 0 }
+
+func init() { engine.RegisterEventTrees(StreamPrefix, EventTrees) }
+
+// EventTrees returns the blob trees an event of a bucket's log references
+// (the parts of an object version), so prune keeps them.
+func EventTrees(e *repo.Event) ([]repo.Tree, error) {
+	if string(e.Key) == BucketKey || e.Op != repo.OpPut {
+		return nil, nil
+	}
+	o, err := DecodeObjectRecord(e.Value)
+	if err != nil {
+		return nil, err
+	}
+	trees := make([]repo.Tree, len(o.Parts))
+	for i, p := range o.Parts {
+		trees[i] = p.Tree
+	}
+	return trees, nil
+}
