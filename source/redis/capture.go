@@ -398,6 +398,7 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 		}
 		e := NewEvent(c.cur.next, c.lastT, &cmd)
 		acks.add(c.cur.next, start)
+		appendStart := time.Now()
 		if late {
 			err = c.w.AppendUncertain(&e, c.lateAfter)
 		} else {
@@ -408,8 +409,20 @@ func (c *capture) stream(ctx context.Context, conn *Conn) error {
 		}
 		c.cur.next++
 		offset.Store(end)
+		if !c.lateActive && time.Since(appendStart) > appendStall {
+			// The append waited on a seal: what the master sent meanwhile
+			// sat in the socket, and its arrival says nothing of its time.
+			if err := c.markLate(ctx, false); err != nil {
+				return err
+			}
+		}
 	}
 }
+
+// appendStall is how long an append may take before the capture treats
+// what arrives next as late: appends take microseconds unless a seal holds
+// them up.
+const appendStall = 2 * time.Millisecond
 
 // durableAcks turns the offset the capture has read into the offset it
 // may acknowledge: no further than the end of the newest durable command
