@@ -48,3 +48,16 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Fatal("negative Attempts accepted")
 	}
 }
+
+func TestBackoffLoop(t *testing.T) {
+	b := Backoff{Policy: Policy{Base: 100 * time.Millisecond, Max: 400 * time.Millisecond}}
+	for i, hi := range []time.Duration{100, 200, 400, 400} {
+		if d := b.Next(); d < hi*time.Millisecond/2 || d > hi*time.Millisecond {
+			t.Fatalf("wait %d = %v, want within [%v, %v]", i+1, d, hi*time.Millisecond/2, hi*time.Millisecond)
+		}
+	}
+	b.Reset()
+	if d := b.Next(); d > 100*time.Millisecond {
+		t.Fatalf("after Reset: %v, want at most 100ms", d)
+	}
+}

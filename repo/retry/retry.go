@@ -248,3 +248,39 @@ func IsTransient(err error) bool {
 
 // Unwrap returns the store the retries wrap.
 func (s *store) Unwrap() repo.Store { return s.inner }
+
+// Backoff paces a loop that retries for as long as it runs (a capture
+// reconnecting to its database), where Do's bounded attempts do not fit:
+// each Next is twice the last, from the policy's Base up to its Max, with
+// the same jitter as Do; Reset starts over once the loop made progress.
+// The zero value waits from DefaultBase up to DefaultMax. Not safe for
+// concurrent use.
+type Backoff struct {
+	Policy Policy
+	n      int
+}
+
+// Next returns the wait before the next attempt.
+func (b *Backoff) Next() time.Duration {
+	p := b.Policy
+	if err := p.validate(); err != nil {
+		panic(err)
+	}
+	b.n++
+	return p.backoff(b.n)
+}
+
+// Reset makes the next wait the shortest again.
+func (b *Backoff) Reset() { b.n = 0 }
+
+// Sleep waits d, or until ctx ends; it reports whether the wait ran out.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

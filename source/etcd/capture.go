@@ -13,6 +13,7 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/retry"
 )
 
 // CaptureOptions describe a continuous capture. Stream is required.
@@ -132,11 +133,11 @@ func (c *capture) run(ctx context.Context) error {
 			return err
 		}
 	}
-	backoff := time.Second
+	backoff := captureBackoff()
 	for {
 		next, err := c.watch(ctx, start)
 		if next > start {
-			backoff = time.Second // progress was made: the next failure starts over
+			backoff.Reset() // progress was made: the next failure starts over
 		}
 		start = next
 		if ctx.Err() != nil {
@@ -157,13 +158,11 @@ func (c *capture) run(ctx context.Context) error {
 			return err
 		}
 		c.st.Reconnects++
-		c.o.Log("%s: watch from revision %d interrupted: %v; watching again in %s", c.o.Stream, start, err, backoff)
-		select {
-		case <-ctx.Done():
+		wait := backoff.Next()
+		c.o.Log("%s: watch from revision %d interrupted: %v; watching again in %s", c.o.Stream, start, err, wait.Round(time.Millisecond))
+		if !retry.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -190,7 +189,7 @@ func (c *capture) newestBase(ctx context.Context) (int64, bool, error) {
 // revision to watch from, the one after it. Connection errors are retried
 // until ctx ends.
 func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
-	backoff := time.Second
+	backoff := captureBackoff()
 	for {
 		var parent *index.SnapshotRef
 		if cat, _ := index.LoadCatalog(ctx, c.r); cat != nil {
@@ -210,13 +209,11 @@ func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
 		if errors.Is(err, ErrAuth) || ctx.Err() != nil {
 			return 0, fmt.Errorf("%w: base snapshot: %w", errFatal, err)
 		}
-		c.o.Log("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, backoff)
-		select {
-		case <-ctx.Done():
+		wait := backoff.Next()
+		c.o.Log("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, wait.Round(time.Millisecond))
+		if !retry.Sleep(ctx, wait) {
 			return 0, ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -405,4 +402,9 @@ func stamped(ctx context.Context, in clientv3.WatchChan, now func() time.Time) <
 		}
 	}()
 	return out
+}
+
+// captureBackoff paces reconnections: from 1 s, doubling, up to 30 s.
+func captureBackoff() retry.Backoff {
+	return retry.Backoff{Policy: retry.Policy{Base: time.Second, Max: 30 * time.Second}}
 }

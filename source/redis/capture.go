@@ -14,6 +14,7 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/retry"
 )
 
 // CaptureOptions describe a continuous capture. Stream is required; the
@@ -169,12 +170,12 @@ type permanent struct{ error }
 func (p permanent) Unwrap() error { return p.error }
 
 func (c *capture) run(ctx context.Context) error {
-	backoff := time.Second
+	backoff := retry.Backoff{Policy: retry.Policy{Base: min(time.Second, c.co.MaxBackoff), Max: c.co.MaxBackoff}}
 	for {
 		before := c.st.Bases + int(c.cur.next)
 		err := c.session(ctx)
 		if c.st.Bases+int(c.cur.next) != before {
-			backoff = time.Second // the session made progress: retry promptly
+			backoff.Reset() // the session made progress: retry promptly
 		}
 		if ctx.Err() != nil {
 			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
@@ -188,13 +189,9 @@ func (c *capture) run(ctx context.Context) error {
 			return err
 		}
 		c.st.Reconnects++
-		c.co.Logf("%v; reconnecting in %s", err, backoff)
-		select {
-		case <-ctx.Done():
-			continue
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, c.co.MaxBackoff)
+		wait := backoff.Next()
+		c.co.Logf("%v; reconnecting in %s", err, wait.Round(time.Millisecond))
+		retry.Sleep(ctx, wait) // an ended ctx is handled at the top of the loop
 	}
 }
 
