@@ -228,6 +228,7 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 	return Content{Tree: root, Size: b.size, Blobs: b.tree.Count(), NewBlobs: b.newBlobs,
 		StoredBytes: o.Progress.StoredBytes.Load() - stored, Indexes: b.newIndexes, Index: b.allIndex}, nil
 }
+
 // backupRun is one running Backup: its options, its channels from stage to
 // stage, and what the stages accumulate.
 type backupRun struct {
