@@ -391,19 +391,9 @@ func TestEtcdKilledCapture(t *testing.T) {
 	}
 	src := etcdtest.Start(t)
 	sc := src.Client(t)
-	bin := strataBinary(t)
 	c := newCLI(t)
 	c.ok(nil, "init")
-	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
-	startBin := func() (*exec.Cmd, *testenv.SyncBuffer) {
-		cmd := exec.Command(bin, "log", "--source", src.URL, "--stream", "k", "--segment-interval", "100ms")
-		errb := &testenv.SyncBuffer{}
-		cmd.Env, cmd.Stderr = env, errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, errb
-	}
+	startBin := captureProcess(t, c, "--source", src.URL, "--stream", "k", "--segment-interval", "100ms")
 
 	stopWrites := make(chan struct{})
 	written := make(chan int)

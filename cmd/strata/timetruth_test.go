@@ -31,6 +31,23 @@ import (
 // these tests hunt, whose errors span whole outages.
 const deliveryMargin = 20 * time.Millisecond
 
+// captureProcess returns a function that starts `strata log ARGS` as a
+// process of its own on c's repository, so a test can SIGKILL it.
+func captureProcess(t *testing.T, c *cli, args ...string) func() (*exec.Cmd, *testenv.SyncBuffer) {
+	t.Helper()
+	bin := strataBinary(t)
+	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
+	return func() (*exec.Cmd, *testenv.SyncBuffer) {
+		cmd := exec.Command(bin, append([]string{"log"}, args...)...)
+		errb := &testenv.SyncBuffer{}
+		cmd.Env, cmd.Stderr = env, errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, errb
+	}
+}
+
 // killLoop runs a capture process, killing it with SIGKILL and starting it
 // again kills times at random moments, then stops it with SIGTERM once
 // done() says the workload ended. It returns the captures' stderr.
@@ -88,19 +105,9 @@ func TestRedisRandomKills(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 19))
 	src := redistest.Start(t, redistest.Options{})
 	sc := src.Client(t)
-	bin := strataBinary(t)
 	c := newCLI(t)
 	c.ok(nil, "init")
-	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
-	start := func() (*exec.Cmd, *testenv.SyncBuffer) {
-		cmd := exec.Command(bin, "log", "--source", "redis://"+src.Addr, "--stream", "kv", "--segment-interval", "300ms")
-		errb := &testenv.SyncBuffer{}
-		cmd.Env, cmd.Stderr = env, errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, errb
-	}
+	start := captureProcess(t, c, "--source", "redis://"+src.Addr, "--stream", "kv", "--segment-interval", "300ms")
 
 	type instant struct {
 		at    time.Time
@@ -185,19 +192,9 @@ func TestEtcdRandomKills(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 19))
 	src := etcdtest.Start(t)
 	sc := src.Client(t)
-	bin := strataBinary(t)
 	c := newCLI(t)
 	c.ok(nil, "init")
-	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
-	start := func() (*exec.Cmd, *testenv.SyncBuffer) {
-		cmd := exec.Command(bin, "log", "--source", src.URL, "--stream", "k", "--segment-interval", "300ms")
-		errb := &testenv.SyncBuffer{}
-		cmd.Env, cmd.Stderr = env, errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, errb
-	}
+	start := captureProcess(t, c, "--source", src.URL, "--stream", "k", "--segment-interval", "300ms")
 
 	type instant struct {
 		at    time.Time
