@@ -51,6 +51,9 @@ func (e *errResync) Error() string { return e.reason }
 
 var errFatal = errors.New("capture cannot go on")
 
+// errRefresh ends a cursor that is healthy, to open a new one.
+var errRefresh = errors.New("cursor refresh")
+
 // Capture tails the oplog with a tailable await cursor and stores every
 // relevant entry in the stream's log, one event per entry, until ctx ends;
 // then it seals what arrived and returns nil. It continues after the
@@ -114,6 +117,8 @@ func (c *capture) run(ctx context.Context) error {
 		}
 		var rs *errResync
 		switch {
+		case errors.Is(err, errRefresh):
+			continue
 		case errors.As(err, &rs):
 			c.o.Log("%s: %s", c.o.Stream, rs.reason)
 			if from, err = c.takeBase(ctx, rs.reason); err != nil {
@@ -128,12 +133,30 @@ func (c *capture) run(ctx context.Context) error {
 		}
 		c.st.Reconnects++
 		c.o.Log("%s: tailing the oplog after %s interrupted: %v; again in %s", c.o.Stream, from, err, backoff)
+		if err := c.pause(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// pause waits d (or until ctx ends) and meanwhile seals segments that
+// are due, so what arrived before an outage is stored on time.
+func (c *capture) pause(ctx context.Context, d time.Duration) error {
+	tick := time.NewTicker(min(c.o.Interval/4, time.Second))
+	defer tick.Stop()
+	end := time.After(d)
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-end:
+			return nil
+		case <-tick.C:
+			if err := c.w.SealOlder(c.o.Interval); err != nil {
+				return fmt.Errorf("%w: %w", errFatal, err)
+			}
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -305,9 +328,12 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 // timestamp to continue after.
 func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from.bson()}}}}
-	await := min(c.o.Interval/4, time.Second)
+	const await = time.Second
+	// A first batch of one: the resume entry itself. FerretDB closes a
+	// tailable cursor whose first batch is smaller than asked; later
+	// batches are large.
 	cur, err := oplogColl(c.cli).Find(ctx, filter, options.Find().SetCursorType(options.TailableAwait).
-		SetMaxAwaitTime(await).SetSort(bson.D{{Key: "$natural", Value: 1}}))
+		SetMaxAwaitTime(await).SetSort(bson.D{{Key: "$natural", Value: 1}}).SetBatchSize(1))
 	if err != nil {
 		if errors.Is(classify(c.cfg, err), ErrAuth) {
 			return from, fmt.Errorf("%w: %w", errFatal, classify(c.cfg, err))
@@ -315,6 +341,7 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 		return from, err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
+	cur.SetBatchSize(1000)
 	// The oplog must still hold from itself: the first entry read proves
 	// that nothing between from and it was lost to a rollover.
 	proven := from.IsZero()
@@ -327,8 +354,13 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 			return from, &errResync{fmt.Sprintf("the oplog rolled over past %s (it now starts at %s): a gap, and a new base", from, first)}
 		}
 	}
-	lastSeal := time.Now()
+	lastSeal, opened, read := time.Now(), time.Now(), 0
 	for {
+		// FerretDB re-reads the oplog from the cursor's filter at every
+		// wait: a cursor is opened again now and then, from further on.
+		if read >= 5000 || time.Since(opened) > time.Minute {
+			return from, errRefresh
+		}
 		if cur.TryNext(ctx) {
 			e, err := ParseEntry(cur.Current)
 			if err != nil {
@@ -349,6 +381,7 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 			}
 			from = e.TS
 			c.st.Last = from
+			read++
 		} else {
 			if err := cur.Err(); err != nil {
 				return from, err
@@ -360,7 +393,7 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 				return from, ctx.Err()
 			}
 		}
-		if time.Since(lastSeal) >= await {
+		if time.Since(lastSeal) >= min(c.o.Interval/4, await) {
 			lastSeal = time.Now()
 			if err := c.w.SealOlder(c.o.Interval); err != nil {
 				return from, fmt.Errorf("%w: %w", errFatal, err)
