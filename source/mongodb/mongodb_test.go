@@ -224,7 +224,6 @@ func user(i int) bson.D {
 	}
 }
 
-
 // TestRestoreAtInstants: a seeded workload (inserts, $set, $inc, $push,
 // $unset, replacements that drop fields, deletes, many collections, nested
 // documents, ObjectId, dates, decimals, binary, a large document) is
