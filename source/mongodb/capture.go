@@ -332,8 +332,16 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 	// A first batch of one: the resume entry itself. FerretDB closes a
 	// tailable cursor whose first batch is smaller than asked; later
 	// batches are large.
-	cur, err := oplogColl(c.cli).Find(ctx, filter, options.Find().SetCursorType(options.TailableAwait).
-		SetMaxAwaitTime(await).SetSort(bson.D{{Key: "$natural", Value: 1}}).SetBatchSize(1))
+	fo := options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}).SetBatchSize(1)
+	if c.fullImage {
+		// FerretDB's await interrupts SQLite queries running beside it
+		// when its wait ends, failing clients' reads and even its own
+		// oplog writes: poll a plain tailable cursor instead.
+		fo.SetCursorType(options.Tailable)
+	} else {
+		fo.SetCursorType(options.TailableAwait).SetMaxAwaitTime(await)
+	}
+	cur, err := oplogColl(c.cli).Find(ctx, filter, fo)
 	if err != nil {
 		if errors.Is(classify(c.cfg, err), ErrAuth) {
 			return from, fmt.Errorf("%w: %w", errFatal, classify(c.cfg, err))
@@ -391,6 +399,12 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 			}
 			if ctx.Err() != nil {
 				return from, ctx.Err()
+			}
+			if c.fullImage {
+				select {
+				case <-ctx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
 			}
 		}
 		if time.Since(lastSeal) >= min(c.o.Interval/4, await) {

@@ -313,7 +313,7 @@ func TestRestoreAtInstants(t *testing.T) {
 		}
 	}
 	mark("many collections")
-	big := bson.D{{Key: "_id", Value: int64(7)}, {Key: "blob", Value: bson.Binary{Data: bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)}}, {Key: "s", Value: strings.Repeat("x", 2<<20)}}
+	big := bson.D{{Key: "_id", Value: int64(7)}, {Key: "blob", Value: bson.Binary{Data: bytes.Repeat([]byte("0123456789abcdef"), 256<<10/16)}}, {Key: "s", Value: strings.Repeat("x", 256<<10)}}
 	_, err = db.Collection("large").InsertOne(ctx, big)
 	step(err)
 	mark("large document")
