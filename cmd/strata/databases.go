@@ -36,6 +36,9 @@ type captureOptions struct {
 
 type restoreDBOptions struct {
 	Force, DryRun bool
+	// Collections ("a,b") restores only these collections; only
+	// mongodb:// targets have collections.
+	Collections string
 }
 
 // databases maps a URL scheme to the constructor of its database. The
@@ -91,6 +94,9 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 	db, err := openDatabase(env, dbURL)
 	if err != nil {
 		return err
+	}
+	if _, ok := db.(*mongoDatabase); !ok && o.Collections != "" {
+		return usagef("--collections: only a mongodb:// target has collections")
 	}
 	r, err := openRepo(ctx, env, location)
 	if err != nil {

@@ -236,7 +236,8 @@ func (c *capture) newestBase(ctx context.Context) (index.SnapshotRef, bool, erro
 	var best index.SnapshotRef
 	found := false
 	for _, s := range cat.Stream(c.o.Stream) {
-		if s.Position != nil && s.Format == engine.FormatNDJSON && (!found || *s.Position > *best.Position) {
+		if s.Position != nil && s.Format == engine.FormatNDJSON && (!found || *s.Position > *best.Position ||
+			*s.Position == *best.Position && s.Time.After(best.Time)) {
 			best, found = s, true
 		}
 	}

@@ -152,7 +152,7 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	if p.Base.Position == nil || p.Base.Format != engine.FormatNDJSON {
+	if p.Base.Format != engine.FormatNDJSON || p.Base.Position == nil && len(p.Segments) > 0 {
 		return st, fmt.Errorf("%w: snapshot %s is not a MongoDB base with a position (made by backup or log --source mongodb://)", index.ErrNotRestorable, p.Base.ID.Short())
 	}
 	sc := &scope{colls: map[string]bool{}, database: o.Database}
