@@ -389,3 +389,89 @@ func TestRestoreAtInstants(t *testing.T) {
 	delete(got, "other")
 	sameState(t, "forced collection restore", got, state{"users": last.want["users"]})
 }
+
+// TestOplogRollover: while no capture runs the oplog rolls over past the
+// stream's resume point; the restarted capture records a gap and takes a
+// new base, restores inside the gap are refused, and restores after it
+// are exact.
+func TestOplogRollover(t *testing.T) {
+	src := mongotest.Start(t, mongotest.Options{OplogDocs: 40})
+	tgt := mongotest.Start(t, mongotest.Options{})
+	cli, cfg := connect(t, src, "app")
+	ctx := t.Context()
+	r := newRepo(t)
+	c := src.Client.Database("app").Collection("items")
+	write := func(from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: fmt.Sprint(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(0, 5)
+	logs := &syncLog{}
+	stop := runCapture(t, cli, cfg, r, logs)
+	write(5, 10)
+	waitCaptured(t, r, cli, logs)
+	st := stop()
+	_, before, err := LastTimestamp(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	write(15, 100) // during the pause
+	if err := src.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := FirstTimestamp(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, inGap, err := LastTimestamp(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.IsZero() || !first.After(st.Last) {
+		t.Fatalf("the oplog was not trimmed past %s (it starts at %s)", st.Last, first)
+	}
+	time.Sleep(5 * time.Millisecond)
+	logs2 := &syncLog{}
+	stop = runCapture(t, cli, cfg, r, logs2)
+	write(115, 10)
+	cat := waitCaptured(t, r, cli, logs2)
+	st2 := stop()
+	if st2.Bases != 1 || st2.Gaps != 1 || !strings.Contains(logs2.String(), "rolled over") {
+		t.Fatalf("after the rollover: %d bases, %d gaps\n%s", st2.Bases, st2.Gaps, logs2)
+	}
+	_, after, err := LastTimestamp(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dumpState(t, src.Client, "app")
+	if _, err := cat.Plan("s", index.Target{Time: inGap}); !errors.Is(err, index.ErrNotRestorable) {
+		t.Fatalf("restore inside the gap: %v, want ErrNotRestorable", err)
+	}
+	restoreInto(t, cat, r, tgt, index.Target{Time: after}, RestoreOptions{Database: "after"})
+	sameState(t, "after the gap", dumpState(t, tgt.Client, "after"), want)
+	restoreInto(t, cat, r, tgt, index.Target{Time: before}, RestoreOptions{Database: "before"})
+	if got := dumpState(t, tgt.Client, "before"); len(got["items"]) != 15 {
+		t.Fatalf("before the gap: %d items, want 15", len(got["items"]))
+	}
+}
+
+// TestUnreachableAndAuth: a server that is not there, and refused
+// credentials, fail at Connect with their sentinels.
+func TestUnreachableAndAuth(t *testing.T) {
+	src := mongotest.Start(t, mongotest.Options{})
+	dead := mongotest.Start(t, mongotest.Options{})
+	dead.Stop()
+	_, err := Connect(t.Context(), Config{URI: dead.URI, Timeout: 500 * time.Millisecond})
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("unreachable server: %v", err)
+	}
+	_, err = Connect(t.Context(), Config{URI: src.URI, Username: "backup", Password: "wrong", Timeout: 5 * time.Second})
+	if !errors.Is(err, ErrAuth) || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("refused credentials: %v", err)
+	}
+}
