@@ -150,6 +150,9 @@ type BaseReader struct {
 func NewBaseReader(r io.Reader) (*BaseReader, error) {
 	br := &BaseReader{r: bufio.NewReaderSize(r, 1<<20)}
 	l, err := br.readLine()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: base: empty", ErrCorrupt)
+	}
 	if err != nil {
 		return nil, err
 	}
