@@ -35,26 +35,26 @@ func toJSON(v any) string {
 // local.oplog.rs), for what FerretDB cannot produce: $v:2 diffs,
 // applyOps, commands.
 const (
-	tsField   = `"ts":{"$timestamp":{"t":1767225600,"i":3}},"t":{"$numberLong":"7"},"v":{"$numberLong":"2"},"wall":{"$date":"2026-01-01T00:00:00.123Z"}`
-	uiField   = `"ui":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}`
-	recInsert = `{"op":"i","ns":"shop.users",` + uiField + `,"o":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"},"name":"ann","n":{"$numberInt":"1"}},"o2":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
-	recDiff   = `{"op":"u","ns":"shop.users",` + uiField + `,"o":{"$v":2,"diff":{"d":{"old":false},"u":{"name":"bob"},"i":{"added":{"$numberLong":"5"}},"saddr":{"u":{"city":"Oslo"},"i":{"zip":"0150"}},"stags":{"a":true,"u3":"new"}}},"o2":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
-	recPull   = `{"op":"u","ns":"shop.users",` + uiField + `,"o":{"$v":2,"diff":{"stags":{"a":true,"l":{"$numberInt":"2"},"u1":"z"},"sitems":{"a":true,"s0":{"u":{"q":{"$numberInt":"9"}}}}}},"o2":{"_id":1},` + tsField + `}`
-	recV1     = `{"op":"u","ns":"shop.users","o":{"$v":1,"$set":{"a.b":1},"$unset":{"c":true}},"o2":{"_id":1},` + tsField + `}`
-	recRepl   = `{"op":"u","ns":"shop.users","o":{"_id":1,"only":"this"},"o2":{"_id":1},` + tsField + `}`
-	recDelete = `{"op":"d","ns":"shop.users",` + uiField + `,"o":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
-	recTxn    = `{"lsid":{"id":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}},"txnNumber":{"$numberLong":"1"},"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"i","ns":"shop.orders","ui":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}},"o":{"_id":1,"total":{"$numberDecimal":"9.99"}}},{"op":"u","ns":"shop.users","o":{"$v":2,"diff":{"u":{"orders":2}}},"o2":{"_id":1}},{"op":"i","ns":"config.x","o":{"_id":1}}]},"prevOpTime":{"ts":{"$timestamp":{"t":0,"i":0}},"t":{"$numberLong":"-1"}},` + tsField + `}`
+	tsField    = `"ts":{"$timestamp":{"t":1767225600,"i":3}},"t":{"$numberLong":"7"},"v":{"$numberLong":"2"},"wall":{"$date":"2026-01-01T00:00:00.123Z"}`
+	uiField    = `"ui":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}`
+	recInsert  = `{"op":"i","ns":"shop.users",` + uiField + `,"o":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"},"name":"ann","n":{"$numberInt":"1"}},"o2":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
+	recDiff    = `{"op":"u","ns":"shop.users",` + uiField + `,"o":{"$v":2,"diff":{"d":{"old":false},"u":{"name":"bob"},"i":{"added":{"$numberLong":"5"}},"saddr":{"u":{"city":"Oslo"},"i":{"zip":"0150"}},"stags":{"a":true,"u3":"new"}}},"o2":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
+	recPull    = `{"op":"u","ns":"shop.users",` + uiField + `,"o":{"$v":2,"diff":{"stags":{"a":true,"l":{"$numberInt":"2"},"u1":"z"},"sitems":{"a":true,"s0":{"u":{"q":{"$numberInt":"9"}}}}}},"o2":{"_id":1},` + tsField + `}`
+	recV1      = `{"op":"u","ns":"shop.users","o":{"$v":1,"$set":{"a.b":1},"$unset":{"c":true}},"o2":{"_id":1},` + tsField + `}`
+	recRepl    = `{"op":"u","ns":"shop.users","o":{"_id":1,"only":"this"},"o2":{"_id":1},` + tsField + `}`
+	recDelete  = `{"op":"d","ns":"shop.users",` + uiField + `,"o":{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"}},` + tsField + `}`
+	recTxn     = `{"lsid":{"id":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}},"txnNumber":{"$numberLong":"1"},"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"i","ns":"shop.orders","ui":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}},"o":{"_id":1,"total":{"$numberDecimal":"9.99"}}},{"op":"u","ns":"shop.users","o":{"$v":2,"diff":{"u":{"orders":2}}},"o2":{"_id":1}},{"op":"i","ns":"config.x","o":{"_id":1}}]},"prevOpTime":{"ts":{"$timestamp":{"t":0,"i":0}},"t":{"$numberLong":"-1"}},` + tsField + `}`
 	recPartial = `{"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"i","ns":"shop.a","o":{"_id":1}}],"partialTxn":true},` + tsField + `}`
-	recCreate = `{"op":"c","ns":"shop.$cmd",` + uiField + `,"o":{"create":"events","capped":true,"size":{"$numberLong":"1048576"},"idIndex":{"v":2,"key":{"_id":1},"name":"_id_"}},` + tsField + `}`
-	recDrop   = `{"op":"c","ns":"shop.$cmd","o":{"drop":"events"},"o2":{"numRecords":0},` + tsField + `}`
-	recRename = `{"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.tmp","to":"shop.final","stayTemp":false,"dropTarget":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}},` + tsField + `}`
-	recIndex  = `{"op":"c","ns":"shop.$cmd","o":{"createIndexes":"users","v":2,"key":{"email":1},"name":"email_1","unique":true},` + tsField + `}`
-	recCommit = `{"op":"c","ns":"shop.$cmd","o":{"commitIndexBuild":"users","indexBuildUUID":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}},"indexes":[{"v":2,"key":{"n":-1},"name":"n_-1"}]},` + tsField + `}`
-	recDropIx = `{"op":"c","ns":"shop.$cmd","o":{"dropIndexes":"users","index":"email_1"},"o2":{"v":2,"key":{"email":1},"name":"email_1"},` + tsField + `}`
-	recDropDB = `{"op":"c","ns":"shop.$cmd","o":{"dropDatabase":1},` + tsField + `}`
-	recNoop   = `{"op":"n","ns":"","o":{"msg":"periodic noop"},` + tsField + `}`
-	recLocal  = `{"op":"i","ns":"local.startup_log","o":{"_id":"x"},` + tsField + `}`
-	recFerret = `{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"},"op":"u","ns":"app.items","ts":{"$timestamp":{"t":1767225600,"i":3}},"o":{"$v":1,"$set":{"_id":1,"kept":true}},"t":{"$numberLong":"1"},"v":{"$numberLong":"2"},"wall":{"$date":"2026-01-01T00:00:00.123Z"},"o2":{"_id":1}}`
+	recCreate  = `{"op":"c","ns":"shop.$cmd",` + uiField + `,"o":{"create":"events","capped":true,"size":{"$numberLong":"1048576"},"idIndex":{"v":2,"key":{"_id":1},"name":"_id_"}},` + tsField + `}`
+	recDrop    = `{"op":"c","ns":"shop.$cmd","o":{"drop":"events"},"o2":{"numRecords":0},` + tsField + `}`
+	recRename  = `{"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.tmp","to":"shop.final","stayTemp":false,"dropTarget":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}}},` + tsField + `}`
+	recIndex   = `{"op":"c","ns":"shop.$cmd","o":{"createIndexes":"users","v":2,"key":{"email":1},"name":"email_1","unique":true},` + tsField + `}`
+	recCommit  = `{"op":"c","ns":"shop.$cmd","o":{"commitIndexBuild":"users","indexBuildUUID":{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"04"}},"indexes":[{"v":2,"key":{"n":-1},"name":"n_-1"}]},` + tsField + `}`
+	recDropIx  = `{"op":"c","ns":"shop.$cmd","o":{"dropIndexes":"users","index":"email_1"},"o2":{"v":2,"key":{"email":1},"name":"email_1"},` + tsField + `}`
+	recDropDB  = `{"op":"c","ns":"shop.$cmd","o":{"dropDatabase":1},` + tsField + `}`
+	recNoop    = `{"op":"n","ns":"","o":{"msg":"periodic noop"},` + tsField + `}`
+	recLocal   = `{"op":"i","ns":"local.startup_log","o":{"_id":"x"},` + tsField + `}`
+	recFerret  = `{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"},"op":"u","ns":"app.items","ts":{"$timestamp":{"t":1767225600,"i":3}},"o":{"$v":1,"$set":{"_id":1,"kept":true}},"t":{"$numberLong":"1"},"v":{"$numberLong":"2"},"wall":{"$date":"2026-01-01T00:00:00.123Z"},"o2":{"_id":1}}`
 )
 
 func parseRec(t testing.TB, s string) *Entry {
