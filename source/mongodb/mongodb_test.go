@@ -475,3 +475,62 @@ func TestUnreachableAndAuth(t *testing.T) {
 		t.Fatalf("refused credentials: %v", err)
 	}
 }
+
+// TestApplyRecorded applies oplog entries recorded in MongoDB's own format,
+// which FerretDB cannot produce ($v:2 diffs, applyOps, commands), to the
+// embedded server, and checks the state they leave.
+func TestApplyRecorded(t *testing.T) {
+	tgt := mongotest.Start(t, mongotest.Options{})
+	ctx := t.Context()
+	st := &RestoreStats{}
+	a := &applier{ctx: ctx, cli: tgt.Client, sc: &scope{colls: map[string]bool{}}, batch: 100, st: st, pending: map[string][]mongo.WriteModel{}}
+	recs := []string{
+		`{"op":"c","ns":"shop.$cmd","o":{"create":"tmp"},` + tsField + `}`,
+		`{"op":"i","ns":"shop.tmp","o":{"_id":1,"name":"ann","old":true,"addr":{"city":"Bergen"},"tags":["a","b","c"],"items":[{"q":1},{"q":2}]},` + tsField + `}`,
+		`{"op":"i","ns":"shop.tmp","o":{"_id":2,"name":"cat"},` + tsField + `}`,
+		`{"op":"u","ns":"shop.tmp","o":{"$v":2,"diff":{"d":{"old":false},"u":{"name":"bob"},"i":{"added":5},"saddr":{"u":{"city":"Oslo"}},"stags":{"a":true,"u3":"d"}}},"o2":{"_id":1},` + tsField + `}`,
+		`{"op":"u","ns":"shop.tmp","o":{"$v":2,"diff":{"stags":{"a":true,"l":2,"u1":"z"},"sitems":{"a":true,"s1":{"i":{"r":true}}}}},"o2":{"_id":1},` + tsField + `}`,
+		`{"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"u","ns":"shop.tmp","o":{"$v":1,"$set":{"n":1},"$unset":{"added":true}},"o2":{"_id":1}},{"op":"d","ns":"shop.tmp","o":{"_id":2}},{"op":"i","ns":"shop.tmp","o":{"_id":3,"x":1}}]},` + tsField + `}`,
+		`{"op":"u","ns":"shop.tmp","o":{"_id":3,"y":2},"o2":{"_id":3},` + tsField + `}`,
+		`{"op":"c","ns":"shop.$cmd","o":{"createIndexes":"tmp","v":2,"key":{"name":1},"name":"name_1"},` + tsField + `}`,
+		`{"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.tmp","to":"shop.final","stayTemp":false},` + tsField + `}`,
+		`{"op":"c","ns":"shop.$cmd","o":{"create":"gone"},` + tsField + `}`,
+		`{"op":"i","ns":"shop.gone","o":{"_id":1},` + tsField + `}`,
+		`{"op":"c","ns":"shop.$cmd","o":{"drop":"gone"},` + tsField + `}`,
+	}
+	for _, rec := range recs {
+		ops, err := parseRec(t, rec).Ops(OpsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.apply(ops); err != nil {
+			t.Fatalf("%s: %v", rec, err)
+		}
+	}
+	if err := a.flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := dumpState(t, tgt.Client, "shop")
+	want := `final: {"_id":1,"name":"bob","addr":{"city":"Oslo"},"tags":["a","z"],"items":[{"q":1},{"q":2,"r":true}],"n":1} {"_id":3,"y":2}`
+	var parts []string
+	for _, n := range []string{"final", "gone", "tmp"} {
+		if docs, ok := got[n]; ok {
+			s := n + ":"
+			for _, d := range docs {
+				s += " " + toJSON(d)
+			}
+			parts = append(parts, s)
+		}
+	}
+	if g := strings.Join(parts, "; "); g != want {
+		t.Fatalf("\n got %s\nwant %s", g, want)
+	}
+	var specs []bson.M
+	cur, err := tgt.Client.Database("shop").Collection("final").Indexes().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cur.All(ctx, &specs); err != nil || len(specs) != 2 {
+		t.Fatalf("indexes after the rename: %v %v", err, specs)
+	}
+}

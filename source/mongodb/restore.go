@@ -534,8 +534,11 @@ func (a *applier) command(op *Op) error {
 	var err error
 	switch op.Kind {
 	case OpCreate:
-		var opts bson.Raw
-		if opts, err = bson.Marshal(op.Options); err == nil {
+		opts := emptyDoc
+		if len(op.Options) > 0 {
+			opts, err = bson.Marshal(op.Options)
+		}
+		if err == nil {
 			err = a.create(op.DB, op.Coll, opts)
 		}
 	case OpDrop:
