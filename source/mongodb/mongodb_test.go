@@ -87,7 +87,7 @@ func waitCaptured(t *testing.T, r *repo.Repository, src *mongo.Client, logs fmt.
 		t.Fatal(err)
 	}
 	var got Timestamp
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(120 * time.Second); ; {
 		cat, err := index.LoadCatalog(t.Context(), r)
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +101,7 @@ func waitCaptured(t *testing.T, r *repo.Repository, src *mongo.Client, logs fmt.
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("oplog entry %s not stored within 30 s (the log ends at %s)\n%s", want, got, logs)
+			t.Fatalf("oplog entry %s not stored within 120 s (the log ends at %s)\n%s", want, got, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -274,6 +274,7 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 		return st, fmt.Errorf("%w (the target holds a partial restore: restore again with --force)", err)
 	}
 	st.BaseEnd, st.Last = tr.EndTS(), tr.EndTS()
+	a.replay = true
 	for _, e := range baseOplog {
 		ops, err := e.Ops(OpsOptions{FullImageUpdates: tr.FullImageUpdates})
 		if err != nil {
@@ -284,6 +285,10 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 		}
 		st.BaseOplog++
 	}
+	if err := a.flush(); err != nil {
+		return st, fmt.Errorf("base %s: replay its oplog: %w (the target holds a partial restore: restore again with --force)", p.Base.ID.Short(), err)
+	}
+	a.replay = false
 	for _, le := range entries {
 		if !le.Entry.TS.After(st.BaseEnd) {
 			return st, fmt.Errorf("%w: position %d holds oplog entry %s, not after the base's end %s: the base and the log disagree", ErrCorrupt, le.Seq, le.Entry.TS, st.BaseEnd)
@@ -370,6 +375,9 @@ type applier struct {
 	st      *RestoreStats
 	pending map[string][]mongo.WriteModel // by target "db.coll"
 	n       int
+	// replay is set while the base's own entries are applied over its
+	// documents, which may already reflect them: writes are idempotent.
+	replay bool
 }
 
 func (a *applier) coll(db, coll string) *mongo.Collection {
@@ -436,8 +444,17 @@ func (a *applier) apply(ops []Op) error {
 		id := bson.D{{Key: "_id", Value: op.ID}}
 		var err error
 		switch op.Kind {
-		case OpInsert, OpReplace:
-			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
+		case OpInsert:
+			if a.replay {
+				// The base's documents may already hold it.
+				err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
+			} else {
+				// After the base an insert is of a document that does not
+				// exist: a duplicate key means the log and base disagree.
+				err = a.add(op, mongo.NewInsertOneModel().SetDocument(op.Doc))
+			}
+		case OpReplace:
+			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(a.replay))
 		case OpUpdate:
 			if len(op.Update) > 0 {
 				err = a.add(op, mongo.NewUpdateOneModel().SetFilter(id).SetUpdate(op.Update))
@@ -544,18 +561,21 @@ func (a *applier) command(op *Op) error {
 	case OpDrop:
 		err = db.Collection(op.Coll).Drop(a.ctx)
 	case OpDropDatabase:
-		if a.sc.database != "" || len(a.sc.colls) == 0 {
+		if len(a.sc.colls) == 0 {
 			err = db.Drop(a.ctx)
-		} else {
-			for c := range a.sc.colls {
-				if _, name, ok := cutNS(c); !ok || c[:len(c)-len(name)-1] == op.DB {
-					if !ok {
-						name = c
-					}
-					if e := db.Collection(name).Drop(a.ctx); e != nil && err == nil {
-						err = e
-					}
+			break
+		}
+		// A collection restore drops only its own collections.
+		for c := range a.sc.colls {
+			name := c
+			if d, n, ok := cutNS(c); ok {
+				if d != op.DB {
+					continue
 				}
+				name = n
+			}
+			if e := db.Collection(name).Drop(a.ctx); e != nil && err == nil {
+				err = e
 			}
 		}
 	case OpRename:
