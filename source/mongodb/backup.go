@@ -44,7 +44,7 @@ func Backup(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposito
 	if err != nil {
 		return BackupResult{}, classify(cfg, err)
 	}
-	start, startTime, err := LastTimestamp(ctx, cli)
+	start, startTime, err := lastTimestamp(ctx, cli, fullImage)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("mongodb %s: %w", cfg, err)
 	}
@@ -106,8 +106,21 @@ func dump(ctx context.Context, cli *mongo.Client, cfg Config, w io.Writer, start
 		}
 	}
 	// The entries written while the dump ran.
-	cur, err := oplogColl(cli).Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: start.bson()}}}},
-		options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}))
+	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: start.bson()}}}}
+	sort := bson.D{{Key: "$natural", Value: 1}}
+	if fullImage {
+		// FerretDB commits oplog entries out of timestamp order: take
+		// those written before the dump ended, once they have settled,
+		// in timestamp order (see capture's poll).
+		cutoff := time.Now()
+		select {
+		case <-ctx.Done():
+			return Trailer{}, time.Time{}, ctx.Err()
+		case <-time.After(settle):
+		}
+		filter, sort = settledAfter(start, cutoff), bson.D{{Key: "ts", Value: 1}}
+	}
+	cur, err := oplogColl(cli).Find(ctx, filter, options.Find().SetSort(sort))
 	if err != nil {
 		return Trailer{}, time.Time{}, fmt.Errorf("read the oplog: %w", err)
 	}

@@ -325,23 +325,90 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 	}
 }
 
+// settle is how old a FerretDB oplog entry must be before it is read: its
+// writers commit oplog entries out of timestamp order, so an entry is read
+// only once every entry timestamped before it has had time to commit.
+const settle = time.Second
+
+// poll reads FerretDB's oplog after from in timestamp order, entries at
+// least settle old, until an error.
+func (c *capture) poll(ctx context.Context, from Timestamp) (Timestamp, error) {
+	lastSeal := time.Now()
+	for {
+		if !from.IsZero() {
+			first, err := FirstTimestamp(ctx, c.cli)
+			if err != nil {
+				return from, err
+			}
+			if first.After(from) {
+				return from, &errResync{fmt.Sprintf("the oplog rolled over past %s (it now starts at %s): a gap, and a new base", from, first)}
+			}
+		}
+		const limit = 5000
+		cur, err := oplogColl(c.cli).Find(ctx, settledAfter(from, time.Now().Add(-settle)),
+			options.Find().SetSort(bson.D{{Key: "ts", Value: 1}}).SetLimit(limit).SetBatchSize(1000))
+		if err != nil {
+			return from, err
+		}
+		n := 0
+		for cur.Next(ctx) {
+			e, err := ParseEntry(cur.Current)
+			if err != nil {
+				cur.Close(ctx)
+				return from, fmt.Errorf("%w: %w", errFatal, err)
+			}
+			if !e.TS.After(from) {
+				cur.Close(ctx)
+				return from, fmt.Errorf("%w: oplog entry %s after %s: the oplog is not in timestamp order", errFatal, e.TS, from)
+			}
+			if err := c.store(e); err != nil {
+				cur.Close(ctx)
+				return from, err
+			}
+			from = e.TS
+			c.st.Last = from
+			n++
+		}
+		err = cur.Err()
+		cur.Close(ctx)
+		if err != nil {
+			return from, err
+		}
+		if time.Since(lastSeal) >= c.o.Interval/4 {
+			lastSeal = time.Now()
+			if err := c.w.SealOlder(c.o.Interval); err != nil {
+				return from, fmt.Errorf("%w: %w", errFatal, err)
+			}
+		}
+		if n < limit {
+			select {
+			case <-ctx.Done():
+				return from, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// settledAfter selects the entries after from written before cutoff.
+func settledAfter(from Timestamp, cutoff time.Time) bson.D {
+	return bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: from.bson()}}},
+		{Key: "wall", Value: bson.D{{Key: "$lte", Value: bson.NewDateTimeFromTime(cutoff)}}}}
+}
+
 // tail reads the oplog after from until an error, and returns the
 // timestamp to continue after.
 func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
+	if c.fullImage {
+		return c.poll(ctx, from)
+	}
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from.bson()}}}}
 	const await = time.Second
-	// A first batch of one: the resume entry itself. FerretDB closes a
-	// tailable cursor whose first batch is smaller than asked; later
-	// batches are large.
-	fo := options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}).SetBatchSize(1)
-	if c.fullImage {
-		// FerretDB's await interrupts SQLite queries running beside it
-		// when its wait ends, failing clients' reads and even its own
-		// oplog writes: poll a plain tailable cursor instead.
-		fo.SetCursorType(options.Tailable)
-	} else {
-		fo.SetCursorType(options.TailableAwait).SetMaxAwaitTime(await)
-	}
+	// A first batch of one: the resume entry itself; later batches are
+	// large. (Servers may close a tailable cursor whose first batch is
+	// smaller than asked.)
+	fo := options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}).SetBatchSize(1).
+		SetCursorType(options.TailableAwait).SetMaxAwaitTime(await)
 	cur, err := oplogColl(c.cli).Find(ctx, filter, fo)
 	if err != nil {
 		if errors.Is(classify(c.cfg, err), ErrAuth) {
@@ -400,12 +467,6 @@ func (c *capture) tail(ctx context.Context, from Timestamp) (Timestamp, error) {
 			}
 			if ctx.Err() != nil {
 				return from, ctx.Err()
-			}
-			if c.fullImage {
-				select {
-				case <-ctx.Done():
-				case <-time.After(20 * time.Millisecond):
-				}
 			}
 		}
 		if time.Since(lastSeal) >= min(c.o.Interval/4, await) {

@@ -146,6 +146,13 @@ func oplogColl(cli *mongo.Client) *mongo.Collection {
 // LastTimestamp returns the timestamp of the newest oplog entry and the
 // time it was written (zero for an empty oplog).
 func LastTimestamp(ctx context.Context, cli *mongo.Client) (Timestamp, time.Time, error) {
+	return lastTimestamp(ctx, cli, false)
+}
+
+// lastTimestamp is LastTimestamp; byTS finds the newest by timestamp
+// rather than in natural order (FerretDB's natural order is commit order,
+// not timestamp order).
+func lastTimestamp(ctx context.Context, cli *mongo.Client, byTS bool) (Timestamp, time.Time, error) {
 	n, err := cli.Database("local").ListCollectionNames(ctx, bson.D{{Key: "name", Value: "oplog.rs"}})
 	if err != nil {
 		return Timestamp{}, time.Time{}, err
@@ -154,7 +161,11 @@ func LastTimestamp(ctx context.Context, cli *mongo.Client) (Timestamp, time.Time
 		return Timestamp{}, time.Time{}, ErrNoOplog
 	}
 	var doc bson.Raw
-	err = oplogColl(cli).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}}).
+	sort := bson.D{{Key: "$natural", Value: -1}}
+	if byTS {
+		sort = bson.D{{Key: "ts", Value: -1}}
+	}
+	err = oplogColl(cli).FindOne(ctx, bson.D{}, options.FindOne().SetSort(sort).
 		SetProjection(bson.D{{Key: "ts", Value: 1}, {Key: "wall", Value: 1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return Timestamp{}, time.Time{}, nil
