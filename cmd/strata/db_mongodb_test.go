@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/strata-backup/strata/internal/mongotest"
+	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/source/mongodb"
 )
 
@@ -101,14 +101,21 @@ func TestMongoCLIKilledCapture(t *testing.T) {
 	c.ok(nil, "init")
 	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
 	source := src.URI + "app"
-	startLog := func() (*exec.Cmd, *bytes.Buffer) {
+	startLog := func() (*exec.Cmd, *testenv.SyncBuffer) {
 		cmd := exec.Command(bin, "log", "--source", source, "--stream", "m", "--segment-interval", "200ms")
-		var errb bytes.Buffer
-		cmd.Env, cmd.Stderr = env, &errb
+		errb := &testenv.SyncBuffer{}
+		cmd.Env, cmd.Stderr = env, errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &errb
+		return cmd, errb
+	}
+	waitFor := func(errb *testenv.SyncBuffer, what string) {
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errb.String(), what); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q from the capture in 30 s:\n%s", what, errb)
+			}
+		}
 	}
 	mongoWrites(t, db, "seed", 10)
 	type instant struct{ at, state string }
@@ -122,7 +129,7 @@ func TestMongoCLIKilledCapture(t *testing.T) {
 	}
 	// waitStored waits until a restore at the newest entry's time is
 	// possible: the capture has sealed it.
-	waitStored := func(in instant, errb *bytes.Buffer) {
+	waitStored := func(in instant, errb *testenv.SyncBuffer) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			code, _, _ := c.run(nil, "restore", "--stream", "m", "--at", in.at, "--target", tgt.URI+"probe", "--dry-run")
@@ -137,7 +144,7 @@ func TestMongoCLIKilledCapture(t *testing.T) {
 	}
 
 	cmd, errb := startLog()
-	time.Sleep(500 * time.Millisecond) // the base is taken
+	waitFor(errb, "new base snapshot")
 	mongoWrites(t, db, "a", 30)
 	in1 := mark()
 	waitStored(in1, errb)
@@ -149,6 +156,7 @@ func TestMongoCLIKilledCapture(t *testing.T) {
 	mongoWrites(t, db, "d", 20) // while no capture runs: the oplog keeps it
 
 	cmd, errb = startLog()
+	waitFor(errb, "continues at position")
 	mongoWrites(t, db, "e", 20)
 	in2 := mark()
 	waitStored(in2, errb)

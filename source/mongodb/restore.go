@@ -375,6 +375,7 @@ type applier struct {
 	st      *RestoreStats
 	pending map[string][]mongo.WriteModel // by target "db.coll"
 	n       int
+	ids     map[string]bool // "ns\x00_id" of the pending writes
 	// replay is set while the base's own entries are applied over its
 	// documents, which may already reflect them: writes are idempotent.
 	replay bool
@@ -402,11 +403,24 @@ func (a *applier) flush() error {
 		a.pending[ns] = models[:0]
 	}
 	a.n = 0
+	clear(a.ids)
 	return nil
 }
 
 func (a *applier) add(op *Op, m mongo.WriteModel) error {
 	ns := a.sc.target(op.DB) + "." + op.Coll
+	// One command changes a document at most once: FerretDB stalls on a
+	// batch of many upserts of one _id (a hot counter).
+	key := ns + "\x00" + string(op.ID.Value)
+	if a.ids[key] {
+		if err := a.flush(); err != nil {
+			return err
+		}
+	}
+	if a.ids == nil {
+		a.ids = map[string]bool{}
+	}
+	a.ids[key] = true
 	a.pending[ns] = append(a.pending[ns], m)
 	a.n++
 	if a.n >= a.batch {
@@ -445,16 +459,11 @@ func (a *applier) apply(ops []Op) error {
 		var err error
 		switch op.Kind {
 		case OpInsert:
-			if a.replay {
-				// The base's documents may already hold it.
-				err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
-			} else {
-				// After the base an insert is of a document that does not
-				// exist: a duplicate key means the log and base disagree.
-				err = a.add(op, mongo.NewInsertOneModel().SetDocument(op.Doc))
-			}
+			// An upsert, as MongoDB's own oplog application does: the
+			// base's documents may already hold it.
+			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
 		case OpReplace:
-			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(a.replay))
+			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
 		case OpUpdate:
 			if len(op.Update) > 0 {
 				err = a.add(op, mongo.NewUpdateOneModel().SetFilter(id).SetUpdate(op.Update))
