@@ -459,9 +459,14 @@ func (a *applier) apply(ops []Op) error {
 		var err error
 		switch op.Kind {
 		case OpInsert:
-			// An upsert, as MongoDB's own oplog application does: the
-			// base's documents may already hold it.
-			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
+			if a.replay {
+				// The base's documents may already hold it.
+				err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
+			} else {
+				// After the base an insert is of a document that does not
+				// exist: a duplicate key means the log and base disagree.
+				err = a.add(op, mongo.NewInsertOneModel().SetDocument(op.Doc))
+			}
 		case OpReplace:
 			err = a.add(op, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(op.Doc).SetUpsert(true))
 		case OpUpdate:
