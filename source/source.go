@@ -48,6 +48,9 @@ type CaptureOptions struct {
 type RestoreOptions struct {
 	Force  bool // replace what the target holds
 	DryRun bool // show the plan, write nothing
+	// Collections ("a,b") restores only these collections; only sources
+	// with collections (mongodb://) take it, the others refuse it.
+	Collections string
 }
 
 // Logf prints one note; every Logf a source gets may be called from

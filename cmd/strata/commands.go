@@ -262,10 +262,11 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
-	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB] or etcd://HOST:PORT[,...] (password from STRATA_SOURCE_PASSWORD)")
+	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB], etcd://HOST:PORT[,...] or mongodb://[USER@]HOST:PORT[/DB] (password from STRATA_SOURCE_PASSWORD)")
 	force := fs.Bool("force", false, "with --target: restore into a database that is not empty")
 	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
+	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -286,10 +287,10 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
-		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun})
+		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections})
 	}
-	if *force {
-		return usagef("--force goes with --target")
+	if *force || *collections != "" {
+		return usagef("--force and --collections go with --target")
 	}
 	if target != nil && *snapID != "" {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")

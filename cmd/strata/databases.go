@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/strata-backup/strata/index"
@@ -36,6 +37,9 @@ func (env *environment) sourceEnv() *source.Env {
 func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions) error {
 	if snapID != "" && target != nil {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
+	}
+	if o.Collections != "" && !strings.HasPrefix(dbURL, "mongodb://") && !strings.HasPrefix(dbURL, "mongodb+srv://") {
+		return usagef("--collections: only a mongodb:// target has collections")
 	}
 	db, err := openDatabase(env, dbURL)
 	if err != nil {
