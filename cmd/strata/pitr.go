@@ -27,6 +27,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
+	keyField := fs.String("key-field", ndjson.DefaultKeyField, "stdin: the document field that holds each document's key, as the stream's snapshots have it; a put's doc must hold its key there")
 	source := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -41,6 +42,8 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
+	case keyFieldOK(*keyField) != nil:
+		return keyFieldOK(*keyField)
 	}
 	if *source != "" {
 		db, err := openDatabase(env, *source)
@@ -61,7 +64,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	// Segments already sealed must be stored even when a signal ends the
 	// capture, so the writer's context outlives ctx.
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: *stream, SegmentBytes: *segBytes,
+		Stream: *stream, SegmentBytes: *segBytes, VerifyReplay: true,
 		OnGap: func(from, to uint64) {
 			fmt.Fprintf(env.stderr, "strata log: GAP in %s: positions %d-%d never arrived; recorded in the catalog, capture goes on\n", *stream, from, to)
 		},
@@ -75,7 +78,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	tick := time.NewTicker(min(*interval/4, time.Second))
 	defer tick.Stop()
 	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(env.stdin, w, admit) }()
+	go func() { readErr <- readEvents(env.stdin, w, ndjson.CheckEvents(*keyField, admit)) }()
 	var inErr error
 loop:
 	for {

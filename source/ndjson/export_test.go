@@ -28,7 +28,7 @@ func TestExportChecker(t *testing.T) {
 		{export: "{\"_id\":1,\"v\":}\n", wantErr: "line 1: invalid JSON"},                    // bad after the key
 		{export: "{\"_id\":1} trailing\n", wantErr: "line 1: invalid JSON"},                  // data after the object
 		{export: "{\"_id\":\"a\"}\n\x00\x01\xff\xfe\x89PNG\n", wantErr: "line 2: not UTF-8"}, // binary garbage
-		{export: "\x1f\x8b\x08\x00\x00\x00\n", wantErr: "line 1: "},              // a gzip header
+		{export: "\x1f\x8b\x08\x00\x00\x00\n", wantErr: "line 1: "},                          // a gzip header
 		{export: "{\"_id\":\"a\",\"s\":\"\xff\"}\n", wantErr: "line 1: not UTF-8"},
 		{export: "{\"_id\":\"a\"}\n{\"_id\":\"a\"}\n", wantErr: "line 2: key \"a\" repeats the line before"},
 		{export: "{\"_id\":\"b\"}\n{\"_id\":\"a\"}\n{\"_id\":\"c\"}\n{\"_id\":\"b\"}\n", wantErr: "line 4: its key repeats line 1"},
@@ -81,4 +81,32 @@ func (r *smallReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), r.n)], r.s)
 	r.s = r.s[n:]
 	return n, nil
+}
+
+func TestCheckEvent(t *testing.T) {
+	tests := []struct {
+		line, field, wantErr string
+	}{
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"_id":"a","v":1}}`, "_id", ""},
+		{`{"seq":1,"ts":1,"op":"put","key":7,"doc":{"v":1,"_id":7}}`, "_id", ""},
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"id":"a"}}`, "id", ""},
+		{`{"seq":1,"ts":1,"op":"delete","key":"a"}`, "_id", ""},
+		{`{"seq":1,"ts":1,"op":"delete","key":"a","doc":{"_id":"b"}}`, "_id", ""}, // a delete's doc is not state
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"_id":"b"}}`, "_id", `key "a" differs from the doc's "_id", "b"`},
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"_id":"a"}}`, "id", `doc has no "id" field`},
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":[1]}`, "_id", "not a JSON object"},
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"_id":["a"]}}`, "_id", "a key must be a string or a number"},
+		{`{"seq":1,"ts":1,"op":"put","key":"a","doc":{"_id":"a","_id":"b"}}`, "_id", "appears twice"},
+		{"{\"seq\":1,\"ts\":1,\"op\":\"put\",\"key\":\"a\",\"doc\":{\"_id\":\"a\",\"s\":\"\xff\"}}", "_id", "not UTF-8"},
+	}
+	for _, tt := range tests {
+		e, err := ParseEvent([]byte(tt.line))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.line, err)
+		}
+		err = CheckEvent(&e, tt.field)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (!errors.Is(err, ErrBadEvent) || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s: %v, want %q", tt.line, err, tt.wantErr)
+		}
+	}
 }
