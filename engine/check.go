@@ -47,7 +47,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		if !errors.Is(err, repo.ErrCorrupt) {
 			return nil, err
 		}
-		rep.problem("keys: %v", err)
+		rep.problem("keys: %v", err) // the error's hint says what helps: key files have no parity
 	}
 
 	// Index files, then the shards present in the store, by pack.

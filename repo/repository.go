@@ -143,6 +143,11 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		}
 		master, err := kf.unwrap(password)
 		if err != nil {
+			// A key file altered after it was written may be why it does
+			// not open: that is damage, not a wrong password.
+			if verr := verifyKeyFileName(name, kb); verr != nil {
+				errs = append(errs, verr)
+			}
 			continue
 		}
 		cfg, k, err := openConfig(env, master)
@@ -152,8 +157,9 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		return &Repository{store: s, cfg: *cfg, keys: k, master: master, keyName: name}, nil
 	}
 	if len(errs) > 0 {
-		// Damaged key files may be why the password did not open anything.
-		return nil, fmt.Errorf("%w (also: %w)", ErrWrongPassword, errors.Join(errs...))
+		// Damaged key files may be why the password did not open anything:
+		// report the damage, never only a wrong password.
+		return nil, fmt.Errorf("open: no intact key file opens with this password, and %d key file(s) are damaged or unreadable; the password may be one of theirs: %w", len(errs), errors.Join(errs...))
 	}
 	return nil, ErrWrongPassword
 }

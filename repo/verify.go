@@ -11,8 +11,8 @@ import (
 // VerifyObject checks an object's bytes against what its name promises,
 // without a key: a shard's checksum and its pack ID and index against the
 // name; a content-addressed object (index files, snapshots, log segment manifests)
-// against the BLAKE3 ID in its name; a key file and the config by parsing
-// their clear structure. Names it does not know pass. It is the Verifier
+// against the BLAKE3 ID in its name; a key file by parsing it and against
+// the BLAKE3 in its name; the config by parsing its clear structure. Names it does not know pass. It is the Verifier
 // that versioned and replicated stores use to tell an intact copy from an
 // overwritten one.
 func VerifyObject(name string, data []byte) error {
@@ -45,8 +45,10 @@ func VerifyObject(name string, data []byte) error {
 		_, err := DecodeLabel(name, data)
 		return err
 	case strings.HasPrefix(name, KeysPrefix):
-		_, err := decodeKeyFile(name, data)
-		return err
+		if _, err := decodeKeyFile(name, data); err != nil {
+			return err
+		}
+		return verifyKeyFileName(name, data)
 	case name == ConfigName:
 		_, err := peekConfig(data)
 		return err
