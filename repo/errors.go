@@ -52,7 +52,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // operator to a repair that cannot rebuild the object it is about.
 const (
 	hintCheck    = "run 'strata check --read-data' to see the extent and 'strata check --read-data --repair' to rebuild from parity"
-	hintMetadata = "this object has no parity: 'strata check' lists what depends on it; only a repository spread over several stores (--store) holds another copy, which 'strata check --repair' puts back"
+	hintMetadata = "this object has no parity: 'strata check' lists what depends on it; only a repository spread over several stores (--store) keeps other copies of it"
 	hintIndex    = "index files are rebuilt from the packs' own trailers: 'strata check --repair' re-indexes the packs and removes the damaged file"
 	hintKeyFile  = "key files have no parity: 'strata key remove ID' drops a damaged one and 'strata key add' wraps the master key under a password again"
 )

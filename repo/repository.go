@@ -234,6 +234,13 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 		return ID{}, err
 	}
 	if err := r.store.Put(ctx, SnapshotsPrefix+id.String(), b); err != nil {
+		// A label alone reads as a lost snapshot to check: take it back,
+		// unless the manifest landed after all (its reply was what failed).
+		// Best effort: a store that refuses deletes keeps it.
+		bg := context.WithoutCancel(ctx)
+		if _, gerr := r.store.Get(bg, SnapshotsPrefix+id.String()); errors.Is(gerr, ErrNotFound) {
+			_ = r.store.Delete(bg, LabelName(id))
+		}
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	return id, nil
