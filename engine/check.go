@@ -164,7 +164,8 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		repairPacks(ctx, r, damaged, rep)
 	}
 	if len(unindexed) > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file (left by an interrupted backup, or their index file is damaged; --repair re-indexes them)", len(unindexed)))
+		// Without reading them, what they hold is unknown: say every cause.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file and named by no segment manifest: packs of log segments that forget removed (prune deletes them), packs left by an interrupted backup or log capture, or packs of a damaged index file (--repair re-indexes those that hold data)", len(unindexed)))
 	}
 	return rep, nil
 }
@@ -405,9 +406,9 @@ func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexe
 		}
 		if holdsLogBlobs(frames) {
 			// Index files take data and list blobs only. A log pack no
-			// manifest names is left by an interrupted capture; prune
-			// removes it.
-			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds log events that no segment manifest names (left by an interrupted log capture; not re-indexed, prune removes it)", id.Short()))
+			// manifest names is one whose segment forget removed, or one
+			// an interrupted capture left; prune removes it.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds log events that no segment manifest names (its segment was forgotten, or a log capture was interrupted; not re-indexed, prune removes it)", id.Short()))
 			continue
 		}
 		f.Packs = append(f.Packs, pi)

@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -16,9 +17,10 @@ func checkFixture(t *testing.T) (*mem.Store, *repo.Repository, []index.SnapshotR
 	s := mem.New()
 	r := newRepo(t, s, repo.InitOptions{DataShards: 2, ParityShards: 1})
 	p0 := uint64(0)
-	a := backup(t, r, ndjson(200, 1, nil), BackupOptions{Stream: "s", Format: FormatNDJSON, Position: &p0})
+	before := time.Unix(0, int64(1767225600e9)-1e9) // before testEvents
+	a := backup(t, r, ndjson(200, 1, nil), BackupOptions{Stream: "s", Format: FormatNDJSON, Position: &p0, Time: before})
 	p1 := uint64(0)
-	b := backup(t, r, ndjson(200, 2, nil), BackupOptions{Stream: "other", Format: FormatNDJSON, Position: &p1})
+	b := backup(t, r, ndjson(200, 2, nil), BackupOptions{Stream: "other", Format: FormatNDJSON, Position: &p1, Time: before})
 	w, err := OpenLog(t.Context(), r, LogOptions{Stream: "s", SegmentBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
@@ -85,5 +87,31 @@ func TestCheckMissesNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckNotesForgottenLogPacks: the packs of segments forget removed are
+// not called leftovers of an interrupted backup.
+func TestCheckNotesForgottenLogPacks(t *testing.T) {
+	_, r, _, segs := checkFixture(t)
+	p := segs[1].Last
+	backup(t, r, ndjson(200, 3, nil), BackupOptions{Stream: "s", Format: FormatNDJSON, Position: &p, Time: time.Unix(0, segs[1].LastTime)})
+	cat, err := index.LoadCatalog(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Forget(t.Context(), r.Store(), cat, "s", ForgetPolicy{KeepLast: 1}, time.Now(), false)
+	if err != nil || len(res.RemoveSegments) != 2 {
+		t.Fatalf("forget: %v, %d segments removed", err, len(res.RemoveSegments))
+	}
+	for _, repair := range []bool{false, true} {
+		rep, err := Check(t.Context(), r, CheckOptions{Repair: repair})
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("check: %v %q", err, rep.Problems)
+		}
+		notes := strings.Join(rep.Notes, "\n")
+		if !strings.Contains(notes, "forget") {
+			t.Fatalf("repair %v: notes %q do not name forget", repair, rep.Notes)
+		}
 	}
 }
