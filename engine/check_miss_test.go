@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,20 @@ func TestCheckNotesForgottenLogPacks(t *testing.T) {
 		if !strings.Contains(notes, "forget") {
 			t.Fatalf("repair %v: notes %q do not name forget", repair, rep.Notes)
 		}
+	}
+}
+
+// TestMissingBlobNamesDamagedIndex: a restore that cannot locate a blob
+// because an index file is damaged names that file.
+func TestMissingBlobNamesDamagedIndex(t *testing.T) {
+	s, r, snap, _, _ := damageFixture(t)
+	if len(snap.Indexes) == 0 {
+		t.Fatal("snapshot names no index file")
+	}
+	name := repo.IndexPrefix + snap.Indexes[0].String()
+	mutate(t, s, name, flipAt(func(n int) int { return n / 2 }))
+	_, err := Restore(t.Context(), r, snap, io.Discard, RestoreOptions{})
+	if !errors.Is(err, ErrMissingBlob) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "is damaged") {
+		t.Fatalf("restore with a damaged index file: %v", err)
 	}
 }

@@ -38,7 +38,8 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 	if err != nil {
 		return 0, fmt.Errorf("restore %s: load index: %w", snap.ID.Short(), err)
 	}
-	br := newBlobReader(r, ix, 16)
+	br := newBlobReader(r, ix.BlobIndex, 16)
+	br.damaged = ix.damaged
 
 	jobs := make(chan *restoreJob, o.Workers)
 	order := make(chan *restoreJob, 4*o.Workers)
@@ -67,7 +68,7 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 		walkErr = walkTree(ctx, br, snap.Tree, func(id repo.ID) error {
 			e, pi, ok := ix.Lookup(id)
 			if !ok {
-				return fmt.Errorf("%w: data blob %s", ErrMissingBlob, id)
+				return ix.missing("data blob", id)
 			}
 			if cur != nil && (cur.pack.ID != pi.ID || cur.entries[0].FrameOffset != e.FrameOffset) {
 				if !send() {
