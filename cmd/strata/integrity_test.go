@@ -78,3 +78,17 @@ func TestDamagedKeyFile(t *testing.T) {
 		t.Fatal("opened with a wrong password")
 	}
 }
+
+// TestRestoreToDirectory: restore --to DIR says the target is a directory,
+// before reading anything.
+func TestRestoreToDirectory(t *testing.T) {
+	c := newCLI(t)
+	c.ok(nil, "init")
+	c.ok(genNDJSON(100, 1), "backup", "--stream", "s", "--format", "ndjson", "--stdin")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600)
+	code, _, errs := c.run(nil, "restore", "--stream", "s", "--to", dir)
+	if code == 0 || !strings.Contains(errs, "is a directory") || strings.Contains(errs, "file exists") {
+		t.Fatalf("restore --to DIR: exit %d, %s", code, errs)
+	}
+}
