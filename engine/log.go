@@ -40,10 +40,13 @@ type LogOptions struct {
 // LogStats count what a LogWriter did. Read them after Close.
 type LogStats struct {
 	Appended, Skipped int64 // events taken, and events already stored and skipped
-	Segments          int64
-	Gaps              int64
-	EncodedBytes      int64 // event bytes before compression
-	StoredBytes       int64 // sealed pack bytes, before parity
+	// Stored counts the events in the segments stored: Appended less those
+	// a failure (a full disk) kept from being stored.
+	Stored       int64
+	Segments     int64
+	Gaps         int64
+	EncodedBytes int64 // event bytes before compression
+	StoredBytes  int64 // sealed pack bytes, before parity
 }
 
 // LogWriter seals a stream's change events into log segments. Events must
@@ -76,7 +79,7 @@ type LogWriter struct {
 	// resMu guards what the sealer reports.
 	resMu  sync.Mutex
 	failed error
-	stored LogStats // Segments, EncodedBytes, StoredBytes
+	stored LogStats // Stored, Segments, EncodedBytes, StoredBytes
 
 	// prev is the manifest ID of the newest stored segment; only the sealer touches it.
 	prev *repo.ID
@@ -450,7 +453,7 @@ func (w *LogWriter) Close() (LogStats, error) {
 	st := w.stats
 	w.resMu.Lock()
 	defer w.resMu.Unlock()
-	st.Segments, st.EncodedBytes, st.StoredBytes = w.stored.Segments, w.stored.EncodedBytes, w.stored.StoredBytes
+	st.Stored, st.Segments, st.EncodedBytes, st.StoredBytes = w.stored.Stored, w.stored.Segments, w.stored.EncodedBytes, w.stored.StoredBytes
 	return st, err
 }
 
@@ -471,6 +474,7 @@ func (w *LogWriter) sealer(ctx context.Context) {
 			w.failed = fmt.Errorf("log %s: segment %d-%d: %w", w.o.Stream, c.first, c.last, err)
 		} else {
 			w.stored.Segments++
+			w.stored.Stored += int64(c.last - c.first + 1)
 			w.stored.EncodedBytes += int64(len(c.buf))
 			w.stored.StoredBytes += stored
 			w.prev = &key.ID

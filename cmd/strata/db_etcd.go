@@ -90,8 +90,8 @@ func (d *etcdDatabase) capture(ctx context.Context, env *environment, r *repo.Re
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.host,
 		Log: func(format string, a ...any) { fmt.Fprintf(env.stderr, "strata log: "+format+"\n", a...) },
 	})
-	fmt.Fprintf(env.stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d\n",
-		stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last)
+	fmt.Fprintf(env.stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d%s\n",
+		stream, st.Stored, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, notStored(st.LogStats))
 	return err
 }
 

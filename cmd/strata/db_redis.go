@@ -86,8 +86,8 @@ func (d *redisDatabase) capture(ctx context.Context, env *environment, r *repo.R
 	st, err := redis.Capture(ctx, r, d.o, redis.CaptureOptions{
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.host, Logf: logf,
 	})
-	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects",
-		stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects)
+	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects%s",
+		stream, st.Stored, st.Segments, humanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects, notStored(st.LogStats))
 	return err
 }
 

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/strata-backup/strata/repo"
 )
 
 // damageKeyFile changes one character of the wrapped key in the key file
@@ -90,5 +94,51 @@ func TestRestoreToDirectory(t *testing.T) {
 	code, _, errs := c.run(nil, "restore", "--stream", "s", "--to", dir)
 	if code == 0 || !strings.Contains(errs, "is a directory") || strings.Contains(errs, "file exists") {
 		t.Fatalf("restore --to DIR: exit %d, %s", code, errs)
+	}
+}
+
+// TestLogFullDisk fills a small tmpfs (which needs the privilege to mount)
+// during a capture: the summary counts the segments and events stored, and
+// says how many arrived but were not.
+func TestLogFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	c := newCLI(t)
+	c.vars["STRATA_REPO"] = filepath.Join(dir, "repo")
+	c.ok(nil, "init")
+	var ev bytes.Buffer
+	for i := 1; i <= 30000; i++ {
+		fmt.Fprintf(&ev, `{"seq":%d,"ts":%d,"op":"put","key":"k%d","doc":{"_id":"k%d","pad":"%032x"}}`+"\n", i, 1000+i, i, i, uint64(i)*0x9e3779b97f4a7c15)
+	}
+	code, _, errs := c.run(ev.Bytes(), "log", "--stream", "s", "--stdin", "--segment-bytes", "65536")
+	if code == 0 || !strings.Contains(errs, "no space left") {
+		t.Fatalf("log onto a full disk: exit %d, %s", code, errs)
+	}
+	var stored, segs, lost int
+	i := strings.Index(errs, "log s: ")
+	if i < 0 {
+		t.Fatalf("no summary: %s", errs)
+	}
+	fmt.Sscanf(errs[i:], "log s: %d events stored in %d segments", &stored, &segs)
+	if k := strings.Index(errs[i:], "gaps; "); k >= 0 {
+		fmt.Sscanf(errs[i+k+len("gaps; "):], "%d events received", &lost)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "repo", "logs", "s"))
+	if segs == 0 || segs != len(entries) || lost == 0 {
+		t.Fatalf("summary says %d events in %d segments, %d not stored; the store holds %d segments\n%s", stored, segs, lost, len(entries), errs)
+	}
+	last := 0
+	for _, e := range entries {
+		k, err := repo.ParseSegmentName("logs/s/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = max(last, int(k.Last))
+	}
+	if stored != last {
+		t.Fatalf("summary says %d events stored, the log ends at %d\n%s", stored, last, errs)
 	}
 }

@@ -96,8 +96,8 @@ loop:
 		}
 	}
 	st, err := w.Close()
-	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
-		*stream, st.Appended, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps)
+	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s\n",
+		*stream, st.Stored, st.Segments, humanBytes(st.StoredBytes), st.Skipped, st.Gaps, notStored(st))
 	if err != nil {
 		return err
 	}
@@ -315,4 +315,13 @@ func reached(p *index.Plan, lastPos uint64, lastTime int64) string {
 		return fmt.Sprintf("the state of snapshot %s (%s, %s), no later event at or before %s", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, p.Target)
 	}
 	return fmt.Sprintf("position %d, whose event is at %s (target %s)", lastPos, index.FormatTime(time.Unix(0, lastTime)), p.Target)
+}
+
+// notStored says how many events arrived but were not stored (a failure
+// such as a full disk ended the capture), "" when none.
+func notStored(st engine.LogStats) string {
+	if n := st.Appended - st.Stored; n > 0 {
+		return fmt.Sprintf("; %d events received after them are NOT stored", n)
+	}
+	return ""
 }
