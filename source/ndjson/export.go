@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"io"
 	"slices"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -118,23 +119,78 @@ func (c *ExportChecker) Close() error {
 // checked, and where src ends the reader returns Close's error, if any,
 // instead of io.EOF. A backup reading it therefore fails, before its
 // snapshot manifest is written, on any bad line.
+//
+// The checking runs on a goroutine of its own, a few reads behind (so it
+// costs the reader a copy, not a JSON scan); a bad line fails the next Read
+// once it is found, and at the latest the Read that meets the end of src.
+// Read the returned reader to its end (or its error) to stop the goroutine.
 func (c *ExportChecker) Reader(src io.Reader) io.Reader {
-	return &checkedReader{r: io.TeeReader(src, c), c: c}
+	r := &checkedReader{src: src, c: c, work: make(chan []byte, 4), done: make(chan struct{})}
+	go r.check()
+	return r
 }
 
 type checkedReader struct {
-	r io.Reader
-	c *ExportChecker
+	src    io.Reader
+	c      *ExportChecker
+	work   chan []byte // copies of what was read, in order; closed at the end
+	done   chan struct{}
+	failed atomic.Bool // the checker found a bad line
+	ended  bool
+	srcErr error // a read error of src, returned again on later reads
+}
+
+func (r *checkedReader) check() {
+	defer close(r.done)
+	for b := range r.work {
+		if r.failed.Load() {
+			continue // drain
+		}
+		if _, err := r.c.Write(b); err != nil {
+			r.failed.Store(true)
+		}
+	}
+	if !r.failed.Load() {
+		r.c.Close()
+	}
 }
 
 func (r *checkedReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err == io.EOF {
-		if cerr := r.c.Close(); cerr != nil {
-			return n, cerr
+	if r.ended {
+		if r.srcErr != nil {
+			return 0, r.srcErr
 		}
+		return 0, r.finish()
+	}
+	if r.failed.Load() {
+		return 0, r.finish()
+	}
+	n, err := r.src.Read(p)
+	if n > 0 {
+		r.work <- bytes.Clone(p[:n])
+	}
+	if err == io.EOF {
+		return n, r.finish()
+	}
+	if err != nil {
+		r.srcErr = err
+		r.finish()
 	}
 	return n, err
+}
+
+// finish ends the checking and returns its verdict: the checker's error, or
+// io.EOF when the whole export is good.
+func (r *checkedReader) finish() error {
+	if !r.ended {
+		r.ended = true
+		close(r.work)
+	}
+	<-r.done
+	if r.c.err != nil {
+		return r.c.err
+	}
+	return io.EOF
 }
 
 // Sorted reports, once Close has returned nil, whether the keys strictly
