@@ -142,3 +142,34 @@ func TestLogFullDisk(t *testing.T) {
 		t.Fatalf("summary says %d events stored, the log ends at %d\n%s", stored, last, errs)
 	}
 }
+
+// TestCheckExitCodes: a snapshot manifest deleted while its label remains,
+// and a segment manifest missing from a chain, are damage: exit 3.
+func TestCheckExitCodes(t *testing.T) {
+	c := newCLI(t)
+	c.ok(nil, "init")
+	id := strings.TrimSpace(c.ok([]byte(`{"_id":"a"}`+"\n"), "backup", "--stream", "s", "--format", "ndjson", "--stdin", "--time", "100", "--position", "0"))
+	var ev bytes.Buffer
+	for i := 1; i <= 300; i++ {
+		fmt.Fprintf(&ev, `{"seq":%d,"ts":%d,"op":"put","key":"k%03d","doc":{"_id":"k%03d","pad":"%064d"}}`+"\n", i, 100+i, i, i, i)
+	}
+	c.ok(ev.Bytes(), "log", "--stream", "s", "--stdin", "--segment-bytes", "4096")
+	if out := c.ok(nil, "check"); !strings.Contains(out, "no problems") {
+		t.Fatalf("check before damage: %s", out)
+	}
+	root := c.vars["STRATA_REPO"]
+	segs, _ := filepath.Glob(filepath.Join(root, "logs", "s", "*"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	os.Remove(segs[1])
+	code, out, _ := c.run(nil, "check")
+	if code != exitDamage || !strings.Contains(out, "the segment manifest before it is missing") {
+		t.Fatalf("check with a segment missing: exit %d\n%s", code, out)
+	}
+	os.Remove(filepath.Join(root, "snapshots", id))
+	code, out, _ = c.run(nil, "check")
+	if code != exitDamage || !strings.Contains(out, "snapshot "+id[:8]) || !strings.Contains(out, "only its label remains") {
+		t.Fatalf("check with a snapshot manifest deleted: exit %d\n%s", code, out)
+	}
+}
