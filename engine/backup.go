@@ -505,7 +505,8 @@ func dedupBase(ctx context.Context, r *repo.Repository, parent *index.SnapshotRe
 	if err != nil {
 		return nil, nil, err
 	}
-	br := newBlobReader(r, ix, 16)
+	br := newBlobReader(r, ix.BlobIndex, 16)
+	br.damaged = ix.damaged
 	err = walkTree(ctx, br, s.Tree, func(id repo.ID) error { known.Add(id); return nil }, func(id repo.ID) error { known.Add(id); return nil })
 	if errors.Is(err, ErrMissingBlob) {
 		return nil, nil, fmt.Errorf("%w (the parent snapshot %s is damaged; run 'strata check')", err, parent.ID.Short())

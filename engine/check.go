@@ -47,7 +47,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		if !errors.Is(err, repo.ErrCorrupt) {
 			return nil, err
 		}
-		rep.problem("keys: %v", err)
+		rep.problem("keys: %v", err) // the error's hint says what helps: key files have no parity
 	}
 
 	// Index files, then the shards present in the store, by pack.
@@ -186,6 +186,9 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			rep.problem("%s: events unreadable: %v", segLabel(cs.key), err)
 		}
 	}
+	if err := checkOrphanLabels(ctx, r, o.Repair, rep); err != nil {
+		return nil, err
+	}
 
 	if o.ReadData {
 		if err := readAllData(ctx, r, ix, segs, o, rep, &damaged); err != nil {
@@ -197,7 +200,8 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		repairPacks(ctx, r, damaged, rep)
 	}
 	if len(unindexed) > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file (left by an interrupted backup, or their index file is damaged; --repair re-indexes them)", len(unindexed)))
+		// Without reading them, what they hold is unknown: say every cause.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file and named by no segment manifest: packs of log segments that forget removed (prune deletes them), packs left by an interrupted backup or log capture, or packs of a damaged index file (--repair re-indexes those that hold data)", len(unindexed)))
 	}
 	return rep, nil
 }
@@ -438,9 +442,9 @@ func reindex(ctx context.Context, r *repo.Repository, packs []repo.ID, badIndexe
 		}
 		if holdsLogBlobs(frames) {
 			// Index files take data and list blobs only. A log pack no
-			// manifest names is left by an interrupted capture; prune
-			// removes it.
-			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds log events that no segment manifest names (left by an interrupted log capture; not re-indexed, prune removes it)", id.Short()))
+			// manifest names is one whose segment forget removed, or one
+			// an interrupted capture left; prune removes it.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds log events that no segment manifest names (its segment was forgotten, or a log capture was interrupted; not re-indexed, prune removes it)", id.Short()))
 			continue
 		}
 		f.Packs = append(f.Packs, pi)
@@ -560,6 +564,12 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep 
 					prev = s.Prev.Short()
 				}
 				rep.problem("%s: does not chain to %s, the segment before it (its prev is %s): a segment was replaced, or two writers", segLabel(b), segLabel(a), prev)
+			case b.First > a.Last+1 && s != nil && s.Prev != nil && *s.Prev != a.ID:
+				// A capture chains every segment to the newest one it stored,
+				// a recorded gap included, and forget removes only a prefix:
+				// the segment its prev names was stored and is gone.
+				rep.problem("%s: the segment manifest before it is missing: its prev names %s, not %s; positions %d-%d are lost (segment manifests have no parity; the pack of the missing one may remain)",
+					segLabel(b), s.Prev.Short(), segLabel(a), a.Last+1, b.First-1)
 			case b.First > a.Last+1:
 				note := fmt.Sprintf("log %s: positions %d-%d missing between %s and %s", stream, a.Last+1, b.First-1,
 					index.FormatTime(time.Unix(0, a.LastTime)), index.FormatTime(time.Unix(0, b.FirstTime)))
@@ -567,6 +577,19 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep 
 					note += " (the capture recorded: " + s.Gap + ")"
 				}
 				rep.Notes = append(rep.Notes, note)
+			}
+		}
+		// Before the first segment: forget removes segments no kept snapshot
+		// needs, so a missing predecessor is damage only when a snapshot of
+		// the stream needs its positions.
+		if len(l.Segments) > 0 && loaded[0] != nil && loaded[0].Prev != nil {
+			first := l.Segments[0]
+			for _, sn := range cat.Stream(stream) {
+				if sn.Position != nil && *sn.Position+1 < first.First {
+					rep.problem("%s: the segment manifest before it is missing: its prev names %s, and snapshot %s (position %d) needs positions %d-%d",
+						segLabel(first), loaded[0].Prev.Short(), sn.ID.Short(), *sn.Position, *sn.Position+1, first.First-1)
+					break
+				}
 			}
 		}
 		for _, c := range l.Conflicts {
@@ -650,5 +673,66 @@ func checkLabel(ctx context.Context, r *repo.Repository, s index.SnapshotRef, re
 		return nil
 	}
 	rep.problem("snapshot %s (%s): %s (--repair rewrites it)", s.ID.Short(), s.Stream, why)
+	return nil
+}
+
+// checkOrphanLabels reports labels whose snapshot manifest is gone. A
+// snapshot is removed by forget manifest first, label right after, and
+// written label first, manifest last; so a label alone is a snapshot that
+// was lost (or one whose backup or forget died between its two writes, or
+// is between them now). Manifests that exist but do not load are reported
+// by the catalog. Repair removes such a label once it has been reported:
+// nothing can rebuild the manifest from it, and a backup killed between the
+// two writes leaves one that is no loss.
+func checkOrphanLabels(ctx context.Context, r *repo.Repository, repair bool, rep *CheckReport) error {
+	manifests := map[repo.ID]bool{}
+	err := r.Store().List(ctx, repo.SnapshotsPrefix, func(oi repo.ObjectInfo) error {
+		if id, err := repo.ParseID(oi.Name[len(repo.SnapshotsPrefix):]); err == nil {
+			manifests[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var orphans []repo.ID
+	err = r.Store().List(ctx, repo.LabelsPrefix, func(oi repo.ObjectInfo) error {
+		id, err := repo.ParseID(oi.Name[len(repo.LabelsPrefix):])
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("unexpected object %s", oi.Name))
+			return nil
+		}
+		if !manifests[id] {
+			orphans = append(orphans, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		what := "stream unknown: its label is unreadable"
+		b, err := r.Store().Get(ctx, repo.LabelName(id))
+		switch {
+		case errors.Is(err, repo.ErrNotFound):
+			continue // forget removed both while the check ran
+		case err != nil:
+			return err
+		}
+		if l, err := repo.DecodeLabel(repo.LabelName(id), b); err == nil {
+			what = fmt.Sprintf("%s at %s", l.Stream, index.FormatTime(l.Time))
+		}
+		msg := fmt.Sprintf("snapshot %s (%s): its manifest is missing and only its label remains: the snapshot cannot be restored (lost or deleted; a backup or forget killed between its two writes leaves the same). Snapshot manifests have no parity: back the stream up again", id.Short(), what)
+		if repair {
+			if err := r.Store().Delete(ctx, repo.LabelName(id)); err != nil {
+				msg += fmt.Sprintf("; removing the label failed: %v", err)
+			} else {
+				msg += "; the label is removed"
+			}
+		} else {
+			msg += "; 'strata check --repair' removes the label"
+		}
+		rep.problem("%s", msg)
+	}
 	return nil
 }

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,15 +29,33 @@ type LogOptions struct {
 	// one; the capture records the gap and goes on.
 	OnGap func(from, to uint64)
 	Now   func() time.Time // the sealing clock; default time.Now
+	// VerifyReplay compares an event at a position the log already holds
+	// with the stored one, and refuses it (ErrReplayMismatch) when its time,
+	// op, key or value differ, instead of skipping it as already stored.
+	// For sources whose events carry their own times (NDJSON); a source
+	// whose re-delivered events are dated on arrival must not set it.
+	VerifyReplay bool
 }
 
 // LogStats count what a LogWriter did. Read them after Close.
 type LogStats struct {
 	Appended, Skipped int64 // events taken, and events already stored and skipped
-	Segments          int64
-	Gaps              int64
-	EncodedBytes      int64 // event bytes before compression
-	StoredBytes       int64 // sealed pack bytes, before parity
+	// Stored counts the events in the segments stored: Appended less those
+	// a failure (a full disk) kept from being stored.
+	Stored       int64
+	Segments     int64
+	Gaps         int64
+	EncodedBytes int64 // event bytes before compression
+	StoredBytes  int64 // sealed pack bytes, before parity
+}
+
+// NotStored says, for a summary, how many events were taken but not
+// stored (the writer failed after them, a full disk say); "" when none.
+func (st LogStats) NotStored() string {
+	if n := st.Appended - st.Stored; n > 0 {
+		return fmt.Sprintf("; %d events received after them are NOT stored", n)
+	}
+	return ""
 }
 
 // LogWriter seals a stream's change events into log segments. Events must
@@ -67,13 +88,33 @@ type LogWriter struct {
 	// resMu guards what the sealer reports.
 	resMu  sync.Mutex
 	failed error
-	stored LogStats // Segments, EncodedBytes, StoredBytes
+	stored LogStats // Stored, Segments, EncodedBytes, StoredBytes
 
 	// prev is the manifest ID of the newest stored segment; only the sealer touches it.
 	prev *repo.ID
 	// durable is the position of the newest event whose segment is stored;
 	// guarded by resMu.
 	durable uint64
+
+	// For VerifyReplay: ctx reads stored segments; segs are the stream's
+	// segments by position (those listed at open, then those the sealer
+	// stored; guarded by resMu); replay caches the events of the segment
+	// replayed events were last compared with (guarded by mu).
+	ctx    context.Context
+	segs   []repo.SegmentKey
+	replay replayCache
+}
+
+// replayCache holds the events of one segment, stored or open, by position.
+type replayCache struct {
+	seg    *pendingSegment // the open segment the events are from, or nil
+	key    repo.SegmentKey // else the stored segment
+	first  uint64
+	events []repo.Event
+}
+
+func (c *replayCache) holds(seq uint64) bool {
+	return len(c.events) > 0 && seq >= c.first && seq-c.first < uint64(len(c.events))
 }
 
 type pendingSegment struct {
@@ -124,8 +165,9 @@ func OpenLog(ctx context.Context, r *repo.Repository, o LogOptions) (*LogWriter,
 	if err != nil {
 		return nil, err
 	}
-	w := &LogWriter{r: r, o: o, pending: make(chan *pendingSegment, 1), done: make(chan struct{})}
+	w := &LogWriter{r: r, o: o, ctx: ctx, pending: make(chan *pendingSegment, 1), done: make(chan struct{})}
 	if l := logs[o.Stream]; l != nil {
+		w.segs = slices.Clone(l.Segments)
 		if head, ok := l.Newest(); ok {
 			w.next, w.lastT = head.Last+1, head.LastTime
 			w.prev = &head.ID
@@ -148,6 +190,11 @@ func (w *LogWriter) Next() uint64 {
 // ErrEventOrder is returned for an event whose time is earlier than the
 // event before it: the log would no longer be ordered by time.
 var ErrEventOrder = errors.New("event out of order")
+
+// ErrReplayMismatch is returned for an event at a position the log already
+// holds whose content differs from the stored event's (LogOptions.VerifyReplay):
+// the source is not replaying the history the log recorded.
+var ErrReplayMismatch = errors.New("replayed event differs from the stored one")
 
 // ErrLogClosed is returned by Append after Close.
 var ErrLogClosed = errors.New("log writer closed")
@@ -195,6 +242,11 @@ func (w *LogWriter) append(e *repo.Event, uncertain bool, after int64) error {
 	case e.Time < 0:
 		return fmt.Errorf("%w: event %d has a time before 1970", ErrEventOrder, e.Seq)
 	case w.next != 0 && e.Seq < w.next:
+		if w.o.VerifyReplay {
+			if err := w.verifyReplayLocked(e); err != nil {
+				return err
+			}
+		}
 		w.stats.Skipped++
 		return nil
 	case e.Time < w.lastT:
@@ -246,6 +298,93 @@ func (w *LogWriter) append(e *repo.Event, uncertain bool, after int64) error {
 	if len(c.buf) >= w.o.SegmentBytes {
 		w.sealLocked()
 	}
+	return nil
+}
+
+// verifyReplayLocked compares e, at a position below w.next, with the event
+// the log holds there: in the open segment, or in a stored one (a segment
+// still being sealed is waited for). Positions inside a recorded gap hold
+// nothing to compare. w.mu is held.
+func (w *LogWriter) verifyReplayLocked(e *repo.Event) error {
+	c := &w.replay
+	if !c.holds(e.Seq) || c.seg != nil && c.seg != w.cur {
+		c.events = nil
+		if cur := w.cur; cur != nil && len(cur.frames) > 0 && e.Seq >= cur.first && e.Seq <= cur.last {
+			if err := c.fill(w.o.Stream, cur); err != nil {
+				return err
+			}
+		} else {
+			if e.Seq > w.Durable() {
+				// In a segment handed to the sealer: wait until it is stored.
+				// The sealer never takes w.mu, so waiting here is safe.
+				marker := &pendingSegment{flushed: make(chan struct{})}
+				w.pending <- marker
+				<-marker.flushed
+				if err := w.err(); err != nil {
+					return err
+				}
+			}
+			w.resMu.Lock()
+			i := sort.Search(len(w.segs), func(i int) bool { return w.segs[i].First > e.Seq }) - 1
+			var k repo.SegmentKey
+			ok := i >= 0 && w.segs[i].Last >= e.Seq
+			if ok {
+				k = w.segs[i]
+			}
+			w.resMu.Unlock()
+			if !ok {
+				return nil // a gap: nothing stored to compare with
+			}
+			seg, err := w.r.LoadSegment(w.ctx, k)
+			if err != nil {
+				return fmt.Errorf("compare replayed event %d with the stored one: %w", e.Seq, err)
+			}
+			var events []repo.Event
+			err = ReadSegment(w.ctx, w.r, k, seg, func(se *repo.Event) error {
+				events = append(events, repo.Event{Seq: se.Seq, Time: se.Time, Op: se.Op, Key: bytes.Clone(se.Key), Value: bytes.Clone(se.Value)})
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("compare replayed event %d with the stored one: %w", e.Seq, err)
+			}
+			*c = replayCache{key: k, first: k.First, events: events}
+		}
+		if !c.holds(e.Seq) {
+			return nil
+		}
+	}
+	s := &c.events[e.Seq-c.first]
+	var diff string
+	switch {
+	case s.Time != e.Time:
+		diff = fmt.Sprintf("time %s, stored %s", index.FormatTime(time.Unix(0, e.Time)), index.FormatTime(time.Unix(0, s.Time)))
+	case s.Op != e.Op:
+		diff = "op differs"
+	case !bytes.Equal(s.Key, e.Key):
+		diff = fmt.Sprintf("key %.60q, stored %.60q", e.Key, s.Key)
+	case !bytes.Equal(s.Value, e.Value):
+		diff = "document differs"
+	default:
+		return nil
+	}
+	where := "the open segment"
+	if c.seg == nil {
+		where = "segment " + c.key.Name()
+	}
+	return fmt.Errorf("%w: position %d (%s) in %s; the source is not replaying the history this log holds", ErrReplayMismatch, e.Seq, diff, where)
+}
+
+// fill decodes an open segment's events into the cache.
+func (c *replayCache) fill(stream string, seg *pendingSegment) error {
+	var events []repo.Event
+	err := repo.DecodeEvents("open segment of "+stream, seg.buf, func(e *repo.Event) error {
+		events = append(events, repo.Event{Seq: e.Seq, Time: e.Time, Op: e.Op, Key: bytes.Clone(e.Key), Value: bytes.Clone(e.Value)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = replayCache{seg: seg, first: seg.first, events: events}
 	return nil
 }
 
@@ -323,7 +462,7 @@ func (w *LogWriter) Close() (LogStats, error) {
 	st := w.stats
 	w.resMu.Lock()
 	defer w.resMu.Unlock()
-	st.Segments, st.EncodedBytes, st.StoredBytes = w.stored.Segments, w.stored.EncodedBytes, w.stored.StoredBytes
+	st.Stored, st.Segments, st.EncodedBytes, st.StoredBytes = w.stored.Stored, w.stored.Segments, w.stored.EncodedBytes, w.stored.StoredBytes
 	return st, err
 }
 
@@ -344,10 +483,14 @@ func (w *LogWriter) sealer(ctx context.Context) {
 			w.failed = fmt.Errorf("log %s: segment %d-%d: %w", w.o.Stream, c.first, c.last, err)
 		} else {
 			w.stored.Segments++
+			w.stored.Stored += int64(c.last - c.first + 1)
 			w.stored.EncodedBytes += int64(len(c.buf))
 			w.stored.StoredBytes += stored
 			w.prev = &key.ID
 			w.durable = c.last
+			if w.o.VerifyReplay {
+				w.segs = append(w.segs, key)
+			}
 		}
 		w.resMu.Unlock()
 	}

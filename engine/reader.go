@@ -19,6 +19,8 @@ var ErrMissingBlob = errors.New("blob missing from the index")
 type blobReader struct {
 	r  *repo.Repository
 	ix BlobLocator
+	// damaged explains a missing blob (snapshotIndex.damaged); may be "".
+	damaged string
 
 	mu    sync.Mutex
 	cache map[frameKey]*list.Element
@@ -44,7 +46,7 @@ func newBlobReader(r *repo.Repository, ix BlobLocator, cacheFrames int) *blobRea
 func (br *blobReader) readBlob(ctx context.Context, id repo.ID, want repo.BlobType) ([]byte, error) {
 	e, pi, ok := br.ix.Lookup(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrMissingBlob, id)
+		return nil, missingBlob("blob", id, br.damaged)
 	}
 	if e.Type != want {
 		return nil, &repo.CorruptError{Object: "index", Offset: -1, Reason: fmt.Sprintf("blob %s is a %s blob, expected %s", id.Short(), e.Type, want)}
@@ -174,11 +176,32 @@ func walkTree(ctx context.Context, br *blobReader, t repo.Tree, fn func(repo.ID)
 	return walk(t.Root, t.Height)
 }
 
+// snapshotIndex is the blob index a snapshot is read through.
+type snapshotIndex struct {
+	*index.BlobIndex
+	// damaged names the index files the snapshot names that could not be
+	// read, and why; "" when every one was. A blob then missing is blamed on
+	// them by name, not only on "the index".
+	damaged string
+}
+
+// missing is the error for a blob the index does not locate.
+func (ix *snapshotIndex) missing(what string, id repo.ID) error {
+	return missingBlob(what, id, ix.damaged)
+}
+
+func missingBlob(what string, id repo.ID, damaged string) error {
+	if damaged == "" {
+		return fmt.Errorf("%w: %s %s", ErrMissingBlob, what, id)
+	}
+	return fmt.Errorf("%w: %s %s; %s", ErrMissingBlob, what, id, damaged)
+}
+
 // loadSnapshotIndex loads the index files a snapshot names, keeping entries
 // keep accepts. If one is missing or damaged (since re-indexed by check
 // --repair, or removed by maintenance), it falls back to every index file in
-// the repository.
-func loadSnapshotIndex(ctx context.Context, r *repo.Repository, s *repo.Snapshot, keep func(repo.IndexEntry) bool) (*index.BlobIndex, error) {
+// the repository, and remembers which were damaged.
+func loadSnapshotIndex(ctx context.Context, r *repo.Repository, s *repo.Snapshot, keep func(repo.IndexEntry) bool) (*snapshotIndex, error) {
 	ix := index.NewBlobIndex()
 	for _, id := range s.Indexes {
 		f, err := r.LoadIndex(ctx, id)
@@ -190,7 +213,15 @@ func loadSnapshotIndex(ctx context.Context, r *repo.Repository, s *repo.Snapshot
 			if all == nil {
 				return nil, lerr
 			}
-			return all, nil
+			why := "is gone"
+			if errors.Is(err, repo.ErrCorrupt) {
+				why = "is damaged"
+			}
+			damaged := fmt.Sprintf("index file %s%s, which the snapshot names, %s (%v)", repo.IndexPrefix, id, why, err)
+			if lerr != nil {
+				damaged += fmt.Sprintf("; unreadable index files: %v", lerr)
+			}
+			return &snapshotIndex{BlobIndex: all, damaged: damaged + "; run 'strata check'"}, nil
 		}
 		if err != nil {
 			return nil, err
@@ -198,5 +229,5 @@ func loadSnapshotIndex(ctx context.Context, r *repo.Repository, s *repo.Snapshot
 		ix.Add(f, keep)
 	}
 	ix.Seal()
-	return ix, nil
+	return &snapshotIndex{BlobIndex: ix}, nil
 }

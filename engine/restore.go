@@ -36,7 +36,8 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 	if err != nil {
 		return 0, fmt.Errorf("restore %s: load index: %w", snap.ID.Short(), err)
 	}
-	br := newBlobReader(r, ix, 16)
+	br := newBlobReader(r, ix.BlobIndex, 16)
+	br.damaged = ix.damaged
 
 	// Frames are fetched by Workers goroutines; the writes below take them
 	// back in tree order.
@@ -67,7 +68,7 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 		walkErr = walkTree(ctx, br, snap.Tree, func(id repo.ID) error {
 			e, pi, ok := ix.Lookup(id)
 			if !ok {
-				return fmt.Errorf("%w: data blob %s", ErrMissingBlob, id)
+				return ix.missing("data blob", id)
 			}
 			if cur != nil && (cur.pack.ID != pi.ID || cur.entries[0].FrameOffset != e.FrameOffset) {
 				if !send() {

@@ -35,7 +35,9 @@ func OpenSnapshot(ctx context.Context, r *repo.Repository, snap index.SnapshotRe
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: load index: %w", snap.ID.Short(), err)
 	}
-	return &SnapshotReader{r: r, snap: snap, br: newBlobReader(r, ix, 16), ix: ix, first: map[repo.ID]repo.ID{}}, nil
+	br := newBlobReader(r, ix.BlobIndex, 16)
+	br.damaged = ix.damaged
+	return &SnapshotReader{r: r, snap: snap, br: br, ix: ix.BlobIndex, first: map[repo.ID]repo.ID{}}, nil
 }
 
 // level is one node of a cursor's path: the IDs of a list blob (or the

@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinels callers branch on. They are wrapped with context; test with errors.Is.
@@ -47,8 +48,28 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrCorrupt) true for every CorruptError.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
-const hintCheck = "run 'strata check --read-data' to see the extent and 'strata check --read-data --repair' to rebuild from parity"
+// Hints by kind of object. Only packs have parity: a hint never sends the
+// operator to a repair that cannot rebuild the object it is about.
+const (
+	hintCheck    = "run 'strata check --read-data' to see the extent and 'strata check --read-data --repair' to rebuild from parity"
+	hintMetadata = "this object has no parity: 'strata check' lists what depends on it; only a repository spread over several stores (--store) keeps other copies of it"
+	hintIndex    = "index files are rebuilt from the packs' own trailers: 'strata check --repair' re-indexes the packs and removes the damaged file"
+	hintKeyFile  = "key files have no parity: 'strata key remove ID' drops a damaged one and 'strata key add' wraps the master key under a password again"
+)
+
+// hintFor returns the hint for damage to the named object.
+func hintFor(object string) string {
+	switch {
+	case strings.HasPrefix(object, "pack "), strings.HasPrefix(object, DataPrefix):
+		return hintCheck
+	case strings.HasPrefix(object, KeysPrefix):
+		return hintKeyFile
+	case strings.HasPrefix(object, IndexPrefix):
+		return hintIndex
+	}
+	return hintMetadata
+}
 
 func corrupt(object string, offset int64, format string, args ...any) *CorruptError {
-	return &CorruptError{Object: object, Offset: offset, Reason: fmt.Sprintf(format, args...), Hint: hintCheck}
+	return &CorruptError{Object: object, Offset: offset, Reason: fmt.Sprintf(format, args...), Hint: hintFor(object)}
 }

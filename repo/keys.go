@@ -41,30 +41,54 @@ type KeyInfo struct {
 	Current bool      `json:"current"` // the key that opened this session
 }
 
-// ListKeys lists the key files.
+// ListKeys lists the key files. Damaged ones (not a key file, or bytes that
+// no longer match the name) are left out of the list and returned as a
+// joined error wrapping ErrCorrupt beside the intact ones; a failure of the
+// store returns only that error.
 func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
+	var damaged []error
 	err := r.store.List(ctx, KeysPrefix, func(oi ObjectInfo) error {
 		b, err := r.store.Get(ctx, oi.Name)
 		if err != nil {
 			return err
 		}
 		kf, err := decodeKeyFile(oi.Name, b)
+		if err == nil {
+			err = verifyKeyFileName(oi.Name, b)
+		}
 		if err != nil {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnsupportedVersion) {
+				damaged = append(damaged, err)
+				return nil
+			}
 			return err
 		}
 		out = append(out, KeyInfo{Name: oi.Name, ID: strings.TrimPrefix(oi.Name, KeysPrefix), Created: kf.Created, Host: kf.Host, User: kf.User, Current: oi.Name == r.keyName})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, errors.Join(damaged...)
+}
+
+// verifyKeyFileName checks a key file's bytes against its name, the BLAKE3
+// of the file (FORMAT.md §1).
+func verifyKeyFileName(name string, b []byte) error {
+	id, err := ParseID(strings.TrimPrefix(name, KeysPrefix))
+	if err != nil {
+		return corrupt(name, -1, "not a key file name: %v", err)
+	}
+	return verifyContentID(name, id, b)
 }
 
 // RemoveKey deletes a key file, found by ID or unique ID prefix. It refuses
 // the key in use, so a repository never loses its last way in.
 func (r *Repository) RemoveKey(ctx context.Context, idPrefix string) (string, error) {
 	keys, err := r.ListKeys(ctx)
-	if err != nil {
-		return "", err
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return "", err // a damaged key file elsewhere does not stop removing an intact one
 	}
 	var match []KeyInfo
 	for _, k := range keys {

@@ -108,6 +108,11 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		}
 		master, err := kf.unwrap(password)
 		if err != nil {
+			// A key file altered after it was written may be why it does
+			// not open: that is damage, not a wrong password.
+			if verr := verifyKeyFileName(name, kb); verr != nil {
+				errs = append(errs, verr)
+			}
 			continue
 		}
 		cfg, k, err := openConfig(env, master)
@@ -117,8 +122,9 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		return &Repository{store: s, cfg: *cfg, keys: k, master: master, keyName: name}, nil
 	}
 	if len(errs) > 0 {
-		// Damaged key files may be why the password did not open anything.
-		return nil, fmt.Errorf("%w (also: %w)", ErrWrongPassword, errors.Join(errs...))
+		// Damaged key files may be why the password did not open anything:
+		// report the damage, never only a wrong password.
+		return nil, fmt.Errorf("open: no intact key file opens with this password, and %d key file(s) are damaged or unreadable; the password may be one of theirs: %w", len(errs), errors.Join(errs...))
 	}
 	return nil, ErrWrongPassword
 }
@@ -193,6 +199,13 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 		return ID{}, err
 	}
 	if err := r.store.Put(ctx, SnapshotName(id), b); err != nil {
+		// A label alone reads as a lost snapshot to check: take it back,
+		// unless the manifest landed after all (its reply was what failed).
+		// Best effort: a store that refuses deletes keeps it.
+		bg := context.WithoutCancel(ctx)
+		if _, gerr := r.store.Get(bg, SnapshotName(id)); errors.Is(gerr, ErrNotFound) {
+			_ = r.store.Delete(bg, LabelName(id))
+		}
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	return id, nil

@@ -11,11 +11,12 @@ import (
 // VerifyObject checks an object's bytes against what its name promises,
 // without a key: a shard's checksum and its pack ID and index against the
 // name; a content-addressed object (index files, snapshots, log segment manifests)
-// against the BLAKE3 ID in its name; a key file, a label, the config and the
-// store layout by parsing their clear structure. Names under none of the
-// repository's prefixes, and prune marks and audit batches, pass. It is the
-// Verifier that versioned and replicated stores use to tell an intact copy
-// from an overwritten one.
+// against the BLAKE3 ID in its name; a key file by parsing it and against
+// the BLAKE3 in its name; a label, the config and the store layout by
+// parsing their clear structure. Names under none of the repository's
+// prefixes, and prune marks and audit batches, pass. It is the Verifier
+// that versioned and replicated stores use to tell an intact copy from an
+// overwritten one.
 func VerifyObject(name string, data []byte) error {
 	k := KindOf(name)
 	switch k {
@@ -45,8 +46,10 @@ func VerifyObject(name string, data []byte) error {
 		_, err := DecodeLabel(name, data)
 		return err
 	case KindKey:
-		_, err := decodeKeyFile(name, data)
-		return err
+		if _, err := decodeKeyFile(name, data); err != nil {
+			return err
+		}
+		return verifyKeyFileName(name, data)
 	case KindConfig:
 		_, err := peekConfig(data)
 		return err

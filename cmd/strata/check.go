@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,12 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
 	r, err := openRepo(ctx, env, *location)
+	if errors.Is(err, repo.ErrCorrupt) {
+		// The repository cannot be opened because of damage (a key file or
+		// the config): that is check's finding, not a failure to run.
+		fmt.Fprintf(env.stdout, "problem: %s\n", printable(err.Error()))
+		return damageError{1}
+	}
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "ndjson: the document field that holds each document's key")
+	allowDup := fs.Bool("allow-duplicate-keys", false, "ndjson: accept a key on several lines; the last one is the document (the export is still stored as given)")
 	sourceURL := fs.String("source", "", "snapshot a live database instead: redis://[user@]HOST:PORT[/DB] or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -132,6 +133,14 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		}
 		o.Position = &p
 	}
+	if o.Position != nil && *format != engine.FormatNDJSON {
+		// A position makes a snapshot a point-in-time base, and change
+		// events from 'strata log' apply to ndjson exports only.
+		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
+	}
+	if *allowDup && *format != engine.FormatNDJSON {
+		return usagef("--allow-duplicate-keys applies to --format ndjson")
+	}
 	var src io.Reader = env.stdin
 	if !*stdin {
 		f, err := os.Open(fs.Arg(0))
@@ -142,9 +151,16 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		src = f
 	}
 	if *format == engine.FormatNDJSON {
-		// Whether the export is sorted by key decides how a point-in-time
-		// restore merges changes into it; learn it on the way through.
-		src, o.Describe = ndjson.DescribeExport(src, *keyField)
+		// Every line is checked on its way to the chunker: a bad one fails
+		// the backup before its manifest is written. Whether the export is
+		// sorted by key decides how a point-in-time restore merges changes
+		// into it; learn it on the way through.
+		oc := ndjson.NewExportChecker(*keyField, *allowDup)
+		src = oc.Reader(src)
+		o.Describe = func(s *repo.Snapshot) {
+			s.KeyField = *keyField
+			s.Sorted, _ = oc.Sorted()
+		}
 	}
 	// The label's date is checked against the server's clock before any
 	// data is uploaded (the default date is this host's clock, now).

@@ -107,13 +107,14 @@ func (env *environment) secret(varName, fileVar, what string, confirm bool) ([]b
 	if f := env.getenv(fileVar); f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", fileVar, err)
+			// No password given is a usage error (exit 2), as README says.
+			return nil, usagef("read %s: %v", fileVar, err)
 		}
 		// A password file conventionally ends with one newline; only the first line counts.
 		line, _, _ := bytes.Cut(b, []byte("\n"))
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
-			return nil, fmt.Errorf("%s %s: the first line is empty", fileVar, f)
+			return nil, usagef("%s %s: the first line is empty", fileVar, f)
 		}
 		return line, nil
 	}

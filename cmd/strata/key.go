@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -70,11 +71,16 @@ func cmdKey(ctx context.Context, env *environment, sub string, args []string) er
 		fmt.Fprintf(env.stdout, "removed key %s\n", name[len(repo.KeysPrefix):])
 	case "list":
 		keys, err := r.ListKeys(ctx)
-		if err != nil {
+		if err != nil && !errors.Is(err, repo.ErrCorrupt) {
 			return err
 		}
+		// Damaged key files are reported (exit 1) after the intact ones are listed.
+		damage := err
 		if asJSON {
-			return json.NewEncoder(env.stdout).Encode(keys)
+			if err := json.NewEncoder(env.stdout).Encode(keys); err != nil {
+				return err
+			}
+			return damage
 		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, " \tID\tCREATED\tUSER\tHOST")
@@ -85,7 +91,10 @@ func cmdKey(ctx context.Context, env *environment, sub string, args []string) er
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, k.ID[:16], k.Created.Format(time.RFC3339), printable(k.User), printable(k.Host))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return damage
 	}
 	return nil
 }

@@ -58,13 +58,26 @@ func genNDJSON(n int, seed uint64) []byte {
 	return b.Bytes()
 }
 
+// wholeLines returns the lines of an NDJSON export that end within its
+// first n bytes: an export cut mid-line is refused by backup.
+func wholeLines(b []byte, n int) []byte {
+	return b[:bytes.LastIndexByte(b[:n], '\n')+1]
+}
+
+// newKeys renames the keys of an export ("_id":"x…), so it can follow
+// another from the same generator without repeating a key.
+func newKeys(b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte(`"_id":"`), []byte(`"_id":"x`))
+}
+
 func TestCLIEndToEnd(t *testing.T) {
 	c := newCLI(t)
 	c.ok(nil, "init")
 	data := genNDJSON(20000, 1)
 	id0 := strings.TrimSpace(c.ok(data, "backup", "--stream", "shop/users", "--format", "ndjson", "--time", "2026-01-01T00:00:00.5Z", "--stdin"))
 	file := filepath.Join(t.TempDir(), "export.ndjson")
-	data1 := append(append([]byte{}, data...), genNDJSON(10, 2)...)
+	// New documents after the old ones (a key on two lines would be refused).
+	data1 := append(append([]byte{}, data...), newKeys(genNDJSON(10, 2))...)
 	os.WriteFile(file, data1, 0o600)
 	id1 := strings.TrimSpace(c.ok(nil, "backup", "--stream", "shop/users", "--format", "ndjson", "--time", "1767312000.25", file))
 	if len(id0) != 64 || len(id1) != 64 || id0 == id1 {
@@ -119,7 +132,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"backup", "--stream", "a", "--format", "xml", "--stdin"}, nil, exitUsage},
 		{[]string{"restore", "--stream", "nothing"}, nil, exitFailure},
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "wrong"}, exitWrongPassword},
-		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage}, // no password, no terminal
+		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage},                                                                // no password, no terminal
+		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "", "STRATA_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")}, exitUsage}, // README: no password given is 2
 		{[]string{"frobnicate"}, nil, exitUsage},
 		{[]string{"key", "rotate"}, nil, exitUsage},
 	}
@@ -205,7 +219,7 @@ func TestKilledBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := genNDJSON(200000, 3) // about 8 MB
-	if _, err := runBin(bytes.NewReader(data[:1<<20]), "backup", "--stream", "s", "--format", "ndjson", "--stdin"); err != nil {
+	if _, err := runBin(bytes.NewReader(wholeLines(data, 1<<20)), "backup", "--stream", "s", "--format", "ndjson", "--stdin"); err != nil {
 		t.Fatal(err)
 	}
 

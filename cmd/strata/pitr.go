@@ -25,6 +25,7 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
+	keyField := fs.String("key-field", ndjson.DefaultKeyField, "stdin: the document field that holds each document's key, as the stream's snapshots have it; a put's doc must hold its key there")
 	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -39,6 +40,8 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return usagef("--segment-bytes must be at least 1024")
 	case *interval <= 0:
 		return usagef("--segment-interval must be positive")
+	case keyFieldOK(*keyField) != nil:
+		return keyFieldOK(*keyField)
 	}
 	if *sourceURL != "" {
 		db, err := openDatabase(env, *sourceURL)
@@ -57,10 +60,11 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
-		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "), Admit: admit,
+		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
+		KeyField: *keyField, Admit: admit,
 	})
-	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps\n",
-		*stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps)
+	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s\n",
+		*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
 	return err
 }
 

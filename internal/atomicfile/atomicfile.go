@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write replaces path with what write produces. It writes a temporary file
@@ -14,7 +15,14 @@ import (
 // perm from its creation on, buffers the writes, syncs the file, renames it
 // into place and syncs the directory. On any error the temporary file is
 // removed and path is untouched.
+//
+// A path that is a directory is refused before anything is written, with an
+// error wrapping syscall.EISDIR (a rename onto it would fail only at the end,
+// saying "file exists").
 func Write(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR}
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".strata-*")
 	if err != nil {

@@ -339,8 +339,9 @@ const fileHeader = "# strata index server tokens: NAME SCOPES SHA256(token), one
 // name is taken, ErrUnsafeMode if the existing file is writable by group or
 // others, and an error for an invalid name or scope or an empty scope list.
 //
-// Two Create or Revoke calls on one file at the same time can lose one
-// update (the last rename wins); the CLI is meant for one operator.
+// Create and Revoke hold an exclusive lock on path + ".lock" from reading
+// the file to replacing it, so updates by several processes at once are
+// applied one after the other and none is lost.
 func Create(path, name string, scopes []Scope) (string, error) {
 	if err := ValidName(name); err != nil {
 		return "", err
@@ -357,6 +358,11 @@ func Create(path, name string, scopes []Scope) (string, error) {
 			uniq = append(uniq, sc)
 		}
 	}
+	unlock, err := lockFile(path)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	data, mode, err := readFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -393,6 +399,11 @@ func Create(path, name string, scopes []Scope) (string, error) {
 // file. It returns an error wrapping ErrUnknownName if there is no such
 // token, and ErrUnsafeMode as LoadFile does.
 func Revoke(path, name string) error {
+	unlock, err := lockFile(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	data, mode, err := readFile(path)
 	if err != nil {
 		return err

@@ -85,8 +85,8 @@ func (d *etcdDatabase) Capture(ctx context.Context, r *repo.Repository, stream s
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host,
 		Log: env.Logf("strata log: "),
 	})
-	fmt.Fprintf(env.Stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d\n",
-		stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last)
+	fmt.Fprintf(env.Stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d%s\n",
+		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())
 	return err
 }
 

@@ -25,6 +25,9 @@ type CaptureOptions struct {
 	// after an index server's clock allows, which would make the server
 	// refuse the whole segment holding it, and the events before it).
 	Admit func(*repo.Event) error
+	// KeyField is the document field a put's doc must hold its key in
+	// (CheckEvent); "" means DefaultKeyField.
+	KeyField string
 }
 
 // Capture reads change events (ParseEvent), one a line, from in and
@@ -43,6 +46,9 @@ func Capture(ctx context.Context, r *repo.Repository, in io.Reader, o CaptureOpt
 	// capture, so the writer's context outlives ctx.
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
 		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
+		// Events carry their own times and content: one re-sent with
+		// anything changed is refused, never skipped as already stored.
+		VerifyReplay: true,
 		OnGap: func(from, to uint64) {
 			o.Logf("GAP in %s: positions %d-%d never arrived; recorded in the catalog, capture goes on", o.Stream, from, to)
 		},
@@ -56,7 +62,11 @@ func Capture(ctx context.Context, r *repo.Repository, in io.Reader, o CaptureOpt
 	tick := time.NewTicker(min(o.Interval/4, time.Second))
 	defer tick.Stop()
 	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(in, w, o.Admit) }()
+	field := o.KeyField
+	if field == "" {
+		field = DefaultKeyField
+	}
+	go func() { readErr <- readEvents(in, w, CheckEvents(field, o.Admit)) }()
 	var inErr error
 loop:
 	for {

@@ -1,9 +1,11 @@
 package ndjson
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -83,4 +85,62 @@ func ParseTime(v []byte) (int64, error) {
 		return index.ParseTimeNanos(string(s))
 	}
 	return index.ParseUnixNanos(string(v))
+}
+
+// ErrBadEvent is returned (wrapped) by CheckEvent for an event whose
+// document a point-in-time restore could not merge under its key.
+var ErrBadEvent = errors.New("invalid change event")
+
+// CheckEvent checks what ParseEvent cannot know without the stream's key
+// field: a put's doc is a JSON object whose field (DefaultKeyField unless
+// the stream's snapshots name another) holds a string or number equal to
+// the event's key. A restore puts the doc where its key sorts, so a doc
+// whose own key differs would make a wrong export with exit 0, and its key
+// would read as two documents. A delete has no document to check.
+func CheckEvent(e *repo.Event, field string) error {
+	if e.Op != repo.OpPut {
+		return nil
+	}
+	if !utf8.Valid(e.Value) {
+		return fmt.Errorf("%w: doc is not UTF-8 text", ErrBadEvent)
+	}
+	var key []byte
+	var kerr error
+	found := false
+	err := fields(e.Value, func(name, v []byte) bool {
+		if nameIs(name, field) {
+			if found {
+				kerr = fmt.Errorf("%q appears twice in the doc", field)
+				return false
+			}
+			found = true
+			key, kerr = keyValue(v)
+		}
+		return kerr == nil
+	})
+	switch {
+	case kerr != nil:
+		return fmt.Errorf("%w: doc field %q: %v", ErrBadEvent, field, kerr)
+	case err != nil:
+		return fmt.Errorf("%w: doc: %v", ErrBadEvent, err)
+	case !found:
+		return fmt.Errorf("%w: doc has no %q field (the stream's key field; see --key-field)", ErrBadEvent, field)
+	case !bytes.Equal(key, e.Key):
+		return fmt.Errorf("%w: key %.60q differs from the doc's %q, %.60q", ErrBadEvent, e.Key, field, key)
+	}
+	return nil
+}
+
+// CheckEvents returns an admission function for a capture: it refuses what
+// CheckEvent refuses, then asks next, if any.
+func CheckEvents(field string, next func(*repo.Event) error) func(*repo.Event) error {
+	return func(e *repo.Event) error {
+		if err := CheckEvent(e, field); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(e)
+		}
+		return nil
+	}
 }

@@ -79,8 +79,8 @@ func (d *redisDatabase) Capture(ctx context.Context, r *repo.Repository, stream 
 	st, err := Capture(ctx, r, d.o, CaptureOptions{
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
 	})
-	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects",
-		stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects)
+	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects%s",
+		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects, st.NotStored())
 	return err
 }
 
