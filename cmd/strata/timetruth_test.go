@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -268,5 +270,77 @@ func TestEtcdRandomKills(t *testing.T) {
 	t.Logf("%d instants: %d exact, %d refused as time-uncertain", v.exact+v.refused, v.exact, v.refused)
 	if v.exact == 0 {
 		t.Fatal("no instant was restorable")
+	}
+}
+
+// TestSegmentIntervalTradeoff measures, for a few --segment-interval
+// values, the widest time-uncertain span a SIGKILL leaves and the segments
+// a busy minute costs (README "How wide a span gets"). It runs only with
+// STRATA_SPAN_BENCH=1: it takes about a minute.
+//
+//	STRATA_SPAN_BENCH=1 go test ./cmd/strata -run TestSegmentIntervalTradeoff -v
+func TestSegmentIntervalTradeoff(t *testing.T) {
+	if os.Getenv("STRATA_SPAN_BENCH") == "" {
+		t.Skip("a measurement: set STRATA_SPAN_BENCH=1")
+	}
+	const downtime = time.Second
+	for _, interval := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second} {
+		src := redistest.Start(t, redistest.Options{})
+		sc := src.Client(t)
+		c := newCLI(t)
+		c.ok(nil, "init")
+		start := captureProcess(t, c, "--source", "redis://"+src.Addr, "--stream", "kv", "--segment-interval", interval.String())
+		cmd, _ := start()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(sc.Info("replication")["slave0"], "state=online") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sc.Must("SET", fmt.Sprintf("k:%d", i%100), i)
+				time.Sleep(time.Millisecond)
+			}
+		})
+		// Kill just before a seal would have come: the worst case.
+		busy := 3*interval - 50*time.Millisecond
+		time.Sleep(busy)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		time.Sleep(downtime)
+		cmd, _ = start()
+		time.Sleep(2 * time.Second)
+		close(stop)
+		wg.Wait()
+		sc.Must("SET", "tail", 1)
+		sc.WaitReplicas(30 * time.Second)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		var cov struct {
+			Uncertain []struct {
+				After struct {
+					UnixNS int64 `json:"unix_ns"`
+				} `json:"after"`
+				Before struct {
+					UnixNS int64 `json:"unix_ns"`
+				} `json:"before"`
+			} `json:"time_uncertain"`
+		}
+		if err := json.Unmarshal([]byte(c.ok(nil, "coverage", "--stream", "kv", "--json")), &cov); err != nil {
+			t.Fatal(err)
+		}
+		widest := time.Duration(0)
+		for _, u := range cov.Uncertain[1:] { // the first is the base's full sync
+			widest = max(widest, time.Duration(u.Before.UnixNS-u.After.UnixNS))
+		}
+		segs, _ := filepath.Glob(filepath.Join(c.vars["STRATA_REPO"], "logs", "kv", "@*"))
+		t.Logf("--segment-interval %s: widest span after a kill %s (downtime %s); %d segments stored; a busy day seals %d",
+			interval, widest.Round(10*time.Millisecond), downtime, len(segs), int(24*time.Hour/interval))
 	}
 }
