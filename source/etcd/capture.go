@@ -26,8 +26,8 @@ type CaptureOptions struct {
 	// requests, before it is torn down and opened again; default 30 s.
 	Stall time.Duration
 	// Log receives status lines (reconnects, gaps, new bases); may be nil.
-	Log func(format string, a ...any)
-	Now func() time.Time
+	Logf func(format string, a ...any)
+	Now  func() time.Time
 }
 
 func (o *CaptureOptions) setDefaults() {
@@ -37,8 +37,8 @@ func (o *CaptureOptions) setDefaults() {
 	if o.Stall <= 0 {
 		o.Stall = 30 * time.Second
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -74,7 +74,7 @@ func Capture(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
 		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
 		OnGap: func(from, to uint64) {
-			o.Log("GAP in %s: revisions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
+			o.Logf("GAP in %s: revisions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
 		},
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func (c *capture) run(ctx context.Context) error {
 	}
 	start := int64(c.w.Next())
 	if start > 0 {
-		c.o.Log("%s continues at revision %d", c.o.Stream, start)
+		c.o.Logf("%s continues at revision %d", c.o.Stream, start)
 	} else {
 		base, ok, err := c.newestBase(ctx)
 		if err != nil {
@@ -128,7 +128,7 @@ func (c *capture) run(ctx context.Context) error {
 		}
 		if ok {
 			start = base + 1
-			c.o.Log("%s has no log yet: watching from revision %d, after its newest snapshot", c.o.Stream, start)
+			c.o.Logf("%s has no log yet: watching from revision %d, after its newest snapshot", c.o.Stream, start)
 		} else if start, err = c.takeBase(ctx, "the stream has no snapshot yet"); err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (c *capture) run(ctx context.Context) error {
 		var rs *errResync
 		switch {
 		case errors.As(err, &rs):
-			c.o.Log("%s: %s", c.o.Stream, rs.reason)
+			c.o.Logf("%s: %s", c.o.Stream, rs.reason)
 			if start, err = c.takeBase(ctx, rs.reason); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -159,7 +159,7 @@ func (c *capture) run(ctx context.Context) error {
 		}
 		c.st.Reconnects++
 		wait := backoff.Next()
-		c.o.Log("%s: watch from revision %d interrupted: %v; watching again in %s", c.o.Stream, start, err, wait.Round(time.Millisecond))
+		c.o.Logf("%s: watch from revision %d interrupted: %v; watching again in %s", c.o.Stream, start, err, wait.Round(time.Millisecond))
 		if !retry.Sleep(ctx, wait) {
 			return nil
 		}
@@ -173,7 +173,7 @@ func (c *capture) newestBase(ctx context.Context) (int64, bool, error) {
 		return 0, false, err
 	}
 	if err != nil {
-		c.o.Log("warning: %v", err)
+		c.o.Logf("warning: %v", err)
 	}
 	var best int64
 	found := false
@@ -200,7 +200,7 @@ func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
 		res, err := Backup(ctx, c.cli, c.cfg, c.r, BackupOptions{Stream: c.o.Stream, Parent: parent, Host: c.o.Host, Now: c.o.Now})
 		if err == nil {
 			c.st.Bases++
-			c.o.Log("%s: new base snapshot %s at revision %d (%d keys): %s", c.o.Stream, res.ID.Short(), res.Revision, res.Keys, why)
+			c.o.Logf("%s: new base snapshot %s at revision %d (%d keys): %s", c.o.Stream, res.ID.Short(), res.Revision, res.Keys, why)
 			// The base's time bounds the times of the events after it.
 			c.lastT = max(c.lastT, res.Snapshot.Time.UnixNano())
 			c.lateAfter = c.lastT
@@ -210,7 +210,7 @@ func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
 			return 0, fmt.Errorf("%w: base snapshot: %w", errFatal, err)
 		}
 		wait := backoff.Next()
-		c.o.Log("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, wait.Round(time.Millisecond))
+		c.o.Logf("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, wait.Round(time.Millisecond))
 		if !retry.Sleep(ctx, wait) {
 			return 0, ctx.Err()
 		}
@@ -307,7 +307,7 @@ func (c *capture) markLate(ctx context.Context, start int64, report bool) error 
 	}
 	c.lateThrough, c.lateAt = resp.Header.Revision, max(c.o.Now().UnixNano(), c.lastT)
 	if c.lateThrough >= start && report {
-		c.o.Log("%s: revisions %d-%d were committed before this watch and arrive late: stored as time-uncertain (revisions exact, times bounded)", c.o.Stream, start, c.lateThrough)
+		c.o.Logf("%s: revisions %d-%d were committed before this watch and arrive late: stored as time-uncertain (revisions exact, times bounded)", c.o.Stream, start, c.lateThrough)
 	} else if c.lateThrough < start {
 		c.lateAfter = 0
 	}

@@ -66,7 +66,7 @@ func runCapture(t *testing.T, cli *clientv3.Client, cfg Config, r *repo.Reposito
 	go func() {
 		defer close(done)
 		st, err = Capture(ctx, cli, cfg, r, CaptureOptions{Stream: "s", Interval: 100 * time.Millisecond,
-			Log: func(f string, a ...any) { logs.add(fmt.Sprintf(f, a...)) }})
+			Logf: func(f string, a ...any) { logs.add(fmt.Sprintf(f, a...)) }})
 	}()
 	return func() CaptureStats {
 		cancel()
@@ -213,7 +213,7 @@ func TestCaptureOutage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := Capture(ctx, cli, cfg, r, CaptureOptions{Stream: "s", Interval: 100 * time.Millisecond, Stall: 1500 * time.Millisecond,
-			Log: func(f string, a ...any) { logs.add(fmt.Sprintf(f, a...)) }})
+			Logf: func(f string, a ...any) { logs.add(fmt.Sprintf(f, a...)) }})
 		done <- err
 	}()
 	put := func(k string) {

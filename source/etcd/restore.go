@@ -28,7 +28,7 @@ type RestoreOptions struct {
 	// --max-request-bytes).
 	TxnOps, TxnBytes int
 	// Log receives progress lines; may be nil.
-	Log func(format string, a ...any)
+	Logf func(format string, a ...any)
 }
 
 // validate fills the defaults of zero fields; every field's zero value is
@@ -40,8 +40,8 @@ func (o *RestoreOptions) validate() error {
 	if o.TxnBytes <= 0 {
 		o.TxnBytes = 1 << 20
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
 	}
 	return nil
 }
@@ -152,7 +152,7 @@ func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 			return st, rpcErr(cfg, err)
 		}
 		st.Deleted = resp.Deleted
-		o.Log("deleted the %d keys the target held (--force)", st.Deleted)
+		o.Logf("deleted the %d keys the target held (--force)", st.Deleted)
 	}
 	tx := &txnBatcher{ctx: ctx, cli: cli, cfg: cfg, o: &o, st: &st, keys: map[string]struct{}{}}
 	if err := restoreBase(ctx, r, p.Base, tx, &st); err != nil {

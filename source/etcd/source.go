@@ -83,7 +83,7 @@ func (d *etcdDatabase) Capture(ctx context.Context, r *repo.Repository, stream s
 	defer cli.Close()
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host,
-		Log: env.Logf("strata log: "),
+		Logf: env.Logf("strata log: "),
 	})
 	fmt.Fprintf(env.Stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d%s\n",
 		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())
@@ -121,7 +121,7 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	}
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
 		Force: o.Force,
-		Log:   env.Logf("strata restore: "),
+		Logf:  env.Logf("strata restore: "),
 	})
 	if err != nil {
 		return err
