@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +22,7 @@ import (
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
-func cmdInit(ctx context.Context, env *environment, args []string) error {
+func cmdInit(ctx context.Context, env *environment, args []string) (err error) {
 	fs := newFlags(env, "init", "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--retention D --retention-mode governance|compliance]")
 	location := repoFlag(fs, env)
 	var more multiFlag
@@ -53,6 +55,20 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 		}
 		layout.Retention, layout.Mode = d.String(), strings.ToUpper(*mode)
 	}
+	// A failed init leaves nothing behind: the directories it made go again.
+	var made []string
+	for _, loc := range append([]string{*location}, more...) {
+		if d := firstMissingDir(loc); d != "" {
+			made = append(made, d)
+		}
+	}
+	defer func() {
+		if err != nil {
+			for _, d := range made {
+				os.RemoveAll(d)
+			}
+		}
+	}()
 	s, err := env.createStores(ctx, append([]string{*location}, more...), layout, *k, *m, *allowLoss)
 	if err != nil {
 		return err
@@ -372,4 +388,31 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 // holds either its old content or the complete restore, never a partial one.
 func writeAtomic(path string, write func(io.Writer) error) error {
 	return atomicfile.Write(path, 0o600, write)
+}
+
+// firstMissingDir returns the outermost directory that does not exist yet
+// on the way to a local repository location, or "" when loc is a URL or
+// its directory exists: what init creates, and removes again on failure.
+func firstMissingDir(loc string) string {
+	if loc == "" || strings.Contains(loc, "://") {
+		return ""
+	}
+	d, err := filepath.Abs(loc)
+	if err != nil {
+		return ""
+	}
+	missing := ""
+	for {
+		if _, err := os.Lstat(d); err == nil {
+			return missing
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return ""
+		}
+		missing = d
+		parent := filepath.Dir(d)
+		if parent == d {
+			return ""
+		}
+		d = parent
+	}
 }
