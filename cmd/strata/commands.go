@@ -295,7 +295,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB], etcd://HOST:PORT[,...] or mongodb://[USER@]HOST:PORT[/DB] (password from STRATA_SOURCE_PASSWORD)")
-	force := fs.Bool("force", false, "with --target: restore into a database that is not empty")
+	force := fs.Bool("force", false, "with --to FILE: overwrite an existing file; with --target: restore into a database that is not empty")
 	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
@@ -313,16 +313,24 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if *keyPrefix != "" || *keysFrom != "" {
-		if *dbTarget != "" || *dryRun || *force {
-			return usagef("--key-prefix and --keys-from write a file or stdout: no --target, --dry-run or --force")
+		if *dbTarget != "" || *dryRun {
+			return usagef("--key-prefix and --keys-from write a file or stdout: no --target or --dry-run")
+		}
+		if err := checkOutput(env, *to, *force); err != nil {
+			return err
 		}
 		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
 		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections})
 	}
-	if *force || *collections != "" {
-		return usagef("--force and --collections go with --target")
+	if *collections != "" {
+		return usagef("--collections goes with --target")
+	}
+	if !*dryRun {
+		if err := checkOutput(env, *to, *force); err != nil {
+			return err
+		}
 	}
 	if target != nil && *snapID != "" {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
@@ -382,6 +390,31 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	}
 	reportRestore(ctx, env, r, *stream, snap.ID.String(), "snapshot "+snap.ID.Short(), start, n, err)
 	return err
+}
+
+// checkOutput refuses, before any work, a restore that would write to a
+// terminal (binary or pages of NDJSON are never what a person wants on
+// screen) or replace an existing file without force. A directory is
+// refused by name.
+func checkOutput(env *environment, to string, force bool) error {
+	if to == "-" {
+		if env.stdoutTTY {
+			return usagef("refusing to write a restore to a terminal: give --to FILE or redirect standard output")
+		}
+		return nil
+	}
+	fi, err := os.Stat(to)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--to %s: %w", to, err)
+	case fi.IsDir():
+		return usagef("--to %s is a directory: give a file name", to)
+	case !force:
+		return usagef("--to %s exists: --force overwrites it", to)
+	}
+	return nil
 }
 
 // writeAtomic writes a restore to path through a temporary file, so PATH

@@ -20,6 +20,8 @@ import (
 type cli struct {
 	t    *testing.T
 	vars map[string]string
+	// stdoutTTY makes standard output look like a terminal.
+	stdoutTTY bool
 }
 
 func newCLI(t *testing.T) *cli {
@@ -31,6 +33,7 @@ func (c *cli) run(stdin []byte, args ...string) (code int, stdout, stderr string
 	env := &environment{
 		getenv: func(k string) string { return c.vars[k] },
 		stdin:  bytes.NewReader(stdin), stdout: &out, stderr: &errb, host: "testhost", user: "tester",
+		stdoutTTY: c.stdoutTTY,
 	}
 	start := time.Now()
 	code = run(context.Background(), args, env)
