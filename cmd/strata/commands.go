@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,7 +98,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE | --source URL)")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
-	format := fs.String("format", engine.FormatRaw, "export format: raw (opaque dump) or ndjson (one record a line)")
+	format := fs.String("format", "", "export format: raw (opaque dump) or ndjson (one record a line) (default: ndjson when the first 64 KiB are whole lines of JSON objects with the key field, else raw)")
 	at := fs.String("time", "", "instant the export is consistent at: RFC 3339 or unix seconds, fractions allowed (default now)")
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
@@ -131,31 +133,23 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if *stdin == (fs.NArg() == 1) || fs.NArg() > 1 {
 		return usagef("give exactly one of --stdin or a FILE")
 	}
-	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host}
-	if *format != engine.FormatRaw && *format != engine.FormatNDJSON {
+	if *format != "" && *format != engine.FormatRaw && *format != engine.FormatNDJSON {
 		return usagef("--format must be raw or ndjson")
 	}
+	var t time.Time
 	if *at != "" {
-		t, err := index.ParseTime(*at)
-		if err != nil {
+		var err error
+		if t, err = index.ParseTime(*at); err != nil {
 			return usageError{err.Error()}
 		}
-		o.Time = t
 	}
+	var pos *uint64
 	if *position != "" {
 		p, err := strconv.ParseUint(*position, 10, 64)
 		if err != nil {
 			return usagef("--position %q: want a non-negative integer", *position)
 		}
-		o.Position = &p
-	}
-	if o.Position != nil && *format != engine.FormatNDJSON {
-		// A position makes a snapshot a point-in-time base, and change
-		// events from 'strata log' apply to ndjson exports only.
-		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
-	}
-	if *allowDup && *format != engine.FormatNDJSON {
-		return usagef("--allow-duplicate-keys applies to --format ndjson")
+		pos = &p
 	}
 	var src io.Reader = env.stdin
 	if !*stdin {
@@ -165,6 +159,32 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		}
 		defer f.Close()
 		src = f
+	}
+	// Without --format, the export's first lines choose; a raw backup of
+	// what looks like NDJSON is said out loud either way.
+	br := bufio.NewReaderSize(src, sniffBytes)
+	src = br
+	head, _ := br.Peek(sniffBytes) // a short read is the whole export, or its error comes again to the backup
+	looks, why := sniffNDJSON(head, len(head) < sniffBytes, *keyField)
+	switch {
+	case *format == "" && looks:
+		*format = engine.FormatNDJSON
+		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as ndjson (--format raw stores an opaque dump)\n", why)
+	case *format == "":
+		*format = engine.FormatRaw
+		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as raw\n", why)
+	}
+	if *format == engine.FormatRaw && (looks || strings.HasPrefix(why, "it looks like NDJSON")) {
+		fmt.Fprintf(env.stderr, "warning: the export looks like NDJSON, but a raw backup stores it as an opaque dump: it loses record-level deduplication (each backup stores far more), point-in-time restore and get/history/diff; give --format ndjson\n")
+	}
+	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host, Time: t, Position: pos}
+	if o.Position != nil && *format != engine.FormatNDJSON {
+		// A position makes a snapshot a point-in-time base, and change
+		// events from 'strata log' apply to ndjson exports only.
+		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
+	}
+	if *allowDup && *format != engine.FormatNDJSON {
+		return usagef("--allow-duplicate-keys applies to --format ndjson")
 	}
 	if *format == engine.FormatNDJSON {
 		// Every line is checked on its way to the chunker: a bad one fails
@@ -448,4 +468,49 @@ func firstMissingDir(loc string) string {
 		}
 		d = parent
 	}
+}
+
+// sniffBytes is how much of an export backup reads to choose its format.
+const sniffBytes = 64 << 10
+
+// sniffNDJSON decides whether an export that starts with head is NDJSON,
+// and says why. The rule (README, backup): every complete line in head
+// (the last one too when all is true: head is the whole export) is a JSON
+// object with keyField holding a string or a number, and there is at least
+// one. A why that begins "it looks like NDJSON" marks an export that starts
+// like NDJSON but breaks the rule, for the raw-backup warning.
+func sniffNDJSON(head []byte, all bool, keyField string) (bool, string) {
+	if !all {
+		i := bytes.LastIndexByte(head, '\n')
+		if i < 0 {
+			if bytes.HasPrefix(bytes.TrimLeft(head, " \t"), []byte("{")) {
+				return false, fmt.Sprintf("it looks like NDJSON, but its first line is longer than %d KiB", sniffBytes>>10)
+			}
+			return false, fmt.Sprintf("its first %d KiB hold no complete line", sniffBytes>>10)
+		}
+		head = head[:i+1]
+	}
+	n := 0
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\n"))
+		head = rest
+		n++
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		var doc map[string]json.RawMessage
+		if bytes.HasPrefix(bytes.TrimLeft(line, " \t"), []byte("{")) && json.Unmarshal(line, &doc) == nil {
+			v := bytes.TrimSpace(doc[keyField])
+			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+				continue
+			}
+			return false, fmt.Sprintf("it looks like NDJSON, but line %d has no string or number %q field (see --key-field)", n, keyField)
+		}
+		if n > 1 {
+			return false, fmt.Sprintf("it looks like NDJSON, but line %d is not a JSON object", n)
+		}
+		return false, "its first line is not a JSON object"
+	}
+	if n == 0 {
+		return false, "it is empty"
+	}
+	return true, fmt.Sprintf("its first %d line(s) are JSON objects with a %q field", n, keyField)
 }
