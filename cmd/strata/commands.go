@@ -386,7 +386,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	}
 	if err != nil {
 		if catErr != nil {
-			return fmt.Errorf("%w (some snapshots could not be read: %v)", err, catErr)
+			return fmt.Errorf("%w (some snapshots could not be read: %w)", err, catErr)
 		}
 		return err
 	}

@@ -133,7 +133,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"backup", "--stream", "../etc", "--stdin"}, nil, exitUsage},    // bad stream
 		{[]string{"backup", "--stream", "a", "--time", "yesterday", "--stdin"}, nil, exitUsage},
 		{[]string{"backup", "--stream", "a", "--format", "xml", "--stdin"}, nil, exitUsage},
-		{[]string{"restore", "--stream", "nothing"}, nil, exitFailure},
+		{[]string{"restore", "--stream", "nothing"}, nil, exitNotRestorable},
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "wrong"}, exitWrongPassword},
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage},                                                                // no password, no terminal
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "", "STRATA_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")}, exitUsage}, // README: no password given is 2
