@@ -306,7 +306,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|- | --target URL [--force]]")
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force] [--collections A,B]]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
