@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,10 +14,11 @@ import (
 )
 
 func cmdCheck(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "check", "--repo DIR [--read-data] [--repair]")
+	fs := newFlags(env, "check", "--repo DIR [--read-data] [--repair] [--json]")
 	location := repoFlag(fs, env)
 	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
 	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
+	asJSON := fs.Bool("json", false, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -27,6 +29,9 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	if errors.Is(err, repo.ErrCorrupt) {
 		// The repository cannot be opened because of damage (a key file or
 		// the config): that is check's finding, not a failure to run.
+		if *asJSON {
+			return writeCheckJSON(env, checkJSON{ReadData: *readData, Problems: []string{err.Error()}}, damageError{1})
+		}
 		fmt.Fprintf(env.stdout, "problem: %s\n", printable(err.Error()))
 		return damageError{1}
 	}
@@ -34,7 +39,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	start := time.Now()
-	var problems []string
+	var problems, resynced []string
 	if m, ok := r.Store().(*multi.Store); ok && *repair {
 		// Metadata first: a store that came back empty gets its copies of
 		// the config, keys, manifests and index files; shards follow from
@@ -42,10 +47,15 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 		rep, err := m.Resync(ctx)
 		for _, st := range rep.Stores {
 			for _, n := range st.Restored {
-				fmt.Fprintf(env.stdout, "repaired: copied %s to %s\n", n, st.Name)
+				resynced = append(resynced, fmt.Sprintf("copied %s to %s", n, st.Name))
 			}
 			for _, n := range st.Replaced {
-				fmt.Fprintf(env.stdout, "repaired: replaced the damaged copy of %s on %s\n", n, st.Name)
+				resynced = append(resynced, fmt.Sprintf("replaced the damaged copy of %s on %s", n, st.Name))
+			}
+		}
+		if !*asJSON {
+			for _, n := range resynced {
+				fmt.Fprintf(env.stdout, "repaired: %s\n", n)
 			}
 		}
 		for _, n := range rep.Unrecoverable {
@@ -71,6 +81,18 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 			fmt.Fprintf(env.stderr, "warning: the server did not take the check report: %v\n", err)
 		}
 	}
+	var damage error
+	if len(rep.Problems) > 0 {
+		damage = damageError{len(rep.Problems)}
+	}
+	if *asJSON {
+		return writeCheckJSON(env, checkJSON{ReadData: *readData,
+			Counts:   checkCounts{Snapshots: rep.Snapshots, Segments: rep.Segments, Indexes: rep.Indexes, Packs: rep.Packs, Shards: rep.Shards, Blobs: rep.Blobs},
+			Notes:    rep.Notes,
+			Repaired: append(resynced, rep.Repaired...),
+			Problems: rep.Problems,
+		}, damage)
+	}
 	depth := "structure"
 	if *readData {
 		depth = "structure and every byte"
@@ -85,9 +107,46 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
 	}
-	if len(rep.Problems) > 0 {
-		return damageError{len(rep.Problems)}
+	if damage != nil {
+		return damage
 	}
 	fmt.Fprintln(env.stdout, "no problems found")
 	return nil
+}
+
+// checkJSON is check --json's one object (README, check).
+type checkJSON struct {
+	ReadData bool        `json:"read_data"`
+	Counts   checkCounts `json:"counts"`
+	Notes    []string    `json:"notes"`
+	Repaired []string    `json:"repaired"`
+	Problems []string    `json:"problems"`
+	OK       bool        `json:"ok"`
+}
+
+// checkCounts is what check looked at.
+type checkCounts struct {
+	Snapshots int `json:"snapshots"`
+	Segments  int `json:"segments"`
+	Indexes   int `json:"indexes"`
+	Packs     int `json:"packs"`
+	Shards    int `json:"shards"`
+	Blobs     int `json:"blobs"`
+}
+
+// writeCheckJSON prints j (lists empty, never null) and returns damage,
+// so the exit code is the same as without --json.
+func writeCheckJSON(env *environment, j checkJSON, damage error) error {
+	for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	j.OK = len(j.Problems) == 0
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(j); err != nil {
+		return err
+	}
+	return damage
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +24,7 @@ import (
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
-func cmdInit(ctx context.Context, env *environment, args []string) error {
+func cmdInit(ctx context.Context, env *environment, args []string) (err error) {
 	fs := newFlags(env, "init", "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--retention D --retention-mode governance|compliance]")
 	location := repoFlag(fs, env)
 	var more multiFlag
@@ -53,6 +57,20 @@ func cmdInit(ctx context.Context, env *environment, args []string) error {
 		}
 		layout.Retention, layout.Mode = d.String(), strings.ToUpper(*mode)
 	}
+	// A failed init leaves nothing behind: the directories it made go again.
+	var made []string
+	for _, loc := range append([]string{*location}, more...) {
+		if d := firstMissingDir(loc); d != "" {
+			made = append(made, d)
+		}
+	}
+	defer func() {
+		if err != nil {
+			for _, d := range made {
+				os.RemoveAll(d)
+			}
+		}
+	}()
 	s, err := env.createStores(ctx, append([]string{*location}, more...), layout, *k, *m, *allowLoss)
 	if err != nil {
 		return err
@@ -80,7 +98,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE | --source URL)")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
-	format := fs.String("format", engine.FormatRaw, "export format: raw (opaque dump) or ndjson (one record a line)")
+	format := fs.String("format", "", "export format: raw (opaque dump) or ndjson (one record a line) (default: ndjson when the first 64 KiB are whole lines of JSON objects with the key field, else raw)")
 	at := fs.String("time", "", "instant the export is consistent at: RFC 3339 or unix seconds, fractions allowed (default now)")
 	position := fs.String("position", "", "change-log position the export is consistent at, if known")
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
@@ -115,31 +133,23 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if *stdin == (fs.NArg() == 1) || fs.NArg() > 1 {
 		return usagef("give exactly one of --stdin or a FILE")
 	}
-	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host}
-	if *format != engine.FormatRaw && *format != engine.FormatNDJSON {
+	if *format != "" && *format != engine.FormatRaw && *format != engine.FormatNDJSON {
 		return usagef("--format must be raw or ndjson")
 	}
+	var t time.Time
 	if *at != "" {
-		t, err := index.ParseTime(*at)
-		if err != nil {
+		var err error
+		if t, err = index.ParseTime(*at); err != nil {
 			return usageError{err.Error()}
 		}
-		o.Time = t
 	}
+	var pos *uint64
 	if *position != "" {
 		p, err := strconv.ParseUint(*position, 10, 64)
 		if err != nil {
 			return usagef("--position %q: want a non-negative integer", *position)
 		}
-		o.Position = &p
-	}
-	if o.Position != nil && *format != engine.FormatNDJSON {
-		// A position makes a snapshot a point-in-time base, and change
-		// events from 'strata log' apply to ndjson exports only.
-		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
-	}
-	if *allowDup && *format != engine.FormatNDJSON {
-		return usagef("--allow-duplicate-keys applies to --format ndjson")
+		pos = &p
 	}
 	var src io.Reader = env.stdin
 	if !*stdin {
@@ -149,6 +159,32 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 		}
 		defer f.Close()
 		src = f
+	}
+	// Without --format, the export's first lines choose; a raw backup of
+	// what looks like NDJSON is said out loud either way.
+	br := bufio.NewReaderSize(src, sniffBytes)
+	src = br
+	head, _ := br.Peek(sniffBytes) // a short read is the whole export, or its error comes again to the backup
+	looks, why := sniffNDJSON(head, len(head) < sniffBytes, *keyField)
+	switch {
+	case *format == "" && looks:
+		*format = engine.FormatNDJSON
+		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as ndjson (--format raw stores an opaque dump)\n", why)
+	case *format == "":
+		*format = engine.FormatRaw
+		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as raw\n", why)
+	}
+	if *format == engine.FormatRaw && (looks || strings.HasPrefix(why, "it looks like NDJSON")) {
+		fmt.Fprintf(env.stderr, "warning: the export looks like NDJSON, but a raw backup stores it as an opaque dump: it loses record-level deduplication (each backup stores far more), point-in-time restore and get/history/diff; give --format ndjson\n")
+	}
+	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host, Time: t, Position: pos}
+	if o.Position != nil && *format != engine.FormatNDJSON {
+		// A position makes a snapshot a point-in-time base, and change
+		// events from 'strata log' apply to ndjson exports only.
+		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
+	}
+	if *allowDup && *format != engine.FormatNDJSON {
+		return usagef("--allow-duplicate-keys applies to --format ndjson")
 	}
 	if *format == engine.FormatNDJSON {
 		// Every line is checked on its way to the chunker: a bad one fails
@@ -270,7 +306,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--to PATH|- | --target URL [--force]]")
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force] [--collections A,B]]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
@@ -279,7 +315,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB], etcd://HOST:PORT[,...] or mongodb://[USER@]HOST:PORT[/DB] (password from STRATA_SOURCE_PASSWORD)")
-	force := fs.Bool("force", false, "with --target: restore into a database that is not empty")
+	force := fs.Bool("force", false, "with --to FILE: overwrite an existing file; with --target: restore into a database that is not empty")
 	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
@@ -297,16 +333,24 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if *keyPrefix != "" || *keysFrom != "" {
-		if *dbTarget != "" || *dryRun || *force {
-			return usagef("--key-prefix and --keys-from write a file or stdout: no --target, --dry-run or --force")
+		if *dbTarget != "" || *dryRun {
+			return usagef("--key-prefix and --keys-from write a file or stdout: no --target or --dry-run")
+		}
+		if err := checkOutput(env, *to, *force); err != nil {
+			return err
 		}
 		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
 		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections})
 	}
-	if *force || *collections != "" {
-		return usagef("--force and --collections go with --target")
+	if *collections != "" {
+		return usagef("--collections goes with --target")
+	}
+	if !*dryRun {
+		if err := checkOutput(env, *to, *force); err != nil {
+			return err
+		}
 	}
 	if target != nil && *snapID != "" {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
@@ -342,7 +386,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	}
 	if err != nil {
 		if catErr != nil {
-			return fmt.Errorf("%w (some snapshots could not be read: %v)", err, catErr)
+			return fmt.Errorf("%w (some snapshots could not be read: %w)", err, catErr)
 		}
 		return err
 	}
@@ -368,8 +412,105 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	return err
 }
 
+// checkOutput refuses, before any work, a restore that would write to a
+// terminal (binary or pages of NDJSON are never what a person wants on
+// screen) or replace an existing file without force. A directory is
+// refused by name.
+func checkOutput(env *environment, to string, force bool) error {
+	if to == "-" {
+		if env.stdoutTTY {
+			return usagef("refusing to write a restore to a terminal: give --to FILE or redirect standard output")
+		}
+		return nil
+	}
+	fi, err := os.Stat(to)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--to %s: %w", to, err)
+	case fi.IsDir():
+		return usagef("--to %s is a directory: give a file name", to)
+	case !force:
+		return usagef("--to %s exists: --force overwrites it", to)
+	}
+	return nil
+}
+
 // writeAtomic writes a restore to path through a temporary file, so PATH
 // holds either its old content or the complete restore, never a partial one.
 func writeAtomic(path string, write func(io.Writer) error) error {
 	return atomicfile.Write(path, 0o600, write)
+}
+
+// firstMissingDir returns the outermost directory that does not exist yet
+// on the way to a local repository location, or "" when loc is a URL or
+// its directory exists: what init creates, and removes again on failure.
+func firstMissingDir(loc string) string {
+	if loc == "" || strings.Contains(loc, "://") {
+		return ""
+	}
+	d, err := filepath.Abs(loc)
+	if err != nil {
+		return ""
+	}
+	missing := ""
+	for {
+		if _, err := os.Lstat(d); err == nil {
+			return missing
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return ""
+		}
+		missing = d
+		parent := filepath.Dir(d)
+		if parent == d {
+			return ""
+		}
+		d = parent
+	}
+}
+
+// sniffBytes is how much of an export backup reads to choose its format.
+const sniffBytes = 64 << 10
+
+// sniffNDJSON decides whether an export that starts with head is NDJSON,
+// and says why. The rule (README, backup): every complete line in head
+// (the last one too when all is true: head is the whole export) is a JSON
+// object with keyField holding a string or a number, and there is at least
+// one. A why that begins "it looks like NDJSON" marks an export that starts
+// like NDJSON but breaks the rule, for the raw-backup warning.
+func sniffNDJSON(head []byte, all bool, keyField string) (bool, string) {
+	if !all {
+		i := bytes.LastIndexByte(head, '\n')
+		if i < 0 {
+			if bytes.HasPrefix(bytes.TrimLeft(head, " \t"), []byte("{")) {
+				return false, fmt.Sprintf("it looks like NDJSON, but its first line is longer than %d KiB", sniffBytes>>10)
+			}
+			return false, fmt.Sprintf("its first %d KiB hold no complete line", sniffBytes>>10)
+		}
+		head = head[:i+1]
+	}
+	n := 0
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\n"))
+		head = rest
+		n++
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		var doc map[string]json.RawMessage
+		if bytes.HasPrefix(bytes.TrimLeft(line, " \t"), []byte("{")) && json.Unmarshal(line, &doc) == nil {
+			v := bytes.TrimSpace(doc[keyField])
+			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+				continue
+			}
+			return false, fmt.Sprintf("it looks like NDJSON, but line %d has no string or number %q field (see --key-field)", n, keyField)
+		}
+		if n > 1 {
+			return false, fmt.Sprintf("it looks like NDJSON, but line %d is not a JSON object", n)
+		}
+		return false, "its first line is not a JSON object"
+	}
+	if n == 0 {
+		return false, "it is empty"
+	}
+	return true, fmt.Sprintf("its first %d line(s) are JSON objects with a %q field", n, keyField)
 }

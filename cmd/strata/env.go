@@ -24,6 +24,8 @@ type environment struct {
 	stdout, stderr io.Writer
 	// stderrTTY: progress goes to stderr only on a terminal.
 	stderrTTY bool
+	// stdoutTTY: restore refuses to write to a terminal.
+	stdoutTTY bool
 	// prompt asks for a password on the terminal; nil when there is none.
 	prompt func(msg string) ([]byte, error)
 	host   string
@@ -37,7 +39,7 @@ func osEnvironment() *environment {
 		u = cu.Username
 	}
 	env := &environment{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())), host: host, user: u}
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())), stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())), host: host, user: u}
 	// Prompt on the controlling terminal, not stdin: stdin may carry the export.
 	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil && term.IsTerminal(int(tty.Fd())) {
 		env.prompt = func(msg string) ([]byte, error) {

@@ -10,17 +10,25 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/strata-backup/strata/client"
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/shard"
 )
 
-// Exit codes (README.md, "Exit codes").
+// Exit codes (README.md, "Exit codes"): one table, mapped from errors by
+// report with errors.Is on the packages' sentinels.
 const (
 	exitOK            = 0
-	exitFailure       = 1
-	exitUsage         = 2
-	exitDamage        = 3 // check found damage that is still there
-	exitWrongPassword = 4
-	exitNoRepository  = 5 // no repository, or one of an unknown format version
+	exitFailure       = 1   // any other error
+	exitUsage         = 2   // bad flags or arguments, no password given, an output refused
+	exitDamage        = 3   // an integrity problem: check found damage, or corrupt or tampered data stopped the command
+	exitWrongPassword = 4   // wrong password, or a token the server does not know
+	exitNoRepository  = 5   // no repository, or one of an unknown format version
+	exitForbidden     = 6   // the server's token scopes refuse this (HTTP 403)
+	exitNotRestorable = 7   // nothing restorable at what was asked, or an unknown stream
+	exitInterrupted   = 130 // SIGINT or SIGTERM ended the command
 )
 
 // usageError marks errors in how the command was called.
@@ -121,6 +129,11 @@ func run(ctx context.Context, args []string, env *environment) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.exec(ctx, env, args[1:])
+			if err != nil && ctx.Err() != nil {
+				// Whatever the command made of it, a signal ended it.
+				fmt.Fprintf(env.stderr, "strata %s: interrupted: %v\n", c.name, err)
+				return exitInterrupted
+			}
 			return report(env.stderr, c.name, err)
 		}
 	}
@@ -139,27 +152,37 @@ func printUsage(w io.Writer) {
 
 // report prints err and maps it to an exit code.
 func report(w io.Writer, cmd string, err error) int {
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
+	fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
+	return exitCode(err)
+}
+
+// exitCode maps an error to its exit code (the table above). Integrity
+// comes first: a refusal caused by corrupt data is about the corruption.
+func exitCode(err error) int {
 	var ue usageError
 	var de damageError
 	switch {
-	case errors.Is(err, errHelp):
-		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
 		return exitUsage
-	case errors.As(err, &de):
-		fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
+	case errors.As(err, &de),
+		errors.Is(err, repo.ErrCorrupt),
+		errors.Is(err, shard.ErrTooFewShards),
+		errors.Is(err, shard.ErrBadShard),
+		errors.Is(err, index.ErrUnprovable),
+		errors.Is(err, engine.ErrMissingBlob),
+		errors.Is(err, engine.ErrReplayMismatch):
 		return exitDamage
-	case errors.Is(err, repo.ErrWrongPassword):
-		fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
+	case errors.Is(err, repo.ErrWrongPassword), errors.Is(err, client.ErrUnauthorized):
 		return exitWrongPassword
 	case errors.Is(err, repo.ErrNotRepository), errors.Is(err, repo.ErrUnsupportedVersion):
-		fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
 		return exitNoRepository
+	case errors.Is(err, client.ErrForbidden):
+		return exitForbidden
+	case errors.Is(err, index.ErrNotRestorable), errors.Is(err, index.ErrNoSnapshot):
+		return exitNotRestorable
 	}
-	fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
 	return exitFailure
 }

@@ -20,6 +20,8 @@ import (
 type cli struct {
 	t    *testing.T
 	vars map[string]string
+	// stdoutTTY makes standard output look like a terminal.
+	stdoutTTY bool
 }
 
 func newCLI(t *testing.T) *cli {
@@ -31,6 +33,7 @@ func (c *cli) run(stdin []byte, args ...string) (code int, stdout, stderr string
 	env := &environment{
 		getenv: func(k string) string { return c.vars[k] },
 		stdin:  bytes.NewReader(stdin), stdout: &out, stderr: &errb, host: "testhost", user: "tester",
+		stdoutTTY: c.stdoutTTY,
 	}
 	start := time.Now()
 	code = run(context.Background(), args, env)
@@ -130,7 +133,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"backup", "--stream", "../etc", "--stdin"}, nil, exitUsage},    // bad stream
 		{[]string{"backup", "--stream", "a", "--time", "yesterday", "--stdin"}, nil, exitUsage},
 		{[]string{"backup", "--stream", "a", "--format", "xml", "--stdin"}, nil, exitUsage},
-		{[]string{"restore", "--stream", "nothing"}, nil, exitFailure},
+		{[]string{"restore", "--stream", "nothing"}, nil, exitNotRestorable},
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "wrong"}, exitWrongPassword},
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage},                                                                // no password, no terminal
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "", "STRATA_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")}, exitUsage}, // README: no password given is 2

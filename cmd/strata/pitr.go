@@ -171,10 +171,25 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 		j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
 		cov = &j
 	}
+	// Nothing restorable is exit 7 (after the output, which still shows
+	// any log there is): a script must not read an empty table as success.
+	var none error
+	switch {
+	case len(cov.Windows) == 0 && cov.Newest == nil && len(cov.Gaps) == 0:
+		none = fmt.Errorf("stream %q: the repository holds no snapshot or log of it; 'strata snapshots' lists the streams: %w", *stream, index.ErrNoSnapshot)
+	case len(cov.Windows) == 0:
+		none = fmt.Errorf("stream %q: nothing restorable: it has log but no snapshot to apply it to: %w", *stream, index.ErrNotRestorable)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(cov)
+		if err := enc.Encode(cov); err != nil {
+			return err
+		}
+		return none
+	}
+	if none != nil && cov.Newest == nil && len(cov.Gaps) == 0 {
+		return none
 	}
 	if len(cov.Windows) == 0 {
 		fmt.Fprintf(env.stdout, "%s: nothing restorable (no snapshot)\n", *stream)
@@ -198,7 +213,7 @@ func cmdCoverage(ctx context.Context, env *environment, args []string) error {
 	if cov.Newest != nil {
 		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))
 	}
-	return nil
+	return none
 }
 
 // keyFieldOK checks a --key-field value.

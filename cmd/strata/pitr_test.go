@@ -118,8 +118,8 @@ func TestRestoreAtMatchesGenerator(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("restore --at %s: %d bytes, the generator says %d", arg, len(got), len(want))
 		}
-		if i == 0 { // restoring again over the same file is idempotent
-			c.ok(nil, "restore", "--stream", "shop/users", "--at", arg, "--to", out)
+		if i == 0 { // restoring again over the same file (--force) is idempotent
+			c.ok(nil, "restore", "--stream", "shop/users", "--at", arg, "--to", out, "--force")
 			if again, _ := os.ReadFile(out); !bytes.Equal(again, want) {
 				t.Fatal("a second restore to the same path differs")
 			}

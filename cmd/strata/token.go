@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -18,7 +19,7 @@ func cmdToken(_ context.Context, env *environment, sub string, args []string) er
 	case "create":
 		flagUsage = "--tokens FILE --name NAME --scope SCOPE[,SCOPE]"
 	case "list":
-		flagUsage = "--tokens FILE"
+		flagUsage = "--tokens FILE [--json]"
 	case "revoke":
 		flagUsage = "--tokens FILE --name NAME"
 	default:
@@ -29,6 +30,10 @@ func cmdToken(_ context.Context, env *environment, sub string, args []string) er
 	var name, scopeText *string
 	if sub != "list" {
 		name = fs.String("name", "", "token `name`: 1 to 64 of [A-Za-z0-9._-] (required)")
+	}
+	asJSON := new(bool)
+	if sub == "list" {
+		asJSON = fs.Bool("json", false, `print a JSON array of {"name","scopes":[...]}`)
 	}
 	if sub == "create" {
 		scopeText = fs.String("scope", "", "comma-separated `scopes`: read, backup:GLOB, restore:GLOB, admin (required);\n"+
@@ -74,6 +79,23 @@ func cmdToken(_ context.Context, env *environment, sub string, args []string) er
 		s, err := auth.LoadFile(*path)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			type tokenJSON struct {
+				Name   string   `json:"name"`
+				Scopes []string `json:"scopes"`
+			}
+			list := []tokenJSON{}
+			for _, id := range s.Identities() {
+				t := tokenJSON{Name: id.Name, Scopes: []string{}}
+				for _, sc := range id.Scopes {
+					t.Scopes = append(t.Scopes, sc.String())
+				}
+				list = append(list, t)
+			}
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(list)
 		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSCOPES")

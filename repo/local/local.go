@@ -44,6 +44,17 @@ type Store struct {
 // Open returns the store in dir, creating dir and its missing parents if
 // needed. The objects already in dir are the store's objects.
 func Open(dir string) (*Store, error) {
+	return open(dir, true)
+}
+
+// OpenExisting returns the store in dir, which must exist: it never creates
+// a directory, so a mistyped location fails (wrapping repo.ErrNotRepository)
+// instead of leaving an empty directory behind.
+func OpenExisting(dir string) (*Store, error) {
+	return open(dir, false)
+}
+
+func open(dir string, create bool) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("local store: open: empty directory name")
 	}
@@ -52,10 +63,15 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store: open: %w", err)
 	}
-	if err := mkdirAllSync(dir); err != nil {
-		return nil, fmt.Errorf("local store: open %s: %w", dir, err)
+	if create {
+		if err := mkdirAllSync(dir); err != nil {
+			return nil, fmt.Errorf("local store: open %s: %w", dir, err)
+		}
 	}
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("local store: open %s: the directory does not exist: %w", dir, repo.ErrNotRepository)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local store: open %s: %w", dir, err)
 	}
