@@ -14,6 +14,7 @@ import (
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/retry"
 )
 
 // CaptureOptions describe a continuous capture. Stream is required.
@@ -23,15 +24,15 @@ type CaptureOptions struct {
 	Interval     time.Duration // seal a segment when its first event is this old; default 10 s
 	Host         string
 	// Log receives status lines (reconnects, gaps, new bases); may be nil.
-	Log func(format string, a ...any)
+	Logf func(format string, a ...any)
 }
 
 func (o *CaptureOptions) setDefaults() {
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
 	}
 }
 
@@ -72,7 +73,7 @@ func Capture(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
 		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
 		OnGap: func(from, to uint64) {
-			o.Log("GAP in %s: positions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
+			o.Logf("GAP in %s: positions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
 		},
 	})
 	if err != nil {
@@ -105,11 +106,11 @@ func (c *capture) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	backoff := time.Second
+	backoff := captureBackoff()
 	for {
 		nf, err := c.tail(ctx, from)
 		if nf.After(from) {
-			backoff = time.Second
+			backoff.Reset() // progress was made: the next failure starts over
 		}
 		from = nf
 		if ctx.Err() != nil {
@@ -120,7 +121,7 @@ func (c *capture) run(ctx context.Context) error {
 		case errors.Is(err, errRefresh):
 			continue
 		case errors.As(err, &rs):
-			c.o.Log("%s: %s", c.o.Stream, rs.reason)
+			c.o.Logf("%s: %s", c.o.Stream, rs.reason)
 			if from, err = c.takeBase(ctx, rs.reason); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -132,11 +133,11 @@ func (c *capture) run(ctx context.Context) error {
 			return err
 		}
 		c.st.Reconnects++
-		c.o.Log("%s: tailing the oplog after %s interrupted: %v; again in %s", c.o.Stream, from, err, backoff)
-		if err := c.pause(ctx, backoff); err != nil {
+		wait := backoff.Next()
+		c.o.Logf("%s: tailing the oplog after %s interrupted: %v; again in %s", c.o.Stream, from, err, wait.Round(time.Millisecond))
+		if err := c.pause(ctx, wait); err != nil {
 			return err
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -186,7 +187,7 @@ func (c *capture) resumePoint(ctx context.Context) (Timestamp, error) {
 		}
 		c.next = *base.Position + 1
 		c.lastT = max(c.lastT, base.Time.UnixNano())
-		c.o.Log("%s continues after base %s (position %d, oplog %s)", c.o.Stream, base.ID.Short(), *base.Position, tr.EndTS())
+		c.o.Logf("%s continues after base %s (position %d, oplog %s)", c.o.Stream, base.ID.Short(), *base.Position, tr.EndTS())
 		return tr.EndTS(), nil
 	}
 	if hasLog {
@@ -194,7 +195,7 @@ func (c *capture) resumePoint(ctx context.Context) (Timestamp, error) {
 		if err != nil {
 			return Timestamp{}, err
 		}
-		c.o.Log("%s continues at position %d, after oplog entry %s", c.o.Stream, c.next, ts)
+		c.o.Logf("%s continues at position %d, after oplog entry %s", c.o.Stream, c.next, ts)
 		return ts, nil
 	}
 	return c.takeBase(ctx, "the stream has no snapshot yet")
@@ -231,7 +232,7 @@ func (c *capture) newestBase(ctx context.Context) (index.SnapshotRef, bool, erro
 		return index.SnapshotRef{}, false, err
 	}
 	if err != nil {
-		c.o.Log("warning: %v", err)
+		c.o.Logf("warning: %v", err)
 	}
 	var best index.SnapshotRef
 	found := false
@@ -289,7 +290,7 @@ func readBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, f
 // The base takes the next free position and skips it: a stream with a log
 // shows a gap there, so no plan mixes the old log with the new base.
 func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
-	backoff := time.Second
+	backoff := captureBackoff()
 	for {
 		var parent *index.SnapshotRef
 		pos := c.next
@@ -307,7 +308,7 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 		if err == nil {
 			c.st.Bases++
 			c.next = pos + 1
-			c.o.Log("%s: new base snapshot %s at position %d, oplog %s (%d collections, %d documents): %s",
+			c.o.Logf("%s: new base snapshot %s at position %d, oplog %s (%d collections, %d documents): %s",
 				c.o.Stream, res.ID.Short(), pos, res.Trailer.EndTS(), res.Trailer.Collections, res.Trailer.Documents, why)
 			c.lastT = max(c.lastT, res.Snapshot.Time.UnixNano())
 			return res.Trailer.EndTS(), nil
@@ -315,13 +316,11 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 		if errors.Is(err, ErrAuth) || errors.Is(err, ErrNoOplog) || ctx.Err() != nil {
 			return Timestamp{}, fmt.Errorf("%w: base snapshot: %w", errFatal, err)
 		}
-		c.o.Log("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, backoff)
-		select {
-		case <-ctx.Done():
+		wait := backoff.Next()
+		c.o.Logf("%s: base snapshot failed: %v; trying again in %s", c.o.Stream, err, wait.Round(time.Millisecond))
+		if !retry.Sleep(ctx, wait) {
 			return Timestamp{}, ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -494,4 +493,9 @@ func (c *capture) store(e *Entry) error {
 	c.lastT = t
 	c.next++
 	return nil
+}
+
+// captureBackoff paces reconnections: from 1 s, doubling, up to 30 s.
+func captureBackoff() retry.Backoff {
+	return retry.Backoff{Policy: retry.Policy{Base: time.Second, Max: 30 * time.Second}}
 }

@@ -66,7 +66,7 @@ func runCapture(t *testing.T, cli *mongo.Client, cfg Config, r *repo.Repository,
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		st, err = Capture(ctx, cli, cfg, r, CaptureOptions{Stream: "s", Interval: 100 * time.Millisecond, Log: logs.add})
+		st, err = Capture(ctx, cli, cfg, r, CaptureOptions{Stream: "s", Interval: 100 * time.Millisecond, Logf: logs.add})
 	}()
 	return func() CaptureStats {
 		cancel()
@@ -123,7 +123,7 @@ func dumpState(t *testing.T, cli *mongo.Client, db string) state {
 		if strings.HasPrefix(n, "system.") {
 			continue
 		}
-		docs, _, err := retry(func() ([]bson.Raw, int, error) {
+		docs, _, err := retryInterrupted(func() ([]bson.Raw, int, error) {
 			cur, err := cli.Database(db).Collection(n).Find(t.Context(), bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 			if err != nil {
 				return nil, 0, err
@@ -145,9 +145,9 @@ func dumpState(t *testing.T, cli *mongo.Client, db string) state {
 	return st
 }
 
-// retry retries a read FerretDB's SQLite backend interrupted: its
+// retryInterrupted retries a read FerretDB's SQLite backend interrupted: its
 // awaitData wait interrupts queries running beside it.
-func retry[A, B any](f func() (A, B, error)) (A, B, error) {
+func retryInterrupted[A, B any](f func() (A, B, error)) (A, B, error) {
 	for i := 0; ; i++ {
 		a, b, err := f()
 		if err == nil || i == 5 || !strings.Contains(err.Error(), "interrupted") {
@@ -259,7 +259,7 @@ func TestRestoreAtInstants(t *testing.T) {
 	}
 	var instants []instant
 	mark := func(name string) {
-		_, at, err := retry(func() (Timestamp, time.Time, error) { return LastTimestamp(ctx, cli) })
+		_, at, err := retryInterrupted(func() (Timestamp, time.Time, error) { return LastTimestamp(ctx, cli) })
 		if err != nil {
 			t.Fatal(err)
 		}

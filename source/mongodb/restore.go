@@ -36,7 +36,7 @@ type RestoreOptions struct {
 	// Batch bounds the writes sent in one command; default 1000.
 	Batch int
 	// Log receives progress lines; may be nil.
-	Log func(format string, a ...any)
+	Logf func(format string, a ...any)
 }
 
 // RestoreStats say what a restore did.
@@ -149,8 +149,8 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	if o.Batch <= 0 {
 		o.Batch = 1000
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
 	}
 	if p.Base.Format != engine.FormatNDJSON || p.Base.Position == nil && len(p.Segments) > 0 {
 		return st, fmt.Errorf("%w: snapshot %s is not a MongoDB base with a position (made by backup or log --source mongodb://)", index.ErrNotRestorable, p.Base.ID.Short())
@@ -343,7 +343,7 @@ func checkTarget(ctx context.Context, cli *mongo.Client, cfg Config, sc *scope, 
 		}
 		st.Dropped++
 	}
-	o.Log("dropped the %d collections of the target in the restore's scope (--force)", st.Dropped)
+	o.Logf("dropped the %d collections of the target in the restore's scope (--force)", st.Dropped)
 	return nil
 }
 

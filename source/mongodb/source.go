@@ -108,7 +108,7 @@ func (d *mongoDatabase) Capture(ctx context.Context, r *repo.Repository, stream 
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	logf := env.Logf("strata log: ")
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Log: logf,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
 	})
 	logf("%s: %d oplog entries stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest oplog entry %s",
 		stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last)
@@ -150,7 +150,7 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	}
 	start := time.Now()
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
-		Force: o.Force, Collections: colls, Database: d.cfg.Database, Log: env.Logf("strata restore: "),
+		Force: o.Force, Collections: colls, Database: d.cfg.Database, Logf: env.Logf("strata restore: "),
 	})
 	if err != nil {
 		return err
