@@ -420,15 +420,19 @@ func TestOplogRollover(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	write(15, 100) // during the pause
+	write(15, 50) // during the pause
+	// An instant the rolled-over oplog loses: after the log's end and before
+	// the new base, which holds the state after the last of these writes.
+	_, inGap, err := LastTimestamp(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	write(65, 50)
 	if err := src.Trim(ctx); err != nil {
 		t.Fatal(err)
 	}
 	first, err := FirstTimestamp(ctx, cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, inGap, err := LastTimestamp(ctx, cli)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,6 +442,14 @@ func TestOplogRollover(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	logs2 := &syncLog{}
 	stop = runCapture(t, cli, cfg, r, logs2)
+	// Write after the new base, so the log has entries past it to wait for
+	// (writes the base's dump already holds never reach the log).
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs2.String(), "new base snapshot"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new base within 60 s\n%s", logs2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	write(115, 10)
 	cat := waitCaptured(t, r, cli, logs2)
 	st2 := stop()
