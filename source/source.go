@@ -72,6 +72,24 @@ type Env struct {
 	mu *sync.Mutex // serialises Logf lines; shared by copies of the Env
 }
 
+// PrintDryRun is a restore's dry run: the plan (PrintPlan), then what the
+// target holds — held items of kind what — and what happens to them: forced
+// says what Force does, refused what a restore without it does.
+func (e *Env) PrintDryRun(ctx context.Context, r *repo.Repository, p *index.Plan, target string, held int64, what string, force bool, forced, refused string) error {
+	if err := e.PrintPlan(ctx, r, p); err != nil {
+		return err
+	}
+	switch {
+	case held == 0:
+		fmt.Fprintf(e.Stdout, "target %s: empty\n", target)
+	case force:
+		fmt.Fprintf(e.Stdout, "target %s: %d %s; %s\n", target, held, what, forced)
+	default:
+		fmt.Fprintf(e.Stdout, "target %s: %d %s: %s\n", target, held, what, refused)
+	}
+	return nil
+}
+
 // Logf returns a logger that writes "prefix: format" lines to Stderr, one
 // at a time.
 func (e *Env) Logf(prefix string) Logf {

@@ -102,22 +102,12 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	}
 	defer cli.Close()
 	if o.DryRun {
-		if err := env.PrintPlan(ctx, r, p); err != nil {
-			return err
-		}
 		n, err := CountKeys(ctx, cli, d.cfg)
 		if err != nil {
 			return err
 		}
-		switch {
-		case n == 0:
-			fmt.Fprintf(env.Stdout, "target %s: empty\n", d.cfg)
-		case o.Force:
-			fmt.Fprintf(env.Stdout, "target %s: %d keys, which --force would delete first\n", d.cfg, n)
-		default:
-			fmt.Fprintf(env.Stdout, "target %s: %d keys: the restore would be refused without --force\n", d.cfg, n)
-		}
-		return nil
+		return env.PrintDryRun(ctx, r, p, d.cfg.String(), n, "keys", o.Force,
+			"--force would delete them first", "the restore would be refused without --force")
 	}
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
 		Force: o.Force,

@@ -110,8 +110,8 @@ func (d *mongoDatabase) Capture(ctx context.Context, r *repo.Repository, stream 
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
 	})
-	logf("%s: %d oplog entries stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest oplog entry %s",
-		stream, st.Appended, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last)
+	logf("%s: %d oplog entries stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest oplog entry %s%s",
+		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())
 	return err
 }
 
@@ -131,22 +131,12 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	colls := append(ParseCollections(o.Collections), d.cfg.Collections...)
 	if o.DryRun {
-		if err := env.PrintPlan(ctx, r, p); err != nil {
-			return err
-		}
 		n, err := CountCollections(ctx, cli, d.cfg)
 		if err != nil {
 			return err
 		}
-		switch {
-		case n == 0:
-			fmt.Fprintf(env.Stdout, "target %s: empty\n", d.cfg)
-		case o.Force:
-			fmt.Fprintf(env.Stdout, "target %s: %d collections; --force would drop those the restore writes\n", d.cfg, n)
-		default:
-			fmt.Fprintf(env.Stdout, "target %s: %d collections: the restore is refused without --force if it writes any of them\n", d.cfg, n)
-		}
-		return nil
+		return env.PrintDryRun(ctx, r, p, d.cfg.String(), int64(n), "collections", o.Force,
+			"--force would drop those the restore writes", "the restore is refused without --force if it writes any of them")
 	}
 	start := time.Now()
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
