@@ -319,14 +319,8 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
-	if err := parse(fs, args); err != nil {
+	if err := parseStreamCommand(fs, args, stream); err != nil {
 		return err
-	}
-	if err := checkStream(*stream); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
 	}
 	target, err := restoreTarget(*at, *atPos)
 	if err != nil {

@@ -75,6 +75,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseStreamCommand parses a command that works on one stream and takes
+// no positional arguments: its flags, then --stream, then that nothing is left.
+func parseStreamCommand(fs *flag.FlagSet, args []string, stream *string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkStream(*stream); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}
+
 // streamFlag registers --stream; checkStream requires and validates it.
 func streamFlag(fs *flag.FlagSet) *string {
 	return fs.String("stream", "", "stream `name`, for example shop/users (required)")

@@ -112,17 +112,11 @@ func cmdGet(ctx context.Context, env *environment, args []string) error {
 	key := fs.String("key", "", "the document's key (the value of the snapshot's key field, _id by default) (required)")
 	at := fs.String("at", "", "the instant: RFC 3339 or unix seconds (default: the newest restorable instant)")
 	asJSON := fs.Bool("json", false, `print {"stream","key","at","found","doc","version":{"time","position","op"}}`)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
+	if err := parseStreamCommand(fs, args, stream); err != nil {
 		return err
 	}
 	if err := keyFlagOK(*key); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
 	}
 	var target *index.Target
 	if *at != "" {
@@ -190,17 +184,11 @@ func cmdHistory(ctx context.Context, env *environment, args []string) error {
 	sinceS := fs.String("since", "", "first instant: the version in effect then, and every change after (default: the oldest snapshot the log continues)")
 	untilS := fs.String("until", "", "last instant, inclusive (default: the newest restorable instant)")
 	asJSON := fs.Bool("json", false, `print an array of {"time","position","op","doc"}`)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
+	if err := parseStreamCommand(fs, args, stream); err != nil {
 		return err
 	}
 	if err := keyFlagOK(*key); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
 	}
 	var since, until time.Time
 	for _, f := range []struct {
