@@ -598,6 +598,45 @@ func segmentEvents(r *repo.Repository, k repo.SegmentKey, seg *repo.Segment, pac
 	return nil
 }
 
+// EachPlanEvent calls fn, in order, for every event a restore of p applies:
+// those of segs (from LoadPlanSegments) at positions from p.From on, which
+// must follow on one by one, up to the target; reading stops at the first
+// event past it. fn gets the segment holding the event and must not keep
+// Key or Value. A target position the log does not reach is refused,
+// wrapping index.ErrNotRestorable.
+func EachPlanEvent(ctx context.Context, r *repo.Repository, p *index.Plan, segs []*repo.Segment, fn func(k repo.SegmentKey, e *repo.Event) error) error {
+	want := p.From
+	errStop := errors.New("past the target")
+	for i, s := range segs {
+		k := p.Segments[i]
+		err := ReadSegment(ctx, r, k, s, func(e *repo.Event) error {
+			if e.Seq < p.From {
+				return nil
+			}
+			if !p.Applies(e.Seq, e.Time) {
+				return errStop
+			}
+			if e.Seq != want {
+				return &repo.CorruptError{Object: k.Name(), Offset: -1,
+					Reason: fmt.Sprintf("position %d where %d was expected", e.Seq, want),
+					Hint:   "the log has a hole the catalog does not show; run 'strata check'"}
+			}
+			want++
+			return fn(k, e)
+		})
+		if errors.Is(err, errStop) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if p.Target.ByPos && p.Target.Position >= p.From && want != p.Target.Position+1 {
+		return fmt.Errorf("%w: the log of %q ends at position %d, before the target %d", index.ErrNotRestorable, p.Stream, want-1, p.Target.Position)
+	}
+	return nil
+}
+
 // LoadPlanSegments reads and verifies the manifests of a plan's segments,
 // in parallel: each is intact, and each chains to the one before it (its
 // Prev names it); a time target is not inside a time-uncertain span; and an

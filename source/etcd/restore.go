@@ -80,41 +80,19 @@ func LoadRevisions(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*R
 		return nil, err
 	}
 	var out []*Revision
-	want := p.From
-	errStop := errors.New("past the target")
-	for i, s := range segs {
-		err := engine.ReadSegment(ctx, r, p.Segments[i], s, func(e *repo.Event) error {
-			if e.Seq < p.From {
-				return nil
-			}
-			if !p.Applies(e.Seq, e.Time) {
-				return errStop
-			}
-			if e.Seq != want {
-				return &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
-					Reason: fmt.Sprintf("revision %d where %d was expected", e.Seq, want),
-					Hint:   "the log has a hole the catalog does not show; run 'strata check'"}
-			}
-			// Events alias the segment's buffer; keep a copy.
-			c := *e
-			c.Key, c.Value = bytes.Clone(e.Key), bytes.Clone(e.Value)
-			rev, err := DecodeRevisionEvent(&c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.Segments[i].Name(), err)
-			}
-			out = append(out, rev)
-			want++
-			return nil
-		})
-		if errors.Is(err, errStop) {
-			break
-		}
+	err = engine.EachPlanEvent(ctx, r, p, segs, func(k repo.SegmentKey, e *repo.Event) error {
+		// Events alias the segment's buffer; keep a copy.
+		c := *e
+		c.Key, c.Value = bytes.Clone(e.Key), bytes.Clone(e.Value)
+		rev, err := DecodeRevisionEvent(&c)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s: %w", k.Name(), err)
 		}
-	}
-	if p.Target.ByPos && p.Target.Position >= p.From && want != p.Target.Position+1 {
-		return nil, fmt.Errorf("%w: the log of %q ends at revision %d, before the target %d", index.ErrNotRestorable, p.Stream, want-1, p.Target.Position)
+		out = append(out, rev)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

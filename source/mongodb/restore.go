@@ -70,51 +70,30 @@ func LoadEntries(ctx context.Context, r *repo.Repository, p *index.Plan) ([]Logg
 		return nil, err
 	}
 	var out []LoggedEntry
-	want := p.From
 	var last Timestamp
-	errStop := errors.New("past the target")
-	for i, s := range segs {
-		err := engine.ReadSegment(ctx, r, p.Segments[i], s, func(ev *repo.Event) error {
-			if ev.Seq < p.From {
-				return nil
-			}
-			if !p.Applies(ev.Seq, ev.Time) {
-				return errStop
-			}
-			if ev.Seq != want {
-				return &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
-					Reason: fmt.Sprintf("position %d where %d was expected", ev.Seq, want),
-					Hint:   "the log has a hole the catalog does not show; run 'strata check'"}
-			}
-			c := *ev
-			c.Key, c.Value = bytes.Clone(ev.Key), bytes.Clone(ev.Value)
-			e, o, err := DecodeOplogEvent(&c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.Segments[i].Name(), err)
-			}
-			if len(out) > 0 && !e.TS.After(last) {
-				return &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
-					Reason: fmt.Sprintf("oplog entry %s at position %d after %s", e.TS, ev.Seq, last),
-					Hint:   "entries must ascend; run 'strata check'"}
-			}
-			last = e.TS
-			ops, err := e.Ops(o)
-			if err != nil {
-				return fmt.Errorf("position %d: %w", ev.Seq, err)
-			}
-			out = append(out, LoggedEntry{Seq: ev.Seq, Entry: e, Opts: o, Ops: ops})
-			want++
-			return nil
-		})
-		if errors.Is(err, errStop) {
-			break
-		}
+	err = engine.EachPlanEvent(ctx, r, p, segs, func(k repo.SegmentKey, ev *repo.Event) error {
+		// Events alias the segment's buffer; keep a copy.
+		c := *ev
+		c.Key, c.Value = bytes.Clone(ev.Key), bytes.Clone(ev.Value)
+		e, o, err := DecodeOplogEvent(&c)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s: %w", k.Name(), err)
 		}
-	}
-	if p.Target.ByPos && p.Target.Position >= p.From && want != p.Target.Position+1 {
-		return nil, fmt.Errorf("%w: the log of %q ends at position %d, before the target %d", index.ErrNotRestorable, p.Stream, want-1, p.Target.Position)
+		if len(out) > 0 && !e.TS.After(last) {
+			return &repo.CorruptError{Object: k.Name(), Offset: -1,
+				Reason: fmt.Sprintf("oplog entry %s at position %d after %s", e.TS, ev.Seq, last),
+				Hint:   "entries must ascend; run 'strata check'"}
+		}
+		last = e.TS
+		ops, err := e.Ops(o)
+		if err != nil {
+			return fmt.Errorf("position %d: %w", ev.Seq, err)
+		}
+		out = append(out, LoggedEntry{Seq: ev.Seq, Entry: e, Opts: o, Ops: ops})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
