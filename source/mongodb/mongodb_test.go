@@ -78,6 +78,19 @@ func runCapture(t *testing.T, cli *mongo.Client, cfg Config, r *repo.Repository,
 	}
 }
 
+// waitBase waits until the capture has stored a new base, so what is
+// written next reaches the log (a write the base's dump already holds
+// never does, and a test waiting for it in the log would wait forever).
+func waitBase(t *testing.T, logs fmt.Stringer) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "new base snapshot"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new base within 60 s\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitCaptured waits until the stream's log holds the source's newest
 // oplog entry, and returns the catalog.
 func waitCaptured(t *testing.T, r *repo.Repository, src *mongo.Client, logs fmt.Stringer) *index.Catalog {
@@ -442,14 +455,7 @@ func TestOplogRollover(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	logs2 := &syncLog{}
 	stop = runCapture(t, cli, cfg, r, logs2)
-	// Write after the new base, so the log has entries past it to wait for
-	// (writes the base's dump already holds never reach the log).
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs2.String(), "new base snapshot"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no new base within 60 s\n%s", logs2)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitBase(t, logs2)
 	write(115, 10)
 	cat := waitCaptured(t, r, cli, logs2)
 	st2 := stop()
@@ -569,6 +575,7 @@ func TestLargeDocument(t *testing.T) {
 	}
 	logs := &syncLog{}
 	stop := runCapture(t, cli, cfg, r, logs)
+	waitBase(t, logs)
 	if _, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: "large"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: int32(1)}}}}); err != nil {
 		t.Fatal(err)
 	}
