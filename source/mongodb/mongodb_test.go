@@ -425,6 +425,7 @@ func TestOplogRollover(t *testing.T) {
 	write(0, 5)
 	logs := &syncLog{}
 	stop := runCapture(t, cli, cfg, r, logs)
+	waitBase(t, logs)
 	write(5, 10)
 	waitCaptured(t, r, cli, logs)
 	st := stop()
