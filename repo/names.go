@@ -23,6 +23,8 @@ const (
 	LogsPrefix       = "logs/"        // logs/<stream>/@<range>.<64 hex>: log segment manifests
 	PruneMarksPrefix = "prune/marks-" // prune/marks-<19 digits>.json (FORMAT.md §18)
 	AuditPrefix      = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
+	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
+	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
 )
 
 // Kind is what kind of repository object a name denotes.
@@ -40,6 +42,8 @@ const (
 	KindSegment                    // logs/<stream>/@…
 	KindPruneMarks                 // prune/marks-<ns>.json
 	KindAudit                      // audit/<ns>.jsonl
+	KindDrill                      // drills/<ns>.json
+	KindScrub                      // scrub/<ns>.json
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -61,6 +65,8 @@ var kinds = []struct {
 	{KindSegment, "segment", LogsPrefix, false, ""},
 	{KindPruneMarks, "prune marks", PruneMarksPrefix, false, ".json"},
 	{KindAudit, "audit", AuditPrefix, false, ".jsonl"},
+	{KindDrill, "drill", DrillsPrefix, false, ".json"},
+	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
 }
 
 // String names the kind for messages.
@@ -113,7 +119,7 @@ type Object struct {
 	ID      ID         // keys, index files, snapshots, labels (the snapshot's ID), shards (the pack's ID), segments (the manifest's)
 	Shard   int        // data: the shard's index in its pack
 	Segment SegmentKey // segments
-	Stamp   int64      // prune marks and audit batches: the unix nanoseconds in the name
+	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
 }
 
 // MaxNameLen bounds an object name: longer names are refused by ParseObject.
@@ -144,6 +150,10 @@ func ParseObject(name string) (Object, error) {
 		o.Stamp, err = parseStamp(name[len(PruneMarksPrefix):], ".json")
 	case KindAudit:
 		o.Stamp, err = parseStamp(name[len(AuditPrefix):], ".jsonl")
+	case KindDrill:
+		o.Stamp, err = parseStamp(name[len(DrillsPrefix):], ".json")
+	case KindScrub:
+		o.Stamp, err = parseStamp(name[len(ScrubPrefix):], ".json")
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}
@@ -219,3 +229,9 @@ func PruneMarksName(ns int64) string { return fmt.Sprintf("%s%019d.json", PruneM
 
 // AuditName is the name of the audit batch stamped ns.
 func AuditName(ns int64) string { return fmt.Sprintf("%s%019d.jsonl", AuditPrefix, ns) }
+
+// DrillName is the name of the drill record stamped ns.
+func DrillName(ns int64) string { return fmt.Sprintf("%s%019d.json", DrillsPrefix, ns) }
+
+// ScrubName is the name of the scrub record stamped ns.
+func ScrubName(ns int64) string { return fmt.Sprintf("%s%019d.json", ScrubPrefix, ns) }

@@ -1,0 +1,54 @@
+package ops
+
+import (
+	"time"
+)
+
+// DrillRecord is the result of one restore drill (`strata drill`), stored as
+// clear JSON at repo.DrillName(Time.UnixNano()). It holds no content: a
+// keyless index server reads it for its status page and metrics, so digests
+// of restored content never appear here, only whether they matched.
+type DrillRecord struct {
+	Stream string    `json:"stream"`
+	Time   time.Time `json:"time"` // when the drill ran (UTC)
+	// At is the instant restored; Position the log position reached.
+	At       time.Time `json:"at"`
+	Position *uint64   `json:"position,omitempty"`
+	// OK is true only when every check the drill could make passed.
+	OK bool `json:"ok"`
+	// RTO is the measured recovery time: the restore's wall time, from
+	// opening the repository to the last record written to the sink.
+	RTOSeconds float64 `json:"rto_seconds"`
+	Records    uint64  `json:"records"`          // records the restore produced
+	Target     string  `json:"target,omitempty"` // the scratch target's URL without credentials, or "" for the digesting sink
+	Checks     []Check `json:"checks"`           // each verification made, in order
+	Error      string  `json:"error,omitempty"`  // why OK is false
+}
+
+// Check is one verification a drill made.
+type Check struct {
+	Name string `json:"name"` // for example "snapshot-proof", "replay-proof"
+	OK   bool   `json:"ok"`
+	Note string `json:"note,omitempty"`
+}
+
+// ScrubRecord is the progress and findings of one scrub pass, stored as
+// clear JSON at repo.ScrubName(Time.UnixNano()). The newest record says
+// where the next pass starts, so the whole repository is read once per
+// cycle however the passes are spaced.
+type ScrubRecord struct {
+	Time  time.Time `json:"time"`  // when the pass ended (UTC)
+	Keyed bool      `json:"keyed"` // false for the server's keyless scrub (shard checksums only)
+	// CycleStart is when the current cycle began; Cycle its length.
+	CycleStart   time.Time `json:"cycle_start"`
+	CycleSeconds float64   `json:"cycle_seconds"`
+	// Next is the first pack (hex ID) the next pass reads; "" once the cycle
+	// has read every pack.
+	Next       string `json:"next"`
+	PacksRead  int    `json:"packs_read"`
+	BytesRead  int64  `json:"bytes_read"`
+	BadShards  int    `json:"bad_shards"` // shards found damaged or missing
+	Repaired   int    `json:"repaired"`   // of those, rebuilt from parity
+	Unrepaired int    `json:"unrepaired"` // damage parity could not cover
+	Error      string `json:"error,omitempty"`
+}
