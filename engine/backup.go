@@ -112,6 +112,8 @@ func newChunker(r *repo.Repository, src io.Reader, format string) chunk.Chunker 
 
 // batch is a run of consecutive chunks hashed together by one worker.
 type batch struct {
+	input  int // which input of the run the chunks are from
+	end    bool // the input's last batch
 	chunks [][]byte
 	ids    []repo.ID
 }
@@ -173,18 +175,55 @@ type Content struct {
 // (callers with a shared set MUST discard it or its additions).
 // o.Stream is not used.
 func StoreContent(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOptions, known KnownSet) (Content, error) {
+	cs, err := StoreContents(ctx, r, []ContentInput{{Src: src, Format: o.Format}}, o, known)
+	if err != nil {
+		return Content{}, err
+	}
+	return cs[0], nil
+}
+
+// ContentInput is one content of a StoreContents call.
+type ContentInput struct {
+	Src    io.Reader
+	Format string // FormatRaw (default) or FormatNDJSON; o.Format is not used
+}
+
+// StoreContents is StoreContent for several contents at once: each gets its
+// own tree, and their new blobs share frames, packs and index files, so many
+// small contents cost a few pack writes instead of a few each. That is what
+// lets the S3 gateway commit concurrent small PUTs as one group. Every
+// returned Content carries the run's index files and stored bytes; Size,
+// Blobs and NewBlobs are each content's own.
+func StoreContents(ctx context.Context, r *repo.Repository, inputs []ContentInput, o BackupOptions, known KnownSet) ([]Content, error) {
 	if o.Stream == "" {
 		o.Stream = "content"
 	}
 	if err := o.validate(); err != nil {
-		return Content{}, err
+		return nil, err
 	}
-	return storeContent(ctx, r, src, &o, known)
+	for i := range inputs {
+		if inputs[i].Format == "" {
+			inputs[i].Format = FormatRaw
+		}
+		if f := inputs[i].Format; f != FormatRaw && f != FormatNDJSON {
+			return nil, fmt.Errorf("unknown format %q (want %s or %s)", f, FormatRaw, FormatNDJSON)
+		}
+	}
+	return storeContents(ctx, r, inputs, &o, known)
 }
 
-// storeContent runs the backup's stages, from reading src to writing index
-// files; o is validated.
+// storeContent runs the backup's stages on one input, in o.Format.
 func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet) (Content, error) {
+	cs, err := storeContents(ctx, r, []ContentInput{{Src: src, Format: o.Format}}, o, known)
+	if err != nil {
+		return Content{}, err
+	}
+	return cs[0], nil
+}
+
+// storeContents runs the backup's stages, from reading the inputs to
+// writing index files; o and the inputs' formats are validated.
+func storeContents(ctx context.Context, r *repo.Repository, inputs []ContentInput, o *BackupOptions, known KnownSet) ([]Content, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stored := o.Progress.StoredBytes.Load()
@@ -193,10 +232,11 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 		frameCh:  make(chan frameJob, o.Workers),
 		sealedCh: make(chan repo.Frame, o.Workers),
 		packCh:   make(chan []repo.Frame, 1),
+		contents: make([]Content, len(inputs)),
 	}
 	b.batches = newOrdered(o.Workers, 2*o.Workers, b.hashBatch)
 	var wg sync.WaitGroup
-	wg.Go(func() { b.readChunks(src) })
+	wg.Go(func() { b.readChunks(inputs) })
 	var sealers sync.WaitGroup
 	for range o.Workers {
 		sealers.Go(b.sealFrames)
@@ -209,7 +249,7 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 	}
 	wg.Go(uploaders.Wait)
 
-	root, err := b.dedupAndGroup()
+	err := b.dedupAndGroup()
 	if err != nil {
 		b.fail(err)
 	}
@@ -218,15 +258,18 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		if b.uploadErr != nil {
-			return Content{}, b.uploadErr
+			return nil, b.uploadErr
 		}
-		return Content{}, cause
+		return nil, cause
 	}
 	if err := b.flushIndex(); err != nil {
-		return Content{}, err
+		return nil, err
 	}
-	return Content{Tree: root, Size: b.size, Blobs: b.tree.Count(), NewBlobs: b.newBlobs,
-		StoredBytes: o.Progress.StoredBytes.Load() - stored, Indexes: b.newIndexes, Index: b.allIndex}, nil
+	for i := range b.contents {
+		c := &b.contents[i]
+		c.StoredBytes, c.Indexes, c.Index = o.Progress.StoredBytes.Load()-stored, b.newIndexes, b.allIndex
+	}
+	return b.contents, nil
 }
 
 // backupRun is one running Backup: its options, its channels from stage to
@@ -244,10 +287,11 @@ type backupRun struct {
 	packCh   chan []repo.Frame // assemblePacks → storePacks
 
 	// dedupAndGroup's own state (one goroutine).
-	tree                 *repo.TreeBuilder
+	tree                 *repo.TreeBuilder // of the input being read
+	contents             []Content         // one per input, filled as each input ends
 	dataFrame, listFrame frameJob
 	dataSize, listSize   int
-	newBlobs, size       int64
+	newBlobs             int64 // of the input being read
 
 	// storePacks' shared state, under uploadMu.
 	uploadMu     sync.Mutex
@@ -258,35 +302,34 @@ type backupRun struct {
 	allIndex     repo.IndexFile // every index file written, for StoreContent's callers
 }
 
-// readChunks reads and chunks src, in batches of about 1 MiB, and submits
-// each batch to the hashers, whose results dedupAndGroup takes in order.
-func (b *backupRun) readChunks(src io.Reader) {
+// readChunks reads and chunks the inputs in turn, in batches of about
+// 1 MiB, and submits each batch to the hashers, whose results dedupAndGroup
+// takes in order. The last batch of each input (possibly empty) is marked.
+func (b *backupRun) readChunks(inputs []ContentInput) {
 	defer b.batches.close()
-	ch := newChunker(b.r, src, b.o.Format)
-	for {
-		bt := batch{}
-		size := 0
-		for size < 1<<20 {
-			c, err := ch.Next()
-			if err == io.EOF {
-				break
+	for i, in := range inputs {
+		ch := newChunker(b.r, in.Src, in.Format)
+		for end := false; !end; {
+			bt := batch{input: i}
+			size := 0
+			for size < 1<<20 {
+				c, err := ch.Next()
+				if err == io.EOF {
+					end = true
+					break
+				}
+				if err != nil {
+					b.fail(fmt.Errorf("read input: %w", err))
+					return
+				}
+				bt.chunks = append(bt.chunks, c)
+				size += len(c)
 			}
-			if err != nil {
-				b.fail(fmt.Errorf("read input: %w", err))
+			bt.end = end
+			b.o.Progress.BytesRead.Add(int64(size))
+			if !b.batches.submit(b.ctx, bt) {
 				return
 			}
-			bt.chunks = append(bt.chunks, c)
-			size += len(c)
-		}
-		if len(bt.chunks) == 0 {
-			return
-		}
-		b.o.Progress.BytesRead.Add(int64(size))
-		if !b.batches.submit(b.ctx, bt) {
-			return
-		}
-		if size < 1<<20 {
-			return // the chunker hit EOF
 		}
 	}
 }
@@ -301,42 +344,50 @@ func (b *backupRun) hashBatch(bt *batch) {
 }
 
 // dedupAndGroup takes the batches in input order, deduplicates their
-// chunks, builds the blob tree, and groups new blobs into frames. Data and
-// list blobs go into separate frames so that walking a tree reads list
-// frames only. It returns the tree's root.
-func (b *backupRun) dedupAndGroup() (repo.Tree, error) {
-	b.tree = b.r.NewTreeBuilder(func(data []byte) (repo.ID, error) {
-		id := b.r.BlobID(repo.ListBlob, data)
-		b.store(repo.ListBlob, id, data)
-		return id, nil
-	})
+// chunks, builds each input's blob tree, and groups new blobs into frames.
+// Data and list blobs go into separate frames so that walking a tree reads
+// list frames only. It fills b.contents' trees and counts.
+func (b *backupRun) dedupAndGroup() error {
+	newTree := func() {
+		b.tree = b.r.NewTreeBuilder(func(data []byte) (repo.ID, error) {
+			id := b.r.BlobID(repo.ListBlob, data)
+			b.store(repo.ListBlob, id, data)
+			return id, nil
+		})
+		b.newBlobs = 0
+	}
+	newTree()
 	for {
 		bt, ok, err := b.batches.next(b.ctx)
 		if !ok {
 			break
 		}
 		if err != nil {
-			return repo.Tree{}, err
+			return err
 		}
-		for i, c := range bt.chunks {
-			b.size += int64(len(c))
-			b.store(repo.DataBlob, bt.ids[i], c)
+		c := &b.contents[bt.input]
+		for i, ch := range bt.chunks {
+			c.Size += int64(len(ch))
+			b.store(repo.DataBlob, bt.ids[i], ch)
 			if err := b.tree.Add(bt.ids[i]); err != nil {
-				return repo.Tree{}, err
+				return err
 			}
 		}
 		b.o.Progress.Blobs.Add(int64(len(bt.chunks)))
+		if bt.end {
+			if c.Tree, err = b.tree.Finish(); err != nil {
+				return err
+			}
+			c.Blobs, c.NewBlobs = b.tree.Count(), b.newBlobs
+			newTree()
+		}
 	}
 	if b.ctx.Err() != nil {
-		return repo.Tree{}, context.Cause(b.ctx)
-	}
-	root, err := b.tree.Finish()
-	if err != nil {
-		return repo.Tree{}, err
+		return context.Cause(b.ctx)
 	}
 	b.emit(&b.dataFrame, &b.dataSize)
 	b.emit(&b.listFrame, &b.listSize)
-	return root, nil
+	return nil
 }
 
 // store adds a blob to the frame of its type unless it is already known.
