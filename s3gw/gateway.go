@@ -60,6 +60,7 @@ type Gateway struct {
 	known     *index.IDSet
 
 	uploads *uploads
+	groups  *groups // the small-PUT group committer (group.go)
 }
 
 // Open loads the repository's blob index and replays every bucket's log
@@ -76,9 +77,15 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
 		known: index.NewIDSet(ix.Len() + 1024)}
 	g.uploads = newUploads()
+	g.groups = newGroups()
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.Add(e.ID) })
 	if err := g.replay(ctx); err != nil {
 		return nil, err
+	}
+	if !g.ReadOnly() {
+		go g.runGroups()
+	} else {
+		close(g.groups.stopped)
 	}
 	return g, nil
 }
@@ -88,6 +95,7 @@ func (g *Gateway) ReadOnly() bool { return !g.o.At.IsZero() }
 
 // Close seals and stores what the log writers hold.
 func (g *Gateway) Close() error {
+	g.stopGroups()
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
 	var errs []error
@@ -179,58 +187,110 @@ func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
 // then applies it to the key table. check, when not nil, runs under the
 // table's lock just before the append and may refuse the event.
 func (g *Gateway) commit(ctx context.Context, bucket string, op repo.EventOp, key string, value any, check func() error) (int64, uint64, error) {
+	c := &commitItem{bucket: bucket, op: op, key: key, value: value, check: check}
+	g.commitAll(ctx, []*commitItem{c})
+	return c.t, c.seq, c.err
+}
+
+// commitItem is one event of a commitAll: what to append, and its outcome.
+type commitItem struct {
+	bucket, key string
+	op          repo.EventOp
+	value       any          // marshalled to the event's value after check; nil for none
+	check       func() error // as commit's
+
+	t          int64  // the event's time, once committed
+	seq        uint64 // its position
+	eventValue []byte // the marshalled value
+	err        error
+}
+
+// commitAll appends the items' events in order, stores them with one flush
+// per bucket log (a group commit: concurrent writers share the seal), and
+// then applies those stored to the key table. Each item's err says whether
+// it was committed. No two items may name the same bucket and key: each
+// check sees the table as it was before the group.
+func (g *Gateway) commitAll(ctx context.Context, items []*commitItem) {
 	if g.ReadOnly() {
-		return 0, 0, ErrReadOnly
+		for _, c := range items {
+			c.err = ErrReadOnly
+		}
+		return
 	}
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
-	if check != nil {
+	var appended []*commitItem
+	touched := map[string]bool{}
+	for _, c := range items {
+		if c.err = g.appendLocked(ctx, c); c.err == nil {
+			appended = append(appended, c)
+			touched[c.bucket] = true
+		}
+	}
+	for bucket := range touched {
+		w := g.logs[bucket]
+		if err := w.Flush(); err != nil {
+			// The writer is broken; a new one continues after what is stored.
+			w.Close()
+			delete(g.logs, bucket)
+			for _, c := range appended {
+				if c.bucket == bucket {
+					c.err = fmt.Errorf("s3 gateway: store event: %w", err)
+				}
+			}
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range appended {
+		if c.err == nil {
+			c.err = g.applyLocked(c.bucket, &repo.Event{Seq: c.seq, Time: c.t, Op: c.op, Key: []byte(c.key), Value: c.eventValue})
+		}
+	}
+}
+
+// appendLocked checks one item and appends its event to its bucket's log
+// writer; the caller holds logMu.
+func (g *Gateway) appendLocked(ctx context.Context, c *commitItem) error {
+	if c.check != nil {
 		g.mu.RLock()
-		err := check()
+		err := c.check()
 		g.mu.RUnlock()
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
 	}
 	// Marshalled after check, which may fill in the value (its version).
 	var v []byte
-	if value != nil {
+	if c.value != nil {
 		var err error
-		if v, err = json.Marshal(value); err != nil {
-			return 0, 0, err
+		if v, err = json.Marshal(c.value); err != nil {
+			return err
 		}
 	}
 	if len(v) > repo.MaxEventValue {
-		return 0, 0, fmt.Errorf("s3 gateway: event of %d bytes exceeds the %d a log event holds", len(v), repo.MaxEventValue)
+		return fmt.Errorf("s3 gateway: event of %d bytes exceeds the %d a log event holds", len(v), repo.MaxEventValue)
 	}
-	w := g.logs[bucket]
+	w := g.logs[c.bucket]
 	if w == nil {
 		var err error
-		w, err = engine.OpenLog(context.WithoutCancel(ctx), g.r, engine.LogOptions{Stream: StreamPrefix + bucket})
+		w, err = engine.OpenLog(context.WithoutCancel(ctx), g.r, engine.LogOptions{Stream: StreamPrefix + c.bucket})
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
-		g.logs[bucket] = w
+		g.logs[c.bucket] = w
 	}
 	t := max(g.o.Now().UnixNano(), g.lastT)
 	seq := w.Next()
 	if seq == 0 {
 		seq = 1 // positions count from 1 (FORMAT.md, "Log segments")
 	}
-	e := &repo.Event{Seq: seq, Time: t, Op: op, Key: []byte(key), Value: v}
-	if err := w.Append(e); err != nil {
-		return 0, 0, err
-	}
-	if err := w.Flush(); err != nil {
-		// The writer is broken; a new one continues after what is stored.
-		w.Close()
-		delete(g.logs, bucket)
-		return 0, 0, fmt.Errorf("s3 gateway: store event: %w", err)
+	if err := w.Append(&repo.Event{Seq: seq, Time: t, Op: c.op, Key: []byte(c.key), Value: v}); err != nil {
+		return err
 	}
 	g.lastT = t
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return t, e.Seq, g.applyLocked(bucket, e)
+	c.t, c.seq, c.eventValue = t, seq, v
+	return nil
 }
 
 // newVersionID returns a new version ID: the unix time in nanoseconds in
@@ -440,7 +500,11 @@ func (g *Gateway) Put(ctx context.Context, bucket, key string, src io.Reader, o 
 	if _, err := g.Bucket(bucket); err != nil {
 		return ObjectInfo{}, err
 	}
-	part, sum, err := g.storePart(ctx, key, o.ContentType, src)
+	info, rest, handled, err := g.putSmall(ctx, bucket, key, src, o)
+	if handled {
+		return info, err
+	}
+	part, sum, err := g.storePart(ctx, key, o.ContentType, rest)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -454,7 +518,24 @@ func (g *Gateway) Put(ctx context.Context, bucket, key string, src io.Reader, o 
 
 // commitObject records rec as the newest version of key.
 func (g *Gateway) commitObject(ctx context.Context, bucket, key string, rec *ObjectRecord, ifNoneMatch bool) (ObjectInfo, error) {
-	t, _, err := g.commit(ctx, bucket, repo.OpPut, key, rec, func() error {
+	c := g.objectItem(bucket, key, rec, ifNoneMatch)
+	g.commitAll(ctx, []*commitItem{c})
+	return c.objectInfo(rec)
+}
+
+// objectInfo describes the version an objectItem committed.
+func (c *commitItem) objectInfo(rec *ObjectRecord) (ObjectInfo, error) {
+	if c.err != nil {
+		return ObjectInfo{}, c.err
+	}
+	return ObjectInfo{Key: c.key, VersionID: rec.Version, Modified: time.Unix(0, c.t).UTC(), IsLatest: true, Record: rec}, nil
+}
+
+// objectItem is the event that records rec as the newest version of key,
+// with the checks S3 makes first (bucket, If-None-Match, locks) and the
+// version and default retention filled in by them.
+func (g *Gateway) objectItem(bucket, key string, rec *ObjectRecord, ifNoneMatch bool) *commitItem {
+	return &commitItem{bucket: bucket, op: repo.OpPut, key: key, value: rec, check: func() error {
 		b := g.buckets[bucket]
 		if b == nil {
 			return ErrNoSuchBucket
@@ -474,11 +555,7 @@ func (g *Gateway) commitObject(ctx context.Context, bucket, key string, rec *Obj
 			rec.Retention = defaultRetention(b.cfg.ObjectLock, g.o.Now())
 		}
 		return nil
-	})
-	if err != nil {
-		return ObjectInfo{}, err
-	}
-	return ObjectInfo{Key: key, VersionID: rec.Version, Modified: time.Unix(0, t).UTC(), IsLatest: true, Record: rec}, nil
+	}}
 }
 
 // Delete deletes a key (a delete marker when versioning is enabled) or,

@@ -1,0 +1,197 @@
+package s3gw
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+)
+
+// Small PUTs are committed in groups. Each stored event waits for its log
+// segment to be sealed, and each content store writes at least one pack:
+// alone, a small PUT costs two pack writes and their fsyncs. A group shares
+// them: one content run for every body of the group (engine.StoreContents)
+// and one flush per bucket log (commitAll). The group is whatever PUTs
+// arrived while the previous group was being written, so a lone client
+// waits no longer than before and many clients share the cost.
+const (
+	groupObjectMax = 512 << 10 // bodies up to this size are read whole and group-committed
+	groupBytesMax  = 64 << 20  // bodies buffered at once; PUTs beyond it stream alone
+	groupItemsMax  = 512       // PUTs in one group
+)
+
+// errClosed answers a PUT that arrives while the gateway closes.
+var errClosed = errors.New("s3 gateway: closing")
+
+// groupPut is one small PUT waiting for its group.
+type groupPut struct {
+	bucket, key string
+	body        []byte
+	o           PutOptions
+
+	info ObjectInfo
+	err  error
+	done chan struct{} // closed when info and err are set
+}
+
+// groups is the group committer's state.
+type groups struct {
+	ch       chan *groupPut // unbuffered: a PUT is queued only when the committer takes it
+	stop     chan struct{}
+	stopped  chan struct{}
+	buffered chan struct{} // one token per groupObjectMax bytes of bodies buffered
+}
+
+func newGroups() *groups {
+	return &groups{ch: make(chan *groupPut), stop: make(chan struct{}), stopped: make(chan struct{}),
+		buffered: make(chan struct{}, groupBytesMax/groupObjectMax)}
+}
+
+// putSmall reads src whole when it is small and commits it with whatever
+// other PUTs arrive meanwhile. handled is false when src is larger than
+// groupObjectMax or the buffer budget is spent; src then continues at rest.
+func (g *Gateway) putSmall(ctx context.Context, bucket, key string, src io.Reader, o PutOptions) (info ObjectInfo, rest io.Reader, handled bool, err error) {
+	select {
+	case g.groups.buffered <- struct{}{}:
+	default:
+		return ObjectInfo{}, src, false, nil
+	}
+	defer func() { <-g.groups.buffered }()
+	body, err := io.ReadAll(io.LimitReader(src, groupObjectMax+1))
+	if err != nil {
+		return ObjectInfo{}, nil, true, err // a body that did not arrive whole, or failed its signature
+	}
+	if len(body) > groupObjectMax {
+		return ObjectInfo{}, io.MultiReader(bytes.NewReader(body), src), false, nil
+	}
+	p := &groupPut{bucket: bucket, key: key, body: body, o: o, done: make(chan struct{})}
+	select {
+	case g.groups.ch <- p:
+	case <-g.groups.stopped:
+		return ObjectInfo{}, nil, true, errClosed
+	case <-ctx.Done():
+		return ObjectInfo{}, nil, true, ctx.Err()
+	}
+	// Once taken, the PUT is committed or refused whatever happens to the
+	// request: wait for the outcome so that it is the one reported.
+	<-p.done
+	return p.info, nil, true, p.err
+}
+
+// runGroups is the group committer: it takes a PUT, then every PUT already
+// waiting, commits them as one group, and repeats until stopGroups.
+func (g *Gateway) runGroups() {
+	defer close(g.groups.stopped)
+	var carry []*groupPut // PUTs of a key already in the last group
+	for {
+		group := carry
+		carry = nil
+		if len(group) == 0 {
+			select {
+			case p := <-g.groups.ch:
+				group = append(group, p)
+			case <-g.groups.stop:
+				return
+			}
+		}
+		// No two PUTs of one key in a group: each check sees the table as
+		// it was before the group, so the second waits for the next.
+		inGroup := map[[2]string]bool{}
+		var kept []*groupPut
+		add := func(p *groupPut) {
+			k := [2]string{p.bucket, p.key}
+			if inGroup[k] {
+				carry = append(carry, p)
+				return
+			}
+			inGroup[k] = true
+			kept = append(kept, p)
+		}
+		for _, p := range group {
+			add(p)
+		}
+	collect:
+		for len(kept)+len(carry) < groupItemsMax {
+			select {
+			case p := <-g.groups.ch:
+				add(p)
+			default:
+				break collect
+			}
+		}
+		g.commitGroup(kept)
+	}
+}
+
+// stopGroups ends the group committer once its current group is written.
+func (g *Gateway) stopGroups() {
+	select {
+	case <-g.groups.stop:
+	default:
+		close(g.groups.stop)
+	}
+	<-g.groups.stopped
+}
+
+// commitGroup stores the group's bodies in one content run and records
+// each as a new version with one flush per bucket log, then answers every
+// PUT of the group.
+func (g *Gateway) commitGroup(group []*groupPut) {
+	defer func() {
+		for _, p := range group {
+			close(p.done)
+		}
+	}()
+	// A group's writes are shared: no one request's end cancels them.
+	ctx := context.Background()
+	var stored []*groupPut
+	var inputs []engine.ContentInput
+	etags := map[*groupPut]string{}
+	for _, p := range group {
+		sum := md5.Sum(p.body)
+		if p.o.ContentMD5 != nil && !bytes.Equal(p.o.ContentMD5, sum[:]) {
+			p.err = ErrBadDigest
+			continue
+		}
+		etags[p] = hex.EncodeToString(sum[:])
+		stored = append(stored, p)
+		inputs = append(inputs, engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)})
+	}
+	if len(stored) == 0 {
+		return
+	}
+	g.contentMu.Lock()
+	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
+	cs, err := engine.StoreContents(ctx, g.r, inputs, engine.BackupOptions{}, ov)
+	if err == nil {
+		// Only now are the new blobs durable: publish them to later stores and readers.
+		g.loc.add(&cs[0].Index)
+		for _, e := range cs[0].Index.Entries {
+			g.known.Add(e.ID)
+		}
+	}
+	g.contentMu.Unlock()
+	if err != nil {
+		for _, p := range stored {
+			p.err = err
+		}
+		return
+	}
+	items := make([]*commitItem, len(stored))
+	recs := make([]*ObjectRecord, len(stored))
+	for i, p := range stored {
+		recs[i] = &ObjectRecord{Size: cs[i].Size, ETag: etags[p], ContentType: p.o.ContentType,
+			Meta: p.o.Meta, Checksums: p.o.Checksums, Parts: []Part{{Size: cs[i].Size, Tree: cs[i].Tree}},
+			Retention: p.o.Retention, LegalHold: p.o.LegalHold}
+		items[i] = g.objectItem(p.bucket, p.key, recs[i], p.o.IfNoneMatch)
+	}
+	g.commitAll(ctx, items)
+	for i, p := range stored {
+		p.info, p.err = items[i].objectInfo(recs[i])
+	}
+}
