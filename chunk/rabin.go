@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/restic/chunker"
 )
@@ -42,12 +43,38 @@ func NewRabin(src io.Reader, pol chunker.Pol, p RabinParams) Chunker {
 	if err := p.Validate(); err != nil {
 		return errorChunker{err}
 	}
-	if pol.Deg() != 53 || !pol.Irreducible() {
+	if !validPolynomial(pol) {
 		return errorChunker{fmt.Errorf("chunk: rabin polynomial %v: want irreducible of degree 53: %w", pol, ErrInvalidParams)}
 	}
-	c := chunker.NewWithBoundaries(src, pol, p.Min, p.Max)
+	c, _ := rabinPool.Get().(*chunker.Chunker)
+	if c == nil {
+		c = chunker.NewWithBoundaries(src, pol, p.Min, p.Max)
+	} else {
+		c.ResetWithBoundaries(src, pol, p.Min, p.Max)
+	}
 	c.SetAverageBits(p.AverageBits)
 	return &rabin{c: c}
+}
+
+// rabinPool holds restic chunkers whose run ended, for their 512 KiB read
+// buffer: allocating and clearing it cost more than chunking a small object.
+var rabinPool sync.Pool // *chunker.Chunker
+
+// checkedPolynomials remembers the polynomials found valid: the
+// irreducibility test costs about a millisecond, more than chunking a small
+// object, and a repository has one polynomial.
+var checkedPolynomials sync.Map // chunker.Pol → struct{}
+
+// validPolynomial reports whether pol is irreducible of degree 53.
+func validPolynomial(pol chunker.Pol) bool {
+	if _, ok := checkedPolynomials.Load(pol); ok {
+		return true
+	}
+	if pol.Deg() != 53 || !pol.Irreducible() {
+		return false
+	}
+	checkedPolynomials.Store(pol, struct{}{})
+	return true
 }
 
 // rabin adapts restic's Chunker, whose Chunk.Data aliases the buffer passed
@@ -70,13 +97,14 @@ func (r *rabin) Next() ([]byte, error) {
 		return nil, r.err
 	}
 	ch, err := r.c.Next(r.scratch)
-	if err == io.EOF {
-		r.err = io.EOF
-		return nil, io.EOF
-	}
 	if err != nil {
-		r.err = fmt.Errorf("chunk: read source: %w", err)
-		r.scratch = nil
+		// The run is over: nothing aliases the chunker's buffer any more.
+		rabinPool.Put(r.c)
+		r.c, r.scratch = nil, nil
+		r.err = io.EOF
+		if err != io.EOF {
+			r.err = fmt.Errorf("chunk: read source: %w", err)
+		}
 		return nil, r.err
 	}
 	r.scratch = ch.Data[:0]
