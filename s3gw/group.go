@@ -86,7 +86,14 @@ func (g *Gateway) putSmall(ctx context.Context, bucket, key string, src io.Reade
 // runGroups is the group committer: it takes a PUT, then every PUT already
 // waiting, commits them as one group, and repeats until stopGroups.
 func (g *Gateway) runGroups() {
-	defer close(g.groups.stopped)
+	logged := make(chan struct{})
+	toLog := make(chan *storedGroup, 1)
+	go g.logGroups(toLog, logged)
+	defer func() {
+		close(toLog)
+		<-logged
+		close(g.groups.stopped)
+	}()
 	var carry []*groupPut // PUTs of a key already in the last group
 	for {
 		group := carry
@@ -100,7 +107,8 @@ func (g *Gateway) runGroups() {
 			}
 		}
 		// No two PUTs of one key in a group: each check sees the table as
-		// it was before the group, so the second waits for the next.
+		// it was before the group, so the second waits for the next, whose
+		// events are logged after this group's (logGroups keeps the order).
 		inGroup := map[[2]string]bool{}
 		var kept []*groupPut
 		add := func(p *groupPut) {
@@ -124,7 +132,7 @@ func (g *Gateway) runGroups() {
 				break collect
 			}
 		}
-		g.commitGroup(kept)
+		toLog <- g.storeGroup(kept)
 	}
 }
 
@@ -138,18 +146,21 @@ func (g *Gateway) stopGroups() {
 	<-g.groups.stopped
 }
 
-// commitGroup stores the group's bodies in one content run and records
-// each as a new version with one flush per bucket log, then answers every
-// PUT of the group.
-func (g *Gateway) commitGroup(group []*groupPut) {
-	defer func() {
-		for _, p := range group {
-			close(p.done)
-		}
-	}()
+// storedGroup is a group whose bodies are stored, on its way to the log.
+type storedGroup struct {
+	all    []*groupPut     // every PUT of the group, answered when its events are
+	items  []*commitItem   // the events of those whose bodies were stored
+	recs   []*ObjectRecord // their records, in items' order
+	stored []*groupPut     // their PUTs, in items' order
+}
+
+// storeGroup stores the group's bodies in one content run and returns the
+// events that record them. A PUT refused here (a bad Content-MD5, a failed
+// store) has its err set and no event.
+func (g *Gateway) storeGroup(group []*groupPut) *storedGroup {
+	sg := &storedGroup{all: group}
 	// A group's writes are shared: no one request's end cancels them.
 	ctx := context.Background()
-	var stored []*groupPut
 	var inputs []engine.ContentInput
 	etags := map[*groupPut]string{}
 	for _, p := range group {
@@ -159,11 +170,11 @@ func (g *Gateway) commitGroup(group []*groupPut) {
 			continue
 		}
 		etags[p] = hex.EncodeToString(sum[:])
-		stored = append(stored, p)
+		sg.stored = append(sg.stored, p)
 		inputs = append(inputs, engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)})
 	}
-	if len(stored) == 0 {
-		return
+	if len(sg.stored) == 0 {
+		return sg
 	}
 	g.contentMu.Lock()
 	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
@@ -177,21 +188,34 @@ func (g *Gateway) commitGroup(group []*groupPut) {
 	}
 	g.contentMu.Unlock()
 	if err != nil {
-		for _, p := range stored {
+		for _, p := range sg.stored {
 			p.err = err
 		}
-		return
+		sg.stored = nil
+		return sg
 	}
-	items := make([]*commitItem, len(stored))
-	recs := make([]*ObjectRecord, len(stored))
-	for i, p := range stored {
-		recs[i] = &ObjectRecord{Size: cs[i].Size, ETag: etags[p], ContentType: p.o.ContentType,
+	for i, p := range sg.stored {
+		rec := &ObjectRecord{Size: cs[i].Size, ETag: etags[p], ContentType: p.o.ContentType,
 			Meta: p.o.Meta, Checksums: p.o.Checksums, Parts: []Part{{Size: cs[i].Size, Tree: cs[i].Tree}},
 			Retention: p.o.Retention, LegalHold: p.o.LegalHold}
-		items[i] = g.objectItem(p.bucket, p.key, recs[i], p.o.IfNoneMatch)
+		sg.recs = append(sg.recs, rec)
+		sg.items = append(sg.items, g.objectItem(p.bucket, p.key, rec, p.o.IfNoneMatch))
 	}
-	g.commitAll(ctx, items)
-	for i, p := range stored {
-		p.info, p.err = items[i].objectInfo(recs[i])
+	return sg
+}
+
+// logGroups records stored groups, in the order they were taken, each with
+// one flush per bucket log, and answers their PUTs. It runs beside
+// runGroups, so one group's log flush overlaps the next one's content store.
+func (g *Gateway) logGroups(in <-chan *storedGroup, done chan<- struct{}) {
+	defer close(done)
+	for sg := range in {
+		g.commitAll(context.Background(), sg.items)
+		for i, p := range sg.stored {
+			p.info, p.err = sg.items[i].objectInfo(sg.recs[i])
+		}
+		for _, p := range sg.all {
+			close(p.done)
+		}
 	}
 }

@@ -38,14 +38,14 @@ type testServer struct {
 
 // startServer runs a gateway over r on a free loopback port with one user
 // (all buckets, read-write) and stops it when the test ends.
-func startServer(t *testing.T, r *repo.Repository, o Options) *testServer {
+func startServer(t testing.TB, r *repo.Repository, o Options) *testServer {
 	t.Helper()
 	return startServerWith(t, r, o, ServerOptions{})
 }
 
 // startServerWith is startServer with server options (TLS); so.Listen is
 // filled in.
-func startServerWith(t *testing.T, r *repo.Repository, o Options, so ServerOptions) *testServer {
+func startServerWith(t testing.TB, r *repo.Repository, o Options, so ServerOptions) *testServer {
 	t.Helper()
 	serverMu.Lock()
 	t.Cleanup(serverMu.Unlock)
@@ -98,7 +98,7 @@ func startServerWith(t *testing.T, r *repo.Repository, o Options, so ServerOptio
 	return &testServer{addr: addr, access: access, secret: secret, g: g, r: r}
 }
 
-func (s *testServer) client(t *testing.T, access, secret string) *minio.Client {
+func (s *testServer) client(t testing.TB, access, secret string) *minio.Client {
 	t.Helper()
 	c, err := minio.New(s.addr, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Secure: false, Region: "us-east-1"})
 	if err != nil {
