@@ -46,7 +46,11 @@ func FuzzObjectRecord(f *testing.F) {
 		if err := bs.apply(&repo.Event{Seq: 1, Op: repo.OpPut, Key: []byte("k"), Value: b}); err != nil {
 			t.Fatal(err)
 		}
-		bs.sortedKeys()
+		n := 0
+		bs.scan("", func(string) (string, bool) { n++; return "", true })
+		if n != len(bs.keys) {
+			t.Fatalf("the key order holds %d keys, the table %d", n, len(bs.keys))
+		}
 	})
 }
 

@@ -1,7 +1,6 @@
 package s3gw
 
 import (
-	"sort"
 	"strings"
 )
 
@@ -33,43 +32,35 @@ func (g *Gateway) List(bucket string, o ListOptions) (ListResult, error) {
 	if b == nil {
 		return ListResult{}, ErrNoSuchBucket
 	}
-	keys := b.sortedKeys()
-	start := max(o.After, o.Prefix)
-	i := sort.SearchStrings(keys, start)
 	var res ListResult
-	for ; i < len(keys); i++ {
-		k := keys[i]
+	b.scan(max(o.After, o.Prefix), func(k string) (string, bool) {
 		if k <= o.After {
-			continue
+			return "", true
 		}
 		if !strings.HasPrefix(k, o.Prefix) {
-			break
+			return "", false
 		}
 		v := b.latest(k)
 		if v == nil || v.marker {
-			continue
+			return "", true
+		}
+		if len(res.Objects)+len(res.CommonPrefixes) >= o.MaxKeys {
+			res.Truncated = true
+			return "", false
 		}
 		if o.Delimiter != "" {
 			if j := strings.Index(k[len(o.Prefix):], o.Delimiter); j >= 0 {
 				cp := k[:len(o.Prefix)+j+len(o.Delimiter)]
-				if len(res.Objects)+len(res.CommonPrefixes) >= o.MaxKeys {
-					res.Truncated = true
-					break
-				}
 				res.CommonPrefixes = append(res.CommonPrefixes, cp)
 				res.Next = cp
-				// Skip every key under this prefix: the next key after cp's range.
-				i = sort.SearchStrings(keys, prefixEnd(cp)) - 1
-				continue
+				// Skip every key under this prefix.
+				return prefixEnd(cp), true
 			}
-		}
-		if len(res.Objects)+len(res.CommonPrefixes) >= o.MaxKeys {
-			res.Truncated = true
-			break
 		}
 		res.Objects = append(res.Objects, info(k, v, true))
 		res.Next = k
-	}
+		return "", true
+	})
 	return res, nil
 }
 
@@ -114,30 +105,26 @@ func (g *Gateway) ListVersions(bucket string, o VersionListOptions) (VersionList
 	if b == nil {
 		return VersionListResult{}, ErrNoSuchBucket
 	}
-	keys := b.sortedKeys()
-	i := sort.SearchStrings(keys, max(o.KeyMarker, o.Prefix))
 	var res VersionListResult
 	n := 0
-	for ; i < len(keys); i++ {
-		k := keys[i]
+	b.scan(max(o.KeyMarker, o.Prefix), func(k string) (string, bool) {
 		if !strings.HasPrefix(k, o.Prefix) {
-			break
+			return "", false
 		}
 		if k < o.KeyMarker || k == o.KeyMarker && o.VersionIDMarker == "" {
-			continue
+			return "", true
 		}
 		if o.Delimiter != "" {
 			if j := strings.Index(k[len(o.Prefix):], o.Delimiter); j >= 0 {
 				cp := k[:len(o.Prefix)+j+len(o.Delimiter)]
 				if n >= o.MaxKeys {
 					res.Truncated = true
-					break
+					return "", false
 				}
 				res.CommonPrefixes = append(res.CommonPrefixes, cp)
 				res.NextKey, res.NextID = cp, ""
 				n++
-				i = sort.SearchStrings(keys, prefixEnd(cp)) - 1
-				continue
+				return prefixEnd(cp), true
 			}
 		}
 		vs := b.keys[k]
@@ -152,12 +139,13 @@ func (g *Gateway) ListVersions(bucket string, o VersionListOptions) (VersionList
 			}
 			if n >= o.MaxKeys {
 				res.Truncated = true
-				return res, nil
+				return "", false
 			}
 			res.Versions = append(res.Versions, info(k, v, j == len(vs)-1))
 			res.NextKey, res.NextID = k, v.id
 			n++
 		}
-	}
+		return "", true
+	})
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/btree"
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
 )
@@ -135,11 +136,13 @@ type bucketState struct {
 	created int64
 	cfg     BucketRecord
 	keys    map[string][]*version // oldest first
-	sorted  []string              // keys in byte order; nil when stale
+	// order holds the keys of keys in byte order, updated with it, so a
+	// listing page costs a seek and its own keys, whatever the bucket holds.
+	order *btree.BTreeG[string]
 }
 
 func newBucketState(name string, t int64, cfg BucketRecord) *bucketState {
-	return &bucketState{name: name, created: t, cfg: cfg, keys: map[string][]*version{}}
+	return &bucketState{name: name, created: t, cfg: cfg, keys: map[string][]*version{}, order: btree.NewOrderedG[string](32)}
 }
 
 // apply applies one event of the bucket's log to the table. Buckets are
@@ -164,7 +167,7 @@ func (b *bucketState) apply(e *repo.Event) error {
 		}
 		if len(vs) == 0 {
 			delete(b.keys, key)
-			b.sorted = nil
+			b.order.Delete(key)
 		} else {
 			b.keys[key] = vs
 		}
@@ -181,7 +184,7 @@ func (b *bucketState) apply(e *repo.Event) error {
 func (b *bucketState) addVersion(key string, v *version) {
 	vs, ok := b.keys[key]
 	if !ok {
-		b.sorted = nil
+		b.order.ReplaceOrInsert(key)
 	}
 	for i, old := range vs {
 		if old.id == v.id {
@@ -211,16 +214,30 @@ func (b *bucketState) find(key, id string) *version {
 	return nil
 }
 
-// sortedKeys returns every key with at least one version, in byte order.
-func (b *bucketState) sortedKeys() []string {
-	if b.sorted == nil {
-		b.sorted = make([]string, 0, len(b.keys))
-		for k := range b.keys {
-			b.sorted = append(b.sorted, k)
+// scan calls fn on the keys from the first ≥ from, in byte order, while
+// fn reports more. A non-empty skip continues at the first key ≥ skip
+// instead of the next one (a listing jumps over a common prefix's keys).
+// Callers hold the table's lock, read or write.
+func (b *bucketState) scan(from string, fn func(k string) (skip string, more bool)) {
+	for {
+		restart, stopped := "", false
+		b.order.AscendGreaterOrEqual(from, func(k string) bool {
+			skip, more := fn(k)
+			switch {
+			case !more:
+				stopped = true
+				return false
+			case skip != "":
+				restart = skip
+				return false
+			}
+			return true
+		})
+		if stopped || restart == "" {
+			return
 		}
-		sortStrings(b.sorted)
+		from = restart
 	}
-	return b.sorted
 }
 
 // empty reports whether the bucket holds no version at all (S3 refuses to

@@ -2,8 +2,6 @@ package s3gw
 
 import (
 	"encoding/json"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -13,8 +11,6 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
-
-func sortStrings(s []string) { slices.SortFunc(s, strings.Compare) }
 
 func validUTF8(s string) bool { return utf8.ValidString(s) }
 
