@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/strata-backup/strata/internal/testenv"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/local"
 	"github.com/strata-backup/strata/repo/shard"
 )
 
@@ -145,4 +153,109 @@ func TestScrubExitCodes(t *testing.T) {
 			t.Fatalf("scrub %q: exit %d, want %d", bad, code, exitUsage)
 		}
 	}
+}
+
+// serve --scrub-every heals a damaged shard on schedule, without the key,
+// and says so in its scrub records, its metrics and the audit trail;
+// damage beyond parity stays in all three.
+func TestServeScrubHealsShard(t *testing.T) {
+	c, ids := scrubRepo(t)
+	dir := c.vars["STRATA_REPO"]
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	admin := strings.TrimSpace(c.ok(nil, "token", "create", "--tokens", tokens, "--name", "admin", "--scope", "admin"))
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every pass reads the whole repository: its interval is the cycle.
+	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port), "--scrub-every", "200ms", "--scrub-cycle", "200ms")
+
+	healed := shardFile(c, ids[0], 1)
+	good, _ := os.ReadFile(healed)
+	bad := append([]byte(nil), good...)
+	bad[shard.HeaderSize+10] ^= 0x01
+	writeFile(t, healed, bad)
+	// Two of three shards gone: beyond parity.
+	os.Remove(shardFile(c, ids[1], 0))
+	os.Remove(shardFile(c, ids[1], 2))
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if now, _ := os.ReadFile(healed); bytes.Equal(now, good) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the damaged shard was not rebuilt:\n%s", srv.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(shardFile(c, ids[1], 0)); err == nil {
+		t.Fatal("a pack beyond parity was \"repaired\"")
+	}
+
+	// The records: keyless, one that rebuilt the shard, and the newest
+	// still reporting the pack it cannot repair.
+	st, err := local.OpenExisting(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawRepair bool
+	var newest *ops.ScrubRecord
+	deadline = time.Now().Add(10 * time.Second)
+	for newest == nil || newest.Unrepaired != 2 || !sawRepair {
+		if time.Now().After(deadline) {
+			t.Fatalf("scrub records: repair seen %v, newest %+v", sawRepair, newest)
+		}
+		st.List(t.Context(), repo.ScrubPrefix, func(oi repo.ObjectInfo) error {
+			b, err := st.Get(t.Context(), oi.Name)
+			if err != nil {
+				return err
+			}
+			r, err := ops.DecodeScrub(oi.Name, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Keyed || r.PacksRead != len(ids) {
+				t.Fatalf("record %s: %+v", oi.Name, r)
+			}
+			sawRepair = sawRepair || r.Repaired == 1 && r.BadShards == 3
+			newest = r
+			return nil
+		})
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The metrics.
+	req, _ := http.NewRequest("GET", srv.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`strata_scrub_unrepaired_shards{keyed="false"} 2`, "strata_scrub_repaired_shards_total 1\n", `strata_scrub_last_timestamp_seconds{keyed="false"}`, `strata_scrub_passes_total{result="ok"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(string(metrics), "strata_scrub"))
+		}
+	}
+
+	// The audit trail, straight from the storage once the server stopped.
+	srv.stop(t)
+	audit := c.ok(nil, "audit")
+	for _, want := range []string{"scrub", "1 rebuilt from parity", "NOT recoverable"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %q:\n%s", want, audit)
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
