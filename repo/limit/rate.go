@@ -17,7 +17,8 @@ var _ repo.Store = (*readRate)(nil)
 // of reads), so a scrub or check does not starve the backups and restores
 // that share the store. A call waits after it has read, for as long as its
 // bytes take at the rate, or returns an error wrapping the context's cause
-// when its context is done first; the data read is then dropped. Writes,
+// (context.DeadlineExceeded when the wait would outlast the deadline) when
+// its context ends first; the data read is then dropped. Writes,
 // lists and deletes pass unthrottled. It panics if bytesPerSec is not
 // positive, a programming error. The result implements repo.Retainer and
 // repo.Tampered exactly when inner does.
@@ -43,7 +44,13 @@ func (s *readRate) wait(ctx context.Context, n int) error {
 	for n > 0 {
 		k := min(n, s.lim.Burst())
 		if err := s.lim.WaitN(ctx, k); err != nil {
-			return fmt.Errorf("limit: waiting to read %d bytes: %w", k, context.Cause(ctx))
+			cause := context.Cause(ctx)
+			if cause == nil {
+				// The wait would outlast the context's deadline: rate
+				// says so at once rather than waiting for it.
+				cause = context.DeadlineExceeded
+			}
+			return fmt.Errorf("limit: waiting to read %d bytes: %w", k, cause)
 		}
 		n -= k
 	}
