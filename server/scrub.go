@@ -171,16 +171,22 @@ func (t *packScrub) add(ps packScrub, res *ScrubResult) {
 	}
 }
 
-// listPacks returns the shard indexes listed under prefix, by pack. Names
-// that are not shard names are left to `strata check`.
-func listPacks(ctx context.Context, st repo.Store, prefix string) (map[repo.ID][]int, error) {
+// listedShard is a shard object a listing found.
+type listedShard struct {
+	index int
+	size  int64
+}
+
+// listPacks returns the shards listed under prefix, by pack. Names that
+// are not shard names are left to `strata check`.
+func listPacks(ctx context.Context, st repo.Store, prefix string) (map[repo.ID][]listedShard, error) {
 	if !strings.HasPrefix(prefix, repo.DataPrefix) {
 		prefix = repo.DataPrefix
 	}
-	out := map[repo.ID][]int{}
+	out := map[repo.ID][]listedShard{}
 	err := st.List(ctx, prefix, func(oi repo.ObjectInfo) error {
 		if id, i, err := repo.ParseShardName(oi.Name); err == nil {
-			out[id] = append(out[id], i)
+			out[id] = append(out[id], listedShard{i, oi.Size})
 		}
 		return nil
 	})
@@ -192,12 +198,26 @@ func listPacks(ctx context.Context, st repo.Store, prefix string) (map[repo.ID][
 
 // scrubPack reads the listed shards of one pack, verifies each (header,
 // checksum, the pack and index its name says), and rebuilds the missing
-// and bad ones from parity when enough are intact. err is only for a
-// failure of the store.
-func (s *Server) scrubPack(ctx context.Context, id repo.ID, listed []int) (packScrub, error) {
+// and bad ones from parity when enough are intact. The shards held count
+// against the server's memory budget, as request bodies do, so a pass
+// waits for uploads rather than pass the bound (PROTOCOL.md, "Limits and
+// memory"). err is only for a failure of the store or of ctx.
+func (s *Server) scrubPack(ctx context.Context, id repo.ID, listed []listedShard) (packScrub, error) {
 	var ps packScrub
+	var need int64
+	for _, l := range listed {
+		need += l.size
+	}
+	// Rebuilt shards are as large as the ones read; a pack over the whole
+	// budget takes all of it, and waits until nothing else holds any.
+	need = min(2*need, s.o.Memory)
+	if err := s.budget.Acquire(ctx, need); err != nil {
+		return ps, fmt.Errorf("scrub pack %s: waiting for memory: %w", id.Short(), err)
+	}
+	defer s.budget.Release(need)
 	objs := map[int][]byte{}
-	for _, i := range listed {
+	for _, l := range listed {
+		i := l.index
 		b, err := s.st.Get(ctx, repo.ShardName(id, i))
 		switch {
 		case errors.Is(err, repo.ErrNotFound):
