@@ -78,3 +78,15 @@ func Scrub(ctx context.Context, r *repo.Repository, o ScrubOptions) (*ScrubResul
 	}
 	return &ScrubResult{Record: rec, Report: rep}, nil
 }
+
+// MarkedPacks returns the packs the newest prune marks object lists (FORMAT.md
+// §18, "Prune"), with when each was first found unreferenced: packs a prune
+// is about to delete, or is deleting. A keyless scrub leaves them alone, so
+// it does not rebuild shards a prune has just removed. Needs no key.
+func MarkedPacks(ctx context.Context, st repo.Store) (map[repo.ID]time.Time, error) {
+	m, err := loadMarks(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return m.packs, nil
+}

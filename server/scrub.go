@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/shard"
@@ -105,10 +106,19 @@ func (s *Server) scrubPass(ctx context.Context, cycle, firstElapsed time.Duratio
 	}
 	ids := slices.SortedFunc(maps.Keys(listed), func(a, b repo.ID) int { return a.Compare(b) })
 	pass := ops.PlanPass(last, ids, s.o.Now(), cycle, firstElapsed)
+	marked, err := engine.MarkedPacks(ctx, s.st)
+	if err != nil {
+		return nil, err
+	}
 	res := &ScrubResult{}
+	read := 0
 	var tally packScrub
 	var incomplete []repo.ID
 	for _, id := range ids[pass.From:pass.To] {
+		if _, ok := marked[id]; ok {
+			continue // unreferenced, and a prune deletes it: nothing to keep
+		}
+		read++
 		ps, err := s.scrubPack(ctx, id, listed[id])
 		if err != nil {
 			return nil, err
@@ -138,7 +148,7 @@ func (s *Server) scrubPass(ctx context.Context, cycle, firstElapsed time.Duratio
 		tally.add(ps, res)
 	}
 	rec := pass.Record(s.o.Now(), false)
-	rec.PacksRead, rec.BytesRead = pass.To-pass.From, tally.bytes
+	rec.PacksRead, rec.BytesRead = read, tally.bytes
 	rec.BadShards, rec.Repaired, rec.Unrepaired = tally.bad, tally.repaired, tally.bad-tally.repaired
 	if len(res.Problems) > 0 {
 		rec.Error = fmt.Sprintf("%d packs damaged beyond what parity repairs, first: %s", len(res.Problems), res.Problems[0])
@@ -259,6 +269,13 @@ func (s *Server) scrubPack(ctx context.Context, id repo.ID, listed []listedShard
 		}
 		ps.problem = fmt.Sprintf("%s: NOT recoverable: %v (%s)", name, err, strings.Join(rep.Problems(), ", "))
 		return ps, nil
+	}
+	// A prune may have marked the pack since the pass began, and be
+	// deleting its shards: rebuilding them would bring back part of it.
+	if marked, err := engine.MarkedPacks(ctx, s.st); err != nil {
+		return ps, err
+	} else if _, ok := marked[id]; ok {
+		return packScrub{bytes: ps.bytes}, nil
 	}
 	var done []int
 	for i, obj := range rebuilt {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -82,12 +83,27 @@ func TestKeylessScrub(t *testing.T) {
 		t.Fatalf("half a cycle: %+v, want %d packs", res.Record, want)
 	}
 
+	// A pack a prune has marked is being deleted: it is neither read nor
+	// rebuilt.
+	f.st.Delete(ctx, repo.ShardName(ids[2], 0))
+	marks := fmt.Sprintf(`{"version":1,"created":"2026-11-01T00:00:00Z","packs":[{"id":%q,"marked":"2026-11-01T00:00:00Z"}]}`, ids[2])
+	f.st.Put(ctx, repo.PruneMarksName(1), []byte(marks))
+	for range 2 { // the end of the half-read cycle, then a whole one
+		f.clock.Set(f.clock.Now().Add(day))
+		if res, err = f.srv.ScrubOnce(ctx, day, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.Stat(ctx, repo.ShardName(ids[2], 0)); err == nil || res.Record.PacksRead != len(ids)-1 || res.Record.BadShards != 2 {
+		t.Fatalf("a marked pack: rebuilt %v, record %+v", err == nil, res.Record)
+	}
+
 	// The metrics show the newest pass; the counters all of them.
 	code, body := f.raw("reader", "GET", "/metrics", nil, nil)
 	if code != 200 {
 		t.Fatalf("metrics: %d", code)
 	}
-	for _, want := range []string{"strata_scrub_repaired_shards_total 1\n", `strata_scrub_passes_total{result="ok"} 2`, `strata_scrub_last_timestamp_seconds{keyed="false"}`} {
+	for _, want := range []string{"strata_scrub_repaired_shards_total 1\n", `strata_scrub_passes_total{result="ok"} 4`, `strata_scrub_last_timestamp_seconds{keyed="false"}`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
