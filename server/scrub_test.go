@@ -108,6 +108,13 @@ func TestKeylessScrub(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// A restarted server reports the newest pass before it from its record.
+	f.restart()
+	_, body = f.raw("reader", "GET", "/metrics", nil, nil)
+	want := fmt.Sprintf(`strata_scrub_last_timestamp_seconds{keyed="false"} %g`, float64(res.Record.Time.Unix()))
+	if !strings.Contains(body, want) || !strings.Contains(body, `strata_scrub_unrepaired_shards{keyed="false"} 2`) {
+		t.Errorf("metrics after a restart lack %s", want)
+	}
 }
 
 // Scrub records through the server: admin writes, read reads, the gauges
