@@ -20,6 +20,12 @@ type CheckOptions struct {
 	ReadData bool // read every shard and verify every blob
 	Repair   bool // rebuild missing or corrupt shards from parity, re-index unindexed packs
 	Workers  int  // packs read in parallel with ReadData; default 2
+	// Select, with ReadData, chooses the packs to read from every pack
+	// the check knows (indexed and of log segments), given in ID order;
+	// nil reads them all. It MUST return a subset of its argument. The
+	// structural checks (shards listed, snapshots, segments) still cover
+	// the whole repository. Subset.Select and scrubs (Scrub) make one.
+	Select func(packs []repo.PackInfo) []repo.PackInfo
 }
 
 // CheckReport is what a check found. Problems are damage that remains;
@@ -30,6 +36,37 @@ type CheckReport struct {
 	Notes                                    []string
 	Packs, Shards, Indexes, Snapshots, Blobs int
 	Segments                                 int // log segment manifests
+	// PacksRead and BytesRead are what ReadData read (all of their shards);
+	// BadShards counts the shards found missing or damaged, by listing
+	// or by reading, and ShardsRepaired those of them rebuilt from parity.
+	PacksRead      int
+	BytesRead      int64
+	BadShards      int
+	ShardsRepaired int
+}
+
+// badShards records which shards of which packs were found missing or
+// damaged, so each is counted once however many ways it was found.
+type badShards map[repo.ID]map[int]bool
+
+func (b badShards) add(id repo.ID, idx ...int) {
+	if len(idx) == 0 {
+		return
+	}
+	if b[id] == nil {
+		b[id] = map[int]bool{}
+	}
+	for _, i := range idx {
+		b[id][i] = true
+	}
+}
+
+func (b badShards) count() int {
+	n := 0
+	for _, m := range b {
+		n += len(m)
+	}
+	return n
 }
 
 func (c *CheckReport) problem(format string, args ...any) {
@@ -94,6 +131,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	rep.Indexes = ix.Files
 	rep.Blobs = ix.Len()
 	var damaged []repo.PackInfo
+	bad := badShards{}
 	for _, pi := range allPacks(ix, segs) {
 		rep.Packs++
 		want := shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
@@ -103,8 +141,10 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			switch {
 			case !ok:
 				lost = append(lost, fmt.Sprintf("shard %d missing", i))
+				bad.add(pi.ID, i)
 			case size != want:
 				lost = append(lost, fmt.Sprintf("shard %d is %d bytes, want %d", i, size, want))
+				bad.add(pi.ID, i)
 			default:
 				rep.Shards++
 			}
@@ -191,7 +231,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 
 	if o.ReadData {
-		if err := readAllData(ctx, r, ix, segs, o, rep, &damaged); err != nil {
+		if err := readAllData(ctx, r, ix, segs, o, rep, &damaged, bad); err != nil {
 			return nil, err
 		}
 	}
@@ -199,6 +239,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	if o.Repair {
 		repairPacks(ctx, r, damaged, rep)
 	}
+	rep.BadShards = bad.count()
 	if len(unindexed) > 0 {
 		// Without reading them, what they hold is unknown: say every cause.
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d packs are in no index file and named by no segment manifest: packs of log segments that forget removed (prune deletes them), packs left by an interrupted backup or log capture, or packs of a damaged index file (--repair re-indexes those that hold data)", len(unindexed)))
@@ -273,7 +314,7 @@ func unindexedPacks(ix *checkIndex, present map[repo.ID]map[int]int64, segPacks 
 // readAllData reads every indexed pack and every log segment's pack,
 // verifies shards, the trailer against the index, every blob against its
 // ID, and the events of every segment (ReadSegment).
-func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs []checkedSegment, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo) error {
+func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs []checkedSegment, o CheckOptions, rep *CheckReport, damaged *[]repo.PackInfo, bad badShards) error {
 	segPacks := segmentPacks(segs)
 	// Group index entries by pack so each pack is compared once.
 	byPack := map[repo.ID][]repo.IndexEntry{}
@@ -289,7 +330,8 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 	for range o.Workers {
 		wg.Go(func() {
 			for pi := range packs {
-				problems, shardDamage, pack, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				problems, srep, pack, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+				shardDamage := srep.Damaged()
 				if sp := segPacks[pi.ID]; sp != nil && err == nil {
 					var more []string
 					more, err = verifySegment(r, sp, pack)
@@ -300,6 +342,10 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 					fatal = err
 				}
 				rep.Problems = append(rep.Problems, problems...)
+				rep.PacksRead++
+				rep.BytesRead += int64(pi.K+pi.M) * shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
+				bad.add(pi.ID, srep.Missing...)
+				bad.add(pi.ID, slices.Collect(maps.Keys(srep.Bad))...)
 				if shardDamage && !already[pi.ID] {
 					*damaged = append(*damaged, pi)
 					already[pi.ID] = true
@@ -308,7 +354,12 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 			}
 		})
 	}
-	for _, pi := range allPacks(ix, segs) {
+	all := allPacks(ix, segs)
+	slices.SortFunc(all, func(a, b repo.PackInfo) int { return a.ID.Compare(b.ID) })
+	if o.Select != nil {
+		all = o.Select(all)
+	}
+	for _, pi := range all {
 		if ctx.Err() != nil {
 			break
 		}
@@ -325,24 +376,21 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 // verifyPack reads one pack whole. It reports problems as text, and
 // whether the pack could be read back at all; err is only for failures of
 // the store itself.
-func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, shardDamage bool, pack []byte, err error) {
+func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entries []repo.IndexEntry) (problems []string, srep shard.Report, pack []byte, err error) {
 	name := "pack " + pi.ID.Short()
-	pack, srep, err := r.ReadPack(ctx, pi)
-	if bad := srep.Problems(); len(bad) > 0 {
-		shardDamage = true
-		for _, b := range bad {
-			problems = append(problems, fmt.Sprintf("%s: %s", name, b))
-		}
+	pack, srep, err = r.ReadPack(ctx, pi)
+	for _, b := range srep.Problems() {
+		problems = append(problems, fmt.Sprintf("%s: %s", name, b))
 	}
 	if err != nil {
 		if errors.Is(err, shard.ErrTooFewShards) || errors.Is(err, repo.ErrCorrupt) {
-			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), shardDamage, nil, nil
+			return append(problems, fmt.Sprintf("%s: NOT recoverable: %v", name, err)), srep, nil, nil
 		}
-		return problems, shardDamage, nil, err
+		return problems, srep, nil, err
 	}
 	frames, err := r.ParseTrailer(name, pack)
 	if err != nil {
-		return append(problems, err.Error()), shardDamage, pack, nil
+		return append(problems, err.Error()), srep, pack, nil
 	}
 	inTrailer := map[repo.ID]repo.IndexEntry{}
 	for _, e := range repo.EntriesFor(pi.ID, frames) {
@@ -372,7 +420,7 @@ func verifyPack(ctx context.Context, r *repo.Repository, pi repo.PackInfo, entri
 			off += int(b.Len)
 		}
 	}
-	return problems, shardDamage, pack, nil
+	return problems, srep, pack, nil
 }
 
 func repairPacks(ctx context.Context, r *repo.Repository, damaged []repo.PackInfo, rep *CheckReport) {
@@ -383,6 +431,7 @@ func repairPacks(ctx context.Context, r *repo.Repository, damaged []repo.PackInf
 			continue
 		}
 		if len(done) > 0 {
+			rep.ShardsRepaired += len(done)
 			rep.Repaired = append(rep.Repaired, fmt.Sprintf("pack %s: rebuilt shards %v from parity", pi.ID.Short(), done))
 		}
 	}

@@ -42,5 +42,13 @@
 // # Check
 // Check verifies manifests, index files and shards (with ReadData, every
 // shard's checksum and every blob's AEAD) and, with Repair, rebuilds
-// damaged shards from parity and rewrites index files.
+// damaged shards from parity and rewrites index files. Select reads only
+// part of the packs: a Subset (N/M slices by pack ID, or P%), or a scrub's.
+//
+// # Scrub
+// A scrub pass is a check with repair that reads the slice of packs due
+// now, so passes at any spacing read every pack once per cycle; its
+// position and findings are ops.ScrubRecords in the repository (FORMAT.md
+// §24.2). The index server's keyless scrub (package server) shares the
+// planning (ops.PlanPass) and checks shards only.
 package engine

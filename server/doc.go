@@ -8,4 +8,9 @@
 // snapshot label, and answers lookups (streams, snapshots, restore plans,
 // coverage) from the plaintext metadata the format exposes: stream names,
 // times, positions and sizes. It never needs the password.
+//
+// With RunScrubs it also scrubs without the key (scrub.go): it verifies
+// every shard's clear header and checksum, rebuilds bad shards from parity
+// after checking the rebuilt pack against its ID, and keeps its position
+// and findings as keyless scrub records (FORMAT.md §24.2).
 package server

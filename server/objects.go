@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/auth"
 	"github.com/strata-backup/strata/server/wire"
@@ -58,6 +59,8 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 		ok = id.Allows(auth.Read, "") || id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
 	case wire.ClassPrune, wire.ClassAudit:
 		ok = id.Allows(auth.Admin, "")
+	case wire.ClassScrub:
+		ok = id.Allows(auth.Read, "") // clear progress and counts, shown on status pages
 	}
 	if !ok {
 		if stream != "" {
@@ -214,7 +217,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 	switch o.Class {
 	case wire.ClassConfig, wire.ClassAudit:
 		return forbidden("%s objects are written only by `strata init` and the server itself", o.Class)
-	case wire.ClassKey, wire.ClassPrune:
+	case wire.ClassKey, wire.ClassPrune, wire.ClassScrub:
 		if !id.Allows(auth.Admin, "") {
 			return forbidden("writing %s objects needs the admin scope", o.Class)
 		}
@@ -251,6 +254,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 	defer release()
 	rq.audit.Bytes = int64(len(data))
 	var label *repo.Label
+	var scrub *ops.ScrubRecord
 	if o.Class == wire.ClassLabel {
 		if label, e = s.acceptLabel(o, data, id); e != nil {
 			return e
@@ -258,6 +262,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		rq.audit.Stream = label.Stream
 		if data, e = encodeLabel(label); e != nil {
 			return e
+		}
+	} else if o.Class == wire.ClassScrub {
+		var err error
+		if scrub, err = ops.DecodeScrub(o.Name, data); err != nil {
+			return errorf(http.StatusUnprocessableEntity, wire.CodeCorrupt, "not a scrub record: %v", err)
 		}
 	} else if o.Class != wire.ClassPrune {
 		if err := repo.VerifyObject(o.Name, data); err != nil {
@@ -285,6 +294,10 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 			rq.audit.Action = "backup"
 			rq.audit.Detail = fmt.Sprintf("snapshot of %s, %d bytes, %d stored", l.Stream, l.Size, l.StoredBytes)
 		}
+	case wire.ClassScrub:
+		s.scrubs.observe(scrub, false)
+		rq.audit.Action = "scrub"
+		rq.audit.Detail = fmt.Sprintf("keyed %t: read %d packs; %d bad shards, %d rebuilt from parity, %d beyond repair", scrub.Keyed, scrub.PacksRead, scrub.BadShards, scrub.Repaired, scrub.Unrepaired)
 	case wire.ClassSegment:
 		s.cat.addSegment(o.Segment)
 		rq.audit.Action = "log"

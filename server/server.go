@@ -47,7 +47,10 @@ type Server struct {
 	cat     *catalog
 	audit   *auditLog
 	metrics *metrics
+	scrubs  *scrubMetrics
 	mux     *http.ServeMux
+	// scrubMu keeps keyless scrub passes (scrub.go) one at a time.
+	scrubMu sync.Mutex
 
 	// putLocks serialize uploads of one name, so two replays of the same
 	// object cannot both pass the existence check.
@@ -90,6 +93,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("server: open the audit trail: %w", err)
 	}
 	s.metrics = newMetrics(o.Registry, s)
+	s.scrubs = newScrubMetrics(o.Registry)
+	if err := s.scrubs.load(ctx, o.Store); err != nil {
+		return nil, fmt.Errorf("server: read the scrub records: %w", err)
+	}
 	go s.audit.run(o.AuditFlush)
 	s.routes()
 	var segs int

@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server"
 	"github.com/strata-backup/strata/server/auth"
@@ -29,7 +30,7 @@ import (
 // the requests in flight (up to --shutdown-timeout) and writes the audit
 // records still buffered.
 func cmdServe(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "serve", "--repo URL --listen ADDR --tokens FILE [--tls-cert F --tls-key F]")
+	fs := newFlags(env, "serve", "--repo URL --listen ADDR --tokens FILE [--tls-cert F --tls-key F] [--scrub-every D]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:8420", "address to listen on")
 	tokensFile := fs.String("tokens", "", "tokens file (strata token create); reloaded on SIGHUP (required)")
@@ -38,6 +39,10 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConns, "connections served at once; more wait in the listen backlog")
 	memory := fs.Int64("memory", server.DefaultMemory>>20, "MiB of request bodies and objects held in memory at once (at least 514)")
+	var scrubEvery days
+	fs.Var(&scrubEvery, "scrub-every", "run a keyless scrub this often (a Go duration, or days: 1d): verify shard checksums, rebuild bad shards from parity; 0 for none")
+	scrubCycle := days(ops.DefaultCycle)
+	fs.Var(&scrubCycle, "scrub-cycle", "with --scrub-every, read every shard once in this long")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +59,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("--max-connections must be at least 1")
 	case isRemote(*location):
 		return usagef("--repo must be the repository's storage (a directory or s3://), not another server")
+	case scrubEvery < 0 || scrubCycle <= 0:
+		return usagef("--scrub-every and --scrub-cycle must be positive")
 	}
 	tokens, err := auth.LoadFile(*tokensFile)
 	if err != nil {
@@ -109,6 +116,17 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		}
 	}()
 
+	scrubCtx, stopScrubs := context.WithCancel(ctx)
+	scrubbed := make(chan struct{})
+	if scrubEvery > 0 {
+		logger.Info("keyless scrubs", "every", scrubEvery.String(), "cycle", scrubCycle.String())
+		go func() {
+			defer close(scrubbed)
+			srv.RunScrubs(scrubCtx, time.Duration(scrubEvery), time.Duration(scrubCycle))
+		}()
+	} else {
+		close(scrubbed)
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -120,6 +138,10 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		cancel()
 		<-served
 	}
+	// A scrub pass in progress stops at its next store call; its audit
+	// record must be in before the last ones are written.
+	stopScrubs()
+	<-scrubbed
 	if cerr := srv.Close(context.WithoutCancel(ctx)); cerr != nil {
 		logger.Error("the last audit records were not written", "error", cerr)
 		err = errors.Join(err, cerr)

@@ -1,6 +1,8 @@
-// Package limit is a repo.Store decorator that bounds how many calls are in
-// flight on the inner store at once, so a backup with many workers does not
-// open more connections to a remote store than it can serve.
+// Package limit holds repo.Store decorators that bound the load on the
+// inner store: New bounds how many calls are in flight at once, so a backup
+// with many workers does not open more connections to a remote store than
+// it can serve; Reads bounds the bytes read a second (golang.org/x/time/rate),
+// so a scrub does not starve the backups and restores beside it.
 //
 // # Slot
 //

@@ -21,10 +21,12 @@ const (
 	ClassSegment                   // logs/<stream>/@…: the stream is in the name
 	ClassPrune                     // prune/marks-<ns>.json
 	ClassAudit                     // audit/<…>: written by the server only
+	ClassScrub                     // scrub/<ns>.json: scrub records (FORMAT.md §24), clear, no content
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
-	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit"}
+	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
+	ClassScrub: "scrub"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -38,6 +40,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
+	repo.KindScrub: ClassScrub,
 }
 
 // Object is a parsed object name.

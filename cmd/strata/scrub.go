@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/ops"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/limit"
+)
+
+// cmdScrub runs one scrub pass: the slice of packs that is due now, so
+// that passes at any spacing (a systemd timer, cron) read the whole
+// repository once per --cycle, with the repair check --read-data --repair
+// does. Exit 0 when nothing is wrong or everything was repaired, 3 when
+// damage remains.
+func cmdScrub(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "scrub", "--repo DIR [--cycle 30d] [--limit-read MB/s] [--json]")
+	location := repoFlag(fs, env)
+	cycle := days(ops.DefaultCycle)
+	fs.Var(&cycle, "cycle", "read the whole repository once in this long (a Go duration, or days: 30d)")
+	limitRead := fs.Float64("limit-read", 0, "read at most this many MB (10⁶ bytes) a second; 0 for no limit")
+	asJSON := fs.Bool("json", false, "print one JSON object: record (the scrub record stored), packs, notes, repaired, problems, ok")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usagef("unexpected arguments %q", fs.Args())
+	case *limitRead < 0 || math.IsNaN(*limitRead) || math.IsInf(*limitRead, 0):
+		return usagef("--limit-read must be a positive number of MB a second, or 0 for no limit")
+	case cycle <= 0:
+		return usagef("--cycle must be positive")
+	}
+	st, err := env.openStore(ctx, *location)
+	if err != nil {
+		return err
+	}
+	if *limitRead > 0 {
+		st = limit.Reads(st, *limitRead*1e6)
+	}
+	pw, err := env.password(false)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Open(ctx, st, pw)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", *location, err)
+	}
+	res, err := engine.Scrub(ctx, r, engine.ScrubOptions{Cycle: time.Duration(cycle)})
+	if err != nil {
+		return err
+	}
+	rec, rep := res.Record, res.Report
+	var damage error
+	if len(rep.Problems) > 0 {
+		damage = damageError{len(rep.Problems)}
+	}
+	if *asJSON {
+		j := scrubJSON{Record: rec, Packs: rep.Packs, Notes: rep.Notes, Repaired: rep.Repaired, Problems: rep.Problems}
+		for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
+			if *l == nil {
+				*l = []string{}
+			}
+		}
+		j.OK = len(j.Problems) == 0
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+		return damage
+	}
+	next := "the cycle is complete: the next pass starts a new one"
+	if rec.Next != "" {
+		next = "the next pass starts at pack " + rec.Next[:8]
+	}
+	fmt.Fprintf(env.stdout, "scrubbed %d of %d packs (%s); %d bad shards, %d rebuilt from parity; %s (cycle of %s started %s)\n",
+		rec.PacksRead, rep.Packs, formatBytes(rec.BytesRead), rec.BadShards, rec.Repaired, next,
+		days(cycle), rec.CycleStart.Format(time.RFC3339))
+	for _, n := range rep.Notes {
+		fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
+	}
+	for _, s := range rep.Repaired {
+		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
+	}
+	return damage
+}
+
+// scrubJSON is scrub --json's one object (README, "Scrubs"): the record
+// the pass stored, the packs in the repository, and the check's findings.
+type scrubJSON struct {
+	Record   *ops.ScrubRecord `json:"record"`
+	Packs    int              `json:"packs"`
+	Notes    []string         `json:"notes"`
+	Repaired []string         `json:"repaired"`
+	Problems []string         `json:"problems"`
+	OK       bool             `json:"ok"`
+}
+
+// days is a duration flag that also takes whole or fractional days ("30d"),
+// the unit scrub cycles are thought of in.
+type days time.Duration
+
+// String prints whole days as "Nd", anything else as a Go duration.
+func (d days) String() string {
+	if td := time.Duration(d); td > 0 && td%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(td/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(d).String()
+}
+
+// Set parses "30d", "1.5d" or a Go duration ("36h").
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil || !(v >= 0) || v > 100*365 {
+			return errors.New("want a number of days (30d) or a duration (36h)")
+		}
+		*d = days(time.Duration(v * float64(24*time.Hour)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a number of days (30d) or a duration (36h)")
+	}
+	*d = days(v)
+	return nil
+}
+
+// formatBytes prints n in MB (10⁶ bytes), the unit of --limit-read.
+func formatBytes(n int64) string {
+	return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
+}
