@@ -32,11 +32,11 @@ func NewRecordReader() *RecordReader {
 
 // Records is what a RecordReader found.
 type Records struct {
-	Drills map[string]Drills // by stream
-	Scrub  *ScrubRecord      // the newest scrub record, nil when none
+	Drills map[string]Drills `json:"drills"`          // by stream
+	Scrub  *ScrubRecord      `json:"scrub,omitempty"` // the newest scrub record, nil when none
 	// Problems names each record that could not be read or decoded; a
 	// record listed here may be the newest of its stream.
-	Problems []string
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Read lists drills/ and scrub/ and reads what it has not read before. A

@@ -58,7 +58,8 @@ type Finding struct {
 // Drills is what status needs of a stream's drill records: the newest one,
 // and the newest that passed (the same record when the newest passed).
 type Drills struct {
-	Newest, NewestOK *DrillRecord
+	Newest   *DrillRecord `json:"newest,omitempty"`
+	NewestOK *DrillRecord `json:"newest_ok,omitempty"`
 }
 
 // Window is a restorable span of a stream, both ends inclusive.
@@ -97,7 +98,9 @@ type StreamStatus struct {
 	// that passed.
 	LastDrill       *DrillRecord `json:"last_drill,omitempty"`
 	LastPassedDrill *time.Time   `json:"last_passed_drill,omitempty"`
-	Findings        []Finding    `json:"findings"`
+	// RTOSeconds is the recovery time the newest passing drill measured.
+	RTOSeconds *float64  `json:"rto_seconds,omitempty"`
+	Findings   []Finding `json:"findings"`
 }
 
 // Report is the status of every stream and of the repository's scrubs.
@@ -124,6 +127,10 @@ type Input struct {
 	Scrub    *ScrubRecord      // the newest scrub record, nil when none
 	Policy   *Policy           // nil: no limits
 	Now      time.Time
+	// Segments, when set, counts each stream's log segments: a catalog
+	// pieced together from an index server's answers (labels and
+	// coverage) has streams in Logs but not their segments.
+	Segments map[string]int
 	// Problems are records that could not be read: each becomes a
 	// repository warning, since it may hide a drill or a scrub.
 	Problems []string
@@ -218,6 +225,9 @@ func streamStatus(in Input, name string, cov index.Coverage) StreamStatus {
 	if l := in.Catalog.Logs[name]; l != nil {
 		st.Segments = len(l.Segments)
 	}
+	if in.Segments != nil {
+		st.Segments = in.Segments[name]
+	}
 	for _, w := range cov.Windows {
 		st.Windows = append(st.Windows, Window{From: w.From.UTC(), To: w.To.UTC()})
 	}
@@ -252,6 +262,8 @@ func streamStatus(in Input, name string, cov index.Coverage) StreamStatus {
 	if d.NewestOK != nil {
 		t := d.NewestOK.Time.UTC()
 		st.LastPassedDrill = &t
+		rto := d.NewestOK.RTOSeconds
+		st.RTOSeconds = &rto
 	}
 	if d.Newest != nil && !d.Newest.OK {
 		why := d.Newest.Error

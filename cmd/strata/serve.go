@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server"
 	"github.com/strata-backup/strata/server/auth"
@@ -38,6 +39,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConns, "connections served at once; more wait in the listen backlog")
 	memory := fs.Int64("memory", server.DefaultMemory>>20, "MiB of request bodies and objects held in memory at once (at least 514)")
+	policyFile := fs.String("policy", "", "recovery objectives (YAML) the status page at / and the metrics grade streams by")
+	statusDays := fs.Int("status-days", server.DefaultStatusDays, "days the status page's timelines show")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +57,16 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("--max-connections must be at least 1")
 	case isRemote(*location):
 		return usagef("--repo must be the repository's storage (a directory or s3://), not another server")
+	case *statusDays < 1 || *statusDays > 3660:
+		return usagef("--status-days must be 1 to 3660")
+	}
+	var policy *ops.Policy
+	if *policyFile != "" {
+		p, err := ops.LoadPolicy(*policyFile)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		policy = p
 	}
 	tokens, err := auth.LoadFile(*tokensFile)
 	if err != nil {
@@ -67,7 +80,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger, MaxConns: *maxConns, Memory: *memory << 20})
+	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger, MaxConns: *maxConns, Memory: *memory << 20,
+		Policy: policy, StatusDays: *statusDays})
 	if err != nil {
 		return err
 	}

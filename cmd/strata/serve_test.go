@@ -29,14 +29,15 @@ type liveServer struct {
 	log    *testenv.SyncBuffer
 }
 
-// startServe runs `strata serve` on the repository at dir until stopped.
-func startServe(t *testing.T, dir, tokens, addr string) *liveServer {
+// startServe runs `strata serve` on the repository at dir until stopped,
+// with any extra flags.
+func startServe(t *testing.T, dir, tokens, addr string, extra ...string) *liveServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &liveServer{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &testenv.SyncBuffer{}}
 	env := &environment{getenv: func(string) string { return "" }, stdin: strings.NewReader(""), stdout: io.Discard, stderr: s.log}
 	go func() {
-		s.done <- run(ctx, []string{"serve", "--repo", dir, "--listen", addr, "--tokens", tokens}, env)
+		s.done <- run(ctx, append([]string{"serve", "--repo", dir, "--listen", addr, "--tokens", tokens}, extra...), env)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
