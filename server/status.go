@@ -62,12 +62,13 @@ var (
 	scrubBadDesc   = prometheus.NewDesc("strata_scrub_last_bad_shards", "Damaged or missing shards the newest scrub pass found.", nil, nil)
 	scrubLeftDesc  = prometheus.NewDesc("strata_scrub_last_unrepaired_shards", "Of those, the shards parity could not rebuild.", nil, nil)
 	limitDesc      = prometheus.NewDesc("strata_policy_limit_seconds", "The policy's limit for the stream: objective is snapshot_age, rpo, drill_age or rto; level warning or failure.", []string{"stream", "objective", "level"}, nil)
+	scrubLimitDesc = prometheus.NewDesc("strata_policy_scrub_limit_seconds", "The policy's limit on the time since the newest scrub ended, by level (warning or failure).", []string{"level"}, nil)
 	statusErrDesc  = prometheus.NewDesc("strata_status_errors_total", "Scrapes whose status could not be computed (the drill and scrub records could not be listed).", nil, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{stateDesc, newestSnapDesc, snapAgeDesc, winStartDesc, winEndDesc, rpoDesc, gapsDesc,
-		drillTimeDesc, drillOKDesc, drillPassDesc, drillRTODesc, scrubTimeDesc, scrubBadDesc, scrubLeftDesc, limitDesc, statusErrDesc} {
+		drillTimeDesc, drillOKDesc, drillPassDesc, drillRTODesc, scrubTimeDesc, scrubBadDesc, scrubLeftDesc, limitDesc, scrubLimitDesc, statusErrDesc} {
 		ch <- d
 	}
 }
@@ -125,6 +126,14 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 					g(limitDesc, l.l.Failure.Seconds(), name, l.objective, "failure")
 				}
 			}
+		}
+	}
+	if p := c.s.o.Policy; p != nil && p.ScrubAge != nil {
+		if p.ScrubAge.Warning != 0 {
+			g(scrubLimitDesc, p.ScrubAge.Warning.Seconds(), "warning")
+		}
+		if p.ScrubAge.Failure != 0 {
+			g(scrubLimitDesc, p.ScrubAge.Failure.Seconds(), "failure")
 		}
 	}
 	if sc := rep.LastScrub; sc != nil {
