@@ -97,6 +97,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n int64
 		n, err = strconv.ParseInt(days, 10, 32)
+		if n > maxDays {
+			return 0, fmt.Errorf("duration %q: at most %d days", s, maxDays)
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)
@@ -106,6 +109,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// maxDays bounds a duration in days, well inside time.Duration's range.
+const maxDays = 36500
 
 // maxPolicyBytes bounds a policy file: a policy is a few rules.
 const maxPolicyBytes = 1 << 20

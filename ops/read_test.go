@@ -73,3 +73,5 @@ func TestRecordReader(t *testing.T) {
 		t.Fatalf("an unreadable record: state %v, want warning", rep.State)
 	}
 }
+
+func newStore() repo.Store { return mem.New() }

@@ -57,6 +57,7 @@ func TestParsePolicy(t *testing.T) {
 		"streams: [{match: 'a', rop: {warning: 1h}}]",              // typo: unknown field
 		"scrub_age: {warning: 1h, failur: 2h}",                     // typo in a limit
 		"streams: {match: a}",                                      // wrong shape
+		"streams: [{match: 'a', rpo: {warning: 2000000000d}}]",     // overflows a duration
 	} {
 		if _, err := ops.ParsePolicy(strings.NewReader(bad)); !errors.Is(err, ops.ErrPolicy) {
 			t.Errorf("policy %q: err = %v, want ErrPolicy", bad, err)
