@@ -166,7 +166,7 @@ func (s *Server) pageRoutes() {
 // the API's handlers have. Pages answer errors as HTML.
 func (s *Server) page(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rq := &request{start: time.Now(), endpoint: r.Method + " " + r.Pattern}
+		rq := &request{start: time.Now(), endpoint: r.Pattern}
 		rq.bodyDeadline = s.boundBody(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		err := h(sw, r, rq)
