@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/server/auth"
 )
 
@@ -95,4 +97,53 @@ func TestStatusPageSessions(t *testing.T) {
 		t.Fatalf("after revocation: %d", code)
 	}
 	f.tokSet = old
+}
+
+// TestStatusFallsBehind: as the server's clock runs on past a stream's
+// newest event, the page and the metrics take it from ok to warning to
+// failure, by the policy's RPO levels.
+func TestStatusFallsBehind(t *testing.T) {
+	f := newFixture(t)
+	p, err := ops.ParsePolicy(strings.NewReader("streams: [{match: 'shop/*', rpo: {warning: 5m, failure: 30m}}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.policy = p
+	f.restart()
+	bk := f.open("backupAll")
+	start := f.clock.Now().Add(-time.Hour)
+	if _, err := f.backup(bk, "shop/users", start, 0, export); err != nil {
+		t.Fatal(err)
+	}
+	// Events 1..60 a second apart: the newest at start+60s.
+	if err := f.log(bk, "shop/users", 1, 60, start); err != nil {
+		t.Fatal(err)
+	}
+	newest := start.Add(time.Minute)
+	cookie := f.login(f.tokens["reader"]).Cookies()[0]
+	for _, c := range []struct {
+		after time.Duration
+		state string
+		gauge string
+	}{
+		{4 * time.Minute, "ok", "0"},
+		{6 * time.Minute, "warning", "1"},
+		{31 * time.Minute, "failure", "2"},
+	} {
+		f.clock.Set(newest.Add(c.after))
+		code, body := f.page(cookie)
+		if want := `data-stream="shop/users" data-state="` + c.state + `"`; code != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("%v behind: page %d lacks %s\n%s", c.after, code, want, body)
+		}
+		_, metrics := f.raw("reader", "GET", "/metrics", nil, nil)
+		for _, want := range []string{
+			`strata_stream_state{stream="shop/users"} ` + c.gauge + "\n",
+			fmt.Sprintf("strata_stream_rpo_seconds{stream=%q} %g\n", "shop/users", c.after.Seconds()),
+			`strata_policy_limit_seconds{level="failure",objective="rpo",stream="shop/users"} 1800` + "\n",
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("%v behind: metrics lack %q", c.after, want)
+			}
+		}
+	}
 }
