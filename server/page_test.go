@@ -146,4 +146,14 @@ func TestStatusFallsBehind(t *testing.T) {
 			}
 		}
 	}
+	// A reloaded policy (SIGHUP) with a looser failure level takes effect
+	// on the next view.
+	looser, err := ops.ParsePolicy(strings.NewReader("streams: [{match: 'shop/*', rpo: {warning: 5m, failure: 2h}}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetPolicy(looser)
+	if _, body := f.page(cookie); !strings.Contains(body, `data-stream="shop/users" data-state="warning"`) {
+		t.Fatalf("after SetPolicy: %s", body)
+	}
 }

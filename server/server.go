@@ -30,7 +30,7 @@ type Options struct {
 	// Registry receives the server's metrics; default a new registry, served on /metrics.
 	Registry *prometheus.Registry
 	// Policy grades streams on the status page and in the metrics; nil
-	// sets no limit (ops.Policy).
+	// sets no limit (ops.Policy). SetPolicy replaces it.
 	Policy *ops.Policy
 	// StatusDays is how many days the status page's timelines show;
 	// default DefaultStatusDays.
@@ -67,6 +67,7 @@ type Server struct {
 	// records reads the drill and scrub records for the status page and
 	// metrics; sessions are the page's signed-in browsers.
 	records      *ops.RecordReader
+	policy       atomic.Pointer[ops.Policy]
 	sessions     sessions
 	statusErrors atomic.Int64
 
@@ -105,6 +106,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.audit, err = openAuditLog(ctx, o.Store, o.Now, o.Logger); err != nil {
 		return nil, fmt.Errorf("server: open the audit trail: %w", err)
 	}
+	s.policy.Store(o.Policy)
 	s.metrics = newMetrics(o.Registry, s)
 	go s.audit.run(o.AuditFlush)
 	s.routes()

@@ -25,9 +25,13 @@ func (s *Server) statusReport(ctx context.Context) (*ops.Report, *index.Catalog,
 	// copy of the struct taken under the lock stays a consistent view.
 	s.cat.read(func(c *index.Catalog) { cat = *c })
 	rep := ops.Compute(ops.Input{Catalog: &cat, Coverage: s.cat.streamCoverage, Drills: recs.Drills,
-		Scrub: recs.Scrub, Policy: s.o.Policy, Now: s.o.Now(), Problems: recs.Problems})
+		Scrub: recs.Scrub, Policy: s.policy.Load(), Now: s.o.Now(), Problems: recs.Problems})
 	return rep, &cat, nil
 }
+
+// SetPolicy replaces the policy the status page and the metrics grade by
+// (Options.Policy at start); nil sets no limit. The CLI calls it on SIGHUP.
+func (s *Server) SetPolicy(p *ops.Policy) { s.policy.Store(p) }
 
 // opsRecords answers GET /v1/records (read): the newest drill records of
 // every stream and the newest scrub record, so `strata status` through a
@@ -111,7 +115,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			g(drillPassDesc, unixSeconds(*st.LastPassedDrill), name)
 			g(drillRTODesc, *st.RTOSeconds, name)
 		}
-		if r := c.s.o.Policy.Rule(name); r != nil {
+		if r := rep.Policy.Rule(name); r != nil {
 			for _, l := range []struct {
 				objective string
 				l         *ops.Limit
@@ -128,7 +132,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if p := c.s.o.Policy; p != nil && p.ScrubAge != nil {
+	if p := rep.Policy; p != nil && p.ScrubAge != nil {
 		if p.ScrubAge.Warning != 0 {
 			g(scrubLimitDesc, p.ScrubAge.Warning.Seconds(), "warning")
 		}

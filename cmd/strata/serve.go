@@ -39,7 +39,7 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConns, "connections served at once; more wait in the listen backlog")
 	memory := fs.Int64("memory", server.DefaultMemory>>20, "MiB of request bodies and objects held in memory at once (at least 514)")
-	policyFile := fs.String("policy", "", "recovery objectives (YAML) the status page at / and the metrics grade streams by")
+	policyFile := fs.String("policy", "", "recovery objectives (YAML) the status page at / and the metrics grade streams by; reloaded on SIGHUP")
 	statusDays := fs.Int("status-days", server.DefaultStatusDays, "days the status page's timelines show")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -113,13 +113,21 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			t, err := auth.LoadFile(*tokensFile)
-			if err != nil {
+			if t, err := auth.LoadFile(*tokensFile); err != nil {
 				logger.Error("tokens not reloaded; the old set stays in force", "error", err)
+			} else {
+				current.Store(t)
+				logger.Info("tokens reloaded", "tokens", t.Len())
+			}
+			if *policyFile == "" {
 				continue
 			}
-			current.Store(t)
-			logger.Info("tokens reloaded", "tokens", t.Len())
+			if p, err := ops.LoadPolicy(*policyFile); err != nil {
+				logger.Error("policy not reloaded; the old one stays in force", "error", err)
+			} else {
+				srv.SetPolicy(p)
+				logger.Info("policy reloaded", "rules", len(p.Streams))
+			}
 		}
 	}()
 
