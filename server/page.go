@@ -324,7 +324,6 @@ func humanDuration(d time.Duration) string {
 	case d < 48*time.Hour:
 		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	}
-	days := d / (24 * time.Hour)
-	hours := (d % (24 * time.Hour)).Round(time.Hour) / time.Hour
-	return strconv.Itoa(int(days)) + "d" + strconv.Itoa(int(hours)) + "h"
+	hours := int(d.Round(time.Hour) / time.Hour)
+	return strconv.Itoa(hours/24) + "d" + strconv.Itoa(hours%24) + "h"
 }
