@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,10 +182,10 @@ func Compute(in Input) *Report {
 			add("scrub", Warning, "the newest scrub (%s) ended with an error: %s", formatTime(sc.Time), sc.Error)
 		}
 		if g := scrubAge.Grade(age); g != OK {
-			add("scrub_age", g, "the newest scrub ended %s ago, over the %s limit", roundDuration(age), scrubAge.levelFor(g))
+			add("scrub_age", g, "the newest scrub ended %s ago, over its %s", FormatDuration(roundDuration(age)), scrubAge.levelFor(g))
 		}
 	} else if scrubAge != nil {
-		add("scrub_age", Failure, "no scrub has run: the policy wants one at least every %s", scrubAge.levelFor(Failure))
+		add("scrub_age", Failure, "no scrub has run (scrub age %s)", scrubAge.levelFor(Failure))
 	}
 	for _, p := range in.Problems {
 		add("records", Warning, "%s", p)
@@ -219,7 +220,7 @@ func streamStatus(in Input, name string, cov index.Coverage) StreamStatus {
 		age := now.Sub(t)
 		st.SnapshotAgeSeconds = seconds(age)
 		if g := rule.SnapshotAge.Grade(age); g != OK {
-			add("snapshot_age", g, "the newest snapshot is %s old, over the %s limit", roundDuration(age), rule.SnapshotAge.levelFor(g))
+			add("snapshot_age", g, "the newest snapshot is %s old, over its %s", FormatDuration(roundDuration(age)), rule.SnapshotAge.levelFor(g))
 		}
 	}
 	if l := in.Catalog.Logs[name]; l != nil {
@@ -247,11 +248,11 @@ func streamStatus(in Input, name string, cov index.Coverage) StreamStatus {
 		lag := now.Sub(st.Windows[n-1].To)
 		st.RPOSeconds = seconds(lag)
 		if g := rule.RPO.Grade(lag); g != OK {
-			msg := "the newest restorable instant is %s old, over the %s RPO limit"
+			msg := "the newest restorable instant is %s old, over the RPO's %s"
 			if k := len(st.Gaps); k > 0 && st.Gaps[k-1].After.Equal(st.Windows[n-1].To) {
 				msg += " (a log gap follows it: take a snapshot)"
 			}
-			add("rpo", g, msg, roundDuration(lag), rule.RPO.levelFor(g))
+			add("rpo", g, msg, FormatDuration(roundDuration(lag)), rule.RPO.levelFor(g))
 		}
 	}
 	if len(cov.Conflicts) > 0 {
@@ -274,30 +275,47 @@ func streamStatus(in Input, name string, cov index.Coverage) StreamStatus {
 	}
 	if rule.DrillAge != nil {
 		if d.NewestOK == nil {
-			add("drill_age", Failure, "no drill has passed: the policy wants one at least every %s", rule.DrillAge.levelFor(Failure))
+			add("drill_age", Failure, "no drill has passed (drill age %s)", rule.DrillAge.levelFor(Failure))
 		} else if age := now.Sub(d.NewestOK.Time); rule.DrillAge.Grade(age) != OK {
 			g := rule.DrillAge.Grade(age)
-			add("drill_age", g, "the newest passing drill ran %s ago, over the %s limit", roundDuration(age), rule.DrillAge.levelFor(g))
+			add("drill_age", g, "the newest passing drill ran %s ago, over its %s", FormatDuration(roundDuration(age)), rule.DrillAge.levelFor(g))
 		}
 	}
 	if rule.RTO != nil && d.NewestOK != nil {
 		rto := time.Duration(d.NewestOK.RTOSeconds * float64(time.Second))
 		if g := rule.RTO.Grade(rto); g != OK {
-			add("rto", g, "the newest passing drill took %s to restore, over the %s RTO limit", roundDuration(rto), rule.RTO.levelFor(g))
+			add("rto", g, "the newest passing drill took %s to restore, over the RTO's %s", FormatDuration(roundDuration(rto)), rule.RTO.levelFor(g))
 		}
 	}
 	return st
 }
 
-// levelFor names the level a grade crossed, for messages.
+// levelFor names the level a grade crossed, for messages: "warning level
+// 5m", "failure level 8d".
 func (l *Limit) levelFor(s State) string {
 	if l == nil {
 		return "-"
 	}
 	if s == Failure && l.Failure != 0 || l.Warning == 0 {
-		return roundDuration(time.Duration(l.Failure)).String() + " failure"
+		return "failure level " + FormatDuration(time.Duration(l.Failure))
 	}
-	return roundDuration(time.Duration(l.Warning)).String() + " warning"
+	return "warning level " + FormatDuration(time.Duration(l.Warning))
+}
+
+// FormatDuration writes d as a policy file would: whole days as "8d",
+// otherwise Go's form without trailing zero units ("1h", "1h30m", "90s").
+func FormatDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return out
 }
 
 func seconds(d time.Duration) *float64 {

@@ -248,3 +248,17 @@ func TestStatusHardFacts(t *testing.T) {
 		t.Fatalf("JSON: %s, %v", b, err)
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{8 * 24 * time.Hour, "8d"}, {time.Hour, "1h"}, {90 * time.Minute, "1h30m"}, {5 * time.Minute, "5m"},
+		{90 * time.Second, "1m30s"}, {26 * time.Hour, "26h"}, {4200 * time.Millisecond, "4.2s"}, {0, "0s"},
+	} {
+		if got := ops.FormatDuration(c.d); got != c.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", c.d, got, c.want)
+		}
+	}
+}

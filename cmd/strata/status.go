@@ -110,9 +110,9 @@ func printStatus(env *environment, rep *ops.Report) {
 func secondsText(s float64) string {
 	d := time.Duration(s * float64(time.Second))
 	if d >= time.Hour {
-		return d.Round(time.Minute).String()
+		return ops.FormatDuration(d.Round(time.Minute))
 	}
-	return d.Round(time.Second).String()
+	return ops.FormatDuration(d.Round(time.Second))
 }
 
 // statusError is a report that is not ok. Its exit code is the state
