@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -237,8 +236,8 @@ func getPage(t *testing.T, base string, cookie *http.Cookie) (int, string, http.
 
 // TestStatusPage: the status page behind its login form, as a stream falls
 // behind (ok, then warning, then failure), the same states in the metrics,
-// and the page rendered by a real browser (headless chromium), whose DOM
-// holds every stream with its state.
+// and the page rendered by a real browser (headless chromium) that signs
+// in through the form itself, whose DOM holds every stream with its state.
 func TestStatusPage(t *testing.T) {
 	c := newCLI(t)
 	dir := c.vars["STRATA_REPO"]
@@ -326,24 +325,24 @@ func TestStatusPage(t *testing.T) {
 		}
 	}
 
-	// A real browser. Headless chromium cannot fill in the form without a
-	// script, so the test signs in above and a loopback proxy hands the
-	// browser's requests the session cookie, as the browser's own jar would.
+	// A real browser signs in itself. Headless chromium fills in no form
+	// without a script, so a page of the test's own (same site: loopback,
+	// another port) posts the read token to the server's login form on
+	// load; chromium keeps the session cookie the server sets and follows
+	// the redirect to the status page with it, as a person's browser does.
 	chromium := requireTool(t, "STRATA_CHROMIUM", "chromium", "chromium")
-	target, _ := url.Parse(srv.url)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
-		r.Header.Set("Cookie", cookie.Name+"="+cookie.Value)
-	}
-	ps := httptest.NewServer(proxy)
-	defer ps.Close()
+	starter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!DOCTYPE html><html><body><form id="f" method="post" action="%s/login"><input type="hidden" name="token" value="%s"></form>`+
+			`<script>document.getElementById("f").submit()</script></body></html>`, srv.url, tok["reader"])
+	}))
+	defer starter.Close()
 	browse := func(what ...string) string {
 		t.Helper()
 		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-			"--disable-background-networking", "--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(), "--window-size=1400,560"}, what...)
-		cmd := exec.CommandContext(t.Context(), chromium, append(args, ps.URL+"/")...)
+			"--disable-background-networking", "--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(), "--window-size=1400,560",
+			"--virtual-time-budget=10000"}, what...)
+		cmd := exec.CommandContext(t.Context(), chromium, append(args, starter.URL+"/")...)
 		cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS=/dev/null")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -356,7 +355,7 @@ func TestStatusPage(t *testing.T) {
 	if got := pageStates(t, dom); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("chromium's DOM: states %v, want %v\n%s", got, want, dom)
 	}
-	for _, s := range []string{`id="overall" data-state="failure"`, `<svg class="timeline"`, `class="win"`, `class="snap"`, `class="gap"`, "12 packs read, 1 bad shards"} {
+	for _, s := range []string{"signed in as <b>reader</b>", `id="overall" data-state="failure"`, `<svg class="timeline"`, `class="win"`, `class="snap"`, `class="gap"`, "12 packs read, 1 bad shards"} {
 		if !strings.Contains(dom, s) {
 			t.Errorf("chromium's DOM lacks %q", s)
 		}
