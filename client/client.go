@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/retry"
 	"github.com/strata-backup/strata/server/auth"
@@ -281,6 +282,13 @@ func (c *Client) Plan(ctx context.Context, stream string, t index.Target) (*wire
 func (c *Client) Coverage(ctx context.Context, stream string) (*wire.Coverage, error) {
 	var cov wire.Coverage
 	return &cov, c.getJSON(ctx, "/v1/coverage", url.Values{"stream": {stream}}, &cov)
+}
+
+// Records returns the newest drill record of every stream and the newest
+// scrub record (read), for `strata status` to grade with its own policy.
+func (c *Client) Records(ctx context.Context) (*ops.Records, error) {
+	var out ops.Records
+	return &out, c.getJSON(ctx, "/v1/records", nil, &out)
 }
 
 // Forget asks the server to apply a retention policy (admin).

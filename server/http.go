@@ -128,6 +128,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/restores", "", s.reportRestore)
 	s.handle("POST /v1/checks", auth.Admin, s.reportCheck)
 	s.handle("GET /v1/audit", auth.Admin, s.readAudit)
+	s.handle("GET /v1/records", auth.Read, s.opsRecords)
+	s.pageRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -66,7 +66,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	}
 	reg.MustRegister(m.requests, m.latency, m.planLatency, m.backups, m.backupBytes, m.storedBytes, m.uploadBytes,
 		m.restores, m.restoreDuration, m.checks, m.checkProblems, m.checkTime, m.auditFailures, m.busyRefusals,
-		&catalogCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		&catalogCollector{s: s}, &statusCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.audit.failed = m.auditFailures.Inc
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/auth"
 )
@@ -28,6 +29,12 @@ type Options struct {
 	Now    func() time.Time // the trusted clock; default time.Now
 	// Registry receives the server's metrics; default a new registry, served on /metrics.
 	Registry *prometheus.Registry
+	// Policy grades streams on the status page and in the metrics; nil
+	// sets no limit (ops.Policy). SetPolicy replaces it.
+	Policy *ops.Policy
+	// StatusDays is how many days the status page's timelines show;
+	// default DefaultStatusDays.
+	StatusDays int
 	// AuditFlush is how often buffered audit records are written; default 1s.
 	AuditFlush time.Duration
 
@@ -60,6 +67,13 @@ type Server struct {
 	// may take at once (reserve).
 	budget *semaphore.Weighted
 
+	// records reads the drill and scrub records for the status page and
+	// metrics; sessions are the page's signed-in browsers.
+	records      *ops.RecordReader
+	policy       atomic.Pointer[ops.Policy]
+	sessions     sessions
+	statusErrors atomic.Int64
+
 	// Unlabeled counts snapshots found at start without a label.
 	Unlabeled int
 	closed    atomic.Bool
@@ -79,6 +93,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
+	if o.StatusDays <= 0 {
+		o.StatusDays = DefaultStatusDays
+	}
 	if o.AuditFlush <= 0 {
 		o.AuditFlush = time.Second
 	}
@@ -88,10 +105,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: load the catalog: %w", err)
 	}
-	s := &Server{o: o, st: o.Store, cat: cat, Unlabeled: unlabeled, seed: maphash.MakeSeed(), budget: semaphore.NewWeighted(o.Memory)}
+	s := &Server{o: o, st: o.Store, cat: cat, Unlabeled: unlabeled, seed: maphash.MakeSeed(), records: ops.NewRecordReader(), budget: semaphore.NewWeighted(o.Memory)}
 	if s.audit, err = openAuditLog(ctx, o.Store, o.Now, o.Logger); err != nil {
 		return nil, fmt.Errorf("server: open the audit trail: %w", err)
 	}
+	s.policy.Store(o.Policy)
 	s.metrics = newMetrics(o.Registry, s)
 	s.scrubs = newScrubMetrics(o.Registry)
 	if err := s.scrubs.load(ctx, o.Store); err != nil {

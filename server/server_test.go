@@ -19,6 +19,7 @@ import (
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/mem"
 	"github.com/strata-backup/strata/server"
@@ -47,6 +48,7 @@ type fixture struct {
 	tokens map[string]string
 	tokSet *auth.Set
 	clock  *clock
+	policy *ops.Policy // the status page's and metrics' policy; set before start
 }
 
 var scopeSets = map[string]string{
@@ -85,7 +87,7 @@ func newFixture(t testing.TB) *fixture {
 
 func (f *fixture) start() {
 	f.t.Helper()
-	srv, err := server.New(f.t.Context(), server.Options{Store: f.st, Tokens: func() *auth.Set { return f.tokSet }, Now: f.clock.Now, AuditFlush: time.Hour})
+	srv, err := server.New(f.t.Context(), server.Options{Store: f.st, Tokens: func() *auth.Set { return f.tokSet }, Now: f.clock.Now, AuditFlush: time.Hour, Policy: f.policy})
 	if err != nil {
 		f.t.Fatal(err)
 	}

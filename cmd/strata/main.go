@@ -95,6 +95,7 @@ func init() {
 			[]command{{name: "extend", run: cmdRetentionExtend}}},
 		{"key", "manage passwords: key add|list|remove|passwd", nil,
 			[]command{sub("add", cmdKey), sub("list", cmdKey), sub("remove", cmdKey), sub("passwd", cmdKey)}},
+		{"status", "grade every stream against its recovery objectives (--policy); exit 0 ok, 1 warning, 2 failure", cmdStatus, nil},
 		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe, nil},
 		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit, nil},
 		{"token", "manage the index server's access tokens: token create|list|revoke", nil,
@@ -163,6 +164,11 @@ func report(w io.Writer, cmd string, err error) int {
 // exitCode maps an error to its exit code (the table above). Integrity
 // comes first: a refusal caused by corrupt data is about the corruption.
 func exitCode(err error) int {
+	// A command whose outcome is itself a code (status) says which.
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	var ue usageError
 	var de damageError
 	switch {

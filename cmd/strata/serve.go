@@ -43,6 +43,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	fs.Var(&scrubEvery, "scrub-every", "run a keyless scrub this often (a Go duration, or days: 1d): verify shard checksums, rebuild bad shards from parity; 0 for none")
 	scrubCycle := days(ops.DefaultCycle)
 	fs.Var(&scrubCycle, "scrub-cycle", "with --scrub-every, read every shard once in this long")
+	policyFile := fs.String("policy", "", "recovery objectives (YAML) the status page at / and the metrics grade streams by; reloaded on SIGHUP")
+	statusDays := fs.Int("status-days", server.DefaultStatusDays, "days the status page's timelines show")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +63,16 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("--repo must be the repository's storage (a directory or s3://), not another server")
 	case scrubEvery < 0 || scrubCycle <= 0:
 		return usagef("--scrub-every and --scrub-cycle must be positive")
+	case *statusDays < 1 || *statusDays > 3660:
+		return usagef("--status-days must be 1 to 3660")
+	}
+	var policy *ops.Policy
+	if *policyFile != "" {
+		p, err := ops.LoadPolicy(*policyFile)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		policy = p
 	}
 	tokens, err := auth.LoadFile(*tokensFile)
 	if err != nil {
@@ -74,7 +86,8 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger, MaxConns: *maxConns, Memory: *memory << 20})
+	srv, err := server.New(ctx, server.Options{Store: st, Tokens: current.Load, Logger: logger, MaxConns: *maxConns, Memory: *memory << 20,
+		Policy: policy, StatusDays: *statusDays})
 	if err != nil {
 		return err
 	}
@@ -106,13 +119,21 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			t, err := auth.LoadFile(*tokensFile)
-			if err != nil {
+			if t, err := auth.LoadFile(*tokensFile); err != nil {
 				logger.Error("tokens not reloaded; the old set stays in force", "error", err)
+			} else {
+				current.Store(t)
+				logger.Info("tokens reloaded", "tokens", t.Len())
+			}
+			if *policyFile == "" {
 				continue
 			}
-			current.Store(t)
-			logger.Info("tokens reloaded", "tokens", t.Len())
+			if p, err := ops.LoadPolicy(*policyFile); err != nil {
+				logger.Error("policy not reloaded; the old one stays in force", "error", err)
+			} else {
+				srv.SetPolicy(p)
+				logger.Info("policy reloaded", "rules", len(p.Streams))
+			}
 		}
 	}()
 
