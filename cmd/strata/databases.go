@@ -33,8 +33,10 @@ func (env *environment) sourceEnv() *source.Env {
 }
 
 // restoreDatabase restores a stream into a live database: the snapshot
-// (given, or the latest) or the state at target.
-func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions) error {
+// (given, or the latest) or the state at target. A forced restore into a
+// database that holds anything first takes a rollback point of it
+// (rollback.go), unless noRollback.
+func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions, noRollback bool) error {
 	if snapID != "" && target != nil {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
 	}
@@ -81,5 +83,15 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 			t = index.Target{Position: *s.Position, ByPos: true}
 		}
 	}
-	return db.Restore(ctx, r, cat, stream, t, o)
+	var rb *rollbackPoint
+	if !noRollback && o.Force && !o.DryRun {
+		// A restore the plan refuses replaces nothing: no rollback point.
+		if _, err := cat.Plan(stream, t); err != nil {
+			return err
+		}
+		if rb, err = takeRollbackPoint(ctx, env, r, location, stream, dbURL, db, o); err != nil {
+			return err
+		}
+	}
+	return rb.failed(db.Restore(ctx, r, cat, stream, t, o))
 }
