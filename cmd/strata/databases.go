@@ -83,8 +83,15 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 			t = index.Target{Position: *s.Position, ByPos: true}
 		}
 	}
+	if o.DryRun {
+		if err := db.Restore(ctx, r, cat, stream, t, o); err != nil || !o.Force || noRollback {
+			return err
+		}
+		_, err := fmt.Fprintf(env.stdout, "rollback point: if the target holds anything, it is first backed up into stream %s.rollback.<UTC time> (--no-rollback-point skips this)\n", stream)
+		return err
+	}
 	var rb *rollbackPoint
-	if !noRollback && o.Force && !o.DryRun {
+	if !noRollback && o.Force {
 		// A restore the plan refuses replaces nothing: no rollback point.
 		if _, err := cat.Plan(stream, t); err != nil {
 			return err

@@ -265,7 +265,25 @@ func (h *harness) file(name string) []byte {
 	return b
 }
 
-// coverage returns the end position of the stream's last window (0 for none).
+// waitBase waits for a capture's first base snapshot of stream, so the
+// writes that follow are logged changes, as on a capture long running.
+func (h *harness) waitBase(stream string) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := h.command("snapshots", "--stream", stream, "--json").Output()
+		var snaps []any
+		if err == nil && json.Unmarshal(out, &snaps) == nil && len(snaps) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no base snapshot of %s after 30s", stream)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loggedThrough returns the end position of the stream's last window (0 for none).
 func (h *harness) loggedThrough(stream string) uint64 {
 	h.t.Helper()
 	var cov struct {
@@ -297,6 +315,7 @@ func TestRunbookLostNode(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	h.waitBase("cache/main")
 	for i := range 200 {
 		sc.Must("SET", fmt.Sprint("session:", i), fmt.Sprint("v", i))
 		sc.Must("HINCRBY", "stats", fmt.Sprint(i%9), i)
@@ -340,6 +359,7 @@ func TestRunbookBadDeploy(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	h.waitBase("config/app")
 	for i := range 40 {
 		if _, err := cli.Put(ctx, fmt.Sprintf("app/flag%02d", i), fmt.Sprint("on-", i)); err != nil {
 			t.Fatal(err)
