@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/internal/etcdtest"
+	"github.com/strata-backup/strata/internal/mongotest"
 	"github.com/strata-backup/strata/internal/redistest"
 )
 
@@ -193,5 +194,30 @@ func TestRollbackPointEtcd(t *testing.T) {
 	c.ok(nil, "restore", "--stream", "e", "--target", dst.URL, "--force", "--no-rollback-point")
 	if got, _ := dst.Dump(t); !maps.Equal(got, want) || len(rollbackStreams(t, c)) != n {
 		t.Fatalf("--no-rollback-point: %v, %d rollback streams (was %d)", got, len(rollbackStreams(t, c)), n)
+	}
+}
+
+// TestRollbackPointMongo: the same round trip on MongoDB (FerretDB), on a
+// target database that holds the collections the restore writes.
+func TestRollbackPointMongo(t *testing.T) {
+	srv := mongotest.Start(t, mongotest.Options{})
+	mongoWrites(t, srv.Client.Database("src"), "s", 12)
+	want := mongoState(t, srv.Client, "src")
+	c := newCLI(t)
+	c.ok(nil, "init")
+	c.ok(nil, "backup", "--stream", "m", "--source", srv.URI+"src")
+
+	mongoWrites(t, srv.Client.Database("live"), "l", 9)
+	before := mongoState(t, srv.Client, "live")
+	code, _, errs := c.run(nil, "restore", "--stream", "m", "--target", srv.URI+"live", "--force")
+	if code != 0 {
+		t.Fatalf("forced restore: exit %d\n%s", code, errs)
+	}
+	if got := mongoState(t, srv.Client, "live"); got != want {
+		t.Fatalf("forced restore:\n got %s\nwant %s", got, want)
+	}
+	c.ok(nil, rollbackCommand(t, errs)...)
+	if got := mongoState(t, srv.Client, "live"); got != before {
+		t.Fatalf("after the rollback command:\n got %s\nwant %s", got, before)
 	}
 }
