@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/strata-backup/strata/internal/etcdtest"
 	"github.com/strata-backup/strata/internal/mongotest"
 	"github.com/strata-backup/strata/internal/redistest"
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // rollbackCommand returns the arguments of the command a forced restore
@@ -218,6 +220,51 @@ func TestRollbackPointMongo(t *testing.T) {
 	}
 	c.ok(nil, rollbackCommand(t, errs)...)
 	if got := mongoState(t, srv.Client, "live"); got != before {
+		t.Fatalf("after the rollback command:\n got %s\nwant %s", got, before)
+	}
+}
+
+// TestRollbackPointThroughServer: through an index server the rollback
+// point is a backup like any other, so the token must be allowed to write
+// the rollback stream; a token that may only restore gets a refusal before
+// the target is touched, and the printed command names the server.
+func TestRollbackPointThroughServer(t *testing.T) {
+	src := redistest.Start(t, redistest.Options{})
+	redisWrites(src.Client(t), "src", 5)
+	local := newCLI(t)
+	dir := local.vars["STRATA_REPO"]
+	local.ok(nil, "init")
+	local.ok(nil, "backup", "--stream", "kv", "--source", "redis://"+src.Addr)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	restoreOnly := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "r", "--scope", "restore:kv*,read"))
+	both := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "rb", "--scope", "restore:kv*,backup:kv.rollback.*,read"))
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+
+	dst := redistest.Start(t, redistest.Options{})
+	dc := dst.Client(t)
+	redisWrites(dc, "live", 3)
+	before := dc.State()
+	c := newCLI(t)
+	c.vars["STRATA_REPO"], c.vars["STRATA_TOKEN"] = srv.url, restoreOnly
+	code, _, errs := c.run(nil, "restore", "--stream", "kv", "--target", "redis://"+dst.Addr, "--force")
+	if code == 0 || !strings.Contains(errs, "no rollback point") || dc.State() != before {
+		t.Fatalf("restore with a token that may not write the rollback point: exit %d\n%s", code, errs)
+	}
+	c.vars["STRATA_TOKEN"] = both
+	code, _, errs = c.run(nil, "restore", "--stream", "kv", "--target", "redis://"+dst.Addr, "--force")
+	if code != 0 || dc.State() == before {
+		t.Fatalf("forced restore through the server: exit %d\n%s", code, errs)
+	}
+	undo := rollbackCommand(t, errs)
+	if !strings.Contains(strings.Join(undo, " "), "--repo "+srv.url+" ") {
+		t.Fatalf("the rollback command does not name the server: %v", undo)
+	}
+	c.ok(nil, undo...)
+	if got := dc.State(); got != before {
 		t.Fatalf("after the rollback command:\n got %s\nwant %s", got, before)
 	}
 }
