@@ -93,8 +93,15 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 	var rb *rollbackPoint
 	if !noRollback && o.Force {
 		// A restore the plan refuses replaces nothing: no rollback point.
-		if _, err := cat.Plan(stream, t); err != nil {
+		// (The source verifies the plan's segments again before it writes.)
+		p, err := cat.Plan(stream, t)
+		if err != nil {
 			return err
+		}
+		if p.Untrusted {
+			if err := p.ProveEnd(); err != nil {
+				return fmt.Errorf("refusing the server's plan: %w", err)
+			}
 		}
 		if rb, err = takeRollbackPoint(ctx, env, r, location, stream, dbURL, db, o); err != nil {
 			return err

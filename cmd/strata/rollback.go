@@ -97,12 +97,14 @@ func takeRollbackPoint(ctx context.Context, env *environment, r *repo.Repository
 }
 
 // failed adds to a restore's error the command that puts back what the
-// target held, since a failed forced restore leaves it partly replaced.
+// target held, since a forced restore that fails after it began leaves the
+// target partly replaced (one that failed its own checks first left it
+// alone, and the command then restores what it still holds).
 func (p *rollbackPoint) failed(err error) error {
 	if p == nil || err == nil {
 		return err
 	}
-	return fmt.Errorf("%w; the target's former contents are in rollback point %s: %s", err, p.stream, p.command)
+	return fmt.Errorf("%w; if the target was changed, what it held before is in rollback point %s: %s", err, p.stream, p.command)
 }
 
 // commandLocation is a repository location as a command run from any

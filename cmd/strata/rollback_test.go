@@ -238,6 +238,10 @@ func TestRollbackPointThroughServer(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	restoreOnly := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "r", "--scope", "restore:kv*,read"))
 	both := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "rb", "--scope", "restore:kv*,backup:kv.rollback.*,read"))
+	wide := strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", "w", "--scope", "restore:kv*,backup:kv*,read"))
+	// A stream whose newest instant a server's plan cannot prove.
+	local.ok([]byte(`{"_id":"a"}`+"\n"), "backup", "--stream", "kv-nd", "--format", "ndjson", "--time", "1767225600", "--position", "0", "--stdin")
+	local.ok([]byte(`{"seq":1,"ts":1767225601,"op":"put","key":"b","doc":{"_id":"b"}}`+"\n"), "log", "--stream", "kv-nd", "--stdin")
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +257,15 @@ func TestRollbackPointThroughServer(t *testing.T) {
 	code, _, errs := c.run(nil, "restore", "--stream", "kv", "--target", "redis://"+dst.Addr, "--force")
 	if code == 0 || !strings.Contains(errs, "no rollback point") || dc.State() != before {
 		t.Fatalf("restore with a token that may not write the rollback point: exit %d\n%s", code, errs)
+	}
+	// A plan the client must refuse takes no rollback point first.
+	c.vars["STRATA_TOKEN"] = wide
+	code, _, errs = c.run(nil, "restore", "--stream", "kv-nd", "--at", "1767225601", "--target", "redis://"+dst.Addr, "--force")
+	if code != exitDamage || !strings.Contains(errs, "does not prove") || strings.Contains(errs, "taking a rollback point") || dc.State() != before {
+		t.Fatalf("an unprovable plan: exit %d\n%s", code, errs)
+	}
+	if n := len(rollbackStreams(t, local)); n != 0 {
+		t.Fatalf("%d rollback streams after refused restores", n)
 	}
 	c.vars["STRATA_TOKEN"] = both
 	code, _, errs = c.run(nil, "restore", "--stream", "kv", "--target", "redis://"+dst.Addr, "--force")
