@@ -138,6 +138,14 @@ func TestRollbackPointRedis(t *testing.T) {
 	if got := len(rollbackStreams(t, c)); got != n {
 		t.Fatalf("rollback streams went from %d to %d without a target to roll back", n, got)
 	}
+	// A restore that fails after the rollback point names it in its error.
+	redisWrites(dc, "again", 2)
+	held := dc.State()
+	c.ok([]byte(`{"_id":"a"}`+"\n"), "backup", "--stream", "nd", "--format", "ndjson", "--stdin")
+	code, _, errs = c.run(nil, "restore", "--stream", "nd", "--target", "redis://"+dst.Addr, "--force")
+	if code == 0 || !strings.Contains(errs, "not a redis base") || !strings.Contains(errs, "what it held before is in rollback point nd.rollback.") || dc.State() != held {
+		t.Fatalf("a forced restore that fails: exit %d\n%s", code, errs)
+	}
 	if code, _, errs := c.run(nil, "restore", "--stream", "kv", "--to", "-", "--no-rollback-point"); code != exitUsage {
 		t.Fatalf("--no-rollback-point without --target: exit %d %s", code, errs)
 	}
