@@ -191,7 +191,8 @@ var ErrUnprovable = errors.New("plan does not prove that it reaches its target")
 // apply. Times never decrease along a log, so once an event lies after the
 // target every later one does too: the last segment's last event past the
 // target is the proof. A plan with no segments proves itself only by
-// position, at its base's own position.
+// position, at its base's own position, or, for a base without a position
+// (which no log applies to), at its base's own time.
 func (p *Plan) ProveEnd() error {
 	if n := len(p.Segments); n > 0 {
 		last := p.Segments[n-1]
@@ -202,6 +203,11 @@ func (p *Plan) ProveEnd() error {
 			last.Last, FormatTime(nsTime(last.LastTime)), p.Target)
 	}
 	if p.Target.ByPos && p.Base.Position != nil && *p.Base.Position == p.Target.Position {
+		return nil
+	}
+	// A snapshot without a position takes no log ever (Plan): at its own
+	// time it is the whole answer, and no segment could have been left out.
+	if !p.Target.ByPos && p.Base.Position == nil && p.Target.Time.Equal(p.Base.Time) {
 		return nil
 	}
 	return fmt.Errorf("%w: it applies no log to snapshot %s, and nothing shows that no event at or before %s follows it", ErrUnprovable, p.Base.ID.Short(), p.Target)

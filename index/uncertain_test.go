@@ -119,6 +119,15 @@ func TestProveEnd(t *testing.T) {
 	if err := p.ProveEnd(); !errors.Is(err, ErrUnprovable) {
 		t.Errorf("at the newest event: ProveEnd = %v, want ErrUnprovable", err)
 	}
+	// A snapshot without a position restores only as itself: at its own
+	// time it needs no log, at any other time it is no plan.
+	bare := SnapshotRef{ID: repo.ID{7}, Snapshot: &repo.Snapshot{Stream: "s", Time: time.Unix(0, sec(20))}}
+	if err := (&Plan{Stream: "s", Base: bare, Target: Target{Time: bare.Time}}).ProveEnd(); err != nil {
+		t.Errorf("a snapshot without a position, at its own time: %v", err)
+	}
+	if err := (&Plan{Stream: "s", Base: bare, Target: Target{Time: bare.Time.Add(1)}}).ProveEnd(); !errors.Is(err, ErrUnprovable) {
+		t.Errorf("a snapshot without a position, after its time: ProveEnd = %v, want ErrUnprovable", err)
+	}
 	// By position, the segment holding the target proves it.
 	p, err = c.Plan("s", Target{Position: 12, ByPos: true})
 	if err != nil {

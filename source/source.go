@@ -37,6 +37,17 @@ type Source interface {
 	Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o RestoreOptions) error
 }
 
+// Holder is the optional interface of a Source that can say whether the
+// database holds anything a restore would replace. The CLI asks for it
+// (by type assertion) before a forced restore, to take a rollback point
+// of what the target holds; a Source without it gets none.
+type Holder interface {
+	// Held returns how many items the database holds where a restore
+	// would write, and what they are ("keys", "collections"); 0 means a
+	// restore replaces nothing. It MUST NOT change the database.
+	Held(ctx context.Context) (n int64, what string, err error)
+}
+
 // CaptureOptions tune a capture. The zero value is not valid: the caller
 // sets both (the CLI's defaults are 16 MiB and 10 s).
 type CaptureOptions struct {

@@ -306,7 +306,7 @@ func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force] [--collections A,B]]")
+	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force [--no-rollback-point]] [--collections A,B]]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
@@ -319,6 +319,7 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	keyPrefix := fs.String("key-prefix", "", "ndjson: restore only the documents whose key starts with this")
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
+	noRollback := fs.Bool("no-rollback-point", false, "with --target --force: replace what the target holds without first snapshotting it into STREAM.rollback.<UTC time>")
 	if err := parseStreamCommand(fs, args, stream); err != nil {
 		return err
 	}
@@ -336,10 +337,10 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 	}
 	if *dbTarget != "" {
-		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections})
+		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
 	}
-	if *collections != "" {
-		return usagef("--collections goes with --target")
+	if *collections != "" || *noRollback {
+		return usagef("--collections and --no-rollback-point go with --target")
 	}
 	if !*dryRun {
 		if err := checkOutput(env, *to, *force); err != nil {

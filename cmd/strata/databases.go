@@ -33,8 +33,10 @@ func (env *environment) sourceEnv() *source.Env {
 }
 
 // restoreDatabase restores a stream into a live database: the snapshot
-// (given, or the latest) or the state at target.
-func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions) error {
+// (given, or the latest) or the state at target. A forced restore into a
+// database that holds anything first takes a rollback point of it
+// (rollback.go), unless noRollback.
+func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions, noRollback bool) error {
 	if snapID != "" && target != nil {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
 	}
@@ -81,5 +83,29 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 			t = index.Target{Position: *s.Position, ByPos: true}
 		}
 	}
-	return db.Restore(ctx, r, cat, stream, t, o)
+	if o.DryRun {
+		if err := db.Restore(ctx, r, cat, stream, t, o); err != nil || !o.Force || noRollback {
+			return err
+		}
+		_, err := fmt.Fprintf(env.stdout, "rollback point: if the target holds anything, it is first backed up into stream %s.rollback.<UTC time> (--no-rollback-point skips this)\n", stream)
+		return err
+	}
+	var rb *rollbackPoint
+	if !noRollback && o.Force {
+		// A restore the plan refuses replaces nothing: no rollback point.
+		// (The source verifies the plan's segments again before it writes.)
+		p, err := cat.Plan(stream, t)
+		if err != nil {
+			return err
+		}
+		if p.Untrusted {
+			if err := p.ProveEnd(); err != nil {
+				return fmt.Errorf("refusing the server's plan: %w", err)
+			}
+		}
+		if rb, err = takeRollbackPoint(ctx, env, r, location, stream, dbURL, db, o); err != nil {
+			return err
+		}
+	}
+	return rb.failed(db.Restore(ctx, r, cat, stream, t, o))
 }

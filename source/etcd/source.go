@@ -127,3 +127,16 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	}
 	return nil
 }
+
+var _ source.Holder = (*etcdDatabase)(nil)
+
+// Held counts the cluster's keys: a forced restore deletes them all.
+func (d *etcdDatabase) Held(ctx context.Context) (int64, string, error) {
+	cli, err := Connect(ctx, d.cfg)
+	if err != nil {
+		return 0, "", err
+	}
+	defer cli.Close()
+	n, err := CountKeys(ctx, cli, d.cfg)
+	return n, "keys", err
+}

@@ -152,3 +152,16 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	}
 	return nil
 }
+
+var _ source.Holder = (*mongoDatabase)(nil)
+
+// Held counts the collections in the databases a restore would write.
+func (d *mongoDatabase) Held(ctx context.Context) (int64, string, error) {
+	cli, err := Connect(ctx, d.cfg)
+	if err != nil {
+		return 0, "", err
+	}
+	defer cli.Disconnect(context.WithoutCancel(ctx))
+	n, err := CountCollections(ctx, cli, d.cfg)
+	return int64(n), "collections", err
+}

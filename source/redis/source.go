@@ -110,3 +110,23 @@ func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 		stream, t, d.o.Name, p.Base.ID.Short(), source.HumanBytes(st.RDBBytes), st.Commands, st.Through, cut, time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+var _ source.Holder = (*redisDatabase)(nil)
+
+// Held counts the keys of every database: a restore replaces them all.
+func (d *redisDatabase) Held(ctx context.Context) (int64, string, error) {
+	conn, err := Dial(ctx, d.o)
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	keys, err := conn.Keyspace()
+	if err != nil {
+		return 0, "", err
+	}
+	var n int64
+	for _, k := range keys {
+		n += k
+	}
+	return n, "keys", nil
+}
