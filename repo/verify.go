@@ -22,6 +22,12 @@ func VerifyObject(name string, data []byte) error {
 	switch k {
 	case 0, KindPruneMarks, KindAudit, KindDrill, KindScrub:
 		return nil
+	case KindCopy:
+		// A copy holds the very bytes of the object it copies (FORMAT.md §25).
+		if _, err := ParseObject(name); err != nil {
+			return err
+		}
+		return VerifyObject(name[len(CopiesPrefix):], data)
 	}
 	o, err := ParseObject(name)
 	if err != nil {
