@@ -93,7 +93,9 @@ func TestVersion1RepositoryOpensAndUpgrades(t *testing.T) {
 	if err != nil || len(rep.Problems) > 0 || len(rep.Repaired) > 0 {
 		t.Fatalf("check --repair of a version-1 repository: %v, problems %q, repaired %q", err, rep.Problems, rep.Repaired)
 	}
-	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "format version 1") && strings.Contains(n, "strata upgrade") }) {
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool {
+		return strings.Contains(n, "format version 1") && strings.Contains(n, "strata upgrade")
+	}) {
 		t.Fatalf("check does not say the repository is version 1 and how to upgrade: %q", rep.Notes)
 	}
 	if c := storeNames(t, s, repo.CopiesPrefix); len(c) > 0 {
