@@ -40,7 +40,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	}
 	start := time.Now()
 	var problems, resynced []string
-	if m, ok := r.Store().(*multi.Store); ok && *repair {
+	if m, ok := repo.StoreAs[*multi.Store](r.Store()); ok && *repair {
 		// Metadata first: a store that came back empty gets its copies of
 		// the config, keys, manifests and index files; shards follow from
 		// parity below.

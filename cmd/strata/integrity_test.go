@@ -162,12 +162,15 @@ func TestCheckExitCodes(t *testing.T) {
 	if len(segs) < 3 {
 		t.Fatalf("%d segments", len(segs))
 	}
+	// Both copies (FORMAT.md §25): one lost copy alone is read around.
 	os.Remove(segs[1])
+	os.Remove(filepath.Join(root, "copies", "logs", "s", filepath.Base(segs[1])))
 	code, out, _ := c.run(nil, "check")
 	if code != exitDamage || !strings.Contains(out, "the segment manifest before it is missing") {
 		t.Fatalf("check with a segment missing: exit %d\n%s", code, out)
 	}
 	os.Remove(filepath.Join(root, "snapshots", id))
+	os.Remove(filepath.Join(root, "copies", "snapshots", id))
 	code, out, _ = c.run(nil, "check")
 	if code != exitDamage || !strings.Contains(out, "snapshot "+id[:8]) || !strings.Contains(out, "only its label remains") {
 		t.Fatalf("check with a snapshot manifest deleted: exit %d\n%s", code, out)

@@ -90,6 +90,7 @@ func init() {
 		{"forget", "remove snapshots and old log by policy, keeping a point-in-time window restorable", cmdForget, nil},
 		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune, nil},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck, nil},
+		{"upgrade", "upgrade a version-1 repository to the current format (metadata copies)", cmdUpgrade, nil},
 		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", nil,
 			[]command{{name: "extend", run: cmdRetentionExtend}}},
 		{"key", "manage passwords: key add|list|remove|passwd", nil,
