@@ -18,7 +18,7 @@ import (
 // CheckOptions choose how deep a check goes. The zero value checks structure.
 type CheckOptions struct {
 	ReadData bool // read every shard and verify every blob
-	Repair   bool // rebuild missing or corrupt shards from parity, re-index unindexed packs
+	Repair   bool // rewrite a damaged metadata object from its copy, rebuild missing or corrupt shards from parity, re-index unindexed packs
 	Workers  int  // packs read in parallel with ReadData; default 2
 }
 

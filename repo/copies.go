@@ -167,19 +167,12 @@ func (c *copyStore) List(ctx context.Context, prefix string, fn func(ObjectInfo)
 	if !copied {
 		return c.Store.List(ctx, prefix, fn)
 	}
-	// Both listings are in order; merge them, each name once. A name seen
-	// only as a copy is an object whose other copy was lost.
-	var own, copies []ObjectInfo
-	err := c.Store.List(ctx, prefix, func(oi ObjectInfo) error {
-		if !strings.HasPrefix(oi.Name, CopiesPrefix) {
-			own = append(own, oi)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = c.Store.List(ctx, CopiesPrefix+prefix, func(oi ObjectInfo) error {
+	// Both listings are in order; merge them, each name once. Only the
+	// copies are held in memory (metadata, not shards): the objects
+	// themselves stream through. A name seen only as a copy is an object
+	// whose first copy was lost.
+	var copies []ObjectInfo
+	err := c.Store.List(ctx, CopiesPrefix+prefix, func(oi ObjectInfo) error {
 		oi.Name = oi.Name[len(CopiesPrefix):]
 		if HasCopy(oi.Name) {
 			copies = append(copies, oi)
@@ -189,19 +182,26 @@ func (c *copyStore) List(ctx context.Context, prefix string, fn func(ObjectInfo)
 	if err != nil {
 		return err
 	}
-	for len(own) > 0 || len(copies) > 0 {
-		var next ObjectInfo
-		switch {
-		case len(copies) == 0 || len(own) > 0 && own[0].Name <= copies[0].Name:
-			next = own[0]
-			if len(copies) > 0 && copies[0].Name == next.Name {
-				copies = copies[1:]
-			}
-			own = own[1:]
-		default:
-			next, copies = copies[0], copies[1:]
+	err = c.Store.List(ctx, prefix, func(oi ObjectInfo) error {
+		if strings.HasPrefix(oi.Name, CopiesPrefix) {
+			return nil
 		}
-		if err := fn(next); err != nil {
+		for len(copies) > 0 && copies[0].Name < oi.Name {
+			if err := fn(copies[0]); err != nil {
+				return err
+			}
+			copies = copies[1:]
+		}
+		if len(copies) > 0 && copies[0].Name == oi.Name {
+			copies = copies[1:]
+		}
+		return fn(oi)
+	})
+	if err != nil {
+		return err
+	}
+	for _, oi := range copies {
+		if err := fn(oi); err != nil {
 			return err
 		}
 	}

@@ -17,7 +17,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "check", "--repo DIR [--read-data] [--repair] [--json]")
 	location := repoFlag(fs, env)
 	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
-	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
+	repair := fs.Bool("repair", false, "rewrite damaged metadata from its copy, rebuild missing or corrupt shards from parity and re-index packs no index lists")
 	asJSON := fs.Bool("json", false, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
 	if err := parse(fs, args); err != nil {
 		return err
