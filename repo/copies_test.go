@@ -128,3 +128,22 @@ func TestCopiesLayerRetention(t *testing.T) {
 		t.Fatal("the copies layer claims retention its store does not have")
 	}
 }
+
+// TestInitOverLostConfig: a repository whose config survives only as its
+// copy is still a repository: init refuses to overwrite it.
+func TestInitOverLostConfig(t *testing.T) {
+	s := mem.New()
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+	if _, err := repo.Init(t.Context(), s, []byte("pw"), repo.InitOptions{KDF: kdf}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), repo.ConfigName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(t.Context(), s, []byte("pw"), repo.InitOptions{KDF: kdf}); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("init over a repository whose config is lost: %v", err)
+	}
+	if _, err := repo.Open(t.Context(), s, []byte("pw")); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+}

@@ -40,6 +40,9 @@ func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Reposi
 	if len(password) == 0 {
 		return nil, errors.New("init: empty password")
 	}
+	// From version 2 every metadata object is stored twice (FORMAT.md §25);
+	// a repository whose config survives only as its copy exists too.
+	s = WithCopies(s)
 	if _, err := s.Stat(ctx, ConfigName); err == nil {
 		return nil, ErrExists
 	} else if !errors.Is(err, ErrNotFound) {
@@ -57,8 +60,6 @@ func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Reposi
 	if err != nil {
 		return nil, err
 	}
-	// From version 2 every metadata object is stored twice (FORMAT.md §25).
-	s = WithCopies(s)
 	r := &Repository{store: s, cfg: *cfg, keys: k, master: master}
 	// The key goes first: a config without a key would be a repository nobody can open.
 	if r.keyName, err = r.AddKey(ctx, password, o.KDF, o.Host, o.User); err != nil {
