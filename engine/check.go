@@ -765,6 +765,8 @@ func checkCopies(ctx context.Context, r *repo.Repository, repair bool, rep *Chec
 			// Both lost: what depends on the object reports it below, by
 			// kind (index files are rebuilt from pack trailers, labels
 			// from manifests), once.
+		case f.Differ && repo.KindOf(f.Name) == repo.KindLabel:
+			rep.problem("%s ('strata check --repair' rewrites the copy from the label, and both from the manifest if the label disagrees with it)", f)
 		case f.Differ:
 			rep.problem("%s: compare them by hand before keeping either", f)
 		case f.Object == nil && errors.Is(f.Copy, repo.ErrNotFound):
