@@ -186,6 +186,11 @@ func peekConfig(b []byte) (*configEnvelope, error) {
 	if env.Version >= 2 && env.Sum != configSum(env.Version, env.ID, env.Sealed) {
 		return nil, corrupt("config", -1, "does not match its checksum (truncated or altered)")
 	}
+	if env.Version == 1 && env.Sum != "" {
+		// Version 1 has no sum: a version-2 config whose version digit
+		// was altered, which its copy must replace.
+		return nil, corrupt("config", -1, "version 1 with a version-2 checksum (altered)")
+	}
 	return &env, nil
 }
 

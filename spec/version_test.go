@@ -204,3 +204,25 @@ func TestConfigCopyVerifiedWithoutKey(t *testing.T) {
 		t.Fatal("restore differs")
 	}
 }
+
+// TestConfigVersionDigitFlipped: one byte turns the version-2 config's
+// version into 1 (which has no sum): the config still fails verification,
+// and its copy is read.
+func TestConfigVersionDigitFlipped(t *testing.T) {
+	s, v := loadWorkedRepository(t)
+	b, _ := s.Get(t.Context(), repo.ConfigName)
+	bad := bytes.Replace(b, []byte(`"version":2`), []byte(`"version":1`), 1)
+	if bytes.Equal(bad, b) {
+		t.Fatal("the worked config is not version 2")
+	}
+	if err := repo.VerifyObject(repo.ConfigName, bad); !errors.Is(err, repo.ErrCorrupt) {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := s.Put(t.Context(), repo.ConfigName, bad); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(t.Context(), s, []byte(v["password"]))
+	if err != nil || r.Config().Version != 2 {
+		t.Fatalf("open with the config's version digit flipped: %v", err)
+	}
+}
