@@ -266,8 +266,8 @@ func (r *Repository) CheckCopies(ctx context.Context, repair bool) ([]CopyFindin
 		for _, pre := range []string{p, CopiesPrefix + p} {
 			err := s.List(ctx, pre, func(oi ObjectInfo) error {
 				n := strings.TrimPrefix(oi.Name, CopiesPrefix)
-				if (n == ConfigName || n == LayoutName) && n != p || !HasCopy(n) {
-					return nil // "configX" and the like: not a copied object
+				if _, err := ParseObject(n); err != nil || !HasCopy(n) {
+					return nil // "configX", "logs/stray": not an object with a copy; check notes strays elsewhere
 				}
 				names = append(names, n)
 				return nil
@@ -307,7 +307,13 @@ func (r *Repository) checkCopy(ctx context.Context, s Store, name string, repair
 		if err != nil {
 			return nil, err
 		}
-		return b, VerifyObject(name, b)
+		if err := VerifyObject(name, b); err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupportedVersion) {
+				err = corrupt(n, -1, "%v", err) // what the bytes fail is a finding, never a failure to run
+			}
+			return b, err
+		}
+		return b, nil
 	}
 	ob, oerr := read(name)
 	cb, cerr := read(CopyName(name))

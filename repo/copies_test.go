@@ -147,3 +147,21 @@ func TestInitOverLostConfig(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 }
+
+// TestCheckCopiesStrayNames: objects under a copied prefix whose names the
+// format does not define are not findings of the copies check, nor a
+// reason for it to fail.
+func TestCheckCopiesStrayNames(t *testing.T) {
+	s := mem.New()
+	r, err := repo.Init(t.Context(), s, []byte("pw"), repo.InitOptions{KDF: repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"logs/stray", "copies/logs/other", "configX", "keys/nothex"} {
+		s.Put(t.Context(), n, []byte("x"))
+	}
+	found, err := r.CheckCopies(t.Context(), true)
+	if err != nil || len(found) > 0 {
+		t.Fatalf("check copies with stray names: %v %v", found, err)
+	}
+}
