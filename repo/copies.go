@@ -92,15 +92,23 @@ func (c *copyStore) Put(ctx context.Context, name string, data []byte) error {
 	if !HasCopy(name) {
 		return c.Store.Put(ctx, name, data)
 	}
+	// Whether the copy was there before: a rewrite of an object whose
+	// first copy was lost must never take the survivor back below.
+	_, serr := c.Store.Stat(ctx, CopyName(name))
+	if serr != nil && !errors.Is(serr, ErrNotFound) {
+		return serr
+	}
+	copyExisted := serr == nil
 	if err := c.Store.Put(ctx, CopyName(name), data); err != nil {
 		return err
 	}
 	if err := c.Store.Put(ctx, name, data); err != nil {
 		// A copy alone would make the object exist for readers although its
 		// writer saw it fail: take it back unless the object landed after
-		// all (its reply was what failed). Best effort.
+		// all (its reply was what failed) or the copy was there before.
+		// Best effort.
 		bg := context.WithoutCancel(ctx)
-		if _, serr := c.Store.Stat(bg, name); errors.Is(serr, ErrNotFound) {
+		if _, serr := c.Store.Stat(bg, name); errors.Is(serr, ErrNotFound) && !copyExisted {
 			_ = c.Store.Delete(bg, CopyName(name))
 		}
 		return err

@@ -165,3 +165,23 @@ func TestCheckCopiesStrayNames(t *testing.T) {
 		t.Fatalf("check copies with stray names: %v %v", found, err)
 	}
 }
+
+// TestCopiesRewriteKeepsSurvivor: rewriting an object whose first copy was
+// lost, when the write fails, leaves the surviving copy in place.
+func TestCopiesRewriteKeepsSurvivor(t *testing.T) {
+	ctx := t.Context()
+	fs := faulty.New(mem.New())
+	s := repo.WithCopies(fs)
+	a := repo.LabelName(repo.ID{1})
+	if err := s.Put(ctx, a, label); err != nil {
+		t.Fatal(err)
+	}
+	fs.Delete(ctx, a)
+	fs.FailOnce("Put", 2, faulty.ErrInjected)
+	if err := s.Put(ctx, a, label); !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("put: %v", err)
+	}
+	if got, err := s.Get(ctx, a); err != nil || !bytes.Equal(got, label) {
+		t.Fatalf("the surviving copy was taken back: %v", err)
+	}
+}
