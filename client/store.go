@@ -29,6 +29,11 @@ func (s *Store) Client() *Client { return s.c }
 
 var _ repo.Store = (*Store)(nil)
 
+// KeepsCopies reports that the server stores the second copy of every
+// metadata object (FORMAT.md §25): a repository opened through the client
+// does not write copies itself.
+func (s *Store) KeepsCopies() bool { return true }
+
 func objectPath(name string) string {
 	// Names are checked by the server; escape each segment all the same.
 	parts := strings.Split(name, "/")

@@ -18,7 +18,7 @@ import (
 // CheckOptions choose how deep a check goes. The zero value checks structure.
 type CheckOptions struct {
 	ReadData bool // read every shard and verify every blob
-	Repair   bool // rebuild missing or corrupt shards from parity, re-index unindexed packs
+	Repair   bool // rewrite a damaged metadata object from its copy, rebuild missing or corrupt shards from parity, re-index unindexed packs
 	Workers  int  // packs read in parallel with ReadData; default 2
 	// Select, with ReadData, chooses the packs to read from every pack
 	// the check knows (indexed and of log segments), given in ID order;
@@ -80,6 +80,11 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		o.Workers = 2
 	}
 	rep := &CheckReport{}
+	// Metadata copies first (FORMAT.md §25), so that everything after reads
+	// a repaired repository.
+	if err := checkCopies(ctx, r, o.Repair, rep); err != nil {
+		return nil, err
+	}
 	if _, err := r.ListKeys(ctx); err != nil {
 		if !errors.Is(err, repo.ErrCorrupt) {
 			return nil, err
@@ -782,6 +787,44 @@ func checkOrphanLabels(ctx context.Context, r *repo.Repository, repair bool, rep
 			msg += "; 'strata check --repair' removes the label"
 		}
 		rep.problem("%s", msg)
+	}
+	return nil
+}
+
+// checkCopies verifies both copies of every metadata object and, with
+// repair, rewrites a damaged or missing one from the other. Reads fall back
+// to the intact copy by themselves, so what a single fault did is reported
+// here and nowhere else.
+func checkCopies(ctx context.Context, r *repo.Repository, repair bool, rep *CheckReport) error {
+	if v := r.Config().Version; v < 2 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the repository is format version %d: its metadata objects (config, key files, manifests, labels, index files) have no second copy, so one damaged object can be lost for good; 'strata upgrade' adds the copies (format version %d)", v, repo.FormatVersion))
+		return nil
+	}
+	found, err := r.CheckCopies(ctx, repair)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		switch {
+		case f.Repaired:
+			rep.Repaired = append(rep.Repaired, f.String()+"; rewritten from the intact one")
+		case f.RepairError != nil:
+			rep.problem("%s; rewriting it failed: %v", f, f.RepairError)
+		case f.Object != nil && f.Copy != nil:
+			// Both lost: what depends on the object reports it below, by
+			// kind (index files are rebuilt from pack trailers, labels
+			// from manifests), once.
+		case f.Differ && repo.KindOf(f.Name) == repo.KindLabel:
+			rep.problem("%s ('strata check --repair' rewrites the copy from the label, and both from the manifest if the label disagrees with it)", f)
+		case f.Differ:
+			rep.problem("%s: compare them by hand before keeping either", f)
+		case f.Object == nil && errors.Is(f.Copy, repo.ErrNotFound):
+			// Deletes remove the copy first: an interrupted forget or prune
+			// leaves exactly this, as does a lost copy.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s (a delete was interrupted, or the copy was lost; 'strata check --repair' rewrites it)", f))
+		default:
+			rep.problem("%s ('strata check --repair' rewrites it from the intact one)", f)
+		}
 	}
 	return nil
 }

@@ -133,7 +133,7 @@ func TestCheckDamagedSegmentManifest(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, r, keys, _ := logFixture(t)
-			mutate(t, s, keys[2].Name(), tc.damage)
+			mutateBoth(t, s, keys[2].Name(), tc.damage)
 			for _, o := range []CheckOptions{{}, {ReadData: true, Repair: true}} {
 				rep := mustCheck(t, r, o)
 				if !hasLine(rep.Problems, "log db segment 21-30", keys[2].ID.Short()) {
@@ -214,7 +214,7 @@ func TestCheckBrokenChain(t *testing.T) {
 	if _, err := r.SaveSegment(t.Context(), &forged); err != nil {
 		t.Fatal(err)
 	}
-	s.Delete(t.Context(), keys[2].Name())
+	deleteBoth(t, s, keys[2].Name())
 	rep := mustCheck(t, r, CheckOptions{ReadData: true})
 	if !hasLine(rep.Problems, "log db segment 21-30", "does not chain to", "segment 11-20", "its prev is none") {
 		t.Fatalf("forged segment not reported: %q", rep.Problems)
@@ -225,7 +225,7 @@ func TestCheckBrokenChain(t *testing.T) {
 	// The first segment's prev may name a segment forget removed; but
 	// forget removes none that a kept snapshot needs, and the snapshot at
 	// position 0 needs 1-10.
-	s.Delete(t.Context(), keys[0].Name())
+	deleteBoth(t, s, keys[0].Name())
 	rep = mustCheck(t, r, CheckOptions{})
 	if !hasLine(rep.Problems, "log db segment 11-20", "the segment manifest before it is missing", "needs positions 1-10") {
 		t.Fatalf("the lost first segment was not reported: %q", rep.Problems)
@@ -258,7 +258,7 @@ func TestCheckLogGapAndOverlap(t *testing.T) {
 func TestCheckOrphanLogPackNotIndexed(t *testing.T) {
 	s, r, keys, _ := logFixture(t)
 	// An interrupted capture: the pack is stored, the manifest is not.
-	s.Delete(t.Context(), keys[3].Name())
+	deleteBoth(t, s, keys[3].Name())
 	rep := mustCheck(t, r, CheckOptions{})
 	if len(rep.Problems) > 0 || !hasLine(rep.Notes, "1 packs are in no index file") {
 		t.Fatalf("problems %q, notes %q", rep.Problems, rep.Notes)

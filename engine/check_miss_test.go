@@ -56,19 +56,19 @@ func TestCheckMissesNothing(t *testing.T) {
 		want   string
 	}{
 		{"snapshot manifest deleted, label remains", func(t *testing.T, s *mem.Store, snaps []index.SnapshotRef, _ []repo.SegmentKey) {
-			s.Delete(t.Context(), repo.SnapshotsPrefix+snaps[1].ID.String())
+			deleteBoth(t, s, repo.SnapshotsPrefix+snaps[1].ID.String())
 		}, "its manifest is missing and only its label remains"},
 		{"snapshot manifest truncated", func(t *testing.T, s *mem.Store, snaps []index.SnapshotRef, _ []repo.SegmentKey) {
-			mutate(t, s, repo.SnapshotsPrefix+snaps[1].ID.String(), func(b []byte) []byte { return b[:len(b)/2] })
+			mutateBoth(t, s, repo.SnapshotsPrefix+snaps[1].ID.String(), func(b []byte) []byte { return b[:len(b)/2] })
 		}, "does not match its name"},
 		{"snapshot manifest flipped", func(t *testing.T, s *mem.Store, snaps []index.SnapshotRef, _ []repo.SegmentKey) {
-			mutate(t, s, repo.SnapshotsPrefix+snaps[1].ID.String(), flipAt(func(n int) int { return n / 3 }))
+			mutateBoth(t, s, repo.SnapshotsPrefix+snaps[1].ID.String(), flipAt(func(n int) int { return n / 3 }))
 		}, "does not match its name"},
 		{"segment manifest missing inside the chain", func(t *testing.T, s *mem.Store, _ []index.SnapshotRef, segs []repo.SegmentKey) {
-			s.Delete(t.Context(), segs[2].Name())
+			deleteBoth(t, s, segs[2].Name())
 		}, "the segment manifest before it is missing"},
 		{"first segment manifest missing, a snapshot needs it", func(t *testing.T, s *mem.Store, _ []index.SnapshotRef, segs []repo.SegmentKey) {
-			s.Delete(t.Context(), segs[0].Name())
+			deleteBoth(t, s, segs[0].Name())
 		}, "needs positions 1-"},
 	}
 	for _, tc := range cases {
@@ -126,7 +126,7 @@ func TestMissingBlobNamesDamagedIndex(t *testing.T) {
 		t.Fatal("snapshot names no index file")
 	}
 	name := repo.IndexPrefix + snap.Indexes[0].String()
-	mutate(t, s, name, flipAt(func(n int) int { return n / 2 }))
+	mutateBoth(t, s, name, flipAt(func(n int) int { return n / 2 }))
 	_, err := Restore(t.Context(), r, snap, io.Discard, RestoreOptions{})
 	if !errors.Is(err, ErrMissingBlob) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "is damaged") {
 		t.Fatalf("restore with a damaged index file: %v", err)

@@ -39,6 +39,25 @@ func mutate(t *testing.T, s repo.Store, name string, fn func([]byte) []byte) {
 	}
 }
 
+// mutateBoth applies fn to a metadata object and to its second copy
+// (FORMAT.md §25): a fault in one copy alone heals, so tests of what a lost
+// object does damage both.
+func mutateBoth(t *testing.T, s repo.Store, name string, fn func([]byte) []byte) {
+	t.Helper()
+	mutate(t, s, name, fn)
+	mutate(t, s, repo.CopyName(name), fn)
+}
+
+// deleteBoth deletes a metadata object and its second copy.
+func deleteBoth(t *testing.T, s repo.Store, name string) {
+	t.Helper()
+	for _, n := range []string{name, repo.CopyName(name)} {
+		if err := s.Delete(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func flipAt(off func(n int) int) func([]byte) []byte {
 	return func(b []byte) []byte { b[off(len(b))] ^= 0x40; return b }
 }
@@ -155,7 +174,7 @@ func TestDamagedMetadata(t *testing.T) {
 			s, r, snap, data, _ := damageFixture(t)
 			var name string
 			s.List(t.Context(), tc.prefix, func(oi repo.ObjectInfo) error { name = oi.Name; return nil })
-			mutate(t, s, name, tc.damage)
+			mutateBoth(t, s, name, tc.damage)
 			rep, err := Check(t.Context(), r, CheckOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -190,7 +209,7 @@ func TestDamagedMetadata(t *testing.T) {
 
 func TestMissingSnapshotObject(t *testing.T) {
 	s, r, snap, _, _ := damageFixture(t)
-	s.Delete(t.Context(), repo.SnapshotsPrefix+snap.ID.String())
+	deleteBoth(t, s, repo.SnapshotsPrefix+snap.ID.String())
 	if _, err := r.LoadSnapshot(t.Context(), snap.ID); !errors.Is(err, repo.ErrNotFound) {
 		t.Fatalf("got %v", err)
 	}

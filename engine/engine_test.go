@@ -189,13 +189,17 @@ func TestWrongPasswordAndVersion(t *testing.T) {
 	if _, err := repo.Open(t.Context(), mem.New(), testPassword); !errors.Is(err, repo.ErrNotRepository) {
 		t.Fatalf("empty store: got %v", err)
 	}
-	cfg, _ := s.Get(t.Context(), repo.ConfigName)
-	future := bytes.Replace(cfg, []byte(`"version":1`), []byte(`"version":2`), 1)
-	if err := s.Put(t.Context(), repo.ConfigName, future); err != nil {
-		t.Fatal(err)
+	// A repository of a later version has both copies of its config at
+	// that version (FORMAT.md §25).
+	for _, name := range []string{repo.ConfigName, repo.CopyName(repo.ConfigName)} {
+		cfg, _ := s.Get(t.Context(), name)
+		future := bytes.Replace(cfg, []byte(`"version":2`), []byte(`"version":3`), 1)
+		if err := s.Put(t.Context(), name, future); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, err := repo.Open(t.Context(), s, testPassword)
-	if !errors.Is(err, repo.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "version 2") {
+	if !errors.Is(err, repo.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "version 3") {
 		t.Fatalf("unknown version: got %v", err)
 	}
 	if _, err := repo.Init(t.Context(), s, testPassword, repo.InitOptions{KDF: fastKDF}); !errors.Is(err, repo.ErrExists) {

@@ -235,8 +235,19 @@ func TestForgetDeleteOrderAndRetention(t *testing.T) {
 			if len(res.Remove) != 4 || len(res.RemoveSegments) != 8 || len(res.Deferred) != tc.deferred {
 				t.Fatalf("remove %d snapshots, %d segments, deferred %q", len(res.Remove), len(res.RemoveSegments), res.Deferred)
 			}
-			var snaps, segs []string
+			// Each object's copy goes right before it (FORMAT.md §25.3).
+			var own []string
 			for i, n := range rs.deletes {
+				if strings.HasPrefix(n, repo.CopiesPrefix) {
+					continue
+				}
+				if i == 0 || rs.deletes[i-1] != repo.CopyName(n) {
+					t.Fatalf("delete %d: %s not right after its copy", i, n)
+				}
+				own = append(own, n)
+			}
+			var snaps, segs []string
+			for i, n := range own {
 				switch {
 				case strings.HasPrefix(n, repo.SnapshotsPrefix):
 					if len(segs) > 0 {
@@ -245,7 +256,7 @@ func TestForgetDeleteOrderAndRetention(t *testing.T) {
 					snaps = append(snaps, n)
 				case strings.HasPrefix(n, repo.LabelsPrefix):
 					// A label goes right after its own snapshot, never before.
-					if i == 0 || rs.deletes[i-1] != repo.SnapshotsPrefix+strings.TrimPrefix(n, repo.LabelsPrefix) {
+					if i == 0 || own[i-1] != repo.SnapshotsPrefix+strings.TrimPrefix(n, repo.LabelsPrefix) {
 						t.Fatalf("delete %d: label %s not right after its snapshot", i, n)
 					}
 				case strings.HasPrefix(n, repo.LogsPrefix):

@@ -472,17 +472,17 @@ func TestPruneRefusesPartialView(t *testing.T) {
 		damage func(t *testing.T, f *pruneFixture)
 	}{
 		{"snapshot manifest damaged", func(t *testing.T, f *pruneFixture) {
-			mutate(t, f.s, repo.SnapshotsPrefix+f.b.ID.String(), flipAt(func(n int) int { return n / 2 }))
+			mutateBoth(t, f.s, repo.SnapshotsPrefix+f.b.ID.String(), flipAt(func(n int) int { return n / 2 }))
 		}},
 		{"index file damaged", func(t *testing.T, f *pruneFixture) {
-			mutate(t, f.s, repo.IndexPrefix+f.b.Indexes[len(f.b.Indexes)-1].String(), flipAt(func(n int) int { return n - 1 }))
+			mutateBoth(t, f.s, repo.IndexPrefix+f.b.Indexes[len(f.b.Indexes)-1].String(), flipAt(func(n int) int { return n - 1 }))
 		}},
 		{"index file missing", func(t *testing.T, f *pruneFixture) {
-			f.s.Delete(t.Context(), repo.IndexPrefix+f.b.Indexes[len(f.b.Indexes)-1].String())
+			deleteBoth(t, f.s, repo.IndexPrefix+f.b.Indexes[len(f.b.Indexes)-1].String())
 		}},
 		{"segment manifest damaged", func(t *testing.T, f *pruneFixture) {
 			keys, _ := logSegments(t, f.r, "db")
-			mutate(t, f.s, keys[1].Name(), flipAt(func(n int) int { return n / 3 }))
+			mutateBoth(t, f.s, keys[1].Name(), flipAt(func(n int) int { return n / 3 }))
 		}},
 		{"list blob lost", func(t *testing.T, f *pruneFixture) {
 			// Every shard of the pack holding b's first list blob.

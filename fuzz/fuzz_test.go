@@ -36,16 +36,22 @@ func FuzzKeyFile(f *testing.F) {
 func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{"version":1,"id":"` + string(bytes.Repeat([]byte("ab"), 32)) + `","sealed":"AAAA"}`))
 	f.Add([]byte(`{"version":7,"id":"00","sealed":""}`))
+	f.Add([]byte(`{"version":2,"id":"` + string(bytes.Repeat([]byte("ab"), 32)) + `","sealed":"AAAA","sum":"` + string(bytes.Repeat([]byte("cd"), 32)) + `"}`))
 	f.Add([]byte(`{"version":1,"id":"` + string(bytes.Repeat([]byte("00"), 32)) + `","cipher":"xchacha20-poly1305","compression":"zstd","data_shards":8,"parity_shards":2,"chunker_polynomial":"3DA3358B4DC173","raw_min_size":524288,"raw_max_size":8388608,"raw_average_bits":20,"record_seed":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","record_min_size":1024,"record_avg_size":2560,"record_max_size":65536,"tree_fanout_bits":2,"tree_max_entries":64}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if v, _, err := repo.PeekConfig(b); err == nil && v != repo.FormatVersion {
+		if v, _, err := repo.PeekConfig(b); err == nil && (v < repo.MinFormatVersion || v > repo.FormatVersion) {
 			t.Fatalf("accepted config version %d", v)
+		}
+		// A version-2 config carries the checksum of its clear parts:
+		// whatever peek accepts of version 2 verifies as the object config.
+		if v, _, err := repo.PeekConfig(b); err == nil && v >= 2 && repo.VerifyObject(repo.ConfigName, b) != nil {
+			t.Fatal("peek accepted a config that does not verify")
 		}
 		c, err := repo.DecodeConfig(b)
 		if err != nil {
 			return
 		}
-		if c.Version != repo.FormatVersion || c.DataShards < 1 || c.DataShards+c.ParityShards > 255 || len(c.RecordSeed) != 32 {
+		if c.Version < repo.MinFormatVersion || c.Version > repo.FormatVersion || c.DataShards < 1 || c.DataShards+c.ParityShards > 255 || len(c.RecordSeed) != 32 {
 			t.Fatalf("accepted invalid config: %+v", c)
 		}
 	})

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -9,8 +10,17 @@ import (
 	"github.com/restic/chunker"
 )
 
-// FormatVersion is the repository format this build writes and reads.
-const FormatVersion = 1
+// FormatVersion is the repository format this build writes. It reads
+// every version from MinFormatVersion up to it.
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest repository format this build reads.
+// Version 1 lacks the metadata copies of version 2 (FORMAT.md §25): it is
+// read and written as it is, and Upgrade turns it into version 2.
+const MinFormatVersion = 1
+
+// supportedVersions is said in every "unsupported version" message.
+var supportedVersions = fmt.Sprintf("this build reads versions %d to %d", MinFormatVersion, FormatVersion)
 
 const maxConfigSize = 64 << 10
 
@@ -48,6 +58,17 @@ type configEnvelope struct {
 	Version int    `json:"version"`
 	ID      ID     `json:"id"`
 	Sealed  []byte `json:"sealed"`
+	Sum     string `json:"sum,omitempty"` // version 2: configSum, so either copy of the config is checked without a key
+}
+
+// configSum is the clear checksum of a version-2 config (FORMAT.md §3):
+// hex BLAKE3 of u32le(version) || id || sealed. It lets anyone tell an
+// intact copy of the config from a damaged one without the key.
+func configSum(version int, id ID, sealed []byte) string {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(version))
+	b = append(b, id[:]...)
+	b = append(b, sealed...)
+	return hashObject(b).String()
 }
 
 // InitOptions choose the parameters of a new repository. The zero value is a
@@ -116,8 +137,8 @@ func newConfig(o InitOptions) (*Config, error) {
 
 func (c *Config) validate() error {
 	switch {
-	case c.Version != FormatVersion:
-		return fmt.Errorf("%w: config version %d (this build reads %d)", ErrUnsupportedVersion, c.Version, FormatVersion)
+	case c.Version < MinFormatVersion || c.Version > FormatVersion:
+		return fmt.Errorf("%w: config version %d (%s)", ErrUnsupportedVersion, c.Version, supportedVersions)
 	case c.Compression != "zstd":
 		return fmt.Errorf("%w: compression %q", ErrUnsupportedVersion, c.Compression)
 	case c.DataShards < 1 || c.ParityShards < 0 || c.DataShards+c.ParityShards > 255:
@@ -142,7 +163,11 @@ func (c *Config) encode(k *keys) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(configEnvelope{Version: c.Version, ID: c.ID, Sealed: seal(nil, k.metadata, inner, adConfig+c.ID.String())})
+	env := configEnvelope{Version: c.Version, ID: c.ID, Sealed: seal(nil, k.metadata, inner, adConfig+c.ID.String())}
+	if c.Version >= 2 {
+		env.Sum = configSum(env.Version, env.ID, env.Sealed)
+	}
+	return json.Marshal(env)
 }
 
 // peekConfig checks the clear part of the config: its version is refused
@@ -155,8 +180,16 @@ func peekConfig(b []byte) (*configEnvelope, error) {
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, corrupt("config", -1, "not valid JSON: %v", err)
 	}
-	if env.Version != FormatVersion {
-		return nil, fmt.Errorf("%w: the repository is format version %d, this build reads version %d", ErrUnsupportedVersion, env.Version, FormatVersion)
+	if env.Version < MinFormatVersion || env.Version > FormatVersion {
+		return nil, fmt.Errorf("%w: the repository is format version %d, %s: use a strata build that reads version %d", ErrUnsupportedVersion, env.Version, supportedVersions, env.Version)
+	}
+	if env.Version >= 2 && env.Sum != configSum(env.Version, env.ID, env.Sealed) {
+		return nil, corrupt("config", -1, "does not match its checksum (truncated or altered)")
+	}
+	if env.Version == 1 && env.Sum != "" {
+		// Version 1 has no sum: a version-2 config whose version digit
+		// was altered, which its copy must replace.
+		return nil, corrupt("config", -1, "version 1 with a version-2 checksum (altered)")
 	}
 	return &env, nil
 }

@@ -18,6 +18,14 @@
 // those names; VerifyObject checks an object's bytes against its name
 // without a key.
 //
+// # Copies
+// From format version 2 every metadata object (config, store layout, key
+// files, index files, snapshot manifests, labels, segment manifests) is
+// stored twice, under its name and under copies/<name> (copies.go,
+// FORMAT.md §25). WithCopies is the Store decorator that writes, reads
+// around, lists and deletes both; Repository.CheckCopies heals one from the
+// other; Repository.Upgrade adds them to a version-1 repository.
+//
 // # Blob
 // A chunk of an export, or a list of blob IDs (a tree node), identified by
 // its keyed BLAKE3 ID, compressed and sealed with an AEAD whose associated

@@ -52,9 +52,9 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // operator to a repair that cannot rebuild the object it is about.
 const (
 	hintCheck    = "run 'strata check --read-data' to see the extent and 'strata check --read-data --repair' to rebuild from parity"
-	hintMetadata = "this object has no parity: 'strata check' lists what depends on it; only a repository spread over several stores (--store) keeps other copies of it"
+	hintMetadata = "from format version 2 every metadata object has a second copy (copies/<name>), which readers fall back to: this one and its copy are both unreadable, or the repository is version 1 ('strata upgrade' adds copies); 'strata check' lists what depends on it, and only another store (--store) may still hold it"
 	hintIndex    = "index files are rebuilt from the packs' own trailers: 'strata check --repair' re-indexes the packs and removes the damaged file"
-	hintKeyFile  = "key files have no parity: 'strata key remove ID' drops a damaged one and 'strata key add' wraps the master key under a password again"
+	hintKeyFile  = "a key file and its copy (copies/keys/…, format version 2) are both unreadable, or the repository is version 1: 'strata key remove ID' drops a damaged one and 'strata key add' wraps the master key under a password again"
 )
 
 // hintFor returns the hint for damage to the named object.

@@ -25,6 +25,7 @@ const (
 	AuditPrefix      = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
 	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
 	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	// CopiesPrefix (copies.go): copies/<name>, the second copy of a metadata object (FORMAT.md §25)
 )
 
 // Kind is what kind of repository object a name denotes.
@@ -44,6 +45,7 @@ const (
 	KindAudit                      // audit/<ns>.jsonl
 	KindDrill                      // drills/<ns>.json
 	KindScrub                      // scrub/<ns>.json
+	KindCopy                       // copies/<name>: the second copy of a metadata object (FORMAT.md §25)
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -67,6 +69,7 @@ var kinds = []struct {
 	{KindAudit, "audit", AuditPrefix, false, ".jsonl"},
 	{KindDrill, "drill", DrillsPrefix, false, ".json"},
 	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
+	{KindCopy, "copy", CopiesPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -120,6 +123,7 @@ type Object struct {
 	Shard   int        // data: the shard's index in its pack
 	Segment SegmentKey // segments
 	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
+	Of      Kind       // copies: the kind of the object copied (ID and Segment are that object's)
 }
 
 // MaxNameLen bounds an object name: longer names are refused by ParseObject.
@@ -154,6 +158,12 @@ func ParseObject(name string) (Object, error) {
 		o.Stamp, err = parseStamp(name[len(DrillsPrefix):], ".json")
 	case KindScrub:
 		o.Stamp, err = parseStamp(name[len(ScrubPrefix):], ".json")
+	case KindCopy:
+		var in Object
+		if in, err = ParseObject(name[len(CopiesPrefix):]); err == nil && !HasCopy(in.Name) {
+			err = fmt.Errorf("not a copied kind")
+		}
+		o.Of, o.ID, o.Segment = in.Kind, in.ID, in.Segment
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}

@@ -40,6 +40,9 @@ func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Reposi
 	if len(password) == 0 {
 		return nil, errors.New("init: empty password")
 	}
+	// From version 2 every metadata object is stored twice (FORMAT.md §25);
+	// a repository whose config survives only as its copy exists too.
+	s = WithCopies(s)
 	if _, err := s.Stat(ctx, ConfigName); err == nil {
 		return nil, ErrExists
 	} else if !errors.Is(err, ErrNotFound) {
@@ -74,8 +77,11 @@ func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Reposi
 
 // Open unlocks the repository on s with password. It refuses an unknown
 // format version before trying any key, and returns ErrWrongPassword when no
-// key file opens.
+// key file opens. The config and key files are read through the copies
+// layer (FORMAT.md §25): a damaged or missing one is read from its copy.
 func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
+	plain := s
+	s = WithCopies(s)
 	b, err := s.Get(ctx, ConfigName)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrNotRepository
@@ -118,6 +124,11 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		cfg, k, err := openConfig(env, master)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Version < 2 {
+			// Version 1 has no copies: read and write it as version 1
+			// builds do, until Upgrade.
+			s = plain
 		}
 		return &Repository{store: s, cfg: *cfg, keys: k, master: master, keyName: name}, nil
 	}

@@ -13,8 +13,10 @@ import (
 // name; a content-addressed object (index files, snapshots, log segment manifests)
 // against the BLAKE3 ID in its name; a key file by parsing it and against
 // the BLAKE3 in its name; a label, the config and the store layout by
-// parsing their clear structure. Names under none of the repository's
-// prefixes, and prune marks and audit batches, pass. It is the Verifier
+// parsing their clear structure (a version-2 config also against its sum);
+// a copy (copies/<name>, FORMAT.md §25) exactly as the object it copies.
+// Names under none of the repository's prefixes, and prune marks and audit
+// batches, pass. It is the Verifier
 // that versioned and replicated stores use to tell an intact copy from an
 // overwritten one.
 func VerifyObject(name string, data []byte) error {
@@ -22,6 +24,12 @@ func VerifyObject(name string, data []byte) error {
 	switch k {
 	case 0, KindPruneMarks, KindAudit, KindDrill, KindScrub:
 		return nil
+	case KindCopy:
+		// A copy holds the very bytes of the object it copies (FORMAT.md §25).
+		if _, err := ParseObject(name); err != nil {
+			return err
+		}
+		return VerifyObject(name[len(CopiesPrefix):], data)
 	}
 	o, err := ParseObject(name)
 	if err != nil {

@@ -100,6 +100,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.AuditFlush = time.Second
 	}
 	o.setLimitDefaults()
+	if keepCopies(ctx, o.Store) {
+		// The server writes the second copy of every metadata object
+		// (FORMAT.md §25) and reads around a damaged one: its clients
+		// leave that to it (client.Store is a repo.KeepsCopies).
+		o.Store = repo.WithCopies(o.Store)
+	}
 	start := time.Now()
 	cat, unlabeled, err := loadCatalog(ctx, o.Store)
 	if err != nil {
@@ -149,4 +155,17 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) putLock(name string) *sync.Mutex {
 	return &s.putLocks[maphash.String(s.seed, name)%uint64(len(s.putLocks))]
+}
+
+// keepCopies reports whether the repository on st keeps metadata copies:
+// from format version 2 on, and for a store that holds no repository yet
+// (a client will create one of the current version). A version-1
+// repository is served as version-1 builds wrote it, until it is upgraded.
+func keepCopies(ctx context.Context, st repo.Store) bool {
+	b, err := repo.WithCopies(st).Get(ctx, repo.ConfigName)
+	if err != nil {
+		return true
+	}
+	v, _, err := repo.PeekConfig(b)
+	return err != nil || v >= 2
 }

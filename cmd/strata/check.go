@@ -18,7 +18,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	location := repoFlag(fs, env)
 	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
 	subsetSpec := fs.String("read-data-subset", "", "read only part of the packs, as --read-data does: `N/M` the Nth of M slices by pack ID, or P% a random P percent")
-	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
+	repair := fs.Bool("repair", false, "rewrite damaged metadata from its copy, rebuild missing or corrupt shards from parity and re-index packs no index lists")
 	asJSON := fs.Bool("json", false, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -53,7 +53,7 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	}
 	start := time.Now()
 	var problems, resynced []string
-	if m, ok := r.Store().(*multi.Store); ok && *repair {
+	if m, ok := repo.StoreAs[*multi.Store](r.Store()); ok && *repair {
 		// Metadata first: a store that came back empty gets its copies of
 		// the config, keys, manifests and index files; shards follow from
 		// parity below.

@@ -21,13 +21,15 @@ func TestExitCodes(t *testing.T) {
 	id := strings.TrimSpace(c.ok(genNDJSON(200, 1), "backup", "--stream", "s", "--format", "ndjson", "--stdin", "--time", "1000"))
 	// A second stream whose only snapshot manifest is damaged.
 	bad := strings.TrimSpace(c.ok(genNDJSON(50, 2), "backup", "--stream", "bad", "--format", "ndjson", "--stdin", "--time", "1000"))
-	manifest := filepath.Join(dir, "snapshots", bad)
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
+	// Both copies (FORMAT.md §25): one damaged copy alone is read around.
+	for _, manifest := range []string{filepath.Join(dir, "snapshots", bad), filepath.Join(dir, "copies", "snapshots", bad)} {
+		b, err := os.ReadFile(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0x40
+		os.WriteFile(manifest, b, 0o600)
 	}
-	b[len(b)/2] ^= 0x40
-	os.WriteFile(manifest, b, 0o600)
 
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	readTok := strings.TrimSpace(c.ok(nil, "token", "create", "--tokens", tokens, "--name", "reader", "--scope", "read"))

@@ -32,21 +32,32 @@ func damageKeyFile(t *testing.T, c *cli, password string) {
 		if !strings.HasPrefix(e.Name(), id) {
 			continue
 		}
-		name := filepath.Join(dir, e.Name())
-		b, _ := os.ReadFile(name)
-		i := bytes.Index(b, []byte(`"wrapped":"`)) + len(`"wrapped":"`) + 10
-		if b[i] == 'A' {
-			b[i] = 'B'
-		} else {
-			b[i] = 'A'
-		}
-		os.Chmod(name, 0o600)
-		if err := os.WriteFile(name, b, 0o600); err != nil {
-			t.Fatal(err)
+		// Both copies (FORMAT.md §25): one damaged copy alone is read around.
+		for _, name := range []string{filepath.Join(dir, e.Name()), filepath.Join(c.vars["STRATA_REPO"], "copies", "keys", e.Name())} {
+			damageWrapped(t, name)
 		}
 		return
 	}
 	t.Fatalf("key file %s not found", id)
+}
+
+// damageWrapped changes one character of the wrapped key in a key file.
+func damageWrapped(t *testing.T, name string) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"wrapped":"`)) + len(`"wrapped":"`) + 10
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	os.Chmod(name, 0o600)
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDamagedKeyFile: a key file whose bytes no longer match its name is
@@ -162,12 +173,15 @@ func TestCheckExitCodes(t *testing.T) {
 	if len(segs) < 3 {
 		t.Fatalf("%d segments", len(segs))
 	}
+	// Both copies (FORMAT.md §25): one lost copy alone is read around.
 	os.Remove(segs[1])
+	os.Remove(filepath.Join(root, "copies", "logs", "s", filepath.Base(segs[1])))
 	code, out, _ := c.run(nil, "check")
 	if code != exitDamage || !strings.Contains(out, "the segment manifest before it is missing") {
 		t.Fatalf("check with a segment missing: exit %d\n%s", code, out)
 	}
 	os.Remove(filepath.Join(root, "snapshots", id))
+	os.Remove(filepath.Join(root, "copies", "snapshots", id))
 	code, out, _ = c.run(nil, "check")
 	if code != exitDamage || !strings.Contains(out, "snapshot "+id[:8]) || !strings.Contains(out, "only its label remains") {
 		t.Fatalf("check with a snapshot manifest deleted: exit %d\n%s", code, out)

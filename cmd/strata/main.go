@@ -91,6 +91,7 @@ func init() {
 		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune, nil},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck, nil},
 		{"scrub", "read the slice of the repository that is due, so every byte is read once per cycle, and repair from parity", cmdScrub, nil},
+		{"upgrade", "upgrade a version-1 repository to the current format (metadata copies)", cmdUpgrade, nil},
 		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", nil,
 			[]command{{name: "extend", run: cmdRetentionExtend}}},
 		{"key", "manage passwords: key add|list|remove|passwd", nil,

@@ -59,6 +59,11 @@ const MaxNameLen = repo.MaxNameLen
 // a file outside the repository's namespace.
 func ParseObject(name string) (Object, error) {
 	p, err := repo.ParseObject(name)
+	if err == nil && p.Kind == repo.KindCopy {
+		// The server keeps the metadata copies itself (FORMAT.md §25):
+		// clients neither read nor write them by name.
+		err = fmt.Errorf("%q is a metadata copy, which the server keeps itself", name)
+	}
 	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
