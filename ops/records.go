@@ -29,7 +29,11 @@ type DrillRecord struct {
 type Check struct {
 	Name string `json:"name"` // for example "snapshot-proof", "replay-proof"
 	OK   bool   `json:"ok"`
-	Note string `json:"note,omitempty"`
+	// Unproven marks a check the drill could not make (a snapshot without
+	// a proof, no later snapshot to replay to): OK is false, and the
+	// record's OK does not count it. It is never reported as proven.
+	Unproven bool   `json:"unproven,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // ScrubRecord is the progress and findings of one scrub pass, stored as

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/strata-backup/strata/repo"
 )
 
 // ErrBadExport is returned (wrapped, with the line number) for an ndjson
@@ -54,6 +56,10 @@ type ExportChecker struct {
 	s1, s2  maphash.Seed
 	err     error
 	partial bool // c.line holds the start of line lineNo
+
+	proof    *repo.Digester // set by Prove
+	proofErr error
+	compact  bytes.Buffer
 }
 
 // NewExportChecker returns a checker for documents keyed by field. With
@@ -250,6 +256,9 @@ func (c *ExportChecker) check(line []byte) error {
 		default:
 			c.sorted, c.why = false, fmt.Sprintf("line %d: key below the line before", c.lineNo)
 		}
+	}
+	if c.proof != nil && c.proofErr == nil {
+		c.proofErr = addDoc(c.proof, key, line, &c.compact)
 	}
 	if !c.allowDup {
 		// Whether the export stays sorted is known only at its end, and a

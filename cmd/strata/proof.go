@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source/ndjson"
+)
+
+// replayProofs checks the replay proof (FORMAT.md §11.1) of every pair of
+// consecutive snapshots of every stream in cat: the older one plus the log
+// up to the newer one's position must give the newer one's proof. Pairs
+// that cannot be checked are notes; a mismatch, or damage met on the way,
+// is a problem.
+func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (notes, problems []string, err error) {
+	streams := map[string]bool{}
+	var order []string
+	for _, s := range cat.Snapshots {
+		if !streams[s.Stream] {
+			streams[s.Stream] = true
+			order = append(order, s.Stream)
+		}
+	}
+	for _, stream := range order {
+		snaps := cat.Stream(stream)
+		for i := 1; i < len(snaps); i++ {
+			a, b := snaps[i-1], snaps[i]
+			_, err := ndjson.ReplayProof(ctx, r, cat, a, b, restoreOptions(r))
+			label := fmt.Sprintf("replay proof of %s, snapshot %s to %s", stream, a.ID.Short(), b.ID.Short())
+			switch {
+			case err == nil:
+			case errors.Is(err, ndjson.ErrUnproven):
+				if ndjson.Proven(a.Snapshot) {
+					notes = append(notes, fmt.Sprintf("%s: %v", label, err))
+				}
+			case ctx.Err() != nil:
+				return notes, problems, ctx.Err()
+			case exitCode(err) == exitDamage:
+				problems = append(problems, fmt.Sprintf("%s: %v", label, err))
+			default:
+				return notes, problems, fmt.Errorf("%s: %w", label, err)
+			}
+		}
+	}
+	return notes, problems, nil
+}

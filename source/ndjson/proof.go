@@ -1,0 +1,180 @@
+package ndjson
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// The canonical record of an ndjson document (FORMAT.md §11.1): its key as
+// KeyOf returns it, and the document with JSON's insignificant whitespace
+// removed (encoding/json's Compact), so the same document exported with
+// other spacing, or carried by a change event, digests the same. Field
+// order is kept: a document whose fields moved is a different line.
+
+// addDoc adds one document line to d.
+func addDoc(d *repo.Digester, key, line []byte, buf *bytes.Buffer) error {
+	buf.Reset()
+	if err := json.Compact(buf, line); err != nil {
+		return err
+	}
+	d.Add(key, buf.Bytes())
+	return nil
+}
+
+// Proven reports whether s is an ndjson export of `strata backup` (the
+// kind whose state RestoreAt writes and whose proof this package defines),
+// rather than another source's ndjson-chunked base (mongodb://).
+func Proven(s *repo.Snapshot) bool {
+	return s.Format == engine.FormatNDJSON && s.KeyField != ""
+}
+
+// proofWriter digests the document lines written through it, and passes
+// every byte on to w (nil: none).
+type proofWriter struct {
+	w     io.Writer
+	d     *repo.Digester
+	field string
+	line  []byte
+	buf   bytes.Buffer
+	n     int64
+	err   error
+}
+
+func newProofWriter(w io.Writer, d *repo.Digester, field string) *proofWriter {
+	return &proofWriter{w: w, d: d, field: field}
+}
+
+func (p *proofWriter) Write(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.w != nil {
+		if n, err := p.w.Write(b); err != nil {
+			return n, err
+		}
+	}
+	p.n += int64(len(b))
+	for rest := b; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			p.line = append(p.line, rest...)
+			break
+		}
+		if len(p.line) > 0 {
+			p.line = append(p.line, rest[:i]...)
+			p.err = p.doc(p.line)
+			p.line = p.line[:0]
+		} else {
+			p.err = p.doc(rest[:i])
+		}
+		if p.err != nil {
+			return 0, p.err
+		}
+		rest = rest[i+1:]
+	}
+	return len(b), nil
+}
+
+func (p *proofWriter) doc(line []byte) error {
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil
+	}
+	key, err := KeyOf(line, p.field)
+	if err != nil {
+		return fmt.Errorf("proof of restored document %d: %w", p.d.Proof().Records+1, err)
+	}
+	return addDoc(p.d, key, line, &p.buf)
+}
+
+// proof returns the proof of everything written, the last line included
+// when it has no newline.
+func (p *proofWriter) proof() (repo.Proof, error) {
+	if p.err == nil && len(p.line) > 0 {
+		p.err = p.doc(p.line)
+		p.line = nil
+	}
+	return p.d.Proof(), p.err
+}
+
+// Prove makes the checker digest every document it checks, for the
+// snapshot's proof (ExportChecker.Proof).
+func (c *ExportChecker) Prove(d *repo.Digester) { c.proof = d }
+
+// Proof returns, once Close has returned nil, the proof of the export's
+// documents, and false when it has none: an export with repeated keys
+// (allowed by allowDuplicates) is a state only after dropping the earlier
+// lines, which a stream cannot know, so its snapshot is unproven.
+func (c *ExportChecker) Proof() (repo.Proof, bool) {
+	if c.proof == nil || c.proofErr != nil || c.allowDup && !c.sorted {
+		return repo.Proof{}, false
+	}
+	return c.proof.Proof(), true
+}
+
+// RestoreSnapshot is engine.Restore of an ndjson snapshot, byte-exact to
+// w, that also recomputes the snapshot's proof from what it wrote. When the
+// snapshot records one and they differ it returns an error wrapping
+// repo.ErrProofMismatch, after the bytes are written: the caller must not
+// report success. proven is false when the snapshot records no proof.
+func RestoreSnapshot(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w io.Writer, o engine.RestoreOptions) (n int64, proven bool, err error) {
+	want, ok := snap.Proof()
+	if !ok || !Proven(snap.Snapshot) {
+		n, err = engine.Restore(ctx, r, snap, w, o)
+		return n, false, err
+	}
+	pw := newProofWriter(w, r.NewDigester(), snap.KeyField)
+	n, err = engine.Restore(ctx, r, snap, pw, o)
+	if err != nil {
+		return n, false, err
+	}
+	got, err := pw.proof()
+	if err != nil {
+		return n, false, fmt.Errorf("%w: snapshot %s: %v", repo.ErrProofMismatch, snap.ID.Short(), err)
+	}
+	return n, true, want.Check("snapshot "+snap.ID.Short(), got)
+}
+
+// ErrUnproven is wrapped by ReplayProof when the pair cannot be checked:
+// a snapshot without a proof or a position, or a log that does not join
+// them. It is a note, not damage.
+var ErrUnproven = errors.New("unproven")
+
+// ReplayProof checks the replay proof of two snapshots a and b of one
+// stream (FORMAT.md §11.1): a's state plus the log up to b's position must
+// have exactly b's proof. It returns an error wrapping repo.ErrProofMismatch
+// when it does not, one wrapping ErrUnproven when the pair cannot be
+// checked, and any error of reading the repository as it is.
+func ReplayProof(ctx context.Context, r *repo.Repository, cat *index.Catalog, a, b index.SnapshotRef, o engine.RestoreOptions) (RestoreStats, error) {
+	want, ok := b.Proof()
+	switch {
+	case !Proven(a.Snapshot) || !Proven(b.Snapshot):
+		return RestoreStats{}, fmt.Errorf("%w: not ndjson exports of strata backup", ErrUnproven)
+	case !ok:
+		return RestoreStats{}, fmt.Errorf("%w: snapshot %s records no proof", ErrUnproven, b.ID.Short())
+	case a.Position == nil || b.Position == nil:
+		return RestoreStats{}, fmt.Errorf("%w: a snapshot without a log position", ErrUnproven)
+	case *b.Position < *a.Position:
+		return RestoreStats{}, fmt.Errorf("%w: snapshot %s is at a lower position than the older %s", ErrUnproven, b.ID.Short(), a.ID.Short())
+	}
+	p, err := cat.PlanFrom(a.Stream, a, index.Target{Position: *b.Position, ByPos: true})
+	if err != nil {
+		if errors.Is(err, index.ErrNotRestorable) {
+			return RestoreStats{}, fmt.Errorf("%w: the log does not join them: %v", ErrUnproven, err)
+		}
+		return RestoreStats{}, err
+	}
+	st, err := RestoreAt(ctx, r, p, io.Discard, o)
+	if err != nil {
+		return st, err
+	}
+	return st, want.Check(fmt.Sprintf("replay of snapshot %s + log to position %d (snapshot %s)", a.ID.Short(), *b.Position, b.ID.Short()), st.Proof)
+}
