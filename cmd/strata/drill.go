@@ -81,7 +81,8 @@ func cmdDrill(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("no stream with a snapshot matches %q: %w", *glob, index.ErrNoSnapshot)
 	}
 	slices.Sort(streams)
-	d := drill{r: r, cat: cat, catErr: err, db: db, force: *force, target: source.RedactURL(*dbTarget)}
+	all, allErr := cat, err
+	d := drill{r: r, db: db, force: *force, target: source.RedactURL(*dbTarget)}
 	if *dbTarget == "" {
 		d.target = ""
 	}
@@ -89,8 +90,15 @@ func cmdDrill(ctx context.Context, env *environment, args []string) error {
 	var failed []error
 	var last int64
 	for _, stream := range streams {
+		d.cat, d.catErr = all, allErr
+		if all.Untrusted {
+			// A server's catalog of every stream lists no log: ask for the stream's.
+			if d.cat, d.catErr = index.LoadStreamCatalog(ctx, r, stream); d.cat == nil {
+				return d.catErr
+			}
+		}
 		var newest time.Time
-		if s, err := cat.Latest(stream); err == nil && cat.Untrusted {
+		if s, err := d.cat.Latest(stream); err == nil && d.cat.Untrusted {
 			newest = s.Time
 		}
 		pick := func(cov index.Coverage) (index.Target, error) { return pickInstant(cov, atTime, *random, newest) }

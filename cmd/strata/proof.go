@@ -24,7 +24,15 @@ func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (
 			order = append(order, s.Stream)
 		}
 	}
+	all := cat
 	for _, stream := range order {
+		if all.Untrusted {
+			// A server's catalog of every stream lists no log: ask for the stream's.
+			var err error
+			if cat, err = index.LoadStreamCatalog(ctx, r, stream); cat == nil {
+				return notes, problems, err
+			}
+		}
 		snaps := cat.Stream(stream)
 		for i := 1; i < len(snaps); i++ {
 			a, b := snaps[i-1], snaps[i]

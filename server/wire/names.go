@@ -21,10 +21,12 @@ const (
 	ClassSegment                   // logs/<stream>/@…: the stream is in the name
 	ClassPrune                     // prune/marks-<ns>.json
 	ClassAudit                     // audit/<…>: written by the server only
+	ClassDrill                     // drills/<ns>.json: clear drill records; the stream is in the body
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
-	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit"}
+	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
+	ClassDrill: "drill"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -38,6 +40,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
+	repo.KindDrill: ClassDrill,
 }
 
 // Object is a parsed object name.
@@ -46,6 +49,7 @@ type Object struct {
 	Class   Class
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
+	Stamp   int64           // stamped names (drill records): the unix nanoseconds in the name
 }
 
 // MaxNameLen bounds an object name in a request.
@@ -56,7 +60,7 @@ const MaxNameLen = repo.MaxNameLen
 // a file outside the repository's namespace.
 func ParseObject(name string) (Object, error) {
 	p, err := repo.ParseObject(name)
-	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stamp: p.Stamp}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
 	}
