@@ -15,7 +15,6 @@ import (
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/auth"
 	"github.com/strata-backup/strata/source"
-	"github.com/strata-backup/strata/source/ndjson"
 )
 
 // cmdDrill restores each stream the glob matches at one instant, into a
@@ -176,25 +175,25 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 	if err != nil {
 		return fail(err)
 	}
-	var st ndjson.RestoreStats
-	switch {
-	case d.db != nil:
+	var sp source.StateProof
+	if d.db != nil {
 		err = d.db.Restore(ctx, d.r, d.cat, stream, t, source.RestoreOptions{Force: d.force})
-	case ndjson.Proven(p.Base.Snapshot):
-		st, err = ndjson.RestoreAt(ctx, d.r, p, io.Discard, restoreOptions(d.r))
-	default:
-		err = fmt.Errorf("snapshot %s is not an ndjson export of strata backup: a database stream is drilled into a scratch database (--target URL)", p.Base.ID.Short())
+	} else {
+		sp, err = source.ProveState(ctx, d.r, p)
+		if errors.Is(err, source.ErrUnproven) {
+			err = fmt.Errorf("%v: drill this stream into a scratch database (--target URL)", err)
+		}
 	}
 	rec.RTOSeconds = time.Since(start).Seconds()
-	rec.Records = st.Proof.Records
+	rec.Records = sp.Proof.Records
 	rec.Position = p.Base.Position
-	if st.LastApplied != 0 {
-		pos := st.LastApplied
+	if sp.Reached != 0 {
+		pos := sp.Reached
 		rec.Position = &pos
 	}
 	check := func(name string, err error) error {
 		c := ops.Check{Name: name, OK: err == nil}
-		if errors.Is(err, ndjson.ErrUnproven) {
+		if errors.Is(err, source.ErrUnproven) {
 			c.Unproven = true
 		}
 		if err != nil {
@@ -218,7 +217,7 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 	}
 	if d.db == nil {
 		// The state the sink digested, when it is a snapshot's state.
-		keep(check("state-proof", d.stateProof(p, st)))
+		keep(check("state-proof", d.stateProof(p, sp)))
 	}
 	keep(check("snapshot-proof", d.snapshotProof(ctx, p.Base)))
 	keep(check("replay-proof", d.replayProof(ctx, p.Base)))
@@ -233,35 +232,24 @@ func (d *drill) finish(rec ops.DrillRecord, err error) (ops.DrillRecord, error) 
 	return rec, err
 }
 
-// stateProof compares the state restored into the sink with the proof of
-// the snapshot, if any, whose consistent point is the one reached.
-func (d *drill) stateProof(p *index.Plan, st ndjson.RestoreStats) error {
-	reached := p.Base.Position
-	if st.LastApplied != 0 {
-		reached = &st.LastApplied
-	}
-	if reached == nil {
-		return fmt.Errorf("%w: the base has no log position", ndjson.ErrUnproven)
+// stateProof compares the state digested by the sink with the proof of
+// the snapshot, if any, whose consistent point is the position reached.
+func (d *drill) stateProof(p *index.Plan, sp source.StateProof) error {
+	if sp.Reached == 0 {
+		return fmt.Errorf("%w: the base has no log position", source.ErrUnproven)
 	}
 	for _, s := range d.cat.Stream(p.Stream) {
 		want, ok := s.Proof()
-		if ok && ndjson.Proven(s.Snapshot) && s.Position != nil && *s.Position == *reached {
-			return want.Check(fmt.Sprintf("state at position %d (snapshot %s)", *reached, s.ID.Short()), st.Proof)
+		if ok && s.Position != nil && *s.Position == sp.Reached {
+			return want.Check(fmt.Sprintf("state at position %d (snapshot %s)", sp.Reached, s.ID.Short()), sp.Proof)
 		}
 	}
-	return fmt.Errorf("%w: no snapshot with a proof is at position %d", ndjson.ErrUnproven, *reached)
+	return fmt.Errorf("%w: no snapshot with a proof is at position %d", source.ErrUnproven, sp.Reached)
 }
 
-// snapshotProof restores the base on its own and checks its proof.
+// snapshotProof recomputes the base's own proof from its content.
 func (d *drill) snapshotProof(ctx context.Context, base index.SnapshotRef) error {
-	if !ndjson.Proven(base.Snapshot) {
-		return fmt.Errorf("%w: snapshot %s: its source defines no proof", ndjson.ErrUnproven, base.ID.Short())
-	}
-	_, proven, err := ndjson.RestoreSnapshot(ctx, d.r, base, io.Discard, restoreOptions(d.r))
-	if err == nil && !proven {
-		return fmt.Errorf("%w: snapshot %s records no proof", ndjson.ErrUnproven, base.ID.Short())
-	}
-	return err
+	return source.SnapshotProof(ctx, d.r, base)
 }
 
 // replayProof checks the base against the next snapshot of its stream.
@@ -269,9 +257,9 @@ func (d *drill) replayProof(ctx context.Context, base index.SnapshotRef) error {
 	snaps := d.cat.Stream(base.Stream)
 	i := slices.IndexFunc(snaps, func(s index.SnapshotRef) bool { return s.ID == base.ID })
 	if i < 0 || i+1 >= len(snaps) {
-		return fmt.Errorf("%w: no later snapshot to replay to", ndjson.ErrUnproven)
+		return fmt.Errorf("%w: no later snapshot to replay to", source.ErrUnproven)
 	}
-	_, err := ndjson.ReplayProof(ctx, d.r, d.cat, base, snaps[i+1], restoreOptions(d.r))
+	_, err := source.ReplayProof(ctx, d.r, d.cat, base, snaps[i+1])
 	return err
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/source/ndjson"
+	"github.com/strata-backup/strata/source"
 )
 
 // replayProofs checks the replay proof (FORMAT.md §11.1) of every pair of
@@ -36,14 +36,12 @@ func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (
 		snaps := cat.Stream(stream)
 		for i := 1; i < len(snaps); i++ {
 			a, b := snaps[i-1], snaps[i]
-			_, err := ndjson.ReplayProof(ctx, r, cat, a, b, restoreOptions(r))
+			_, err := source.ReplayProof(ctx, r, cat, a, b)
 			label := fmt.Sprintf("replay proof of %s, snapshot %s to %s", stream, a.ID.Short(), b.ID.Short())
 			switch {
 			case err == nil:
-			case errors.Is(err, ndjson.ErrUnproven):
-				if ndjson.Proven(a.Snapshot) {
-					notes = append(notes, fmt.Sprintf("%s: %v", label, err))
-				}
+			case errors.Is(err, source.ErrUnproven):
+				notes = append(notes, fmt.Sprintf("%s: %v", label, err))
 			case ctx.Err() != nil:
 				return notes, problems, ctx.Err()
 			case exitCode(err) == exitDamage:

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source"
 )
 
 // The canonical record of an ndjson document (FORMAT.md §11.1): its key as
@@ -143,38 +143,17 @@ func RestoreSnapshot(ctx context.Context, r *repo.Repository, snap index.Snapsho
 	return n, true, want.Check("snapshot "+snap.ID.Short(), got)
 }
 
-// ErrUnproven is wrapped by ReplayProof when the pair cannot be checked:
-// a snapshot without a proof or a position, or a log that does not join
-// them. It is a note, not damage.
-var ErrUnproven = errors.New("unproven")
+func init() { source.RegisterStateProver("ndjson", proveState) }
 
-// ReplayProof checks the replay proof of two snapshots a and b of one
-// stream (FORMAT.md §11.1): a's state plus the log up to b's position must
-// have exactly b's proof. It returns an error wrapping repo.ErrProofMismatch
-// when it does not, one wrapping ErrUnproven when the pair cannot be
-// checked, and any error of reading the repository as it is.
-func ReplayProof(ctx context.Context, r *repo.Repository, cat *index.Catalog, a, b index.SnapshotRef, o engine.RestoreOptions) (RestoreStats, error) {
-	want, ok := b.Proof()
-	switch {
-	case !Proven(a.Snapshot) || !Proven(b.Snapshot):
-		return RestoreStats{}, fmt.Errorf("%w: not ndjson exports of strata backup", ErrUnproven)
-	case !ok:
-		return RestoreStats{}, fmt.Errorf("%w: snapshot %s records no proof", ErrUnproven, b.ID.Short())
-	case a.Position == nil || b.Position == nil:
-		return RestoreStats{}, fmt.Errorf("%w: a snapshot without a log position", ErrUnproven)
-	case *b.Position < *a.Position:
-		return RestoreStats{}, fmt.Errorf("%w: snapshot %s is at a lower position than the older %s", ErrUnproven, b.ID.Short(), a.ID.Short())
+// proveState is the StateProver of ndjson exports: RestoreAt into a sink.
+func proveState(ctx context.Context, r *repo.Repository, p *index.Plan) (source.StateProof, error) {
+	if !Proven(p.Base.Snapshot) {
+		return source.StateProof{}, source.ErrNotMine
 	}
-	p, err := cat.PlanFrom(a.Stream, a, index.Target{Position: *b.Position, ByPos: true})
-	if err != nil {
-		if errors.Is(err, index.ErrNotRestorable) {
-			return RestoreStats{}, fmt.Errorf("%w: the log does not join them: %v", ErrUnproven, err)
-		}
-		return RestoreStats{}, err
+	st, err := RestoreAt(ctx, r, p, nil, engine.RestoreOptions{})
+	sp := source.StateProof{Proof: st.Proof, Reached: st.LastApplied, Events: st.EventsApplied}
+	if st.LastApplied == 0 && p.Base.Position != nil {
+		sp.Reached = *p.Base.Position
 	}
-	st, err := RestoreAt(ctx, r, p, io.Discard, o)
-	if err != nil {
-		return st, err
-	}
-	return st, want.Check(fmt.Sprintf("replay of snapshot %s + log to position %d (snapshot %s)", a.ID.Short(), *b.Position, b.ID.Short()), st.Proof)
+	return sp, err
 }
