@@ -88,11 +88,12 @@ func SnapshotProof(ctx context.Context, r *repo.Repository, s index.SnapshotRef)
 		return fmt.Errorf("%w: snapshot %s records no proof", ErrUnproven, s.ID.Short())
 	}
 	// A plan of the snapshot alone: no segment, so no event applies.
-	t := index.Target{Time: s.Time}
+	p := &index.Plan{Stream: s.Stream, Target: index.Target{Time: s.Time}, Base: s}
 	if s.Position != nil {
-		t = index.Target{Position: *s.Position, ByPos: true}
+		p.Target = index.Target{Position: *s.Position, ByPos: true}
+		p.From = *s.Position + 1
 	}
-	sp, err := ProveState(ctx, r, &index.Plan{Stream: s.Stream, Target: t, Base: s})
+	sp, err := ProveState(ctx, r, p)
 	if err != nil {
 		return err
 	}
