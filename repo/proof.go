@@ -49,9 +49,11 @@ func (p Proof) Check(what string, got Proof) error {
 // concurrent use. The zero value is not valid: use Repository.NewDigester.
 type Digester struct {
 	key [32]byte
+	h   *blake3.Hasher // keyed with key; Reset between records
 	n   uint64
 	sum [4]uint64 // little-endian limbs of the 256-bit sum
 	buf []byte
+	out [32]byte
 }
 
 // NewDigester returns a digester keyed with the proof key derived from
@@ -59,6 +61,7 @@ type Digester struct {
 func NewDigester(master []byte) *Digester {
 	d := &Digester{}
 	blake3.DeriveKey(ctxProof, master, d.key[:])
+	d.h, _ = blake3.NewKeyed(d.key[:]) // the key is 32 bytes: never fails
 	return d
 }
 
@@ -71,11 +74,10 @@ func (r *Repository) NewDigester() *Digester { return NewDigester(r.master) }
 func (d *Digester) Add(key, value []byte) {
 	d.buf = binary.AppendUvarint(d.buf[:0], uint64(len(key)))
 	d.buf = append(d.buf, key...)
-	d.buf = append(d.buf, value...)
-	h, _ := blake3.NewKeyed(d.key[:]) // the key is 32 bytes: never fails
-	h.Write(d.buf)
-	var sum [32]byte
-	h.Sum(sum[:0])
+	d.h.Reset()
+	d.h.Write(d.buf)
+	d.h.Write(value)
+	sum := d.h.Sum(d.out[:0])
 	var c uint64
 	for i := range d.sum {
 		d.sum[i], c = bits.Add64(d.sum[i], binary.LittleEndian.Uint64(sum[8*i:]), c)

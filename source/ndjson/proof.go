@@ -3,7 +3,6 @@ package ndjson
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -19,14 +18,57 @@ import (
 // other spacing, or carried by a change event, digests the same. Field
 // order is kept: a document whose fields moved is a different line.
 
-// addDoc adds one document line to d.
+// addDoc adds one document line, which the caller has checked is a JSON
+// object, to d.
 func addDoc(d *repo.Digester, key, line []byte, buf *bytes.Buffer) error {
-	buf.Reset()
-	if err := json.Compact(buf, line); err != nil {
-		return err
-	}
-	d.Add(key, buf.Bytes())
+	d.Add(key, compactJSON(buf, line))
 	return nil
+}
+
+// compactJSON returns valid JSON text without its insignificant whitespace
+// (what encoding/json's Compact writes, for valid input): space, tab, CR
+// and LF outside strings. Text without any is returned as is, without a
+// copy; otherwise the result is in buf.
+func compactJSON(buf *bytes.Buffer, b []byte) []byte {
+	in := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in && c == '\\':
+			i++ // the escaped byte cannot end the string
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+			return compactFrom(buf, b, i)
+		}
+	}
+	return b
+}
+
+// compactFrom is compactJSON from b[i], the first whitespace outside a
+// string.
+func compactFrom(buf *bytes.Buffer, b []byte, i int) []byte {
+	buf.Reset()
+	buf.Write(b[:i])
+	in := false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in && c == '\\':
+			buf.WriteByte(c)
+			if i+1 < len(b) {
+				i++
+				buf.WriteByte(b[i])
+			}
+			continue
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+			continue
+		}
+		buf.WriteByte(c)
+	}
+	return buf.Bytes()
 }
 
 // Proven reports whether s is an ndjson export of `strata backup` (the
