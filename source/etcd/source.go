@@ -125,5 +125,14 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	if st.LeasedKeys > 0 {
 		fmt.Fprintf(env.Stderr, "note: %d writes of lease-bound keys were restored without a lease: those keys will not expire in the target\n", st.LeasedKeys)
 	}
+	// The read-back is Restore's; say what it proved.
+	proof := "the snapshot records no proof (unproven)"
+	if _, ok := p.Base.Proof(); ok {
+		proof = "the snapshot's proof matched"
+		if st.Revisions > 0 {
+			proof = "the snapshot has a proof; a state past it is proven by 'strata check --read-data' and 'strata drill'"
+		}
+	}
+	fmt.Fprintf(env.Stderr, "verified: the target holds the %d keys written, digest equal; %s\n", st.Proof.Records, proof)
 	return nil
 }
