@@ -34,6 +34,9 @@ func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (
 			}
 		}
 		snaps := cat.Stream(stream)
+		// Unproven pairs are one note per stream: a Redis stream's every
+		// pair is unproven for the same reason.
+		unproven, why := 0, ""
 		for i := 1; i < len(snaps); i++ {
 			a, b := snaps[i-1], snaps[i]
 			_, err := source.ReplayProof(ctx, r, cat, a, b)
@@ -41,7 +44,9 @@ func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (
 			switch {
 			case err == nil:
 			case errors.Is(err, source.ErrUnproven):
-				notes = append(notes, fmt.Sprintf("%s: %v", label, err))
+				if unproven++; why == "" {
+					why = fmt.Sprintf("%s: %v", label, err)
+				}
 			case ctx.Err() != nil:
 				return notes, problems, ctx.Err()
 			case exitCode(err) == exitDamage:
@@ -49,6 +54,12 @@ func replayProofs(ctx context.Context, r *repo.Repository, cat *index.Catalog) (
 			default:
 				return notes, problems, fmt.Errorf("%s: %w", label, err)
 			}
+		}
+		switch {
+		case unproven == 1:
+			notes = append(notes, why)
+		case unproven > 1:
+			notes = append(notes, fmt.Sprintf("%d of %d snapshot pairs of %s are unproven; the first: %s", unproven, len(snaps)-1, stream, why))
 		}
 	}
 	return notes, problems, nil
