@@ -212,7 +212,7 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.Describe != nil && oc != nil {
+	if oc != nil {
 		// The proof's key comes from the repository's master key; nothing
 		// has been read through the checker yet.
 		oc.Prove(r.NewDigester())

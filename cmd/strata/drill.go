@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
@@ -180,7 +181,12 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 		err = d.db.Restore(ctx, d.r, d.cat, stream, t, source.RestoreOptions{Force: d.force})
 	} else {
 		sp, err = source.ProveState(ctx, d.r, p)
-		if errors.Is(err, source.ErrUnproven) {
+		switch {
+		case errors.Is(err, source.ErrUnproven) && len(p.Segments) == 0:
+			// The snapshot alone is the state: its bytes, verified blob by
+			// blob and in size, are what a restore gives back.
+			_, err = engine.Restore(ctx, d.r, p.Base, io.Discard, restoreOptions(d.r))
+		case errors.Is(err, source.ErrUnproven):
 			err = fmt.Errorf("%v: drill this stream into a scratch database (--target URL)", err)
 		}
 	}

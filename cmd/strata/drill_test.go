@@ -117,6 +117,14 @@ func TestDrillProofs(t *testing.T) {
 	c.ok(nil, "drill", "--stream", "shop/users", "--random")
 	c.ok(nil, "check", "--read-data")
 
+	// An opaque dump has no proof: its drill restores the bytes and says
+	// unproven, never ok, for the proofs.
+	c.ok([]byte("an opaque dump\n"), "backup", "--stream", "dump", "--format", "raw", "--stdin")
+	out = c.ok(nil, "drill", "--stream", "dump")
+	if !strings.Contains(out, "restore: ok") || !strings.Contains(out, "snapshot-proof: unproven") || strings.Contains(out, "proof: ok") {
+		t.Errorf("drill of a raw snapshot:\n%s", out)
+	}
+
 	start = drillStream(t, c, "shop/lost", loseUpdate(t))
 	code, out, errs := c.run(nil, "drill", "--stream", "shop/lost", "--at", strconv.FormatInt(start+3600, 10))
 	if code != exitDamage || !strings.Contains(out, "replay-proof: FAILED") || !strings.Contains(errs, "does not match its proof") {
