@@ -161,7 +161,7 @@ func TestDrillThroughServer(t *testing.T) {
 	start := drillStream(t, local, "shop/users", nil)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	tok := map[string]string{}
-	for name, scope := range map[string]string{"drill": "restore:shop/*", "writer": "backup:shop/*", "other": "restore:other/*"} {
+	for name, scope := range map[string]string{"drill": "restore:shop/*", "writer": "backup:shop/*", "other": "restore:other/*", "admin": "admin"} {
 		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
 	}
 	port, err := testenv.FreePort()
@@ -203,5 +203,10 @@ func TestDrillThroughServer(t *testing.T) {
 	}
 	if recs := drillRecords(t, dir); len(recs) != 3 {
 		t.Fatalf("%d drill records after the refused writes, want 3", len(recs))
+	}
+	// check --read-data through the server replays the pair too.
+	out = as("admin").ok(nil, "check", "--read-data")
+	if strings.Contains(out, "replay proof") || !strings.Contains(out, "no problems found") {
+		t.Errorf("check --read-data through the server:\n%s", out)
 	}
 }
