@@ -85,6 +85,24 @@ func (d *Digester) Add(key, value []byte) {
 	d.n++
 }
 
+// Fork returns an empty digester with d's key, for a worker whose records
+// are added back with Merge: the digest is a sum, so records may be
+// digested in parallel.
+func (d *Digester) Fork() *Digester {
+	f := &Digester{key: d.key}
+	f.h, _ = blake3.NewKeyed(f.key[:])
+	return f
+}
+
+// Merge adds the records of o, a Fork of d, to d.
+func (d *Digester) Merge(o *Digester) {
+	var c uint64
+	for i := range d.sum {
+		d.sum[i], c = bits.Add64(d.sum[i], o.sum[i], c)
+	}
+	d.n += o.n
+}
+
 // Proof returns the count and digest of the records added so far.
 func (d *Digester) Proof() Proof {
 	p := Proof{Records: d.n}

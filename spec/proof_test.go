@@ -31,6 +31,16 @@ func TestLogicalDigestVector(t *testing.T) {
 			d.Add([]byte(v["record "+i+" key"]), []byte(v["record "+i+" value"]))
 		}
 		p := d.Proof()
+		// The same sum from two workers merged.
+		w1, w2 := d.Fork(), d.Fork()
+		w1.Add([]byte(v["record 1 key"]), []byte(v["record 1 value"]))
+		w2.Add([]byte(v["record 2 key"]), []byte(v["record 2 value"]))
+		m := repo.NewDigester(master)
+		m.Merge(w2)
+		m.Merge(w1)
+		if m.Proof() != p {
+			t.Errorf("forked and merged: %v, in one digester: %v", m.Proof(), p)
+		}
 		if got := hex.EncodeToString(p.Digest[:]); got != v["digest"] || v["records"] != "2" || p.Records != 2 {
 			t.Errorf("records in order %v: %d, %s; FORMAT.md says %s, %s", order, p.Records, got, v["records"], v["digest"])
 		}

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"unicode/utf8"
-
-	"github.com/strata-backup/strata/repo"
 )
 
 // ErrBadExport is returned (wrapped, with the line number) for an ndjson
@@ -57,9 +55,7 @@ type ExportChecker struct {
 	err     error
 	partial bool // c.line holds the start of line lineNo
 
-	proof    *repo.Digester // set by Prove
-	proofErr error
-	compact  bytes.Buffer
+	proof *proofPool // set by Prove
 }
 
 // NewExportChecker returns a checker for documents keyed by field. With
@@ -118,6 +114,7 @@ func (c *ExportChecker) Close() error {
 	if c.err == nil {
 		c.err = c.duplicates()
 	}
+	c.endProof()
 	return c.err
 }
 
@@ -159,6 +156,7 @@ func (r *checkedReader) check() {
 	if !r.failed.Load() {
 		r.c.Close()
 	}
+	r.c.endProof() // stops the proof's workers on a bad export too
 }
 
 func (r *checkedReader) Read(p []byte) (int, error) {
@@ -257,8 +255,8 @@ func (c *ExportChecker) check(line []byte) error {
 			c.sorted, c.why = false, fmt.Sprintf("line %d: key below the line before", c.lineNo)
 		}
 	}
-	if c.proof != nil && c.proofErr == nil {
-		c.proofErr = addDoc(c.proof, key, line, &c.compact)
+	if c.proof != nil {
+		c.proof.add(key, line)
 	}
 	if !c.allowDup {
 		// Whether the export stays sorted is known only at its end, and a

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
@@ -147,19 +149,100 @@ func (p *proofWriter) proof() (repo.Proof, error) {
 	return p.d.Proof(), p.err
 }
 
-// Prove makes the checker digest every document it checks, for the
-// snapshot's proof (ExportChecker.Proof).
-func (c *ExportChecker) Prove(d *repo.Digester) { c.proof = d }
+// Prove makes the checker digest every document it checks into d, for the
+// snapshot's proof (ExportChecker.Proof). Documents are digested by
+// GOMAXPROCS workers in batches, off the checker's own path; Close, or the
+// end of a Reader's export, stops them.
+func (c *ExportChecker) Prove(d *repo.Digester) {
+	c.proof = &proofPool{d: d, ch: make(chan *docBatch, 4)}
+	for range runtime.GOMAXPROCS(0) {
+		w := d.Fork()
+		c.proof.workers = append(c.proof.workers, w)
+		c.proof.wg.Add(1)
+		go c.proof.work(w)
+	}
+}
 
 // Proof returns, once Close has returned nil, the proof of the export's
 // documents, and false when it has none: an export with repeated keys
 // (allowed by allowDuplicates) is a state only after dropping the earlier
 // lines, which a stream cannot know, so its snapshot is unproven.
 func (c *ExportChecker) Proof() (repo.Proof, bool) {
-	if c.proof == nil || c.proofErr != nil || c.allowDup && !c.sorted {
+	if c.proof == nil || !c.proof.ended || c.allowDup && !c.sorted {
 		return repo.Proof{}, false
 	}
-	return c.proof.Proof(), true
+	return c.proof.d.Proof(), true
+}
+
+// endProof flushes the last batch, waits for the workers and merges their
+// sums into the digester. It may be called more than once.
+func (c *ExportChecker) endProof() {
+	p := c.proof
+	if p == nil || p.ended {
+		return
+	}
+	p.ended = true
+	p.flush()
+	close(p.ch)
+	p.wg.Wait()
+	for _, w := range p.workers {
+		p.d.Merge(w)
+	}
+}
+
+// proofBatchBytes is how much of an export one batch carries to a worker.
+const proofBatchBytes = 256 << 10
+
+// docBatch is a run of documents: their keys and lines back to back in
+// buf, ends[2i] the end of key i and ends[2i+1] the end of its line.
+type docBatch struct {
+	buf  []byte
+	ends []int
+}
+
+// proofPool digests the documents of an export on several goroutines.
+type proofPool struct {
+	d       *repo.Digester
+	workers []*repo.Digester
+	ch      chan *docBatch
+	wg      sync.WaitGroup
+	cur     *docBatch
+	ended   bool
+}
+
+// add queues one document; key and line are copied.
+func (p *proofPool) add(key, line []byte) {
+	if p.cur == nil {
+		p.cur = &docBatch{buf: make([]byte, 0, proofBatchBytes+len(key)+len(line))}
+	}
+	b := p.cur
+	b.buf = append(b.buf, key...)
+	b.ends = append(b.ends, len(b.buf))
+	b.buf = append(b.buf, line...)
+	b.ends = append(b.ends, len(b.buf))
+	if len(b.buf) >= proofBatchBytes {
+		p.flush()
+	}
+}
+
+func (p *proofPool) flush() {
+	if p.cur != nil {
+		p.ch <- p.cur
+		p.cur = nil
+	}
+}
+
+func (p *proofPool) work(d *repo.Digester) {
+	defer p.wg.Done()
+	var buf bytes.Buffer
+	for b := range p.ch {
+		start := 0
+		for i := 0; i < len(b.ends); i += 2 {
+			k, l := b.ends[i], b.ends[i+1]
+			d.Add(b.buf[start:k], compactJSON(&buf, b.buf[k:l]))
+			start = l
+		}
+	}
 }
 
 // RestoreSnapshot is engine.Restore of an ndjson snapshot, byte-exact to
