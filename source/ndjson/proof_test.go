@@ -92,8 +92,16 @@ func TestProofIndependentOfProduction(t *testing.T) {
 		t.Fatalf("restore at the snapshot's own position with a wrong proof: %v", err)
 	}
 
-	if _, ok := backupProven(t, r, "d", `{"_id":"b","n":1}`+"\n"+`{"_id":"a","n":1}`+"\n"+`{"_id":"b","n":2}`+"\n", true, t0, 0); ok {
+	dup, ok := backupProven(t, r, "d", `{"_id":"b","n":1}`+"\n"+`{"_id":"a","n":1}`+"\n"+`{"_id":"b","n":2}`+"\n", true, t0, 0)
+	if ok {
 		t.Error("an export with a repeated key has a proof")
+	}
+	// Without a proof a snapshot is unproven, never proven, and restores.
+	if err := source.SnapshotProof(t.Context(), r, dup); !errors.Is(err, source.ErrUnproven) {
+		t.Errorf("snapshot proof of a snapshot without one: %v", err)
+	}
+	if _, proven, err := ndjson.RestoreSnapshot(t.Context(), r, dup, io.Discard, engine.RestoreOptions{}); err != nil || proven {
+		t.Errorf("restore of a snapshot without a proof: proven %v, %v", proven, err)
 	}
 	if _, ok := backupProven(t, r, "e", `{"_id":"a","n":1}`+"\n"+`{"_id":"b","n":2}`+"\n", true, t0, 0); !ok {
 		t.Error("a sorted export under --allow-duplicate-keys, without repeats, is unproven")
