@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,6 +112,14 @@ func proveState(ctx context.Context, r *repo.Repository, p *index.Plan) (source.
 	if p.Base.Format != engine.FormatRaw || p.Base.Position == nil {
 		return source.StateProof{}, source.ErrNotMine
 	}
+	// Another source's raw base (Redis) must not have its log read as
+	// etcd revisions: look at the base's first bytes first.
+	if mine, err := isEtcdSnapshot(ctx, r, p.Base); err != nil || !mine {
+		if err == nil {
+			err = source.ErrNotMine
+		}
+		return source.StateProof{}, err
+	}
 	revs, err := LoadRevisions(ctx, r, p)
 	if err != nil {
 		return source.StateProof{}, err
@@ -128,6 +137,28 @@ func proveState(ctx context.Context, r *repo.Repository, p *index.Plan) (source.
 		return sp, want.Check("snapshot "+p.Base.ID.Short(), sp.Proof)
 	}
 	return sp, nil
+}
+
+// isEtcdSnapshot reports whether a snapshot's export starts with the etcd
+// snapshot magic, reading its first blobs only.
+func isEtcdSnapshot(ctx context.Context, r *repo.Repository, base index.SnapshotRef) (bool, error) {
+	sr, err := engine.OpenSnapshot(ctx, r, base)
+	if err != nil {
+		return false, err
+	}
+	var head []byte
+	c := sr.Start()
+	for len(head) < len(snapshotMagic) {
+		b, err := c.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		head = append(head, b...)
+	}
+	return bytes.HasPrefix(head, []byte(snapshotMagic)), nil
 }
 
 // targetProof digests what the cluster holds now, read at one revision.

@@ -105,6 +105,36 @@ func TestReplayProof(t *testing.T) {
 	if err := source.SnapshotProof(t.Context(), r, index.SnapshotRef{ID: bad.ID, Snapshot: &s}); !errors.Is(err, repo.ErrProofMismatch) {
 		t.Errorf("a wrong recorded proof: %v", err)
 	}
+	// Another source's raw base with a log (Redis's): not etcd's, and its
+	// log is not read as revisions.
+	pos := uint64(1)
+	if _, _, err := engine.Backup(t.Context(), r, bytes.NewReader([]byte("REDIS0011 not etcd")), engine.BackupOptions{Stream: "other", Time: t0, Position: &pos}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := engine.OpenLog(t.Context(), r, engine.LogOptions{Stream: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(&repo.Event{Seq: 2, Time: t0.Add(time.Second).UnixNano(), Op: repo.OpPut, Key: []byte("redis"), Value: []byte("SET a b")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cat, err = index.LoadCatalog(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cat.Plan("other", index.Target{Position: 2, ByPos: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proveState(t.Context(), r, p); !errors.Is(err, source.ErrNotMine) {
+		t.Errorf("a raw base of another source: %v, want ErrNotMine", err)
+	}
+	if _, err := source.ProveState(t.Context(), r, p); !errors.Is(err, source.ErrUnproven) {
+		t.Errorf("no prover for a raw base of another source: %v, want ErrUnproven", err)
+	}
 	// A snapshot of another kind is not etcd's to prove.
 	if _, err := proveState(t.Context(), r, &index.Plan{Base: index.SnapshotRef{Snapshot: &repo.Snapshot{Format: engine.FormatNDJSON}}}); !errors.Is(err, source.ErrNotMine) {
 		t.Errorf("an ndjson base: %v", err)
