@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -153,6 +154,8 @@ func FuzzSnapshot(f *testing.F) {
 	f.Add([]byte(`{"version":1,"stream":"shop/users","time":"2026-01-01T00:00:00Z","created":"2026-01-01T00:00:01Z","format":"ndjson","size":34,"blobs":1,"tree":{"height":0,"root":["` + string(bytes.Repeat([]byte("ab"), 32)) + `"]},"indexes":[]}`))
 	f.Add([]byte(`{"version":1,"stream":"../x","format":"raw"}`))
 	f.Add([]byte(`{"version":1,"stream":"a","format":"raw","tree":{"height":99}}`))
+	f.Add([]byte(`{"version":1,"stream":"a","format":"ndjson","records":2,"digest":"` + string(bytes.Repeat([]byte("0f"), 32)) + `"}`))
+	f.Add([]byte(`{"version":1,"stream":"a","format":"ndjson","records":2,"digest":"0F"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := repo.DecodeSnapshot("fuzz", b)
 		if err != nil {
@@ -160,6 +163,11 @@ func FuzzSnapshot(f *testing.F) {
 		}
 		if repo.ValidStream(s.Stream) != nil || s.Tree.Height < 0 || s.Tree.Height > repo.MaxTreeHeight || s.Size < 0 {
 			t.Fatalf("accepted invalid snapshot %+v", s)
+		}
+		// A proof is whole or absent: never half of one, never one that
+		// reads as another.
+		if p, ok := s.Proof(); ok != (s.Records != nil) || ok && (p.Records != *s.Records || hex.EncodeToString(p.Digest[:]) != s.Digest) {
+			t.Fatalf("accepted a snapshot whose proof does not read back: %+v", s)
 		}
 	})
 }

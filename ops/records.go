@@ -1,7 +1,14 @@
 package ops
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"time"
+
+	"github.com/strata-backup/strata/repo"
 )
 
 // DrillRecord is the result of one restore drill (`strata drill`), stored as
@@ -29,7 +36,11 @@ type DrillRecord struct {
 type Check struct {
 	Name string `json:"name"` // for example "snapshot-proof", "replay-proof"
 	OK   bool   `json:"ok"`
-	Note string `json:"note,omitempty"`
+	// Unproven marks a check the drill could not make (a snapshot without
+	// a proof, no later snapshot to replay to): OK is false, and the
+	// record's OK does not count it. It is never reported as proven.
+	Unproven bool   `json:"unproven,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // ScrubRecord is the progress and findings of one scrub pass, stored as
@@ -51,4 +62,38 @@ type ScrubRecord struct {
 	Repaired   int    `json:"repaired"`   // of those, rebuilt from parity
 	Unrepaired int    `json:"unrepaired"` // damage parity could not cover
 	Error      string `json:"error,omitempty"`
+}
+
+// MaxRecordSize bounds a drill or scrub record read or uploaded.
+const MaxRecordSize = 64 << 10
+
+// DecodeDrillRecord parses and checks a drill record: at most
+// MaxRecordSize bytes of one JSON object with no unknown fields, a valid
+// stream name, a time, and checks with names. An index server stores only
+// records it decoded.
+func DecodeDrillRecord(b []byte) (*DrillRecord, error) {
+	if len(b) > MaxRecordSize {
+		return nil, fmt.Errorf("drill record of %d bytes, over the limit %d", len(b), MaxRecordSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var rec DrillRecord
+	if err := dec.Decode(&rec); err != nil {
+		return nil, fmt.Errorf("drill record is not valid JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("drill record has trailing data")
+	}
+	if err := repo.ValidStream(rec.Stream); err != nil {
+		return nil, fmt.Errorf("drill record: %w", err)
+	}
+	if rec.Time.IsZero() || rec.RTOSeconds < 0 || math.IsNaN(rec.RTOSeconds) {
+		return nil, errors.New("drill record: time or rto_seconds out of range")
+	}
+	for _, c := range rec.Checks {
+		if c.Name == "" || len(c.Name) > 64 {
+			return nil, errors.New("drill record: a check without a name, or with one over 64 bytes")
+		}
+	}
+	return &rec, nil
 }

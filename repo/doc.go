@@ -44,6 +44,11 @@
 // root of its blob tree, and the index files it needs. Its clear Label lets
 // an index server list it without the key.
 //
+// # Proof
+// A snapshot's record count and logical digest (Proof, Digester): a keyed,
+// order-independent sum of its canonical records' hashes, so the export, a
+// restore and a replay of the same state agree (FORMAT.md §11.1).
+//
 // # Log segment
 // The change events of one stream at positions First..Last, in a pack of
 // their own; the manifest's name carries the range and times, so the

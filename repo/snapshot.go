@@ -39,6 +39,12 @@ type Snapshot struct {
 	// Stored counts what this backup added: new blobs and their compressed, sealed bytes.
 	NewBlobs    int64 `json:"new_blobs"`
 	StoredBytes int64 `json:"stored_bytes"`
+	// Records and Digest are the proof of the export's logical content
+	// (FORMAT.md §11.1): its record count and keyed, order-independent
+	// digest, set by the sources that define canonical records. A snapshot
+	// without them is unproven. Read them with Proof, set them with SetProof.
+	Records *uint64 `json:"records,omitempty"`
+	Digest  string  `json:"digest,omitempty"`
 }
 
 // Tree is the root of a snapshot's blob list: Root holds IDs of list blobs of
@@ -68,6 +74,9 @@ func DecodeSnapshot(name string, p []byte) (*Snapshot, error) {
 	}
 	if s.Format != "raw" && s.Format != "ndjson" {
 		return nil, corrupt(name, -1, "unknown export format %q", s.Format)
+	}
+	if err := s.validProof(); err != nil {
+		return nil, corrupt(name, -1, "snapshot proof: %v", err)
 	}
 	return &s, nil
 }

@@ -61,6 +61,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 		ok = id.Allows(auth.Admin, "")
 	case wire.ClassScrub:
 		ok = id.Allows(auth.Read, "") // clear progress and counts, shown on status pages
+	case wire.ClassDrill:
+		// Drill records hold no content (FORMAT.md §24): they are lookups.
+		ok = id.Allows(auth.Read, "")
 	}
 	if !ok {
 		if stream != "" {
@@ -208,8 +211,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	rq.audit = &wire.AuditRecord{Action: "put", Object: o.Name}
 	limit := int64(wire.MaxObjectBody)
-	if o.Class == wire.ClassLabel {
+	switch o.Class {
+	case wire.ClassLabel:
 		limit = repo.MaxLabelSize
+	case wire.ClassDrill:
+		limit = ops.MaxRecordSize
 	}
 	// Scopes that do not depend on the body come first, so a refused
 	// upload is not even read.
@@ -246,6 +252,16 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if !id.Allows(auth.Backup, "") {
 			return forbidden("this token has no backup scope")
 		}
+	case wire.ClassDrill:
+		// The stream is in the body: checked below, before storing.
+		if !id.Allows(auth.Restore, "") {
+			return forbidden("writing drill records needs a restore scope")
+		}
+		if now := s.o.Now(); wire.TooFarAhead(time.Unix(0, o.Stamp), now) {
+			return badRequest("drill record stamped %s, after the server's clock (%s) allows", time.Unix(0, o.Stamp).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+	default:
+		return forbidden("%s objects are not written through the server", o.Class)
 	}
 	data, release, e := s.readBody(w, r, rq, limit)
 	if e != nil {
@@ -268,6 +284,16 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if scrub, err = ops.DecodeScrub(o.Name, data); err != nil {
 			return errorf(http.StatusUnprocessableEntity, wire.CodeCorrupt, "not a scrub record: %v", err)
 		}
+	} else if o.Class == wire.ClassDrill {
+		rec, err := ops.DecodeDrillRecord(data)
+		if err != nil {
+			return badRequest("%s: %v", o.Name, err)
+		}
+		rq.audit.Stream = rec.Stream
+		if !id.Allows(auth.Restore, rec.Stream) {
+			return forbidden("this token may not drill stream %s", rec.Stream)
+		}
+		rq.audit.Action = "drill"
 	} else if o.Class != wire.ClassPrune {
 		if err := repo.VerifyObject(o.Name, data); err != nil {
 			return errorf(http.StatusUnprocessableEntity, wire.CodeCorrupt, "the upload is not what its name promises: %v", err)
@@ -419,6 +445,8 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, rq *request
 		ok = id.Allows(auth.Backup, "") || id.Allows(auth.Restore, "")
 	case wire.ClassSegment:
 		ok = p.Stream != "" && (id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Restore, p.Stream)) || id.Allows(auth.Admin, "")
+	case wire.ClassDrill:
+		ok = id.Allows(auth.Read, "")
 	default:
 		ok = id.Allows(auth.Admin, "")
 	}

@@ -11,4 +11,10 @@
 // engine.Backup (which extends retention), log segments with
 // engine.OpenLog, and plans restores with index.Catalog.Plan and
 // engine.LoadPlanSegments.
+//
+// # Proofs
+// A source that defines a canonical record (FORMAT.md §11.1) records each
+// snapshot's proof (repo.Snapshot.SetProof), checks it in its restores, and
+// registers a StateProver: the digesting restore that drills and replay
+// proofs (ProveState, SnapshotProof, ReplayProof) use without a database.
 package source

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/multi"
 	"github.com/strata-backup/strata/server/wire"
@@ -83,6 +84,13 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	rep.Problems = append(rep.Problems, problems...)
+	if *readData {
+		// Reading every byte, check also replays each pair of consecutive
+		// snapshots through the log between them (FORMAT.md §11.1).
+		if err := checkReplayProofs(ctx, r, rep); err != nil {
+			return err
+		}
+	}
 	if t, ok := r.Store().(repo.Tampered); ok {
 		for _, n := range t.TamperedObjects() {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: TAMPERED: its current version fails verification or was hidden; the intact older version was read instead", n))
@@ -128,6 +136,20 @@ func cmdCheck(ctx context.Context, env *environment, args []string) error {
 	}
 	fmt.Fprintln(env.stdout, "no problems found")
 	return nil
+}
+
+// checkReplayProofs adds replayProofs' findings to rep.
+func checkReplayProofs(ctx context.Context, r *repo.Repository, rep *engine.CheckReport) error {
+	cat, err := index.LoadStreamCatalog(ctx, r, "")
+	if cat == nil {
+		// The damage that stopped the catalog is engine.Check's to report.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("replay proofs not checked: %v", err))
+		return nil
+	}
+	notes, problems, err := replayProofs(ctx, r, cat)
+	rep.Notes = append(rep.Notes, notes...)
+	rep.Problems = append(rep.Problems, problems...)
+	return err
 }
 
 // checkJSON is check --json's one object (README, check).

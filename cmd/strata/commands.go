@@ -186,16 +186,20 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	if *allowDup && *format != engine.FormatNDJSON {
 		return usagef("--allow-duplicate-keys applies to --format ndjson")
 	}
+	var oc *ndjson.ExportChecker
 	if *format == engine.FormatNDJSON {
 		// Every line is checked on its way to the chunker: a bad one fails
 		// the backup before its manifest is written. Whether the export is
 		// sorted by key decides how a point-in-time restore merges changes
 		// into it; learn it on the way through.
-		oc := ndjson.NewExportChecker(*keyField, *allowDup)
+		oc = ndjson.NewExportChecker(*keyField, *allowDup)
 		src = oc.Reader(src)
 		o.Describe = func(s *repo.Snapshot) {
 			s.KeyField = *keyField
 			s.Sorted, _ = oc.Sorted()
+			if p, ok := oc.Proof(); ok {
+				s.SetProof(p)
+			}
 		}
 	}
 	// The label's date is checked against the server's clock before any
@@ -207,6 +211,11 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	r, _, err := openRepoToWrite(ctx, env, *location, *stream, dated)
 	if err != nil {
 		return err
+	}
+	if oc != nil {
+		// The proof's key comes from the repository's master key; nothing
+		// has been read through the checker yet.
+		oc.Prove(r.NewDigester())
 	}
 	if o.Parent, err = engine.Parent(ctx, r, *stream); err != nil {
 		// A damaged manifest must not stop new backups; it only loses a parent candidate.
@@ -389,7 +398,9 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	var n int64
 	run := func(w io.Writer) error {
 		var err error
-		n, err = engine.Restore(ctx, r, snap, w, restoreOptions(r))
+		// An ndjson export's proof is recomputed from what is written
+		// (FORMAT.md §11.1); a mismatch fails the restore.
+		n, _, err = ndjson.RestoreSnapshot(ctx, r, snap, w, restoreOptions(r))
 		return err
 	}
 	if *to == "-" {

@@ -89,6 +89,7 @@ func init() {
 		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage, nil},
 		{"forget", "remove snapshots and old log by policy, keeping a point-in-time window restorable", cmdForget, nil},
 		{"prune", "delete data no snapshot or log segment references (two-phase, with a grace period)", cmdPrune, nil},
+		{"drill", "restore a stream at a chosen or random instant into a digesting sink or a scratch database, verify its proofs, record the result", cmdDrill, nil},
 		{"check", "verify the repository, optionally every byte, and repair from parity", cmdCheck, nil},
 		{"scrub", "read the slice of the repository that is due, so every byte is read once per cycle, and repair from parity", cmdScrub, nil},
 		{"upgrade", "upgrade a version-1 repository to the current format (metadata copies)", cmdUpgrade, nil},
@@ -181,7 +182,8 @@ func exitCode(err error) int {
 		errors.Is(err, shard.ErrBadShard),
 		errors.Is(err, index.ErrUnprovable),
 		errors.Is(err, engine.ErrMissingBlob),
-		errors.Is(err, engine.ErrReplayMismatch):
+		errors.Is(err, engine.ErrReplayMismatch),
+		errors.Is(err, repo.ErrProofMismatch):
 		return exitDamage
 	case errors.Is(err, repo.ErrWrongPassword), errors.Is(err, client.ErrUnauthorized):
 		return exitWrongPassword

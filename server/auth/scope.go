@@ -124,6 +124,10 @@ func validGlob(g string) error {
 	return nil
 }
 
+// ValidGlob checks a stream glob as scopes take it: stream-name
+// characters, '*' and '?'.
+func ValidGlob(g string) error { return validGlob(g) }
+
 // MatchGlob reports whether glob matches all of name, as scopes match
 // stream names (see matchGlob).
 func MatchGlob(glob, name string) bool { return matchGlob(glob, name) }

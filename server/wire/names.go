@@ -22,11 +22,12 @@ const (
 	ClassPrune                     // prune/marks-<ns>.json
 	ClassAudit                     // audit/<…>: written by the server only
 	ClassScrub                     // scrub/<ns>.json: scrub records (FORMAT.md §24), clear, no content
+	ClassDrill                     // drills/<ns>.json: clear drill records; the stream is in the body
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
 	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
-	ClassScrub: "scrub"}
+	ClassScrub: "scrub", ClassDrill: "drill"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -41,6 +42,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
 	repo.KindScrub: ClassScrub,
+	repo.KindDrill: ClassDrill,
 }
 
 // Object is a parsed object name.
@@ -49,6 +51,7 @@ type Object struct {
 	Class   Class
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
+	Stamp   int64           // stamped names (drill records): the unix nanoseconds in the name
 }
 
 // MaxNameLen bounds an object name in a request.
@@ -64,7 +67,7 @@ func ParseObject(name string) (Object, error) {
 		// clients neither read nor write them by name.
 		err = fmt.Errorf("%q is a metadata copy, which the server keeps itself", name)
 	}
-	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stamp: p.Stamp}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
 	}

@@ -70,11 +70,15 @@ func backupOnce(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.R
 	pr, pw := io.Pipe()
 	var keys uint64
 	var readErr error
+	proof := r.NewDigester()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		sw := NewSnapshotWriter(pw, rev, first.Header.ClusterId)
-		err := readPages(ctx, cli, first, rev, func(kv *KeyValue) error { return sw.Add(kv) })
+		err := readPages(ctx, cli, first, rev, func(kv *KeyValue) error {
+			proof.Add(kv.Key, kv.Value) // the canonical record (proof.go)
+			return sw.Add(kv)
+		})
 		if err == nil {
 			err = sw.Close()
 		}
@@ -83,6 +87,8 @@ func backupOnce(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.R
 	}()
 	id, snap, err := engine.Backup(ctx, r, pr, engine.BackupOptions{
 		Stream: o.Stream, Format: engine.FormatRaw, Time: at, Position: &pos, Parent: o.Parent, Host: o.Host, Logf: o.Logf,
+		// Called once the export is read to its end: every key is in the proof.
+		Describe: func(s *repo.Snapshot) { s.SetProof(proof.Proof()) },
 	})
 	// Unblock the reader if the backup stopped before the end.
 	pr.CloseWithError(errors.New("backup stopped"))

@@ -59,6 +59,9 @@ type RestoreStats struct {
 	// LeasedKeys counts keys written without the lease they had in the source.
 	LeasedKeys int64
 	Deleted    int64 // keys the target held, deleted under Force
+	// Proof is the record count and digest of the state written, which the
+	// target was read back and found to hold (FORMAT.md §11.1).
+	Proof repo.Proof
 }
 
 // CountKeys returns how many keys the cluster holds.
@@ -132,8 +135,13 @@ func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 		st.Deleted = resp.Deleted
 		o.Logf("deleted the %d keys the target held (--force)", st.Deleted)
 	}
+	// The state's proof is computed from what is written (FORMAT.md
+	// §11.1) and checked, at the end, against what the target then holds.
+	changed := foldRevisions(revs)
+	want := r.NewDigester()
 	tx := &txnBatcher{ctx: ctx, cli: cli, cfg: cfg, o: &o, st: &st, keys: map[string]struct{}{}}
-	if err := restoreBase(ctx, r, p.Base, tx, &st); err != nil {
+	err = changed.digest(want, func(digest func(*KeyValue) error) error { return restoreBase(ctx, r, p.Base, tx, &st, digest) })
+	if err != nil {
 		return st, fmt.Errorf("%w (the target holds a partial restore: restore again with --force)", err)
 	}
 	st.LastRevision = st.BaseRevision
@@ -172,10 +180,23 @@ func Restore(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 	if err := tx.commit(); err != nil {
 		return st, fmt.Errorf("apply revisions through %d: %w (the target holds a partial state: restore again with --force)", st.LastRevision, err)
 	}
+	st.Proof = want.Proof()
+	if rec, ok := p.Base.Proof(); ok && len(revs) == 0 {
+		if err := rec.Check("snapshot "+p.Base.ID.Short(), st.Proof); err != nil {
+			return st, err
+		}
+	}
+	got := r.NewDigester()
+	if err := targetProof(ctx, cli, cfg, got); err != nil {
+		return st, fmt.Errorf("read the target back to verify it: %w", err)
+	}
+	if err := st.Proof.Check(fmt.Sprintf("etcd %s after the restore", cfg), got.Proof()); err != nil {
+		return st, fmt.Errorf("%w (was the target written to during the restore?)", err)
+	}
 	return st, nil
 }
 
-func restoreBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats) error {
+func restoreBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats, digest func(*KeyValue) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -183,7 +204,7 @@ func restoreBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err := loadBase(pr, base, tx, st)
+	err := loadBase(pr, base, tx, st, digest)
 	pr.CloseWithError(errors.New("restore stopped"))
 	if rerr := <-done; rerr != nil && err == nil {
 		err = rerr
@@ -191,7 +212,7 @@ func restoreBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef
 	return err
 }
 
-func loadBase(src io.Reader, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats) error {
+func loadBase(src io.Reader, base index.SnapshotRef, tx *txnBatcher, st *RestoreStats, digest func(*KeyValue) error) error {
 	sr, err := NewSnapshotReader(src)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", base.ID.Short(), err)
@@ -220,6 +241,9 @@ func loadBase(src io.Reader, base index.SnapshotRef, tx *txnBatcher, st *Restore
 		}
 		tx.add(clientv3.OpPut(string(kv.Key), string(kv.Value)), len(kv.Key)+len(kv.Value))
 		st.BaseKeys++
+		if err := digest(kv); err != nil {
+			return err
+		}
 	}
 	return tx.commit()
 }

@@ -125,6 +125,25 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	if st.LeasedKeys > 0 {
 		fmt.Fprintf(env.Stderr, "note: %d writes of lease-bound keys were restored without a lease: those keys will not expire in the target\n", st.LeasedKeys)
 	}
+	// The read-back is Restore's; say what it proved. A state past the
+	// base that is a later snapshot's is checked against its proof too.
+	proof := "the snapshot records no proof (unproven)"
+	if _, ok := p.Base.Proof(); ok {
+		proof = "the snapshot's proof matched"
+	}
+	if st.Revisions > 0 {
+		proof = "no snapshot is at the revision reached (the replay proofs of 'strata check --read-data' and 'strata drill' cover it)"
+		for _, s := range cat.Stream(stream) {
+			want, ok := s.Proof()
+			if ok && s.Position != nil && *s.Position == uint64(st.LastRevision) {
+				if err := want.Check(fmt.Sprintf("revision %d (snapshot %s)", st.LastRevision, s.ID.Short()), st.Proof); err != nil {
+					return err
+				}
+				proof = "snapshot " + s.ID.Short() + " is at the revision reached, and its proof matched"
+			}
+		}
+	}
+	fmt.Fprintf(env.Stderr, "verified: the target holds the %d keys written, digest equal; %s\n", st.Proof.Records, proof)
 	return nil
 }
 

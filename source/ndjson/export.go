@@ -54,6 +54,8 @@ type ExportChecker struct {
 	s1, s2  maphash.Seed
 	err     error
 	partial bool // c.line holds the start of line lineNo
+
+	proof *proofPool // set by Prove
 }
 
 // NewExportChecker returns a checker for documents keyed by field. With
@@ -112,6 +114,7 @@ func (c *ExportChecker) Close() error {
 	if c.err == nil {
 		c.err = c.duplicates()
 	}
+	c.endProof()
 	return c.err
 }
 
@@ -153,6 +156,7 @@ func (r *checkedReader) check() {
 	if !r.failed.Load() {
 		r.c.Close()
 	}
+	r.c.endProof() // stops the proof's workers on a bad export too
 }
 
 func (r *checkedReader) Read(p []byte) (int, error) {
@@ -250,6 +254,9 @@ func (c *ExportChecker) check(line []byte) error {
 		default:
 			c.sorted, c.why = false, fmt.Sprintf("line %d: key below the line before", c.lineNo)
 		}
+	}
+	if c.proof != nil {
+		c.proof.add(key, line)
 	}
 	if !c.allowDup {
 		// Whether the export stays sorted is known only at its end, and a

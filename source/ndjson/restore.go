@@ -22,12 +22,19 @@ type RestoreStats struct {
 	// through LastApplied. Both are 0 when no event applied.
 	LastApplied uint64
 	LastTime    int64
+	// Proof is the record count and digest of the state written
+	// (FORMAT.md §11.1).
+	Proof repo.Proof
 }
 
 // RestoreAt writes the state of the plan's stream at its target to w: the
 // base snapshot's documents with every event of the plan applied, sorted by
 // key. The manifests and every event are read and verified before the
 // first byte is written; the snapshot's blobs are verified as they stream.
+// The state's proof is computed on the way out (RestoreStats.Proof); when
+// no event applies, the state is the base's, and a proof the base records
+// must match it, or RestoreAt returns an error wrapping
+// repo.ErrProofMismatch once the output is written.
 func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writer, o engine.RestoreOptions) (RestoreStats, error) {
 	var st RestoreStats
 	base := p.Base
@@ -60,6 +67,8 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 	}
 	st.KeysChanged = ch.Len()
 
+	out := newProofWriter(w, r.NewDigester(), field)
+	w = out
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -76,7 +85,16 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 	if rerr := <-done; rerr != nil && !errors.Is(rerr, errAbandoned) {
 		return st, rerr
 	}
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	if st.Proof, err = out.proof(); err != nil {
+		return st, fmt.Errorf("restore %s at %s: %w", p.Stream, p.Target, err)
+	}
+	if want, ok := base.Proof(); ok && st.EventsApplied == 0 && Proven(base.Snapshot) {
+		return st, want.Check("snapshot "+base.ID.Short(), st.Proof)
+	}
+	return st, nil
 }
 
 var errAbandoned = errors.New("restore abandoned")
