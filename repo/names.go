@@ -25,6 +25,7 @@ const (
 	AuditPrefix      = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
 	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
 	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	// LeasesPrefix (lease.go): leases/<stream>/@<generation:20>: a stream's writer lease (FORMAT.md §15)
 )
 
 // Kind is what kind of repository object a name denotes.
@@ -44,6 +45,7 @@ const (
 	KindAudit                      // audit/<ns>.jsonl
 	KindDrill                      // drills/<ns>.json
 	KindScrub                      // scrub/<ns>.json
+	KindLease                      // leases/<stream>/@<generation>
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -67,6 +69,7 @@ var kinds = []struct {
 	{KindAudit, "audit", AuditPrefix, false, ".jsonl"},
 	{KindDrill, "drill", DrillsPrefix, false, ".json"},
 	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
+	{KindLease, "lease", LeasesPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -120,6 +123,8 @@ type Object struct {
 	Shard   int        // data: the shard's index in its pack
 	Segment SegmentKey // segments
 	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
+	Stream  string     // leases: the stream
+	Gen     uint64     // leases: the generation
 }
 
 // MaxNameLen bounds an object name: longer names are refused by ParseObject.
@@ -154,6 +159,8 @@ func ParseObject(name string) (Object, error) {
 		o.Stamp, err = parseStamp(name[len(DrillsPrefix):], ".json")
 	case KindScrub:
 		o.Stamp, err = parseStamp(name[len(ScrubPrefix):], ".json")
+	case KindLease:
+		o.Stream, o.Gen, err = ParseLeaseName(name)
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}
