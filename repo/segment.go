@@ -48,9 +48,9 @@ type Segment struct {
 	// (FORMAT.md §15, "Fencing").
 	Epoch    uint64       `json:"epoch,omitempty"`
 	Encoding string       `json:"encoding"` // EventsEncoding
-	Pack          SegmentPack  `json:"pack"`
-	Created       time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
-	Frames        []SegmentRun `json:"frames"`
+	Pack     SegmentPack  `json:"pack"`
+	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
+	Frames   []SegmentRun `json:"frames"`
 }
 
 // SegmentPack locates a segment's pack.
