@@ -595,6 +595,24 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep 
 		for _, c := range l.Conflicts {
 			rep.problem("log %s: overlapping segments (two writers?): %s", stream, c)
 		}
+		// Fenced segments are a deposed writer's: verified like the rest
+		// (their packs are referenced, not garbage), never read by a restore.
+		for _, k := range l.Fenced {
+			rep.Segments++
+			s, err := r.LoadSegment(ctx, k)
+			switch {
+			case err == nil:
+				out = append(out, checkedSegment{key: k, seg: s})
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: fenced out: sealed by a writer at epoch %d after a writer with a higher epoch took the stream over at or before position %d; no restore reads it (FORMAT.md §15)",
+					segLabel(k), k.Epoch, k.Last))
+			case errors.Is(err, repo.ErrNotFound):
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(k)))
+			case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrUnsupportedVersion):
+				rep.problem("%s (fenced out): %v", segLabel(k), err)
+			default:
+				return nil, err
+			}
+		}
 	}
 	return out, nil
 }
