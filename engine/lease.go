@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -276,9 +277,10 @@ func (l *Lease) renew() {
 			l.mu.Lock()
 			l.gen, l.lastOK = next, began
 			l.mu.Unlock()
-			if next > 2 {
+			if _, server := repo.StoreAs[index.Cataloger](l.s); next > 2 && !server {
 				// Superseded generations hold nothing anyone needs; a store
-				// that refuses (retention, an index server's scopes) keeps them.
+				// under retention keeps them. An index server removes them
+				// itself (its backup tokens may not delete).
 				_ = l.s.Delete(context.Background(), repo.LeaseName(l.o.Stream, next-2))
 			}
 		case errors.Is(err, repo.ErrObjectExists):

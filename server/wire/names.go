@@ -21,10 +21,11 @@ const (
 	ClassSegment                   // logs/<stream>/@…: the stream is in the name
 	ClassPrune                     // prune/marks-<ns>.json
 	ClassAudit                     // audit/<…>: written by the server only
+	ClassLease                     // leases/<stream>/@<generation>: the stream is in the name
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
-	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit"}
+	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit", ClassLease: "lease"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -38,6 +39,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
+	repo.KindLease: ClassLease,
 }
 
 // Object is a parsed object name.
@@ -46,6 +48,8 @@ type Object struct {
 	Class   Class
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
+	Stream  string          // leases: the stream
+	Gen     uint64          // leases: the generation
 }
 
 // MaxNameLen bounds an object name in a request.
@@ -56,7 +60,7 @@ const MaxNameLen = repo.MaxNameLen
 // a file outside the repository's namespace.
 func ParseObject(name string) (Object, error) {
 	p, err := repo.ParseObject(name)
-	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stream: p.Stream, Gen: p.Gen}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
 	}
@@ -68,7 +72,7 @@ func ParseObject(name string) (Object, error) {
 type Prefix struct {
 	Prefix string
 	Class  Class  // 0 for "" (everything)
-	Stream string // logs/<stream>/@ only
+	Stream string // logs/<stream>/@ and leases/<stream>/@ only
 }
 
 // ParsePrefix checks a List prefix: "", the prefix of one kind of object
@@ -80,6 +84,14 @@ func ParsePrefix(p string) (Prefix, error) {
 	}
 	if k := repo.KindOfPrefix(p); k != 0 {
 		out.Class = classOf[k]
+		return out, nil
+	}
+	if stream, ok := strings.CutPrefix(p, repo.LeasesPrefix); ok {
+		stream, ok2 := strings.CutSuffix(stream, "/@")
+		if !ok2 || repo.ValidStream(stream) != nil || repo.StreamLeasePrefix(stream) != p {
+			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
+		}
+		out.Class, out.Stream = ClassLease, stream
 		return out, nil
 	}
 	stream, ok := strings.CutPrefix(p, repo.LogsPrefix)
