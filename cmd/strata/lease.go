@@ -51,6 +51,9 @@ func (f leaseFlags) check() error {
 // last write is done.
 func takeLease(ctx context.Context, env *environment, r *repo.Repository, stream string, f leaseFlags) (*engine.Lease, context.Context, func(), error) {
 	host := env.host
+	if h := env.getenv("STRATA_LEASE_HOST"); h != "" {
+		host = h // hosts that share a name (containers) must tell their captures apart
+	}
 	if host == "" {
 		host = "unknown-host"
 	}
