@@ -54,7 +54,11 @@ func (rg *leaseRig) run(stdin []byte, code int, args ...string) (stdout, stderr 
 	cmd := exec.Command(rg.bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = rg.env, bytes.NewReader(stdin), &out, &errb
+	start := time.Now()
 	err := cmd.Run()
+	if os.Getenv("STRATA_TEST_TIMING") != "" {
+		rg.t.Logf("%6.2fs strata %s", time.Since(start).Seconds(), strings.Join(args, " "))
+	}
 	got := 0
 	if err != nil {
 		var ee *exec.ExitError
