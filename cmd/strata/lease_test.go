@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-backup/strata/internal/redistest"
 	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/repo"
 )
@@ -258,4 +259,77 @@ func TestConcurrentCapturesOneWins(t *testing.T) {
 		}
 	}
 	rg.verify()
+}
+
+// TestRedisCLIOneWriter: two `strata log --source redis://…` captures of
+// one stream: the second refuses naming the first; a standby takes over
+// after the first is killed, continues the replication stream, and a
+// restore afterwards equals the source.
+func TestRedisCLIOneWriter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	src := redistest.Start(t, redistest.Options{})
+	sc := src.Client(t)
+	bin := strataBinary(t)
+	c := newCLI(t)
+	c.ok(nil, "init")
+	env := append(os.Environ(), "STRATA_PASSWORD="+c.vars["STRATA_PASSWORD"], "STRATA_REPO="+c.vars["STRATA_REPO"])
+	start := func(host string, extra ...string) (*exec.Cmd, *testenv.SyncBuffer) {
+		args := append([]string{"log", "--source", "redis://" + src.Addr, "--stream", "kv", "--segment-interval", "100ms", "--lease-interval", leaseInterval.String()}, extra...)
+		cmd := exec.Command(bin, args...)
+		errb := &testenv.SyncBuffer{}
+		cmd.Env, cmd.Stderr = append(slicesClone(env), "STRATA_LEASE_HOST="+host), errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, errb
+	}
+	holder, _ := start("host-a")
+	waitFor(t, "the capture to come online", 20*time.Second, func() bool {
+		return strings.Contains(sc.Info("replication")["slave0"], "state=online")
+	})
+	redisWrites(sc, "a", 50)
+	sc.WaitReplicas(20 * time.Second)
+
+	second, serr := start("host-b")
+	if err := second.Wait(); err == nil {
+		t.Fatalf("a second capture of the stream ran:\n%s", serr)
+	}
+	if want := fmt.Sprintf("is being captured by host host-a pid %d since ", holder.Process.Pid); !strings.Contains(serr.String(), want) {
+		t.Fatalf("second capture's refusal does not name the holder (%q):\n%s", want, serr)
+	}
+	standby, berr := start("host-b", "--standby")
+	waitFor(t, "the standby to wait", 10*time.Second, func() bool { return strings.Contains(berr.String(), "standby:") })
+	time.Sleep(300 * time.Millisecond) // some of it sealed, some not, when the holder dies
+	holder.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	holder.Wait()
+	redisWrites(sc, "b", 50) // while no capture runs
+	waitFor(t, "the standby to take over", 30*time.Second, func() bool { return strings.Contains(berr.String(), "took over") })
+	if took, bound := time.Since(killed), 4*leaseInterval+leaseInterval/4; took > bound+time.Second {
+		t.Fatalf("standby took over %s after the kill, over the bound %s", took, bound)
+	}
+	redisWrites(sc, "c", 50)
+	sc.WaitReplicas(20 * time.Second)
+	time.Sleep(300 * time.Millisecond)
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	want := sc.State()
+	time.Sleep(5 * time.Millisecond)
+	sc.Must("SET", "tail", 1)
+	sc.WaitReplicas(20 * time.Second)
+	time.Sleep(300 * time.Millisecond)
+	standby.Process.Signal(syscall.SIGTERM)
+	if err := standby.Wait(); err != nil {
+		t.Fatalf("standby after SIGTERM: %v\n%s", err, berr)
+	}
+	if o := c.ok(nil, "check", "--read-data"); !strings.Contains(o, "no problems") {
+		t.Fatalf("check: %s", o)
+	}
+	dst := redistest.Start(t, redistest.Options{})
+	c.ok(nil, "restore", "--stream", "kv", "--at", at, "--target", "redis://"+dst.Addr)
+	if got := dst.Client(t).State(); got != want {
+		t.Fatalf("restore after the takeover:\n got %s\nwant %s", got, want)
+	}
 }
