@@ -333,3 +333,38 @@ func TestRedisCLIOneWriter(t *testing.T) {
 		t.Fatalf("restore after the takeover:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestPausedHolderIsDeposed: a holder paused with SIGSTOP (alive, but not
+// renewing) loses the stream to a standby; when it resumes it finds its
+// lease lost and exits 1 without storing what it held; restores read the
+// standby's log and are exact.
+func TestPausedHolderIsDeposed(t *testing.T) {
+	rg := newLeaseRig(t)
+	half := bytes.IndexByte(rg.events[len(rg.events)/2:], '\n') + len(rg.events)/2 + 1
+	holder, hpipe, herr := rg.capture("host-a", "--segment-interval", "10s")
+	hpipe.Write(rg.events[:half]) // held unsealed: the segment interval is long
+	waitFor(t, "the holder to take the lease", 20*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(rg.repo, "leases", "s", "@*"))
+		return len(m) > 0
+	})
+	time.Sleep(2 * leaseInterval)
+	holder.Process.Signal(syscall.SIGSTOP)
+	standby, spipe, serr := rg.capture("host-b", "--standby")
+	go func() { trickle(spipe, rg.events); spipe.Close() }()
+	waitFor(t, "the standby to take over", 30*time.Second, func() bool { return strings.Contains(serr.String(), "took over") })
+	if err := standby.Wait(); err != nil {
+		t.Fatalf("standby: %v\n%s", err, serr)
+	}
+	holder.Process.Signal(syscall.SIGCONT)
+	hpipe.Close()
+	if err := holder.Wait(); err == nil || !strings.Contains(herr.String(), "lease lost") {
+		t.Fatalf("the deposed holder: %v\n%s", err, herr)
+	}
+	t.Logf("the deposed holder said:\n%s", herr)
+	for _, k := range rg.segments() {
+		if k.Epoch == 1 {
+			t.Fatalf("the deposed holder stored %s", k.Name())
+		}
+	}
+	rg.verify()
+}
