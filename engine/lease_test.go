@@ -8,8 +8,12 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/internal/miniotest"
+	"github.com/strata-backup/strata/repo/limit"
 	"github.com/strata-backup/strata/repo/local"
 	"github.com/strata-backup/strata/repo/mem"
+	"github.com/strata-backup/strata/repo/retry"
+	"github.com/strata-backup/strata/repo/s3"
 )
 
 func leaseOpts(host string, pid int) LeaseOptions {
@@ -152,13 +156,29 @@ func TestLeaseDeadLocalHolder(t *testing.T) {
 }
 
 // TestLeaseConcurrentTakes: writers racing for a free lease on a local
-// directory: exactly one holds it at any time.
+// directory, and on MinIO through the decorated S3 store (conditional
+// PUT): exactly one holds it.
 func TestLeaseConcurrentTakes(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		s, err := local.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		concurrentTakes(t, s)
+	})
+	t.Run("s3", func(t *testing.T) {
+		o := miniotest.Bucket(t, true) // versioned, with Object Lock
+		o.Retention, o.Mode, o.Verify = time.Hour, s3.Governance, repo.VerifyObject
+		s, err := s3.Open(t.Context(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		concurrentTakes(t, retry.New(limit.New(s, 4), retry.Policy{}))
+	})
+}
+
+func concurrentTakes(t *testing.T, s repo.Store) {
 	ctx := t.Context()
-	s, err := local.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 6
 	type res struct {
 		l   *Lease
