@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/index"
-	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/internal/miniotest"
+	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/limit"
 	"github.com/strata-backup/strata/repo/local"
 	"github.com/strata-backup/strata/repo/mem"
