@@ -27,7 +27,10 @@ func (c *Client) Store() *Store { return &Store{c: c} }
 // Client returns the client the store talks through.
 func (s *Store) Client() *Client { return s.c }
 
-var _ repo.Store = (*Store)(nil)
+var (
+	_ repo.Store   = (*Store)(nil)
+	_ repo.Creator = (*Store)(nil)
+)
 
 // KeepsCopies reports that the server stores the second copy of every
 // metadata object (FORMAT.md §25): a repository opened through the client
@@ -48,6 +51,28 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	var e *Error
 	if errors.As(err, &e) && e.Code == wire.CodeExists && e.Identical {
 		return nil // an earlier attempt landed
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Create uploads an object the server must not have yet: every upload is
+// create-only (PROTOCOL.md §4), and for leases the server creates through
+// its store's exclusive create, so two clients, or two servers on one
+// store, never both succeed. 409 exists is repo.ErrObjectExists, unless
+// the stored object is identical to data (an earlier attempt of this
+// upload landed), which is success.
+func (s *Store) Create(ctx context.Context, name string, data []byte) error {
+	resp, err := s.c.call(ctx, http.MethodPut, objectPath(name), nil, data, http.Header{"Content-Type": {wire.MediaObject}}, false)
+	var e *Error
+	if errors.As(err, &e) && e.Code == wire.CodeExists {
+		if e.Identical {
+			return nil
+		}
+		return fmt.Errorf("create %s: %w", name, repo.ErrObjectExists)
 	}
 	if err != nil {
 		return err

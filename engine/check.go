@@ -115,7 +115,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	if cat == nil {
 		cat = &index.Catalog{Logs: map[string]*index.Log{}}
 	}
-	segs, err := checkLogs(ctx, r, cat, rep)
+	segs, err := checkLogs(ctx, r, cat, o.Repair, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -582,7 +582,7 @@ func segLabel(k repo.SegmentKey) string {
 // checks that each segment chains to the one before it within a contiguous
 // run, and reports overlaps as problems and gaps as notes. It returns the
 // segments that loaded; err is only for failures of the store itself.
-func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep *CheckReport) ([]checkedSegment, error) {
+func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repair bool, rep *CheckReport) ([]checkedSegment, error) {
 	var out []checkedSegment
 	for _, stream := range slices.Sorted(maps.Keys(cat.Logs)) {
 		l := cat.Logs[stream]
@@ -646,8 +646,34 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, rep 
 				}
 			}
 		}
-		for _, c := range l.Conflicts {
-			rep.problem("log %s: overlapping segments (two writers?): %s", stream, c)
+		if repair && len(l.Conflicts) > 0 {
+			removed, err := resolveOverlaps(ctx, r, l, loaded, rep)
+			if err != nil {
+				return nil, err
+			}
+			out = slices.DeleteFunc(out, func(c checkedSegment) bool { return removed[c.key.ID] })
+		} else {
+			for _, c := range l.Conflicts {
+				rep.problem("log %s: overlapping segments (two writers?): %s ('strata check --repair' keeps the chain that restores and removes the other writer's segments)", stream, c)
+			}
+		}
+		// Fenced segments are a deposed writer's: verified like the rest
+		// (their packs are referenced, not garbage), never read by a restore.
+		for _, k := range l.Fenced {
+			rep.Segments++
+			s, err := r.LoadSegment(ctx, k)
+			switch {
+			case err == nil:
+				out = append(out, checkedSegment{key: k, seg: s})
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: fenced out: sealed by a writer at epoch %d after a writer with a higher epoch took the stream over at or before position %d; no restore reads it (FORMAT.md §15)",
+					segLabel(k), k.Epoch, k.Last))
+			case errors.Is(err, repo.ErrNotFound):
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(k)))
+			case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrUnsupportedVersion):
+				rep.problem("%s (fenced out): %v", segLabel(k), err)
+			default:
+				return nil, err
+			}
 		}
 	}
 	return out, nil

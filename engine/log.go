@@ -35,6 +35,10 @@ type LogOptions struct {
 	// For sources whose events carry their own times (NDJSON); a source
 	// whose re-delivered events are dated on arrival must not set it.
 	VerifyReplay bool
+	// Lease, when set, is the stream's lease this writer holds
+	// (AcquireLease, taken before OpenLog lists the log): every segment
+	// carries its epoch, and none is written once Check fails.
+	Lease *Lease
 }
 
 // LogStats count what a LogWriter did. Read them after Close.
@@ -500,6 +504,13 @@ func (w *LogWriter) sealer(ctx context.Context) {
 // the manifest. The manifest goes last, so a crash leaves at worst a pack
 // nothing references; the restarted capture rewrites the segment.
 func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentKey, int64, error) {
+	var epoch uint64
+	if l := w.o.Lease; l != nil {
+		if err := l.Check(); err != nil {
+			return repo.SegmentKey{}, 0, err
+		}
+		epoch = l.Epoch()
+	}
 	frames := make([]repo.Frame, len(c.frames))
 	errs := make([]error, len(c.frames))
 	sem := make(chan struct{}, w.o.Workers)
@@ -535,6 +546,14 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 	}
 	for _, f := range c.frames {
 		seg.Frames = append(seg.Frames, repo.SegmentRun{First: f.first, Events: f.events})
+	}
+	seg.Epoch = epoch
+	if l := w.o.Lease; l != nil {
+		// Checked again after the pack, which may have taken a while: a
+		// pack without a manifest is harmless, a manifest is not.
+		if err := l.Check(); err != nil {
+			return repo.SegmentKey{}, 0, err
+		}
 	}
 	key, err := w.r.SaveSegment(ctx, seg)
 	return key, int64(len(pack)), err

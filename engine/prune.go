@@ -241,10 +241,11 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 		return nil, fmt.Errorf("%w: %d blobs that snapshots need are in no index file (run 'strata check')", ErrMissingBlob, missing)
 	}
 
-	// Every log segment's pack.
+	// Every log segment's pack, fenced segments' included: a manifest that
+	// exists keeps its pack (check verifies it).
 	var keys []repo.SegmentKey
 	for _, l := range cat.Logs {
-		keys = append(keys, l.Segments...)
+		keys = append(keys, l.All()...)
 	}
 	packs := make([]repo.ID, len(keys))
 	if err := repo.ForEach(ctx, r.Store(), len(keys), func(i int) error {

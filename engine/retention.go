@@ -124,7 +124,7 @@ func ExtendRetention(ctx context.Context, r *repo.Repository, cat *index.Catalog
 		}
 	}
 	for _, l := range cat.Logs {
-		for _, k := range l.Segments {
+		for _, k := range l.All() {
 			seg, err := r.LoadSegment(ctx, k)
 			if err != nil {
 				return res, fmt.Errorf("retention: %w", err)

@@ -76,3 +76,28 @@ func FuzzLabel(f *testing.F) {
 		}
 	})
 }
+
+func FuzzLease(f *testing.F) {
+	f.Add([]byte(`{"version":1,"stream":"shop/users","generation":3,"epoch":2,"holder":{"id":"0123456789abcdef0123456789abcdef","host":"db1","pid":42},"since":"2026-11-01T12:00:00Z","renewed":"2026-11-01T12:00:20Z","interval_ms":10000,"missed":3}`))
+	f.Add([]byte(`{"version":1,"stream":"shop/users","generation":3,"epoch":4,"holder":{"id":"x","host":"","pid":-1},"since":"2026-11-01T12:00:00Z","renewed":"2026-11-01T12:00:00Z","interval_ms":0,"missed":0,"released":true}`))
+	f.Add([]byte(`{"version":2}`))
+	const name = "leases/shop/users/@00000000000000000003"
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := repo.DecodeLease(name, b)
+		if err != nil {
+			return
+		}
+		if l.Stream != "shop/users" || l.Generation != 3 || l.Epoch == 0 || l.Epoch > l.Generation ||
+			l.Interval() <= 0 || l.Interval() > repo.MaxLeaseInterval || l.Missed < 1 || l.Missed > repo.MaxLeaseMissed {
+			t.Fatalf("accepted a bad lease: %+v", l)
+		}
+		enc, err := l.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := repo.DecodeLease(name, enc)
+		if err != nil || *again != *l && !(again.Since.Equal(l.Since) && again.Renewed.Equal(l.Renewed)) {
+			t.Fatalf("lease does not round-trip: %v", err)
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +30,77 @@ type Log struct {
 	// Conflicts names segments whose ranges overlap another's: two writers on
 	// one stream. Plans refuse to cross them.
 	Conflicts []string
+	// Fenced are the segments of deposed writers (FORMAT.md §15,
+	// "Fencing"), by First: each overlaps or follows a position that a
+	// writer with a higher epoch wrote from. They are not in Segments, so
+	// nothing plans, chains or continues from them.
+	Fenced []repo.SegmentKey
+	// maxEpoch and maxLast are the highest epoch and last position of any
+	// segment, fenced ones included: With's fast path needs no fencing
+	// when a segment is past both.
+	maxEpoch, maxLast uint64
+}
+
+// Fence splits segs (one stream's) into the live ones and those a writer
+// with a higher epoch fenced out: S is fenced when some segment T has
+// T.Epoch > S.Epoch and T.First ≤ S.Last, for the writer of T took the
+// lease after S's writer and wrote from T.First on, so S was sealed by a
+// writer that had lost the lease (or overlaps the new writer's history).
+// Both results keep segs' order.
+func Fence(segs []repo.SegmentKey) (live, fenced []repo.SegmentKey) {
+	if len(segs) == 0 {
+		return segs, nil
+	}
+	// minFirst[e] is the lowest First of epoch e; then, from the highest
+	// epoch down, the lowest First of any higher epoch.
+	minFirst := map[uint64]uint64{}
+	for _, k := range segs {
+		if f, ok := minFirst[k.Epoch]; !ok || k.First < f {
+			minFirst[k.Epoch] = k.First
+		}
+	}
+	if len(minFirst) == 1 {
+		return segs, nil // one epoch: nothing to fence
+	}
+	epochs := slices.Sorted(maps.Keys(minFirst))
+	higher := make(map[uint64]uint64, len(epochs)) // epoch → lowest First of any higher epoch
+	low := uint64(math.MaxUint64)
+	for i := len(epochs) - 1; i >= 0; i-- {
+		e := epochs[i]
+		higher[e] = low
+		low = min(low, minFirst[e])
+	}
+	live = make([]repo.SegmentKey, 0, len(segs))
+	for _, k := range segs {
+		if higher[k.Epoch] <= k.Last {
+			fenced = append(fenced, k)
+		} else {
+			live = append(live, k)
+		}
+	}
+	return live, fenced
+}
+
+// All returns every segment of the log, fenced ones included, by First.
+func (l *Log) All() []repo.SegmentKey {
+	if len(l.Fenced) == 0 {
+		return l.Segments
+	}
+	all := append(slices.Clone(l.Segments), l.Fenced...)
+	sortSegments(all)
+	return all
+}
+
+func sortSegments(segs []repo.SegmentKey) {
+	slices.SortFunc(segs, func(a, b repo.SegmentKey) int {
+		if a.First != b.First {
+			return cmp.Compare(a.First, b.First)
+		}
+		if a.Last != b.Last {
+			return cmp.Compare(a.Last, b.Last)
+		}
+		return cmp.Compare(a.Epoch, b.Epoch)
+	})
 }
 
 // logRun is a maximal run of segments whose positions follow on exactly.
@@ -35,15 +108,16 @@ type logRun struct {
 	start, end int // Segments[start:end]
 }
 
-// NewLog sorts segs (all of one stream) and finds their runs.
+// NewLog sorts segs (all of one stream), sets aside the fenced ones
+// (Fence) and finds the runs of the rest.
 func NewLog(stream string, segs []repo.SegmentKey) *Log {
-	slices.SortFunc(segs, func(a, b repo.SegmentKey) int {
-		if a.First != b.First {
-			return cmp.Compare(a.First, b.First)
-		}
-		return cmp.Compare(a.Last, b.Last)
-	})
-	l := &Log{Stream: stream, Segments: segs}
+	sortSegments(segs)
+	var maxEpoch, maxLast uint64
+	for _, k := range segs {
+		maxEpoch, maxLast = max(maxEpoch, k.Epoch), max(maxLast, k.Last)
+	}
+	segs, fenced := Fence(segs)
+	l := &Log{Stream: stream, Segments: segs, Fenced: fenced, maxEpoch: maxEpoch, maxLast: maxLast}
 	for i, k := range segs {
 		if k.Uncertain {
 			l.uncertain = append(l.uncertain, i)
@@ -123,10 +197,12 @@ func (l *Log) runOf(i int) int {
 // Anything else rebuilds the log. Runs (one per gap) are copied.
 func (l *Log) With(k repo.SegmentKey) *Log {
 	n := len(l.Segments)
-	if n > 0 && k.First <= l.Segments[n-1].Last || len(l.Conflicts) > 0 {
-		return NewLog(l.Stream, append(slices.Clone(l.Segments), k))
+	if n > 0 && k.First <= l.Segments[n-1].Last || len(l.Conflicts) > 0 ||
+		k.Epoch < l.maxEpoch || len(l.Fenced) > 0 && k.First <= l.maxLast {
+		return NewLog(l.Stream, append(slices.Clone(l.All()), k))
 	}
-	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs), uncertain: l.uncertain}
+	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs), uncertain: l.uncertain,
+		Fenced: l.Fenced, maxEpoch: max(l.maxEpoch, k.Epoch), maxLast: max(l.maxLast, k.Last)}
 	if k.Uncertain {
 		nl.uncertain = append(slices.Clip(l.uncertain), n)
 	}

@@ -26,6 +26,7 @@ const (
 	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
 	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
 	// CopiesPrefix (copies.go): copies/<name>, the second copy of a metadata object (FORMAT.md §25)
+	// LeasesPrefix (lease.go): leases/<stream>/@<generation:20>: a stream's writer lease (FORMAT.md §15)
 )
 
 // Kind is what kind of repository object a name denotes.
@@ -46,6 +47,7 @@ const (
 	KindDrill                      // drills/<ns>.json
 	KindScrub                      // scrub/<ns>.json
 	KindCopy                       // copies/<name>: the second copy of a metadata object (FORMAT.md §25)
+	KindLease                      // leases/<stream>/@<generation>
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -70,6 +72,7 @@ var kinds = []struct {
 	{KindDrill, "drill", DrillsPrefix, false, ".json"},
 	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
 	{KindCopy, "copy", CopiesPrefix, false, ""},
+	{KindLease, "lease", LeasesPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -124,6 +127,8 @@ type Object struct {
 	Segment SegmentKey // segments
 	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
 	Of      Kind       // copies: the kind of the object copied (ID and Segment are that object's)
+	Stream  string     // leases: the stream
+	Gen     uint64     // leases: the generation
 }
 
 // MaxNameLen bounds an object name: longer names are refused by ParseObject.
@@ -164,6 +169,8 @@ func ParseObject(name string) (Object, error) {
 			err = fmt.Errorf("not a copied kind")
 		}
 		o.Of, o.ID, o.Segment = in.Kind, in.ID, in.Segment
+	case KindLease:
+		o.Stream, o.Gen, err = ParseLeaseName(name)
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}

@@ -40,11 +40,17 @@ type Segment struct {
 	// "Time-uncertain spans"): each happened after FirstTime and at or
 	// before its stamped time, but when exactly is unknown. Their
 	// positions and content are exact.
-	TimeUncertain bool         `json:"time_uncertain,omitempty"`
-	Encoding      string       `json:"encoding"` // EventsEncoding
-	Pack          SegmentPack  `json:"pack"`
-	Created       time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
-	Frames        []SegmentRun `json:"frames"`
+	TimeUncertain bool `json:"time_uncertain,omitempty"`
+	// Epoch is the fencing token of the writer that sealed the segment:
+	// the generation at which it took the stream's lease (Lease.Epoch),
+	// 0 for a writer without a lease. The name carries it too, so readers
+	// that plan from names alone fence out a deposed writer's segments
+	// (FORMAT.md §15, "Fencing").
+	Epoch    uint64       `json:"epoch,omitempty"`
+	Encoding string       `json:"encoding"` // EventsEncoding
+	Pack     SegmentPack  `json:"pack"`
+	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
+	Frames   []SegmentRun `json:"frames"`
 }
 
 // SegmentPack locates a segment's pack.
@@ -74,7 +80,10 @@ type SegmentKey struct {
 	// Uncertain: the segment's events are time-uncertain (Segment.TimeUncertain);
 	// the name separates its times with '~' instead of '-'.
 	Uncertain bool
-	ID        ID // BLAKE3 of the stored manifest
+	// Epoch is the writer's fencing token (Segment.Epoch); a name without
+	// one is epoch 0.
+	Epoch uint64
+	ID    ID // BLAKE3 of the stored manifest
 }
 
 // Name returns the manifest's object name:
@@ -83,7 +92,8 @@ type SegmentKey struct {
 // by position. '@' cannot start a stream name segment, so one stream's
 // prefix never lists a sub-stream's segments. A time-uncertain segment
 // separates its times with '~' (FORMAT.md §15), so a listing alone shows
-// the spans a plan must refuse.
+// the spans a plan must refuse. A segment with an epoch has it, 20 digits,
+// between the times and the hex: …<lasttime:19>.<epoch:20>.<64 hex>.
 func (k SegmentKey) Name() string {
 	sep := byte('-')
 	if k.Uncertain {
@@ -91,15 +101,22 @@ func (k SegmentKey) Name() string {
 	}
 	if k.FirstTime < 0 || k.LastTime < 0 {
 		// Never stored (times before 1970 are refused); keep the spelling total.
-		return fmt.Sprintf("%s%020d-%020d.%019d%c%019d.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, sep, k.LastTime, k.ID)
+		ep := ""
+		if k.Epoch > 0 {
+			ep = fmt.Sprintf(".%020d", k.Epoch)
+		}
+		return fmt.Sprintf("%s%020d-%020d.%019d%c%019d%s.%s", StreamLogPrefix(k.Stream), k.First, k.Last, k.FirstTime, sep, k.LastTime, ep, k.ID)
 	}
 	// Formatted by hand: an index server formats thousands per plan.
-	b := make([]byte, 0, len(LogsPrefix)+len(k.Stream)+2+20+1+20+1+19+1+19+1+64)
+	b := make([]byte, 0, len(LogsPrefix)+len(k.Stream)+2+20+1+20+1+19+1+19+1+20+1+64)
 	b = append(append(append(b, LogsPrefix...), k.Stream...), "/@"...)
 	b = appendPadded(b, k.First, 20)
 	b = appendPadded(append(b, '-'), k.Last, 20)
 	b = appendPadded(append(b, '.'), uint64(k.FirstTime), 19)
 	b = appendPadded(append(b, sep), uint64(k.LastTime), 19)
+	if k.Epoch > 0 {
+		b = appendPadded(append(b, '.'), k.Epoch, 20)
+	}
 	b = hex.AppendEncode(append(b, '.'), k.ID[:])
 	return string(b)
 }
@@ -133,9 +150,22 @@ func ParseSegmentName(name string) (SegmentKey, error) {
 		return bad(err.Error())
 	}
 	f := rest[at+2:]
-	// 20-20.19-19.64, or 20-20.19~19.64 for a time-uncertain segment
-	if len(f) != 20+1+20+1+19+1+19+1+64 || f[20] != '-' || f[41] != '.' || f[61] != '-' && f[61] != '~' || f[81] != '.' {
+	// 20-20.19-19.64, or 20-20.19~19.64 for a time-uncertain segment;
+	// with an epoch, 20 more digits and a dot before the 64.
+	const plain = 20 + 1 + 20 + 1 + 19 + 1 + 19 + 1 + 64
+	withEpoch := len(f) == plain+21
+	if len(f) != plain && !withEpoch || f[20] != '-' || f[41] != '.' || f[61] != '-' && f[61] != '~' || f[81] != '.' {
 		return bad("malformed range")
+	}
+	if withEpoch {
+		if f[102] != '.' {
+			return bad("malformed epoch")
+		}
+		for i := 82; i < 102; i++ {
+			if f[i] < '0' || f[i] > '9' {
+				return bad("malformed epoch")
+			}
+		}
 	}
 	k.Uncertain = f[61] == '~'
 	var err error
@@ -152,7 +182,15 @@ func ParseSegmentName(name string) (SegmentKey, error) {
 		return bad("malformed number")
 	}
 	k.FirstTime, k.LastTime = int64(t0), int64(t1)
-	if k.ID, err = ParseID(f[82:]); err != nil {
+	hexAt := 82
+	if withEpoch {
+		k.Epoch = num(f[82:102])
+		if err != nil || k.Epoch == 0 {
+			return bad("malformed epoch") // epoch 0 is spelled without one: one name per segment
+		}
+		hexAt = 103
+	}
+	if k.ID, err = ParseID(f[hexAt:]); err != nil {
 		return bad("malformed ID")
 	}
 	if k.First == 0 || k.Last < k.First || k.LastTime < k.FirstTime {
@@ -163,7 +201,7 @@ func ParseSegmentName(name string) (SegmentKey, error) {
 
 // Key returns the name fields of a segment with manifest ID id.
 func (s *Segment) Key(id ID) SegmentKey {
-	return SegmentKey{Stream: s.Stream, First: s.First, Last: s.Last, FirstTime: s.FirstTime.UnixNano(), LastTime: s.LastTime.UnixNano(), Uncertain: s.TimeUncertain, ID: id}
+	return SegmentKey{Stream: s.Stream, First: s.First, Last: s.Last, FirstTime: s.FirstTime.UnixNano(), LastTime: s.LastTime.UnixNano(), Uncertain: s.TimeUncertain, Epoch: s.Epoch, ID: id}
 }
 
 // SaveSegment stores a segment manifest and returns its key. The pack must

@@ -53,6 +53,9 @@ func VerifyObject(name string, data []byte) error {
 	case KindLabel:
 		_, err := DecodeLabel(name, data)
 		return err
+	case KindLease:
+		_, err := DecodeLease(name, data)
+		return err
 	case KindKey:
 		if _, err := decodeKeyFile(name, data); err != nil {
 			return err

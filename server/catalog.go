@@ -194,7 +194,7 @@ func (c *catalog) removeSegment(k repo.SegmentKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.cat.Log(k.Stream)
-	segs := slices.DeleteFunc(slices.Clone(l.Segments), func(s repo.SegmentKey) bool { return s == k })
+	segs := slices.DeleteFunc(slices.Clone(l.All()), func(s repo.SegmentKey) bool { return s == k })
 	logs := maps.Clone(c.cat.Logs)
 	if len(segs) == 0 {
 		delete(logs, k.Stream)

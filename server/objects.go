@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,8 @@ func (s *Server) streamOf(o wire.Object) (string, bool) {
 	switch o.Class {
 	case wire.ClassSegment:
 		return o.Segment.Stream, true
+	case wire.ClassLease:
+		return o.Stream, true
 	case wire.ClassSnapshot, wire.ClassLabel:
 		l, ok := s.cat.label(o.ID)
 		if !ok {
@@ -52,8 +55,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 		// A restore reads the packs; a backup reads the list blobs of its
 		// parent (deduplication). Packs are shared and sealed with the key.
 		ok = id.Allows(auth.Restore, "") || id.Allows(auth.Backup, "")
-	case wire.ClassSnapshot, wire.ClassSegment:
-		// A backup reads its parent snapshot and the log it continues.
+	case wire.ClassSnapshot, wire.ClassSegment, wire.ClassLease:
+		// A backup reads its parent snapshot and the log it continues (and
+		// the lease of the stream it captures).
 		ok = id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
 	case wire.ClassLabel:
 		ok = id.Allows(auth.Read, "") || id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
@@ -239,6 +243,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		if now := s.o.Now(); wire.TooFarAhead(time.Unix(0, o.Segment.LastTime), now) {
 			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
+	case wire.ClassLease:
+		rq.audit.Stream = o.Stream
+		if !id.Allows(auth.Backup, o.Stream) {
+			return forbidden("this token may not capture stream %s", o.Stream)
+		}
 	case wire.ClassSnapshot:
 		l, ok := s.cat.label(o.ID)
 		if !ok {
@@ -306,6 +315,16 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 	if e := s.refuseOverwrite(r, o, data); e != nil {
 		return e
 	}
+	if o.Class == wire.ClassLease {
+		// The name lock orders this server's uploads; the store's own
+		// exclusive create orders them against other servers and writers
+		// on the same store (FORMAT.md §15).
+		if e := s.createLease(r, o, data); e != nil {
+			return e
+		}
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
 	if err := s.st.Put(r.Context(), o.Name, data); err != nil {
 		return storeError(err)
 	}
@@ -330,6 +349,26 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		rq.audit.Detail = fmt.Sprintf("positions %d-%d", o.Segment.First, o.Segment.Last)
 	}
 	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// createLease stores a lease generation with the store's exclusive create,
+// then removes the stream's generation two before it: superseded
+// generations hold nothing anyone needs, and a backup token may not delete.
+func (s *Server) createLease(r *http.Request, o wire.Object, data []byte) *apiError {
+	err := repo.CreateObject(r.Context(), s.st, o.Name, data)
+	if errors.Is(err, repo.ErrObjectExists) {
+		return errorf(http.StatusConflict, wire.CodeExists, "%s already exists; objects are never overwritten", o.Name)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	s.metrics.uploaded(len(data))
+	if o.Gen > 2 {
+		if err := s.st.Delete(context.WithoutCancel(r.Context()), repo.LeaseName(o.Stream, o.Gen-2)); err != nil && !errors.Is(err, repo.ErrRetained) {
+			s.o.Logger.Warn("removing a superseded lease generation failed", "stream", o.Stream, "generation", o.Gen-2, "error", err)
+		}
+	}
 	return nil
 }
 
@@ -443,7 +482,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, rq *request
 		ok = true
 	case wire.ClassIndex:
 		ok = id.Allows(auth.Backup, "") || id.Allows(auth.Restore, "")
-	case wire.ClassSegment:
+	case wire.ClassSegment, wire.ClassLease:
 		ok = p.Stream != "" && (id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Restore, p.Stream)) || id.Allows(auth.Admin, "")
 	case wire.ClassDrill:
 		ok = id.Allows(auth.Read, "")

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
@@ -53,6 +54,9 @@ type Holder interface {
 type CaptureOptions struct {
 	SegmentBytes int           // seal a segment when its events reach this many bytes
 	Interval     time.Duration // seal a segment when its first event is this old (the RPO)
+	// Lease is the stream's lease the capture holds (engine.AcquireLease),
+	// passed to the log writer; nil for none.
+	Lease *engine.Lease
 }
 
 // RestoreOptions tune a restore into a database.

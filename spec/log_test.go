@@ -103,3 +103,52 @@ func TestTimeUncertainVector(t *testing.T) {
 		}
 	}
 }
+
+// TestFencingVector checks FORMAT.md 15's fencing example: which segments
+// a log keeps and fences out, and the names of a segment with an epoch and
+// of a lease generation.
+func TestFencingVector(t *testing.T) {
+	v := vector(t, "fencing")
+	parse := func(field string) []repo.SegmentKey {
+		var out []repo.SegmentKey
+		for _, f := range strings.Fields(v[field]) {
+			rng, ep, _ := strings.Cut(f, "/")
+			a, b, _ := strings.Cut(rng, "-")
+			first, _ := strconv.ParseUint(a, 10, 64)
+			last, _ := strconv.ParseUint(b, 10, 64)
+			epoch, _ := strconv.ParseUint(ep, 10, 64)
+			out = append(out, repo.SegmentKey{Stream: "shop/users", First: first, Last: last, FirstTime: int64(first), LastTime: int64(last), Epoch: epoch, ID: repo.ID{byte(first), byte(epoch)}})
+		}
+		return out
+	}
+	spell := func(segs []repo.SegmentKey) string {
+		var parts []string
+		for _, k := range segs {
+			parts = append(parts, strconv.FormatUint(k.First, 10)+"-"+strconv.FormatUint(k.Last, 10)+"/"+strconv.FormatUint(k.Epoch, 10))
+		}
+		return strings.Join(parts, " ")
+	}
+	l := index.NewLog("shop/users", parse("segments"))
+	if got := spell(l.Segments); got != v["live"] {
+		t.Errorf("live segments %s, FORMAT.md says %s", got, v["live"])
+	}
+	if got := spell(l.Fenced); got != v["fenced"] {
+		t.Errorf("fenced segments %s, FORMAT.md says %s", got, v["fenced"])
+	}
+	id, err := repo.ParseID(v["manifest id"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0, _ := strconv.ParseInt(v["first time"], 10, 64)
+	t1, _ := strconv.ParseInt(v["last time"], 10, 64)
+	k := repo.SegmentKey{Stream: "shop/users", First: 11, Last: 20, FirstTime: t0, LastTime: t1, Epoch: 3, ID: id}
+	if k.Name() != v["name"] {
+		t.Errorf("name %s, FORMAT.md says %s", k.Name(), v["name"])
+	}
+	if back, err := repo.ParseSegmentName(v["name"]); err != nil || back != k {
+		t.Errorf("ParseSegmentName = %+v, %v", back, err)
+	}
+	if got := repo.LeaseName("shop/users", 3); got != v["lease name"] {
+		t.Errorf("lease name %s, FORMAT.md says %s", got, v["lease name"])
+	}
+}

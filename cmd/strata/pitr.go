@@ -19,7 +19,7 @@ import (
 )
 
 func cmdLog(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "log", "--repo DIR --stream NAME (--stdin | --source URL) [--segment-bytes N] [--segment-interval D]")
+	fs := newFlags(env, "log", "--repo DIR --stream NAME (--stdin | --source URL) [--segment-bytes N] [--segment-interval D] [--standby] [--lease-interval D]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
@@ -27,7 +27,11 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "stdin: the document field that holds each document's key, as the stream's snapshots have it; a put's doc must hold its key there")
 	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
+	lf := addLeaseFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := lf.check(); err != nil {
 		return err
 	}
 	if err := checkStream(*stream); err != nil {
@@ -53,16 +57,27 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		return db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval})
+		lease, ctx, release, err := takeLease(ctx, env, r, *stream, lf)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return leaseOutcome(lease, db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease}))
 	}
 	r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 	if err != nil {
 		return err
 	}
+	lease, ctx, release, err := takeLease(ctx, env, r, *stream, lf)
+	if err != nil {
+		return err
+	}
+	defer release()
 	st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
 		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
-		KeyField: *keyField, Admit: admit,
+		KeyField: *keyField, Admit: admit, Lease: lease,
 	})
+	err = leaseOutcome(lease, err)
 	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s\n",
 		*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
 	return err

@@ -19,7 +19,10 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-var _ repo.Store = (*Store)(nil)
+var (
+	_ repo.Store   = (*Store)(nil)
+	_ repo.Creator = (*Store)(nil)
+)
 
 // ErrInvalidName is wrapped by the error for a name that is not a valid
 // object name (see the package documentation).
@@ -97,6 +100,24 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 }
 
 func (s *Store) put(ctx context.Context, name string, data []byte) error {
+	return s.write(ctx, name, data, false)
+}
+
+// Create writes data to a temporary file as Put does, then links it to
+// name, which fails when name exists: link(2), like O_EXCL, is atomic on
+// local file systems (and on NFSv3 and later), so of two processes
+// creating one name exactly one succeeds. An existing name gives an error
+// wrapping repo.ErrObjectExists.
+func (s *Store) Create(ctx context.Context, name string, data []byte) error {
+	if err := s.write(ctx, name, data, true); err != nil {
+		return fmt.Errorf("local store: create %s: %w", name, err)
+	}
+	return nil
+}
+
+// write stores data under name through a synced temporary file: renamed
+// over name, or with exclusive, linked to name and then removed.
+func (s *Store) write(ctx context.Context, name string, data []byte, exclusive bool) error {
 	if err := validName(name); err != nil {
 		return err
 	}
@@ -127,6 +148,17 @@ func (s *Store) put(ctx context.Context, name string, data []byte) error {
 	if err := writeSync(f, data); err != nil {
 		_ = os.Remove(tmp)
 		return err
+	}
+	if exclusive {
+		err := os.Link(tmp, s.path(name))
+		_ = os.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return repo.ErrObjectExists
+		}
+		if err != nil {
+			return err
+		}
+		return syncDir(dir)
 	}
 	if err := os.Rename(tmp, s.path(name)); err != nil {
 		_ = os.Remove(tmp)

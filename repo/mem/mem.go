@@ -12,7 +12,10 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-var _ repo.Store = (*Store)(nil)
+var (
+	_ repo.Store   = (*Store)(nil)
+	_ repo.Creator = (*Store)(nil)
+)
 
 // errEmptyName is returned for an empty object name, which no repository uses.
 var errEmptyName = errors.New("empty object name")
@@ -46,6 +49,22 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	s.mu.Lock()
 	s.objects[name] = c
 	s.mu.Unlock()
+	return nil
+}
+
+// Create stores a copy of data under name unless the name exists, which
+// gives an error wrapping repo.ErrObjectExists.
+func (s *Store) Create(ctx context.Context, name string, data []byte) error {
+	if err := check(ctx, name); err != nil {
+		return fmt.Errorf("mem store: create %s: %w", name, err)
+	}
+	c := append(make([]byte, 0, len(data)), data...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.objects[name]; ok {
+		return fmt.Errorf("mem store: create %s: %w", name, repo.ErrObjectExists)
+	}
+	s.objects[name] = c
 	return nil
 }
 

@@ -17,6 +17,7 @@ var (
 	_ repo.Store    = (*Store)(nil)
 	_ repo.Retainer = (*Store)(nil)
 	_ repo.Tampered = (*Store)(nil)
+	_ repo.Creator  = (*Store)(nil)
 )
 
 // ErrNoRetainer is wrapped by RetainUntil's error when none of the stores
@@ -151,6 +152,30 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	}
 	errs := s.each(func(i int, st repo.Store) error { return st.Put(ctx, name, data) })
 	return s.failed("put", name, errs)
+}
+
+// Create creates a replicated object on every store, one after another in
+// store order, each through its own repo.Creator (repo.CreateObject). The
+// first store decides: ErrObjectExists there is ErrObjectExists, so of concurrent
+// Creates exactly one wins there and goes on to the rest, where a copy
+// with other bytes (a contender that found the first store empty: it was
+// lost and not yet repaired) is ErrObjectExists too. Any store failing otherwise
+// fails the Create, as writes are refused while a store is unavailable;
+// a store that could not be written may be left without the object,
+// which Resync copies. Shards are not created exclusively.
+func (s *Store) Create(ctx context.Context, name string, data []byte) error {
+	if s.degraded {
+		return fmt.Errorf("multi store: create %s: %w", name, ErrReadOnly)
+	}
+	if _, ok := s.home(name); ok {
+		return fmt.Errorf("multi store: create %s: shards are never created exclusively", name)
+	}
+	for i, st := range s.stores {
+		if err := repo.CreateObject(ctx, st, name, data); err != nil {
+			return fmt.Errorf("multi store: create %s: %s: %w", name, s.labels[i], err)
+		}
+	}
+	return nil
 }
 
 // Get returns the first copy that passes Verify, trying a shard's home store

@@ -25,6 +25,7 @@ var (
 	_ repo.Store    = (*Store)(nil)
 	_ repo.Retainer = (*Store)(nil)
 	_ repo.Tampered = (*Store)(nil)
+	_ repo.Creator  = (*Store)(nil)
 )
 
 const (
@@ -277,6 +278,50 @@ func (s *Store) put(ctx context.Context, name string, data []byte) error {
 		return convert(err)
 	}
 	// The latest version is now what the repository wrote.
+	s.mu.Lock()
+	delete(s.good, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// Create uploads data in one request with If-None-Match: *, so S3 (and
+// MinIO) store it only if the key has no current version: a name that
+// exists gives an error wrapping repo.ErrObjectExists (HTTP 412). A concurrent
+// conditional write of the same key (409 ConditionalRequestConflict) is a
+// transient error: a later call sees the winner's object. Created objects
+// get no retention: Create serves leases (FORMAT.md §15), which hold no
+// data and are superseded within seconds.
+func (s *Store) Create(ctx context.Context, name string, data []byte) error {
+	if err := s.createExclusive(ctx, name, data); err != nil {
+		return fmt.Errorf("s3 store: create %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) createExclusive(ctx context.Context, name string, data []byte) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	if len(data) > singlePutMax {
+		return permanent(fmt.Errorf("%d bytes: exclusive creates are single requests of at most %d bytes", len(data), singlePutMax))
+	}
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", DisableMultipart: true}
+	opts.SetMatchETagExcept("*")
+	r := &guardedReader{data: data}
+	defer r.close()
+	if _, err := s.client.PutObject(ctx, s.o.Bucket, key, r, int64(len(data)), opts); err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) {
+			switch {
+			case er.StatusCode == http.StatusPreconditionFailed || er.Code == minio.PreconditionFailed:
+				return permanent(fmt.Errorf("%w (%s)", repo.ErrObjectExists, er.Code))
+			case er.StatusCode == http.StatusConflict:
+				return &classified{err: err, transient: true}
+			}
+		}
+		return convert(err)
+	}
 	s.mu.Lock()
 	delete(s.good, name)
 	s.mu.Unlock()

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) repo.Store) {
 		{"Empty", testEmpty},
 		{"Large", testLarge},
 		{"CancelledContext", testCancelledContext},
+		{"CreateExclusive", testCreateExclusive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -475,5 +476,59 @@ func testCancelledContext(t *testing.T, s repo.Store) {
 	}
 	if gerr != nil && !errors.Is(gerr, repo.ErrNotFound) {
 		t.Fatalf("Get after failed Put: %v", gerr)
+	}
+}
+
+// testCreateExclusive checks repo.Creator where the store has one (found
+// through decorators): a free name is created, a taken one refused with
+// ErrObjectExists and left as it was, and of concurrent creates of one
+// name exactly one wins, its bytes the stored ones.
+func testCreateExclusive(t *testing.T, s repo.Store) {
+	c, ok := repo.StoreAs[repo.Creator](s)
+	if !ok {
+		t.Skip("the store has no repo.Creator")
+	}
+	ctx := t.Context()
+	name := "leases/conf/@00000000000000000001"
+	if err := c.Create(ctx, name, []byte("first")); err != nil {
+		t.Fatalf("Create of a free name: %v", err)
+	}
+	if err := c.Create(ctx, name, []byte("second")); !errors.Is(err, repo.ErrObjectExists) {
+		t.Fatalf("Create of a taken name: %v, want ErrObjectExists", err)
+	}
+	mustGet(t, s, name, []byte("first"))
+	// CreateObject counts a replay of identical bytes as done.
+	if err := repo.CreateObject(ctx, s, name, []byte("first")); err != nil {
+		t.Fatalf("CreateObject replaying identical bytes: %v", err)
+	}
+	if err := repo.CreateObject(ctx, s, name, []byte("other")); !errors.Is(err, repo.ErrObjectExists) {
+		t.Fatalf("CreateObject with other bytes: %v, want ErrObjectExists", err)
+	}
+
+	const n = 8
+	race := "leases/conf/@00000000000000000002"
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = c.Create(ctx, race, []byte(fmt.Sprintf("contender %d", i))) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("contenders %d and %d both created %s", winner, i, race)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, repo.ErrObjectExists):
+			t.Fatalf("contender %d: %v, want nil or ErrObjectExists", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no contender created %s", race)
+	}
+	mustGet(t, s, race, []byte(fmt.Sprintf("contender %d", winner)))
+	if got := listNames(t, s, "leases/conf/"); len(got) != 2 {
+		t.Fatalf("listed %v after the creates, want the two objects and no temporary files", got)
 	}
 }

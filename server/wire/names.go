@@ -23,11 +23,12 @@ const (
 	ClassAudit                     // audit/<…>: written by the server only
 	ClassScrub                     // scrub/<ns>.json: scrub records (FORMAT.md §24), clear, no content
 	ClassDrill                     // drills/<ns>.json: clear drill records; the stream is in the body
+	ClassLease                     // leases/<stream>/@<generation>: the stream is in the name
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
 	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
-	ClassScrub: "scrub", ClassDrill: "drill"}
+	ClassScrub: "scrub", ClassDrill: "drill", ClassLease: "lease"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -43,6 +44,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
 	repo.KindScrub: ClassScrub,
 	repo.KindDrill: ClassDrill,
+	repo.KindLease: ClassLease,
 }
 
 // Object is a parsed object name.
@@ -52,6 +54,8 @@ type Object struct {
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
 	Stamp   int64           // stamped names (drill records): the unix nanoseconds in the name
+	Stream  string          // leases: the stream
+	Gen     uint64          // leases: the generation
 }
 
 // MaxNameLen bounds an object name in a request.
@@ -67,7 +71,7 @@ func ParseObject(name string) (Object, error) {
 		// clients neither read nor write them by name.
 		err = fmt.Errorf("%q is a metadata copy, which the server keeps itself", name)
 	}
-	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stamp: p.Stamp}
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stamp: p.Stamp, Stream: p.Stream, Gen: p.Gen}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
 	}
@@ -79,7 +83,7 @@ func ParseObject(name string) (Object, error) {
 type Prefix struct {
 	Prefix string
 	Class  Class  // 0 for "" (everything)
-	Stream string // logs/<stream>/@ only
+	Stream string // logs/<stream>/@ and leases/<stream>/@ only
 }
 
 // ParsePrefix checks a List prefix: "", the prefix of one kind of object
@@ -91,6 +95,14 @@ func ParsePrefix(p string) (Prefix, error) {
 	}
 	if k := repo.KindOfPrefix(p); k != 0 {
 		out.Class = classOf[k]
+		return out, nil
+	}
+	if stream, ok := strings.CutPrefix(p, repo.LeasesPrefix); ok {
+		stream, ok2 := strings.CutSuffix(stream, "/@")
+		if !ok2 || repo.ValidStream(stream) != nil || repo.StreamLeasePrefix(stream) != p {
+			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
+		}
+		out.Class, out.Stream = ClassLease, stream
 		return out, nil
 	}
 	stream, ok := strings.CutPrefix(p, repo.LogsPrefix)

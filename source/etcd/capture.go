@@ -28,6 +28,10 @@ type CaptureOptions struct {
 	// Log receives status lines (reconnects, gaps, new bases); may be nil.
 	Logf func(format string, a ...any)
 	Now  func() time.Time
+	// Lease is the stream's lease the capture holds (engine.AcquireLease);
+	// nil for none. Its segments carry its epoch, and it stops writing
+	// once the lease is lost.
+	Lease *engine.Lease
 }
 
 func (o *CaptureOptions) setDefaults() {
@@ -72,7 +76,7 @@ func Capture(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repo
 	var st CaptureStats
 	// Sealed segments must be stored even when ctx ends the capture.
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
+		Lease: o.Lease, Stream: o.Stream, SegmentBytes: o.SegmentBytes,
 		OnGap: func(from, to uint64) {
 			o.Logf("GAP in %s: revisions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
 		},

@@ -82,7 +82,7 @@ func (d *etcdDatabase) Capture(ctx context.Context, r *repo.Repository, stream s
 	}
 	defer cli.Close()
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease,
 		Logf: env.Logf("strata log: "),
 	})
 	fmt.Fprintf(env.Stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d%s\n",

@@ -25,6 +25,10 @@ type CaptureOptions struct {
 	Host         string
 	// Log receives status lines (reconnects, gaps, new bases); may be nil.
 	Logf func(format string, a ...any)
+	// Lease is the stream's lease the capture holds (engine.AcquireLease);
+	// nil for none. Its segments carry its epoch, and it stops writing
+	// once the lease is lost.
+	Lease *engine.Lease
 }
 
 func (o *CaptureOptions) setDefaults() {
@@ -71,7 +75,7 @@ func Capture(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 		return st, classify(cfg, err)
 	}
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
+		Lease: o.Lease, Stream: o.Stream, SegmentBytes: o.SegmentBytes,
 		OnGap: func(from, to uint64) {
 			o.Logf("GAP in %s: positions %d-%d are not in the log (recorded; restores across it are refused)", o.Stream, from, to)
 		},

@@ -108,7 +108,7 @@ func (d *mongoDatabase) Capture(ctx context.Context, r *repo.Repository, stream 
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	logf := env.Logf("strata log: ")
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: logf,
 	})
 	logf("%s: %d oplog entries stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest oplog entry %s%s",
 		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())

@@ -28,6 +28,10 @@ type CaptureOptions struct {
 	// KeyField is the document field a put's doc must hold its key in
 	// (CheckEvent); "" means DefaultKeyField.
 	KeyField string
+	// Lease is the stream's lease the capture holds (engine.AcquireLease);
+	// nil for none. Its segments carry its epoch, and it stops writing
+	// once the lease is lost.
+	Lease *engine.Lease
 }
 
 // Capture reads change events (ParseEvent), one a line, from in and
@@ -45,7 +49,7 @@ func Capture(ctx context.Context, r *repo.Repository, in io.Reader, o CaptureOpt
 	// Segments already sealed must be stored even when a signal ends the
 	// capture, so the writer's context outlives ctx.
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: o.Stream, SegmentBytes: o.SegmentBytes,
+		Lease: o.Lease, Stream: o.Stream, SegmentBytes: o.SegmentBytes,
 		// Events carry their own times and content: one re-sent with
 		// anything changed is refused, never skipped as already stored.
 		VerifyReplay: true,

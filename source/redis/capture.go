@@ -33,6 +33,10 @@ type CaptureOptions struct {
 	Timeout time.Duration
 	// MaxBackoff caps the wait between reconnection attempts; default 30 s.
 	MaxBackoff time.Duration
+	// Lease is the stream's lease the capture holds (engine.AcquireLease);
+	// nil for none. Its segments carry its epoch, and it stops writing
+	// once the lease is lost.
+	Lease *engine.Lease
 }
 
 func (o *CaptureOptions) validate() error {
@@ -100,7 +104,7 @@ func Capture(ctx context.Context, r *repo.Repository, o Options, co CaptureOptio
 		co.Logf("warning: some manifests could not be read: %v", err)
 	}
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
-		Stream: co.Stream, SegmentBytes: co.SegmentBytes,
+		Lease: co.Lease, Stream: co.Stream, SegmentBytes: co.SegmentBytes,
 		OnGap: func(from, to uint64) {
 			co.Logf("GAP in %s: positions %d-%d hold no command (a full resync); recorded in the catalog", co.Stream, from, to)
 		},

@@ -77,7 +77,7 @@ func (d *redisDatabase) Capture(ctx context.Context, r *repo.Repository, stream 
 	env := d.env
 	logf := env.Logf("strata log: ")
 	st, err := Capture(ctx, r, d.o, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Logf: logf,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: logf,
 	})
 	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects%s",
 		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects, st.NotStored())
