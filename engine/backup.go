@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,12 @@ type BackupOptions struct {
 	PackSize   int               // target sealed pack size; default 4 MiB
 	IndexFlush int               // entries per index file; default 65536
 	Uploads    int               // packs uploaded at once; default 2
-	Progress   *Progress         // counters updated as the backup runs; may be nil
+	// CheckpointEvery is how often a running backup indexes the packs it
+	// has stored and names them in a checkpoint, so that the next backup of
+	// the stream resumes after an interruption (FORMAT.md §12.1); default
+	// 5 s, and at least a twentieth of the time the backup has run.
+	CheckpointEvery time.Duration
+	Progress        *Progress // counters updated as the backup runs; may be nil
 
 	// Logf, when set, receives notes about the backup (how far retention
 	// was extended, referenced objects found missing); nil discards them.
@@ -96,6 +102,9 @@ func (o *BackupOptions) validate() error {
 	if o.Uploads <= 0 {
 		o.Uploads = 2
 	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 5 * time.Second
+	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
 	}
@@ -114,6 +123,11 @@ func newChunker(r *repo.Repository, src io.Reader, format string) chunk.Chunker 
 type batch struct {
 	chunks [][]byte
 	ids    []repo.ID
+}
+
+// packJob is the frames of one pack.
+type packJob struct {
+	frames []repo.Frame
 }
 
 // frameJob is a run of new blobs to compress and seal together.
@@ -139,11 +153,33 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("read parent snapshot: %w", err)
 	}
-	c, err := storeContent(ctx, r, src, &o, known)
+	res := resumeFrom(ctx, r, o.Stream, o.Parent, known, o.Logf)
+	ck := &checkpointer{stream: o.Stream, carried: res.indexes, every: o.CheckpointEvery, start: time.Now(), last: time.Now(), logf: o.Logf}
+	if o.Parent != nil {
+		p := o.Parent.ID
+		ck.parent = &p
+	}
+	if len(res.consumed) > 0 {
+		if o.Logf != nil {
+			o.Logf("resuming: %d blobs in %d index files of %d interrupted backup(s) are reused", res.blobs, len(res.indexes), len(res.consumed))
+		}
+		// A checkpoint of this run names the files first, so the ones read
+		// can go and their packs stay referenced all along.
+		if err := ck.save(ctx, r, nil); err != nil {
+			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+		}
+		deleteCheckpoints(ctx, r, o.Stream, res.consumed, &ck.noDel, o.Logf)
+	}
+	c, err := storeContentCheckpointed(ctx, r, src, &o, known, ck)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
 	}
-	return writeSnapshot(ctx, r, &o, c, parentIndexes)
+	id, snap, err := writeSnapshot(ctx, r, &o, c, slices.Concat(parentIndexes, res.indexes))
+	if snap != nil {
+		// The snapshot references what the checkpoints kept.
+		ck.deleteOwn(ctx, r)
+	}
+	return id, snap, err
 }
 
 // KnownSet decides which blobs a content store writes: Add MUST report
@@ -185,14 +221,20 @@ func StoreContent(ctx context.Context, r *repo.Repository, src io.Reader, o Back
 // storeContent runs the backup's stages, from reading src to writing index
 // files; o is validated.
 func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet) (Content, error) {
+	return storeContentCheckpointed(ctx, r, src, o, known, nil)
+}
+
+// storeContentCheckpointed is storeContent writing checkpoints through ck
+// (none when nil).
+func storeContentCheckpointed(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet, ck *checkpointer) (Content, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stored := o.Progress.StoredBytes.Load()
 	b := &backupRun{
-		ctx: ctx, fail: cancel, r: r, o: o, known: known,
+		ctx: ctx, fail: cancel, r: r, o: o, known: known, ckpt: ck,
 		frameCh:  make(chan frameJob, o.Workers),
 		sealedCh: make(chan repo.Frame, o.Workers),
-		packCh:   make(chan []repo.Frame, 1),
+		packCh:   make(chan packJob, 1),
 	}
 	b.batches = newOrdered(o.Workers, 2*o.Workers, b.hashBatch)
 	var wg sync.WaitGroup
@@ -207,7 +249,11 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 	for range o.Uploads {
 		uploaders.Go(b.storePacks)
 	}
-	wg.Go(uploaders.Wait)
+	uploaded := make(chan struct{})
+	wg.Go(func() { uploaders.Wait(); close(uploaded) })
+	if ck != nil {
+		wg.Go(func() { b.checkpoints(uploaded) })
+	}
 
 	root, err := b.dedupAndGroup()
 	if err != nil {
@@ -237,11 +283,12 @@ type backupRun struct {
 	r     *repo.Repository
 	o     *BackupOptions
 	known KnownSet // blobs the parent or this backup already stored
+	ckpt  *checkpointer
 
-	batches  *ordered[batch]   // readChunks → hashBatch → dedupAndGroup, in input order
-	frameCh  chan frameJob     // dedupAndGroup → sealFrames
-	sealedCh chan repo.Frame   // sealFrames → assemblePacks
-	packCh   chan []repo.Frame // assemblePacks → storePacks
+	batches  *ordered[batch] // readChunks → hashBatch → dedupAndGroup, in input order
+	frameCh  chan frameJob   // dedupAndGroup → sealFrames
+	sealedCh chan repo.Frame // sealFrames → assemblePacks
+	packCh   chan packJob    // assemblePacks → storePacks
 
 	// dedupAndGroup's own state (one goroutine).
 	tree                 *repo.TreeBuilder
@@ -385,25 +432,50 @@ func (b *backupRun) sealFrames() {
 	}
 }
 
-// assemblePacks gathers sealed frames into packs of about PackSize.
+// assemblePacks gathers sealed frames into packs of about PackSize. With
+// checkpoints, a pack that has waited CheckpointEvery for more frames (the
+// input stalls) is sent as it is, so a checkpoint covers what was read.
 func (b *backupRun) assemblePacks() {
 	defer close(b.packCh)
 	var cur []repo.Frame
 	size := 0
-	for f := range b.sealedCh {
-		cur = append(cur, f)
-		size += len(f.Sealed)
-		b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
-		if size >= b.o.PackSize {
-			select {
-			case b.packCh <- cur:
-			case <-b.ctx.Done():
-			}
-			cur, size = nil, 0
-		}
+	var started time.Time
+	var tick <-chan time.Time
+	if b.ckpt != nil {
+		t := time.NewTicker(max(b.o.CheckpointEvery/4, 10*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
 	}
-	if len(cur) > 0 && b.ctx.Err() == nil {
-		b.packCh <- cur
+	send := func() {
+		select {
+		case b.packCh <- packJob{frames: cur}:
+		case <-b.ctx.Done():
+		}
+		cur, size = nil, 0
+	}
+	for {
+		select {
+		case f, ok := <-b.sealedCh:
+			if !ok {
+				if len(cur) > 0 && b.ctx.Err() == nil {
+					send()
+				}
+				return
+			}
+			if len(cur) == 0 {
+				started = time.Now()
+			}
+			cur = append(cur, f)
+			size += len(f.Sealed)
+			b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
+			if size >= b.o.PackSize {
+				send()
+			}
+		case now := <-tick:
+			if len(cur) > 0 && now.Sub(started) >= b.o.CheckpointEvery {
+				send()
+			}
+		}
 	}
 }
 
@@ -412,11 +484,11 @@ func (b *backupRun) assemblePacks() {
 // its shards in parallel), so one pack's fsyncs or round trips overlap the
 // next one's; memory stays at about Uploads+2 packs.
 func (b *backupRun) storePacks() {
-	for frames := range b.packCh {
+	for job := range b.packCh {
 		if b.ctx.Err() != nil {
 			continue
 		}
-		pack, pfs, err := b.r.BuildPack(frames)
+		pack, pfs, err := b.r.BuildPack(job.frames)
 		var pi repo.PackInfo
 		if err == nil {
 			pi, err = b.r.WritePack(b.ctx, pack)
@@ -426,7 +498,7 @@ func (b *backupRun) storePacks() {
 			b.indexPacks = append(b.indexPacks, pi)
 			b.indexEntries = append(b.indexEntries, repo.EntriesFor(pi.ID, pfs)...)
 			if len(b.indexEntries) >= b.o.IndexFlush {
-				err = b.flushIndex()
+				err = b.checkpoint()
 			}
 		}
 		if err != nil && b.uploadErr == nil {
@@ -434,6 +506,40 @@ func (b *backupRun) storePacks() {
 			b.fail(err)
 		}
 		b.uploadMu.Unlock()
+	}
+}
+
+// checkpoint writes the index entries gathered so far as an index file
+// and, when the run keeps checkpoints, a checkpoint naming every index file
+// written. Callers hold uploadMu.
+func (b *backupRun) checkpoint() error {
+	if err := b.flushIndex(); err != nil || b.ckpt == nil {
+		return err
+	}
+	return b.ckpt.save(b.ctx, b.r, b.newIndexes)
+}
+
+// checkpoints writes a checkpoint whenever one is due and packs were
+// stored since the last, until the uploaders are done.
+func (b *backupRun) checkpoints(uploaded <-chan struct{}) {
+	t := time.NewTicker(max(b.o.CheckpointEvery/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-uploaded:
+			return
+		case <-b.ctx.Done():
+			return
+		case now := <-t.C:
+			b.uploadMu.Lock()
+			if len(b.indexPacks) > 0 && b.ckpt.due(now) {
+				if err := b.checkpoint(); err != nil && b.uploadErr == nil {
+					b.uploadErr = err
+					b.fail(err)
+				}
+			}
+			b.uploadMu.Unlock()
+		}
 	}
 }
 

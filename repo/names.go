@@ -13,18 +13,19 @@ import (
 
 // Object names and name prefixes.
 const (
-	ConfigName       = "config"       // the repository config
-	LayoutName       = "stores"       // the store layout (FORMAT.md §17): which stores hold the repository, and its retention
-	KeysPrefix       = "keys/"        // keys/<64 hex>: password-wrapped master keys
-	DataPrefix       = "data/"        // data/<2 hex>/<64 hex>.<i>: pack shards
-	IndexPrefix      = "index/"       // index/<64 hex>: index files
-	SnapshotsPrefix  = "snapshots/"   // snapshots/<64 hex>: snapshot manifests
-	LabelsPrefix     = "labels/"      // labels/<64 hex>: snapshot labels (FORMAT.md §19)
-	LogsPrefix       = "logs/"        // logs/<stream>/@<range>.<64 hex>: log segment manifests
-	PruneMarksPrefix = "prune/marks-" // prune/marks-<19 digits>.json (FORMAT.md §18)
-	AuditPrefix      = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
-	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
-	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	ConfigName        = "config"       // the repository config
+	LayoutName        = "stores"       // the store layout (FORMAT.md §17): which stores hold the repository, and its retention
+	KeysPrefix        = "keys/"        // keys/<64 hex>: password-wrapped master keys
+	DataPrefix        = "data/"        // data/<2 hex>/<64 hex>.<i>: pack shards
+	IndexPrefix       = "index/"       // index/<64 hex>: index files
+	SnapshotsPrefix   = "snapshots/"   // snapshots/<64 hex>: snapshot manifests
+	LabelsPrefix      = "labels/"      // labels/<64 hex>: snapshot labels (FORMAT.md §19)
+	LogsPrefix        = "logs/"        // logs/<stream>/@<range>.<64 hex>: log segment manifests
+	PruneMarksPrefix  = "prune/marks-" // prune/marks-<19 digits>.json (FORMAT.md §18)
+	AuditPrefix       = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
+	DrillsPrefix      = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
+	ScrubPrefix       = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	CheckpointsPrefix = "checkpoints/" // checkpoints/<stream>/@<64 hex>: a running backup's index files (FORMAT.md §12.1)
 )
 
 // Kind is what kind of repository object a name denotes.
@@ -44,6 +45,7 @@ const (
 	KindAudit                      // audit/<ns>.jsonl
 	KindDrill                      // drills/<ns>.json
 	KindScrub                      // scrub/<ns>.json
+	KindCheckpoint                 // checkpoints/<stream>/@<id>
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -67,6 +69,7 @@ var kinds = []struct {
 	{KindAudit, "audit", AuditPrefix, false, ".jsonl"},
 	{KindDrill, "drill", DrillsPrefix, false, ".json"},
 	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
+	{KindCheckpoint, "checkpoint", CheckpointsPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -120,6 +123,7 @@ type Object struct {
 	Shard   int        // data: the shard's index in its pack
 	Segment SegmentKey // segments
 	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
+	Stream  string     // checkpoints
 }
 
 // MaxNameLen bounds an object name: longer names are refused by ParseObject.
@@ -154,6 +158,8 @@ func ParseObject(name string) (Object, error) {
 		o.Stamp, err = parseStamp(name[len(DrillsPrefix):], ".json")
 	case KindScrub:
 		o.Stamp, err = parseStamp(name[len(ScrubPrefix):], ".json")
+	case KindCheckpoint:
+		o.Stream, o.ID, err = ParseCheckpointName(name)
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}

@@ -31,6 +31,8 @@ func (s *Server) streamOf(o wire.Object) (string, bool) {
 	switch o.Class {
 	case wire.ClassSegment:
 		return o.Segment.Stream, true
+	case wire.ClassCheckpoint:
+		return o.Stream, true
 	case wire.ClassSnapshot, wire.ClassLabel:
 		l, ok := s.cat.label(o.ID)
 		if !ok {
@@ -56,6 +58,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 		ok = id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
 	case wire.ClassLabel:
 		ok = id.Allows(auth.Read, "") || id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
+	case wire.ClassCheckpoint:
+		// Only the stream's next backup resumes from it.
+		ok = id.Allows(auth.Backup, stream) || id.Allows(auth.Admin, "")
 	case wire.ClassPrune, wire.ClassAudit:
 		ok = id.Allows(auth.Admin, "")
 	}
@@ -229,6 +234,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		}
 		if now := s.o.Now(); wire.TooFarAhead(time.Unix(0, o.Segment.LastTime), now) {
 			return badRequest("segment events dated %s, after the server's clock (%s) allows", time.Unix(0, o.Segment.LastTime).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+	case wire.ClassCheckpoint:
+		rq.audit.Stream = o.Stream
+		if !id.Allows(auth.Backup, o.Stream) {
+			return forbidden("this token may not back up stream %s", o.Stream)
 		}
 	case wire.ClassSnapshot:
 		l, ok := s.cat.label(o.ID)
@@ -406,6 +416,8 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, rq *request
 		ok = id.Allows(auth.Backup, "") || id.Allows(auth.Restore, "")
 	case wire.ClassSegment:
 		ok = p.Stream != "" && (id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Restore, p.Stream)) || id.Allows(auth.Admin, "")
+	case wire.ClassCheckpoint:
+		ok = p.Stream != "" && id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Admin, "")
 	default:
 		ok = id.Allows(auth.Admin, "")
 	}

@@ -12,19 +12,21 @@ import (
 type Class int
 
 const (
-	ClassConfig   Class = iota + 1 // config, and the store layout: read by every client to open the repository
-	ClassKey                       // keys/<id>: password-wrapped master keys
-	ClassData                      // data/<xx>/<pack>.<i>: shards, shared by every stream (dedup)
-	ClassIndex                     // index/<id>: shared by every stream
-	ClassSnapshot                  // snapshots/<id>: its stream is its label's
-	ClassLabel                     // labels/<id>
-	ClassSegment                   // logs/<stream>/@…: the stream is in the name
-	ClassPrune                     // prune/marks-<ns>.json
-	ClassAudit                     // audit/<…>: written by the server only
+	ClassConfig     Class = iota + 1 // config, and the store layout: read by every client to open the repository
+	ClassKey                         // keys/<id>: password-wrapped master keys
+	ClassData                        // data/<xx>/<pack>.<i>: shards, shared by every stream (dedup)
+	ClassIndex                       // index/<id>: shared by every stream
+	ClassSnapshot                    // snapshots/<id>: its stream is its label's
+	ClassLabel                       // labels/<id>
+	ClassSegment                     // logs/<stream>/@…: the stream is in the name
+	ClassPrune                       // prune/marks-<ns>.json
+	ClassAudit                       // audit/<…>: written by the server only
+	ClassCheckpoint                  // checkpoints/<stream>/@<id>: the stream is in the name
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
-	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit"}
+	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
+	ClassCheckpoint: "checkpoint"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -38,6 +40,7 @@ var classOf = map[repo.Kind]Class{
 	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
+	repo.KindCheckpoint: ClassCheckpoint,
 }
 
 // Object is a parsed object name.
@@ -46,6 +49,7 @@ type Object struct {
 	Class   Class
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
+	Stream  string          // checkpoints
 }
 
 // MaxNameLen bounds an object name in a request.
@@ -56,7 +60,7 @@ const MaxNameLen = repo.MaxNameLen
 // a file outside the repository's namespace.
 func ParseObject(name string) (Object, error) {
 	p, err := repo.ParseObject(name)
-	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment}
+	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stream: p.Stream}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
 	}
@@ -68,11 +72,11 @@ func ParseObject(name string) (Object, error) {
 type Prefix struct {
 	Prefix string
 	Class  Class  // 0 for "" (everything)
-	Stream string // logs/<stream>/@ only
+	Stream string // logs/<stream>/@ and checkpoints/<stream>/@ only
 }
 
 // ParsePrefix checks a List prefix: "", the prefix of one kind of object
-// (repo.KindOfPrefix), or one stream's log prefix.
+// (repo.KindOfPrefix), or one stream's log or checkpoint prefix.
 func ParsePrefix(p string) (Prefix, error) {
 	out := Prefix{Prefix: p}
 	if p == "" {
@@ -80,6 +84,14 @@ func ParsePrefix(p string) (Prefix, error) {
 	}
 	if k := repo.KindOfPrefix(p); k != 0 {
 		out.Class = classOf[k]
+		return out, nil
+	}
+	if stream, ok := strings.CutPrefix(p, repo.CheckpointsPrefix); ok {
+		stream, ok = strings.CutSuffix(stream, "/@")
+		if !ok || repo.ValidStream(stream) != nil || repo.StreamCheckpointPrefix(stream) != p {
+			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
+		}
+		out.Class, out.Stream = ClassCheckpoint, stream
 		return out, nil
 	}
 	stream, ok := strings.CutPrefix(p, repo.LogsPrefix)
