@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -154,6 +155,28 @@ func FuzzSnapshot(f *testing.F) {
 		}
 		if repo.ValidStream(s.Stream) != nil || s.Tree.Height < 0 || s.Tree.Height > repo.MaxTreeHeight || s.Size < 0 {
 			t.Fatalf("accepted invalid snapshot %+v", s)
+		}
+	})
+}
+
+// FuzzCheckpoint: a checkpoint that decodes names a valid stream, a bounded
+// number of index files, and names, parses back to its stream.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"version":1,"stream":"db/users","created":"2026-12-05T10:00:00Z","indexes":[]}`))
+	f.Add([]byte(`{"version":1,"stream":"a","indexes":["` + strings.Repeat("ab", 32) + `"]}`))
+	f.Add([]byte(`{"version":2,"stream":"a"}`))
+	f.Add([]byte(`{"version":1,"stream":"a/../b"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := repo.DecodeCheckpoint("fuzz", b)
+		if err != nil {
+			return
+		}
+		if repo.ValidStream(c.Stream) != nil || len(c.Indexes) > repo.MaxCheckpointIndexes {
+			t.Fatalf("accepted invalid checkpoint %+v", c)
+		}
+		stream, _, err := repo.ParseCheckpointName(repo.CheckpointName(c.Stream, repo.ID{}))
+		if err != nil || stream != c.Stream {
+			t.Fatalf("checkpoint name of %q parses as %q, %v", c.Stream, stream, err)
 		}
 	})
 }
