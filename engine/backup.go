@@ -125,9 +125,11 @@ type batch struct {
 	ids    []repo.ID
 }
 
-// packJob is the frames of one pack.
+// packJob is the frames of one pack; cut marks a pack sent before it was
+// full because the input stalled, which a checkpoint follows at once.
 type packJob struct {
 	frames []repo.Frame
+	cut    bool
 }
 
 // frameJob is a run of new blobs to compress and seal together.
@@ -446,9 +448,9 @@ func (b *backupRun) assemblePacks() {
 		defer t.Stop()
 		tick = t.C
 	}
-	send := func() {
+	send := func(cut bool) {
 		select {
-		case b.packCh <- packJob{frames: cur}:
+		case b.packCh <- packJob{frames: cur, cut: cut}:
 		case <-b.ctx.Done():
 		}
 		cur, size = nil, 0
@@ -458,7 +460,7 @@ func (b *backupRun) assemblePacks() {
 		case f, ok := <-b.sealedCh:
 			if !ok {
 				if len(cur) > 0 && b.ctx.Err() == nil {
-					send()
+					send(false)
 				}
 				return
 			}
@@ -469,11 +471,11 @@ func (b *backupRun) assemblePacks() {
 			size += len(f.Sealed)
 			b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
 			if size >= b.o.PackSize {
-				send()
+				send(false)
 			}
 		case now := <-tick:
 			if len(cur) > 0 && now.Sub(started) >= b.o.CheckpointEvery {
-				send()
+				send(true)
 			}
 		}
 	}
@@ -497,7 +499,7 @@ func (b *backupRun) storePacks() {
 		if err == nil {
 			b.indexPacks = append(b.indexPacks, pi)
 			b.indexEntries = append(b.indexEntries, repo.EntriesFor(pi.ID, pfs)...)
-			if len(b.indexEntries) >= b.o.IndexFlush {
+			if job.cut || len(b.indexEntries) >= b.o.IndexFlush {
 				err = b.checkpoint()
 			}
 		}
