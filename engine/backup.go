@@ -40,12 +40,17 @@ type BackupOptions struct {
 	Describe func(*repo.Snapshot)
 
 	// Tuning: none of these changes what a restore returns.
-	Workers    int               // compression workers; default GOMAXPROCS
-	Level      zstd.EncoderLevel // default zstd.SpeedFastest
-	FrameSize  int               // plaintext bytes compressed together; default 256 KiB
-	PackSize   int               // target sealed pack size; default 4 MiB
-	IndexFlush int               // entries per index file; default 65536
-	Uploads    int               // packs uploaded at once; default 2
+	Workers int // compression workers; default GOMAXPROCS
+	// Level is the zstd level of every frame. By default a frame of data
+	// blobs is compressed at zstd.SpeedDefault while at most a quarter of
+	// the bytes read so far were new (a backup against its parent: few
+	// frames, so the better ratio costs little time), else at
+	// zstd.SpeedFastest (bench/RESULTS.md, "Compression options").
+	Level      zstd.EncoderLevel
+	FrameSize  int // plaintext bytes compressed together; default 256 KiB
+	PackSize   int // target sealed pack size; default 4 MiB
+	IndexFlush int // entries per index file; default 65536
+	Uploads    int // packs uploaded at once; default 2
 	// CheckpointEvery is how often a running backup indexes the packs it
 	// has stored and names them in a checkpoint, so that the next backup of
 	// the stream resumes after an interruption (FORMAT.md §12.1); default
@@ -56,6 +61,8 @@ type BackupOptions struct {
 	// Logf, when set, receives notes about the backup (how far retention
 	// was extended, referenced objects found missing); nil discards them.
 	Logf func(format string, args ...any)
+
+	adaptiveLevel bool // Level was left to the default: choose it per frame
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -87,7 +94,7 @@ func (o *BackupOptions) validate() error {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.Level == 0 {
-		o.Level = zstd.SpeedFastest
+		o.Level, o.adaptiveLevel = zstd.SpeedFastest, true
 	}
 	if o.FrameSize <= 0 {
 		o.FrameSize = 256 << 10
@@ -136,6 +143,7 @@ type packJob struct {
 type frameJob struct {
 	infos []repo.BlobInfo
 	blobs [][]byte
+	level zstd.EncoderLevel
 }
 
 // Backup reads src to its end and stores it as a new snapshot of o.Stream.
@@ -297,6 +305,7 @@ type backupRun struct {
 	dataFrame, listFrame frameJob
 	dataSize, listSize   int
 	newBlobs, size       int64
+	newData              int64 // bytes of new data blobs
 
 	// storePacks' shared state, under uploadMu.
 	uploadMu     sync.Mutex
@@ -398,6 +407,8 @@ func (b *backupRun) store(t repo.BlobType, id repo.ID, data []byte) {
 	j, size := &b.dataFrame, &b.dataSize
 	if t == repo.ListBlob {
 		j, size = &b.listFrame, &b.listSize
+	} else {
+		b.newData += int64(len(data))
 	}
 	j.infos = append(j.infos, repo.BlobInfo{Type: t, ID: id, Len: uint32(len(data))})
 	j.blobs = append(j.blobs, data)
@@ -412,6 +423,10 @@ func (b *backupRun) emit(j *frameJob, size *int) {
 	if len(j.blobs) == 0 {
 		return
 	}
+	j.level = b.o.Level
+	if b.o.adaptiveLevel && j.infos[0].Type == repo.DataBlob && b.newData*4 <= b.size {
+		j.level = zstd.SpeedDefault
+	}
 	select {
 	case b.frameCh <- *j:
 	case <-b.ctx.Done():
@@ -422,7 +437,7 @@ func (b *backupRun) emit(j *frameJob, size *int) {
 // sealFrames compresses and seals frames, in parallel with the other sealers.
 func (b *backupRun) sealFrames() {
 	for j := range b.frameCh {
-		f, err := b.r.SealFrame(j.infos, j.blobs, b.o.Level)
+		f, err := b.r.SealFrame(j.infos, j.blobs, j.level)
 		if err != nil {
 			b.fail(err)
 			continue
