@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/strata-backup/strata/index"
@@ -136,29 +137,32 @@ func resumeFrom(ctx context.Context, r *repo.Repository, stream string, parent *
 	if len(files) == 0 {
 		return res
 	}
-	loaded := make([]*repo.IndexFile, len(files))
+	// Each file's entries go into known as soon as it is checked, so only
+	// the files being read at once are held.
+	ok := make([]bool, len(files))
+	var mu sync.Mutex
 	_ = repo.ForEach(ctx, r.Store(), len(files), func(i int) error {
 		f, err := r.LoadIndex(ctx, files[i])
+		if err == nil {
+			err = packsStored(ctx, r, f.Packs)
+		}
+		mu.Lock() // known and Logf are not safe for concurrent use
+		defer mu.Unlock()
 		if err != nil {
 			note("resume: index file %s skipped: %v", files[i].Short(), err)
 			return nil
 		}
-		if err := packsStored(ctx, r, f.Packs); err != nil {
-			note("resume: index file %s skipped: %v", files[i].Short(), err)
-			return nil
-		}
-		loaded[i] = f
-		return nil
-	})
-	for i, f := range loaded {
-		if f == nil {
-			continue
-		}
-		res.indexes = append(res.indexes, files[i])
 		for _, e := range f.Entries {
 			known.Add(e.ID)
 		}
 		res.blobs += len(f.Entries)
+		ok[i] = true
+		return nil
+	})
+	for i, f := range files {
+		if ok[i] {
+			res.indexes = append(res.indexes, f)
+		}
 	}
 	return res
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -173,6 +174,35 @@ func TestPruneKeepsCheckpointedPacks(t *testing.T) {
 	checkClean(t, r, true)
 	// With the packs gone the next backup starts afresh and succeeds.
 	s := backup(t, r, data, o)
+	if !bytes.Equal(restore(t, r, s), data) {
+		t.Fatal("restore differs")
+	}
+}
+
+// TestResumeSkipsMissingPacks: a checkpoint whose packs were removed is
+// not trusted: the next backup stores the blobs again and restores exact.
+func TestResumeSkipsMissingPacks(t *testing.T) {
+	data := ndjson(8000, 7, nil)
+	o := BackupOptions{Stream: "s", Format: FormatNDJSON, PackSize: 128 << 10, CheckpointEvery: 50 * time.Millisecond}
+	pc := &putCounter{Store: mem.New()}
+	r := newRepo(t, pc, repo.InitOptions{DataShards: 2, ParityShards: 1})
+	interruptedBackup(t, r, pc, data, 0.8, o)
+	var shards []string
+	pc.List(t.Context(), repo.DataPrefix, func(oi repo.ObjectInfo) error { shards = append(shards, oi.Name); return nil })
+	if len(shards) == 0 {
+		t.Fatal("the interrupted backup stored no pack")
+	}
+	for _, name := range shards[:len(shards)/2+1] {
+		if err := pc.Delete(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var notes []string
+	o.Logf = func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) }
+	s := backup(t, r, data, o)
+	if !strings.Contains(strings.Join(notes, "\n"), "skipped") {
+		t.Errorf("no note about skipped index files: %q", notes)
+	}
 	if !bytes.Equal(restore(t, r, s), data) {
 		t.Fatal("restore differs")
 	}
