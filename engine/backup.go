@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,17 +40,30 @@ type BackupOptions struct {
 	Describe func(*repo.Snapshot)
 
 	// Tuning: none of these changes what a restore returns.
-	Workers    int               // compression workers; default GOMAXPROCS
-	Level      zstd.EncoderLevel // default zstd.SpeedFastest
-	FrameSize  int               // plaintext bytes compressed together; default 256 KiB
-	PackSize   int               // target sealed pack size; default 4 MiB
-	IndexFlush int               // entries per index file; default 65536
-	Uploads    int               // packs uploaded at once; default 2
-	Progress   *Progress         // counters updated as the backup runs; may be nil
+	Workers int // compression workers; default GOMAXPROCS
+	// Level is the zstd level of every frame. By default a frame of data
+	// blobs is compressed at zstd.SpeedBetterCompression while at most a
+	// tenth of the bytes read so far were new, at zstd.SpeedDefault while
+	// at most a quarter were (a backup against its parent: few frames, so
+	// the better ratio costs little time), else at zstd.SpeedFastest
+	// (bench/RESULTS.md, "Compression options").
+	Level      zstd.EncoderLevel
+	FrameSize  int // plaintext bytes compressed together; default 256 KiB
+	PackSize   int // target sealed pack size; default 4 MiB
+	IndexFlush int // entries per index file; default 65536
+	Uploads    int // packs uploaded at once; default 2
+	// CheckpointEvery is how often a running backup indexes the packs it
+	// has stored and names them in a checkpoint, so that the next backup of
+	// the stream resumes after an interruption (FORMAT.md §12.1); default
+	// 5 s, and at least a twentieth of the time the backup has run.
+	CheckpointEvery time.Duration
+	Progress        *Progress // counters updated as the backup runs; may be nil
 
 	// Logf, when set, receives notes about the backup (how far retention
 	// was extended, referenced objects found missing); nil discards them.
 	Logf func(format string, args ...any)
+
+	adaptiveLevel bool // Level was left to the default: choose it per frame
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -81,7 +95,7 @@ func (o *BackupOptions) validate() error {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.Level == 0 {
-		o.Level = zstd.SpeedFastest
+		o.Level, o.adaptiveLevel = zstd.SpeedFastest, true
 	}
 	if o.FrameSize <= 0 {
 		o.FrameSize = 256 << 10
@@ -95,6 +109,9 @@ func (o *BackupOptions) validate() error {
 	}
 	if o.Uploads <= 0 {
 		o.Uploads = 2
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 5 * time.Second
 	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
@@ -112,16 +129,24 @@ func newChunker(r *repo.Repository, src io.Reader, format string) chunk.Chunker 
 
 // batch is a run of consecutive chunks hashed together by one worker.
 type batch struct {
-	input  int // which input of the run the chunks are from
+	input  int  // which input of the run the chunks are from
 	end    bool // the input's last batch
 	chunks [][]byte
 	ids    []repo.ID
+}
+
+// packJob is the frames of one pack; cut marks a pack sent before it was
+// full because the input stalled, which a checkpoint follows at once.
+type packJob struct {
+	frames []repo.Frame
+	cut    bool
 }
 
 // frameJob is a run of new blobs to compress and seal together.
 type frameJob struct {
 	infos []repo.BlobInfo
 	blobs [][]byte
+	level zstd.EncoderLevel
 }
 
 // Backup reads src to its end and stores it as a new snapshot of o.Stream.
@@ -141,11 +166,33 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("read parent snapshot: %w", err)
 	}
-	c, err := storeContent(ctx, r, src, &o, known)
+	res := resumeFrom(ctx, r, o.Stream, o.Parent, known, o.Logf)
+	ck := &checkpointer{stream: o.Stream, carried: res.indexes, every: o.CheckpointEvery, start: time.Now(), last: time.Now(), logf: o.Logf}
+	if o.Parent != nil {
+		p := o.Parent.ID
+		ck.parent = &p
+	}
+	if len(res.consumed) > 0 {
+		if o.Logf != nil {
+			o.Logf("resuming: %d blobs in %d index files of %d interrupted backup(s) are reused", res.blobs, len(res.indexes), len(res.consumed))
+		}
+		// A checkpoint of this run names the files first, so the ones read
+		// can go and their packs stay referenced all along.
+		if err := ck.save(ctx, r, nil); err != nil {
+			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
+		}
+		deleteCheckpoints(ctx, r, o.Stream, res.consumed, &ck.noDel, o.Logf)
+	}
+	c, err := storeContent(ctx, r, src, &o, known, ck)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
 	}
-	return writeSnapshot(ctx, r, &o, c, parentIndexes)
+	id, snap, err := writeSnapshot(ctx, r, &o, c, slices.Concat(parentIndexes, res.indexes))
+	if snap != nil {
+		// The snapshot references what the checkpoints kept.
+		ck.deleteOwn(ctx, r)
+	}
+	return id, snap, err
 }
 
 // KnownSet decides which blobs a content store writes: Add MUST report
@@ -209,12 +256,13 @@ func StoreContents(ctx context.Context, r *repo.Repository, inputs []ContentInpu
 			return nil, fmt.Errorf("unknown format %q (want %s or %s)", f, FormatRaw, FormatNDJSON)
 		}
 	}
-	return storeContents(ctx, r, inputs, &o, known)
+	return storeContents(ctx, r, inputs, &o, known, nil)
 }
 
-// storeContent runs the backup's stages on one input, in o.Format.
-func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet) (Content, error) {
-	cs, err := storeContents(ctx, r, []ContentInput{{Src: src, Format: o.Format}}, o, known)
+// storeContent runs the backup's stages on one input, in o.Format, and
+// checkpoints through ck (none when nil).
+func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *BackupOptions, known KnownSet, ck *checkpointer) (Content, error) {
+	cs, err := storeContents(ctx, r, []ContentInput{{Src: src, Format: o.Format}}, o, known, ck)
 	if err != nil {
 		return Content{}, err
 	}
@@ -222,16 +270,17 @@ func storeContent(ctx context.Context, r *repo.Repository, src io.Reader, o *Bac
 }
 
 // storeContents runs the backup's stages, from reading the inputs to
-// writing index files; o and the inputs' formats are validated.
-func storeContents(ctx context.Context, r *repo.Repository, inputs []ContentInput, o *BackupOptions, known KnownSet) ([]Content, error) {
+// writing index files, and checkpoints through ck (none when nil); o and
+// the inputs' formats are validated.
+func storeContents(ctx context.Context, r *repo.Repository, inputs []ContentInput, o *BackupOptions, known KnownSet, ck *checkpointer) ([]Content, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stored := o.Progress.StoredBytes.Load()
 	b := &backupRun{
-		ctx: ctx, fail: cancel, r: r, o: o, known: known,
+		ctx: ctx, fail: cancel, r: r, o: o, known: known, ckpt: ck,
 		frameCh:  make(chan frameJob, o.Workers),
 		sealedCh: make(chan repo.Frame, o.Workers),
-		packCh:   make(chan []repo.Frame, 1),
+		packCh:   make(chan packJob, 1),
 		contents: make([]Content, len(inputs)),
 	}
 	b.batches = newOrdered(o.Workers, 2*o.Workers, b.hashBatch)
@@ -247,7 +296,11 @@ func storeContents(ctx context.Context, r *repo.Repository, inputs []ContentInpu
 	for range o.Uploads {
 		uploaders.Go(b.storePacks)
 	}
-	wg.Go(uploaders.Wait)
+	uploaded := make(chan struct{})
+	wg.Go(func() { uploaders.Wait(); close(uploaded) })
+	if ck != nil {
+		wg.Go(func() { b.checkpoints(uploaded) })
+	}
 
 	err := b.dedupAndGroup()
 	if err != nil {
@@ -280,11 +333,12 @@ type backupRun struct {
 	r     *repo.Repository
 	o     *BackupOptions
 	known KnownSet // blobs the parent or this backup already stored
+	ckpt  *checkpointer
 
-	batches  *ordered[batch]   // readChunks → hashBatch → dedupAndGroup, in input order
-	frameCh  chan frameJob     // dedupAndGroup → sealFrames
-	sealedCh chan repo.Frame   // sealFrames → assemblePacks
-	packCh   chan []repo.Frame // assemblePacks → storePacks
+	batches  *ordered[batch] // readChunks → hashBatch → dedupAndGroup, in input order
+	frameCh  chan frameJob   // dedupAndGroup → sealFrames
+	sealedCh chan repo.Frame // sealFrames → assemblePacks
+	packCh   chan packJob    // assemblePacks → storePacks
 
 	// dedupAndGroup's own state (one goroutine).
 	tree                 *repo.TreeBuilder // of the input being read
@@ -292,6 +346,8 @@ type backupRun struct {
 	dataFrame, listFrame frameJob
 	dataSize, listSize   int
 	newBlobs             int64 // of the input being read
+	size                 int64 // bytes read in the run, every input
+	newData              int64 // bytes of new data blobs in the run
 
 	// storePacks' shared state, under uploadMu.
 	uploadMu     sync.Mutex
@@ -368,6 +424,7 @@ func (b *backupRun) dedupAndGroup() error {
 		c := &b.contents[bt.input]
 		for i, ch := range bt.chunks {
 			c.Size += int64(len(ch))
+			b.size += int64(len(ch))
 			b.store(repo.DataBlob, bt.ids[i], ch)
 			if err := b.tree.Add(bt.ids[i]); err != nil {
 				return err
@@ -400,6 +457,8 @@ func (b *backupRun) store(t repo.BlobType, id repo.ID, data []byte) {
 	j, size := &b.dataFrame, &b.dataSize
 	if t == repo.ListBlob {
 		j, size = &b.listFrame, &b.listSize
+	} else {
+		b.newData += int64(len(data))
 	}
 	j.infos = append(j.infos, repo.BlobInfo{Type: t, ID: id, Len: uint32(len(data))})
 	j.blobs = append(j.blobs, data)
@@ -414,6 +473,19 @@ func (b *backupRun) emit(j *frameJob, size *int) {
 	if len(j.blobs) == 0 {
 		return
 	}
+	j.level = b.o.Level
+	if b.o.adaptiveLevel && j.infos[0].Type == repo.DataBlob {
+		// A slower level costs its extra time only on the new bytes: at
+		// most a tenth (better, ~1.45× fastest's time) or a quarter
+		// (default, ~1.25×) of what the backup reads, so at most about 6%
+		// more compression time in all.
+		switch {
+		case b.newData*10 <= b.size:
+			j.level = zstd.SpeedBetterCompression
+		case b.newData*4 <= b.size:
+			j.level = zstd.SpeedDefault
+		}
+	}
 	select {
 	case b.frameCh <- *j:
 	case <-b.ctx.Done():
@@ -424,7 +496,7 @@ func (b *backupRun) emit(j *frameJob, size *int) {
 // sealFrames compresses and seals frames, in parallel with the other sealers.
 func (b *backupRun) sealFrames() {
 	for j := range b.frameCh {
-		f, err := b.r.SealFrame(j.infos, j.blobs, b.o.Level)
+		f, err := b.r.SealFrame(j.infos, j.blobs, j.level)
 		if err != nil {
 			b.fail(err)
 			continue
@@ -436,25 +508,50 @@ func (b *backupRun) sealFrames() {
 	}
 }
 
-// assemblePacks gathers sealed frames into packs of about PackSize.
+// assemblePacks gathers sealed frames into packs of about PackSize. With
+// checkpoints, a pack that has waited CheckpointEvery for more frames (the
+// input stalls) is sent as it is, so a checkpoint covers what was read.
 func (b *backupRun) assemblePacks() {
 	defer close(b.packCh)
 	var cur []repo.Frame
 	size := 0
-	for f := range b.sealedCh {
-		cur = append(cur, f)
-		size += len(f.Sealed)
-		b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
-		if size >= b.o.PackSize {
-			select {
-			case b.packCh <- cur:
-			case <-b.ctx.Done():
-			}
-			cur, size = nil, 0
-		}
+	var started time.Time
+	var tick <-chan time.Time
+	if b.ckpt != nil {
+		t := time.NewTicker(max(b.o.CheckpointEvery/4, 10*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
 	}
-	if len(cur) > 0 && b.ctx.Err() == nil {
-		b.packCh <- cur
+	send := func(cut bool) {
+		select {
+		case b.packCh <- packJob{frames: cur, cut: cut}:
+		case <-b.ctx.Done():
+		}
+		cur, size = nil, 0
+	}
+	for {
+		select {
+		case f, ok := <-b.sealedCh:
+			if !ok {
+				if len(cur) > 0 && b.ctx.Err() == nil {
+					send(false)
+				}
+				return
+			}
+			if len(cur) == 0 {
+				started = time.Now()
+			}
+			cur = append(cur, f)
+			size += len(f.Sealed)
+			b.o.Progress.StoredBytes.Add(int64(len(f.Sealed)))
+			if size >= b.o.PackSize {
+				send(false)
+			}
+		case now := <-tick:
+			if len(cur) > 0 && now.Sub(started) >= b.o.CheckpointEvery {
+				send(true)
+			}
+		}
 	}
 }
 
@@ -463,11 +560,11 @@ func (b *backupRun) assemblePacks() {
 // its shards in parallel), so one pack's fsyncs or round trips overlap the
 // next one's; memory stays at about Uploads+2 packs.
 func (b *backupRun) storePacks() {
-	for frames := range b.packCh {
+	for job := range b.packCh {
 		if b.ctx.Err() != nil {
 			continue
 		}
-		pack, pfs, err := b.r.BuildPack(frames)
+		pack, pfs, err := b.r.BuildPack(job.frames)
 		var pi repo.PackInfo
 		if err == nil {
 			pi, err = b.r.WritePack(b.ctx, pack)
@@ -476,8 +573,8 @@ func (b *backupRun) storePacks() {
 		if err == nil {
 			b.indexPacks = append(b.indexPacks, pi)
 			b.indexEntries = append(b.indexEntries, repo.EntriesFor(pi.ID, pfs)...)
-			if len(b.indexEntries) >= b.o.IndexFlush {
-				err = b.flushIndex()
+			if job.cut || len(b.indexEntries) >= b.o.IndexFlush {
+				err = b.checkpoint()
 			}
 		}
 		if err != nil && b.uploadErr == nil {
@@ -485,6 +582,40 @@ func (b *backupRun) storePacks() {
 			b.fail(err)
 		}
 		b.uploadMu.Unlock()
+	}
+}
+
+// checkpoint writes the index entries gathered so far as an index file
+// and, when the run keeps checkpoints, a checkpoint naming every index file
+// written. Callers hold uploadMu.
+func (b *backupRun) checkpoint() error {
+	if err := b.flushIndex(); err != nil || b.ckpt == nil {
+		return err
+	}
+	return b.ckpt.save(b.ctx, b.r, b.newIndexes)
+}
+
+// checkpoints writes a checkpoint whenever one is due and packs were
+// stored since the last, until the uploaders are done.
+func (b *backupRun) checkpoints(uploaded <-chan struct{}) {
+	t := time.NewTicker(max(b.o.CheckpointEvery/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-uploaded:
+			return
+		case <-b.ctx.Done():
+			return
+		case now := <-t.C:
+			b.uploadMu.Lock()
+			if len(b.indexPacks) > 0 && b.ckpt.due(now) {
+				if err := b.checkpoint(); err != nil && b.uploadErr == nil {
+					b.uploadErr = err
+					b.fail(err)
+				}
+			}
+			b.uploadMu.Unlock()
+		}
 	}
 }
 

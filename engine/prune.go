@@ -52,6 +52,12 @@ type PruneOptions struct {
 	// Now is the clock that stamps and ages marks; default time.Now. It
 	// must be trustworthy: a clock that jumps ahead deletes early.
 	Now func() time.Time
+	// CheckpointAge is how long a backup checkpoint (FORMAT.md §12.1)
+	// keeps the packs its index files list referenced; older checkpoints
+	// are deleted, and their packs then age out through the marks like
+	// any other; default 72 hours. It must exceed ResumeMaxAge by more
+	// than the longest backup.
+	CheckpointAge time.Duration
 }
 
 // validate checks the options and fills the defaults of zero fields.
@@ -64,6 +70,12 @@ func (o *PruneOptions) validate() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CheckpointAge < 0 {
+		return fmt.Errorf("prune: checkpoint age %v: must not be negative", o.CheckpointAge)
+	}
+	if o.CheckpointAge == 0 {
+		o.CheckpointAge = 72 * time.Hour
 	}
 	return nil
 }
@@ -79,6 +91,9 @@ type PruneResult struct {
 	// RewrittenIndexes counts index files replaced by one without the
 	// deleted packs; DeletedIndexes those removed without a replacement.
 	RewrittenIndexes, DeletedIndexes int
+	// ExpiredCheckpoints counts backup checkpoints older than
+	// CheckpointAge, deleted after the sweep.
+	ExpiredCheckpoints int
 	// Deferred names objects the store refused to delete because they are
 	// under retention (repo.ErrRetained). Their packs stay marked, and a
 	// later Prune retries them.
@@ -118,7 +133,7 @@ func Prune(ctx context.Context, r *repo.Repository, o PruneOptions) (*PruneResul
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	view, err := loadPruneView(ctx, r)
+	view, err := loadPruneView(ctx, r, o.Now().Add(-o.CheckpointAge))
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w; nothing was changed", err)
 	}
@@ -171,6 +186,21 @@ func Prune(ctx context.Context, r *repo.Repository, o PruneOptions) (*PruneResul
 	if err := deletePacks(ctx, st, view, sweep, held, o.DryRun, res); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
+	// 4. Delete expired checkpoints: this run already counted their packs
+	// as unreferenced.
+	for _, name := range view.expired {
+		if !o.DryRun {
+			err := st.Delete(ctx, name)
+			if errors.Is(err, repo.ErrRetained) {
+				res.Deferred = append(res.Deferred, name)
+				continue
+			}
+			if err != nil && !errors.Is(err, repo.ErrNotFound) {
+				return res, fmt.Errorf("prune: delete %s: %w", name, err)
+			}
+		}
+		res.ExpiredCheckpoints++
+	}
 	return res, nil
 }
 
@@ -180,12 +210,14 @@ type pruneView struct {
 	files      map[repo.ID]*repo.IndexFile
 	fileIDs    []repo.ID        // sorted
 	listed     map[repo.ID]bool // packs some index file lists
-	referenced map[repo.ID]bool // packs holding a reachable blob, and segment packs
+	referenced map[repo.ID]bool // packs holding a reachable blob, segment packs, and packs of live checkpoints
+	expired    []string         // checkpoints older than the cutoff
 }
 
 // loadPruneView builds the complete view, or fails: it never returns a
-// partial one.
-func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) {
+// partial one. Checkpoints created before cutoff are expired: they
+// reference nothing.
+func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time) (*pruneView, error) {
 	v := &pruneView{files: map[repo.ID]*repo.IndexFile{}, listed: map[repo.ID]bool{}, referenced: map[repo.ID]bool{}}
 	// The shards are listed first: a pack written after this listing is
 	// not considered at all by this run.
@@ -239,6 +271,12 @@ func loadPruneView(ctx context.Context, r *repo.Repository) (*pruneView, error) 
 	}
 	if missing := reach.Len() - found.Len(); missing > 0 {
 		return nil, fmt.Errorf("%w: %d blobs that snapshots need are in no index file (run 'strata check')", ErrMissingBlob, missing)
+	}
+
+	// Every pack of an index file a live checkpoint names: an interrupted
+	// backup's packs wait for the backup that resumes from them.
+	if err := markCheckpoints(ctx, r, v, cutoff); err != nil {
+		return nil, err
 	}
 
 	// Every log segment's pack, fenced segments' included: a manifest that
@@ -555,4 +593,49 @@ func deletePacks(ctx context.Context, st repo.Store, v *pruneView, sweep []repo.
 	slices.SortFunc(res.DeletedPacks, repo.ID.Compare)
 	slices.Sort(res.Deferred)
 	return err
+}
+
+// markCheckpoints marks the packs of live checkpoints' index files as
+// referenced and records the expired checkpoints. A checkpoint that cannot
+// be read aborts the run, as any unreadable manifest does: its packs might
+// be about to be reused. An index file it names that no longer exists
+// references nothing (a resuming backup skips it too).
+func markCheckpoints(ctx context.Context, r *repo.Repository, v *pruneView, cutoff time.Time) error {
+	type ref struct {
+		stream string
+		id     repo.ID
+	}
+	var refs []ref
+	err := r.Store().List(ctx, repo.CheckpointsPrefix, func(oi repo.ObjectInfo) error {
+		stream, id, err := repo.ParseCheckpointName(oi.Name)
+		if err != nil {
+			return fmt.Errorf("%s: unexpected object name under %s", oi.Name, repo.CheckpointsPrefix)
+		}
+		refs = append(refs, ref{stream, id})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list checkpoints: %w", err)
+	}
+	cps := make([]*repo.Checkpoint, len(refs))
+	if err := repo.ForEach(ctx, r.Store(), len(refs), func(i int) (err error) {
+		cps[i], err = r.LoadCheckpoint(ctx, refs[i].stream, refs[i].id)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%w (run 'strata check')", err)
+	}
+	for i, cp := range cps {
+		if cp.Created.Before(cutoff) {
+			v.expired = append(v.expired, repo.CheckpointName(refs[i].stream, refs[i].id))
+			continue
+		}
+		for _, f := range cp.Indexes {
+			if file := v.files[f]; file != nil {
+				for _, p := range file.Packs {
+					v.referenced[p.ID] = true
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -168,6 +169,28 @@ func FuzzSnapshot(f *testing.F) {
 		// reads as another.
 		if p, ok := s.Proof(); ok != (s.Records != nil) || ok && (p.Records != *s.Records || hex.EncodeToString(p.Digest[:]) != s.Digest) {
 			t.Fatalf("accepted a snapshot whose proof does not read back: %+v", s)
+		}
+	})
+}
+
+// FuzzCheckpoint: a checkpoint that decodes names a valid stream, a bounded
+// number of index files, and names, parses back to its stream.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"version":1,"stream":"db/users","created":"2026-12-05T10:00:00Z","indexes":[]}`))
+	f.Add([]byte(`{"version":1,"stream":"a","indexes":["` + strings.Repeat("ab", 32) + `"]}`))
+	f.Add([]byte(`{"version":2,"stream":"a"}`))
+	f.Add([]byte(`{"version":1,"stream":"a/../b"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := repo.DecodeCheckpoint("fuzz", b)
+		if err != nil {
+			return
+		}
+		if repo.ValidStream(c.Stream) != nil || len(c.Indexes) > repo.MaxCheckpointIndexes {
+			t.Fatalf("accepted invalid checkpoint %+v", c)
+		}
+		stream, _, err := repo.ParseCheckpointName(repo.CheckpointName(c.Stream, repo.ID{}))
+		if err != nil || stream != c.Stream {
+			t.Fatalf("checkpoint name of %q parses as %q, %v", c.Stream, stream, err)
 		}
 	})
 }

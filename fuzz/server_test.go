@@ -15,7 +15,7 @@ func FuzzObjectName(f *testing.F) {
 	id := strings.Repeat("ab", 32)
 	for _, s := range []string{"config", "stores", "keys/" + id, "data/ab/" + id + ".3", "index/" + id, "snapshots/" + id,
 		"labels/" + id, "logs/shop/users/@00000000000000000001-00000000000000000002.0000000000000000001-0000000000000000002." + id,
-		"prune/marks-1.json", "audit/0000000000000000001.jsonl", "../config", "logs/../keys/x", "data/zz/" + id + ".1", "index/" + strings.ToUpper(id)} {
+		"prune/marks-1.json", "audit/0000000000000000001.jsonl", "checkpoints/shop/users/@" + id, "checkpoints/../@" + id, "../config", "logs/../keys/x", "data/zz/" + id + ".1", "index/" + strings.ToUpper(id)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -33,6 +33,11 @@ func FuzzObjectName(f *testing.F) {
 				t.Fatalf("segment %q parsed to stream %q, name %q", name, o.Segment.Stream, o.Segment.Name())
 			}
 		}
+		if o.Class == wire.ClassCheckpoint {
+			if _, id, err := repo.ParseCheckpointName(name); err != nil || repo.ValidStream(o.Stream) != nil || repo.CheckpointName(o.Stream, id) != name {
+				t.Fatalf("checkpoint %q parsed to stream %q", name, o.Stream)
+			}
+		}
 		if (o.Class == wire.ClassSnapshot || o.Class == wire.ClassLabel) && !strings.HasSuffix(name, o.ID.String()) {
 			t.Fatalf("%q parsed to ID %s", name, o.ID)
 		}
@@ -40,7 +45,7 @@ func FuzzObjectName(f *testing.F) {
 }
 
 func FuzzListPrefix(f *testing.F) {
-	for _, s := range []string{"", "keys/", "data/", "index/", "snapshots/", "labels/", "logs/", "logs/shop/users/@", "logs/../x/@", "prune/marks-", "audit/", "logs/a//b/@"} {
+	for _, s := range []string{"", "keys/", "data/", "index/", "snapshots/", "labels/", "logs/", "logs/shop/users/@", "logs/../x/@", "prune/marks-", "audit/", "logs/a//b/@", "checkpoints/", "checkpoints/shop/users/@", "checkpoints/a/../@"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -48,7 +53,11 @@ func FuzzListPrefix(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if pr.Stream != "" && (repo.ValidStream(pr.Stream) != nil || repo.StreamLogPrefix(pr.Stream) != p) {
+		want := repo.StreamLogPrefix(pr.Stream)
+		if pr.Class == wire.ClassCheckpoint {
+			want = repo.StreamCheckpointPrefix(pr.Stream)
+		}
+		if pr.Stream != "" && (repo.ValidStream(pr.Stream) != nil || want != p) {
 			t.Fatalf("prefix %q gave stream %q", p, pr.Stream)
 		}
 	})

@@ -33,12 +33,13 @@ const (
 // Associated data of each sealed kind; it stops one kind of object being
 // presented as another.
 const (
-	adConfig  = "strata:config"
-	adKey     = "strata:key"
-	adIndex   = "strata:index"
-	adSnap    = "strata:snapshot"
-	adTrailer = "strata:pack-trailer"
-	adFrame   = "strata:frame"
+	adConfig     = "strata:config"
+	adKey        = "strata:key"
+	adIndex      = "strata:index"
+	adSnap       = "strata:snapshot"
+	adCheckpoint = "strata:checkpoint"
+	adTrailer    = "strata:pack-trailer"
+	adFrame      = "strata:frame"
 )
 
 // keys are the working keys derived from the master key.

@@ -13,18 +13,19 @@ import (
 
 // Object names and name prefixes.
 const (
-	ConfigName       = "config"       // the repository config
-	LayoutName       = "stores"       // the store layout (FORMAT.md §17): which stores hold the repository, and its retention
-	KeysPrefix       = "keys/"        // keys/<64 hex>: password-wrapped master keys
-	DataPrefix       = "data/"        // data/<2 hex>/<64 hex>.<i>: pack shards
-	IndexPrefix      = "index/"       // index/<64 hex>: index files
-	SnapshotsPrefix  = "snapshots/"   // snapshots/<64 hex>: snapshot manifests
-	LabelsPrefix     = "labels/"      // labels/<64 hex>: snapshot labels (FORMAT.md §19)
-	LogsPrefix       = "logs/"        // logs/<stream>/@<range>.<64 hex>: log segment manifests
-	PruneMarksPrefix = "prune/marks-" // prune/marks-<19 digits>.json (FORMAT.md §18)
-	AuditPrefix      = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
-	DrillsPrefix     = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
-	ScrubPrefix      = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	ConfigName        = "config"       // the repository config
+	LayoutName        = "stores"       // the store layout (FORMAT.md §17): which stores hold the repository, and its retention
+	KeysPrefix        = "keys/"        // keys/<64 hex>: password-wrapped master keys
+	DataPrefix        = "data/"        // data/<2 hex>/<64 hex>.<i>: pack shards
+	IndexPrefix       = "index/"       // index/<64 hex>: index files
+	SnapshotsPrefix   = "snapshots/"   // snapshots/<64 hex>: snapshot manifests
+	LabelsPrefix      = "labels/"      // labels/<64 hex>: snapshot labels (FORMAT.md §19)
+	LogsPrefix        = "logs/"        // logs/<stream>/@<range>.<64 hex>: log segment manifests
+	PruneMarksPrefix  = "prune/marks-" // prune/marks-<19 digits>.json (FORMAT.md §18)
+	AuditPrefix       = "audit/"       // audit/<19 digits>.jsonl: an index server's audit trail (PROTOCOL.md §7)
+	DrillsPrefix      = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
+	ScrubPrefix       = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
+	CheckpointsPrefix = "checkpoints/" // checkpoints/<stream>/@<64 hex>: a running backup's index files (FORMAT.md §12.1)
 	// CopiesPrefix (copies.go): copies/<name>, the second copy of a metadata object (FORMAT.md §25)
 	// LeasesPrefix (lease.go): leases/<stream>/@<generation:20>: a stream's writer lease (FORMAT.md §15)
 )
@@ -48,6 +49,7 @@ const (
 	KindScrub                      // scrub/<ns>.json
 	KindCopy                       // copies/<name>: the second copy of a metadata object (FORMAT.md §25)
 	KindLease                      // leases/<stream>/@<generation>
+	KindCheckpoint                 // checkpoints/<stream>/@<id>
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -73,6 +75,7 @@ var kinds = []struct {
 	{KindScrub, "scrub", ScrubPrefix, false, ".json"},
 	{KindCopy, "copy", CopiesPrefix, false, ""},
 	{KindLease, "lease", LeasesPrefix, false, ""},
+	{KindCheckpoint, "checkpoint", CheckpointsPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -127,7 +130,7 @@ type Object struct {
 	Segment SegmentKey // segments
 	Stamp   int64      // prune marks, audit batches, drill and scrub records: the unix nanoseconds in the name
 	Of      Kind       // copies: the kind of the object copied (ID and Segment are that object's)
-	Stream  string     // leases: the stream
+	Stream  string     // leases and checkpoints: the stream
 	Gen     uint64     // leases: the generation
 }
 
@@ -171,6 +174,8 @@ func ParseObject(name string) (Object, error) {
 		o.Of, o.ID, o.Segment = in.Kind, in.ID, in.Segment
 	case KindLease:
 		o.Stream, o.Gen, err = ParseLeaseName(name)
+	case KindCheckpoint:
+		o.Stream, o.ID, err = ParseCheckpointName(name)
 	default:
 		return o, fmt.Errorf("%q is not a repository object name", name)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -87,6 +88,40 @@ func encoder(level zstd.EncoderLevel) *zstd.Encoder {
 	return actual.(*zstd.Encoder)
 }
 
+// Incompressible reports whether data looks like it will not compress:
+// the order-0 entropy of up to 16 KiB sampled across it (16 spans of
+// 1 KiB) exceeds 7.8 bits a byte. Frames of list blobs (keyed hashes) and
+// of already compressed or encrypted exports measure about 7.99; text and
+// JSON 4–6. The sample costs about a twentieth of zstd's fastest level on
+// the same frame (bench/RESULTS.md, "Compression options"), so checking
+// first saves the attempt on frames that would be stored as they are.
+// Data whose bytes are uniformly spread yet repeat at long range (a
+// random block written twice into one frame) is misjudged and stored
+// uncompressed: chunk-level dedup already removes most such repeats.
+func Incompressible(data []byte) bool {
+	if len(data) < 4096 {
+		return false
+	}
+	var hist [256]uint32
+	n := 0
+	const span, spans = 1024, 16
+	step := max(len(data)/spans, span)
+	for off := 0; off < len(data); off += step {
+		for _, c := range data[off:min(off+span, len(data))] {
+			hist[c]++
+		}
+		n += min(span, len(data)-off)
+	}
+	h := 0.0
+	for _, k := range hist {
+		if k > 0 {
+			p := float64(k) / float64(n)
+			h -= p * math.Log2(p)
+		}
+	}
+	return h > 7.8
+}
+
 // compressionPays is the largest compressed/raw ratio still worth storing
 // compressed: below a 3% saving the decompression cost is not worth it.
 const compressionPays = 0.97
@@ -113,7 +148,7 @@ func (r *Repository) SealFrame(infos []BlobInfo, blobs [][]byte, level zstd.Enco
 	for _, b := range blobs {
 		plain = append(plain, b...)
 	}
-	if level != 0 && raw >= 64 {
+	if level != 0 && raw >= 64 && !Incompressible(plain[1:]) {
 		comp := encoder(level).EncodeAll(plain[1:], []byte{frameZstd})
 		if float64(len(comp)-1) <= compressionPays*float64(raw) {
 			plain = comp

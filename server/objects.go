@@ -33,7 +33,7 @@ func (s *Server) streamOf(o wire.Object) (string, bool) {
 	switch o.Class {
 	case wire.ClassSegment:
 		return o.Segment.Stream, true
-	case wire.ClassLease:
+	case wire.ClassLease, wire.ClassCheckpoint:
 		return o.Stream, true
 	case wire.ClassSnapshot, wire.ClassLabel:
 		l, ok := s.cat.label(o.ID)
@@ -61,6 +61,9 @@ func mayRead(id *auth.Identity, o wire.Object, stream string) *apiError {
 		ok = id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
 	case wire.ClassLabel:
 		ok = id.Allows(auth.Read, "") || id.Allows(auth.Restore, stream) || id.Allows(auth.Backup, stream)
+	case wire.ClassCheckpoint:
+		// Only the stream's next backup resumes from it.
+		ok = id.Allows(auth.Backup, stream) || id.Allows(auth.Admin, "")
 	case wire.ClassPrune, wire.ClassAudit:
 		ok = id.Allows(auth.Admin, "")
 	case wire.ClassScrub:
@@ -247,6 +250,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		rq.audit.Stream = o.Stream
 		if !id.Allows(auth.Backup, o.Stream) {
 			return forbidden("this token may not capture stream %s", o.Stream)
+		}
+	case wire.ClassCheckpoint:
+		rq.audit.Stream = o.Stream
+		if !id.Allows(auth.Backup, o.Stream) {
+			return forbidden("this token may not back up stream %s", o.Stream)
 		}
 	case wire.ClassSnapshot:
 		l, ok := s.cat.label(o.ID)
@@ -486,6 +494,8 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, rq *request
 		ok = p.Stream != "" && (id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Restore, p.Stream)) || id.Allows(auth.Admin, "")
 	case wire.ClassDrill:
 		ok = id.Allows(auth.Read, "")
+	case wire.ClassCheckpoint:
+		ok = p.Stream != "" && id.Allows(auth.Backup, p.Stream) || id.Allows(auth.Admin, "")
 	default:
 		ok = id.Allows(auth.Admin, "")
 	}

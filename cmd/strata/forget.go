@@ -111,6 +111,9 @@ func runPrune(ctx context.Context, env *environment, r *repo.Repository, o engin
 	}
 	fmt.Fprintf(env.stdout, "prune: marked %d packs, %d pending (grace %s), unmarked %d; %s %d packs (%s), rewrote %d and removed %d index files\n",
 		res.Marked, res.Pending, o.Grace, res.Unmarked, what, res.Deleted, source.HumanBytes(res.FreedBytes), res.RewrittenIndexes, res.DeletedIndexes)
+	if res.ExpiredCheckpoints > 0 {
+		fmt.Fprintf(env.stdout, "prune: %s %d expired backup checkpoints; their packs age out from now\n", what, res.ExpiredCheckpoints)
+	}
 	for _, d := range res.Deferred {
 		fmt.Fprintf(env.stdout, "deferred (under retention): %s\n", printable(d))
 	}

@@ -12,23 +12,24 @@ import (
 type Class int
 
 const (
-	ClassConfig   Class = iota + 1 // config, and the store layout: read by every client to open the repository
-	ClassKey                       // keys/<id>: password-wrapped master keys
-	ClassData                      // data/<xx>/<pack>.<i>: shards, shared by every stream (dedup)
-	ClassIndex                     // index/<id>: shared by every stream
-	ClassSnapshot                  // snapshots/<id>: its stream is its label's
-	ClassLabel                     // labels/<id>
-	ClassSegment                   // logs/<stream>/@…: the stream is in the name
-	ClassPrune                     // prune/marks-<ns>.json
-	ClassAudit                     // audit/<…>: written by the server only
-	ClassScrub                     // scrub/<ns>.json: scrub records (FORMAT.md §24), clear, no content
-	ClassDrill                     // drills/<ns>.json: clear drill records; the stream is in the body
-	ClassLease                     // leases/<stream>/@<generation>: the stream is in the name
+	ClassConfig     Class = iota + 1 // config, and the store layout: read by every client to open the repository
+	ClassKey                         // keys/<id>: password-wrapped master keys
+	ClassData                        // data/<xx>/<pack>.<i>: shards, shared by every stream (dedup)
+	ClassIndex                       // index/<id>: shared by every stream
+	ClassSnapshot                    // snapshots/<id>: its stream is its label's
+	ClassLabel                       // labels/<id>
+	ClassSegment                     // logs/<stream>/@…: the stream is in the name
+	ClassPrune                       // prune/marks-<ns>.json
+	ClassAudit                       // audit/<…>: written by the server only
+	ClassScrub                       // scrub/<ns>.json: scrub records (FORMAT.md §24), clear, no content
+	ClassDrill                       // drills/<ns>.json: clear drill records; the stream is in the body
+	ClassLease                       // leases/<stream>/@<generation>: the stream is in the name
+	ClassCheckpoint                  // checkpoints/<stream>/@<id>: the stream is in the name
 )
 
 var classNames = map[Class]string{ClassConfig: "config", ClassKey: "key", ClassData: "data", ClassIndex: "index",
 	ClassSnapshot: "snapshot", ClassLabel: "label", ClassSegment: "segment", ClassPrune: "prune", ClassAudit: "audit",
-	ClassScrub: "scrub", ClassDrill: "drill", ClassLease: "lease"}
+	ClassScrub: "scrub", ClassDrill: "drill", ClassLease: "lease", ClassCheckpoint: "checkpoint"}
 
 func (c Class) String() string {
 	if n, ok := classNames[c]; ok {
@@ -42,9 +43,10 @@ var classOf = map[repo.Kind]Class{
 	repo.KindConfig: ClassConfig, repo.KindLayout: ClassConfig, repo.KindKey: ClassKey, repo.KindData: ClassData,
 	repo.KindIndex: ClassIndex, repo.KindSnapshot: ClassSnapshot, repo.KindLabel: ClassLabel,
 	repo.KindSegment: ClassSegment, repo.KindPruneMarks: ClassPrune, repo.KindAudit: ClassAudit,
-	repo.KindScrub: ClassScrub,
-	repo.KindDrill: ClassDrill,
-	repo.KindLease: ClassLease,
+	repo.KindScrub:      ClassScrub,
+	repo.KindDrill:      ClassDrill,
+	repo.KindLease:      ClassLease,
+	repo.KindCheckpoint: ClassCheckpoint,
 }
 
 // Object is a parsed object name.
@@ -54,7 +56,7 @@ type Object struct {
 	ID      repo.ID         // snapshots and labels: the snapshot ID
 	Segment repo.SegmentKey // segments
 	Stamp   int64           // stamped names (drill records): the unix nanoseconds in the name
-	Stream  string          // leases: the stream
+	Stream  string          // leases and checkpoints: the stream
 	Gen     uint64          // leases: the generation
 }
 
@@ -83,11 +85,11 @@ func ParseObject(name string) (Object, error) {
 type Prefix struct {
 	Prefix string
 	Class  Class  // 0 for "" (everything)
-	Stream string // logs/<stream>/@ and leases/<stream>/@ only
+	Stream string // logs/<stream>/@, leases/<stream>/@ and checkpoints/<stream>/@ only
 }
 
 // ParsePrefix checks a List prefix: "", the prefix of one kind of object
-// (repo.KindOfPrefix), or one stream's log prefix.
+// (repo.KindOfPrefix), or one stream's log or checkpoint prefix.
 func ParsePrefix(p string) (Prefix, error) {
 	out := Prefix{Prefix: p}
 	if p == "" {
@@ -103,6 +105,14 @@ func ParsePrefix(p string) (Prefix, error) {
 			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
 		}
 		out.Class, out.Stream = ClassLease, stream
+		return out, nil
+	}
+	if stream, ok := strings.CutPrefix(p, repo.CheckpointsPrefix); ok {
+		stream, ok = strings.CutSuffix(stream, "/@")
+		if !ok || repo.ValidStream(stream) != nil || repo.StreamCheckpointPrefix(stream) != p {
+			return out, fmt.Errorf("%q is not a prefix the repository lists", p)
+		}
+		out.Class, out.Stream = ClassCheckpoint, stream
 		return out, nil
 	}
 	stream, ok := strings.CutPrefix(p, repo.LogsPrefix)
