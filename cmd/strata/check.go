@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"time"
 
 	"github.com/strata-backup/strata/engine"
@@ -13,105 +14,104 @@ import (
 	"github.com/strata-backup/strata/server/wire"
 )
 
-func cmdCheck(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "check", "--repo DIR [--read-data] [--repair] [--json]")
+func cmdCheck(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--read-data] [--repair] [--json]")
 	location := repoFlag(fs, env)
 	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
 	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
 	asJSON := fs.Bool("json", false, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	r, err := openRepo(ctx, env, *location)
-	if errors.Is(err, repo.ErrCorrupt) {
-		// The repository cannot be opened because of damage (a key file or
-		// the config): that is check's finding, not a failure to run.
-		if *asJSON {
-			return writeCheckJSON(env, checkJSON{ReadData: *readData, Problems: []string{err.Error()}}, damageError{1})
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
 		}
-		fmt.Fprintf(env.stdout, "problem: %s\n", printable(err.Error()))
-		return damageError{1}
-	}
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	var problems, resynced []string
-	if m, ok := r.Store().(*multi.Store); ok && *repair {
-		// Metadata first: a store that came back empty gets its copies of
-		// the config, keys, manifests and index files; shards follow from
-		// parity below.
-		rep, err := m.Resync(ctx)
-		for _, st := range rep.Stores {
-			for _, n := range st.Restored {
-				resynced = append(resynced, fmt.Sprintf("copied %s to %s", n, st.Name))
+		r, err := openRepo(ctx, env, *location)
+		if errors.Is(err, repo.ErrCorrupt) {
+			// The repository cannot be opened because of damage (a key file or
+			// the config): that is check's finding, not a failure to run.
+			if *asJSON {
+				return writeCheckJSON(env, checkJSON{ReadData: *readData, Problems: []string{err.Error()}}, damageError{1})
 			}
-			for _, n := range st.Replaced {
-				resynced = append(resynced, fmt.Sprintf("replaced the damaged copy of %s on %s", n, st.Name))
-			}
-		}
-		if !*asJSON {
-			for _, n := range resynced {
-				fmt.Fprintf(env.stdout, "repaired: %s\n", n)
-			}
-		}
-		for _, n := range rep.Unrecoverable {
-			problems = append(problems, "no intact copy of "+n+" on any store")
+			fmt.Fprintf(env.stdout, "problem: %s\n", printable(err.Error()))
+			return damageError{1}
 		}
 		if err != nil {
 			return err
 		}
-	}
-	rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair})
-	if err != nil {
-		return err
-	}
-	rep.Problems = append(rep.Problems, problems...)
-	if t, ok := r.Store().(repo.Tampered); ok {
-		for _, n := range t.TamperedObjects() {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: TAMPERED: its current version fails verification or was hidden; the intact older version was read instead", n))
+		start := time.Now()
+		var problems, resynced []string
+		if m, ok := r.Store().(*multi.Store); ok && *repair {
+			// Metadata first: a store that came back empty gets its copies of
+			// the config, keys, manifests and index files; shards follow from
+			// parity below.
+			rep, err := m.Resync(ctx)
+			for _, st := range rep.Stores {
+				for _, n := range st.Restored {
+					resynced = append(resynced, fmt.Sprintf("copied %s to %s", n, st.Name))
+				}
+				for _, n := range st.Replaced {
+					resynced = append(resynced, fmt.Sprintf("replaced the damaged copy of %s on %s", n, st.Name))
+				}
+			}
+			if !*asJSON {
+				for _, n := range resynced {
+					fmt.Fprintf(env.stdout, "repaired: %s\n", n)
+				}
+			}
+			for _, n := range rep.Unrecoverable {
+				problems = append(problems, "no intact copy of "+n+" on any store")
+			}
+			if err != nil {
+				return err
+			}
 		}
-	}
-	if c := remoteOf(r); c != nil {
-		// The server keeps the newest result for its metrics and audit trail.
-		if err := c.ReportCheck(ctx, wire.CheckReport{ReadData: *readData, Problems: rep.Problems, Repaired: len(rep.Repaired), Seconds: time.Since(start).Seconds()}); err != nil {
-			fmt.Fprintf(env.stderr, "warning: the server did not take the check report: %v\n", err)
+		rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair})
+		if err != nil {
+			return err
 		}
+		rep.Problems = append(rep.Problems, problems...)
+		if t, ok := r.Store().(repo.Tampered); ok {
+			for _, n := range t.TamperedObjects() {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: TAMPERED: its current version fails verification or was hidden; the intact older version was read instead", n))
+			}
+		}
+		if c := remoteOf(r); c != nil {
+			// The server keeps the newest result for its metrics and audit trail.
+			if err := c.ReportCheck(ctx, wire.CheckReport{ReadData: *readData, Problems: rep.Problems, Repaired: len(rep.Repaired), Seconds: time.Since(start).Seconds()}); err != nil {
+				fmt.Fprintf(env.stderr, "warning: the server did not take the check report: %v\n", err)
+			}
+		}
+		var damage error
+		if len(rep.Problems) > 0 {
+			damage = damageError{len(rep.Problems)}
+		}
+		if *asJSON {
+			return writeCheckJSON(env, checkJSON{ReadData: *readData,
+				Counts:   checkCounts{Snapshots: rep.Snapshots, Segments: rep.Segments, Indexes: rep.Indexes, Packs: rep.Packs, Shards: rep.Shards, Blobs: rep.Blobs},
+				Notes:    rep.Notes,
+				Repaired: append(resynced, rep.Repaired...),
+				Problems: rep.Problems,
+			}, damage)
+		}
+		depth := "structure"
+		if *readData {
+			depth = "structure and every byte"
+		}
+		fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d log segments, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Segments, rep.Indexes, rep.Packs, rep.Blobs)
+		for _, n := range rep.Notes {
+			fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
+		}
+		for _, s := range rep.Repaired {
+			fmt.Fprintf(env.stdout, "repaired: %s\n", s)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
+		}
+		if damage != nil {
+			return damage
+		}
+		fmt.Fprintln(env.stdout, "no problems found")
+		return nil
 	}
-	var damage error
-	if len(rep.Problems) > 0 {
-		damage = damageError{len(rep.Problems)}
-	}
-	if *asJSON {
-		return writeCheckJSON(env, checkJSON{ReadData: *readData,
-			Counts:   checkCounts{Snapshots: rep.Snapshots, Segments: rep.Segments, Indexes: rep.Indexes, Packs: rep.Packs, Shards: rep.Shards, Blobs: rep.Blobs},
-			Notes:    rep.Notes,
-			Repaired: append(resynced, rep.Repaired...),
-			Problems: rep.Problems,
-		}, damage)
-	}
-	depth := "structure"
-	if *readData {
-		depth = "structure and every byte"
-	}
-	fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d log segments, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Segments, rep.Indexes, rep.Packs, rep.Blobs)
-	for _, n := range rep.Notes {
-		fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
-	}
-	for _, s := range rep.Repaired {
-		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
-	}
-	for _, p := range rep.Problems {
-		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
-	}
-	if damage != nil {
-		return damage
-	}
-	fmt.Fprintln(env.stdout, "no problems found")
-	return nil
 }
 
 // checkJSON is check --json's one object (README, check).
