@@ -26,7 +26,7 @@ import (
 )
 
 func cmdInit(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL [--store URL]... [--data-shards K] [--parity-shards M][--retention D --retention-mode governance|compliance] [--json]")
+	fs := flagsOf(c, "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--cipher NAME] [--retention D --retention-mode governance|compliance] [--allow-store-loss] [--json]")
 	location := repoFlag(fs, env)
 	var more multiFlag
 	fs.Var(&more, "store", "another store `URL` of the same repository (repeatable): shards are spread, metadata replicated")
@@ -112,7 +112,7 @@ type initJSON struct {
 }
 
 func cmdBackup(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --stream NAME [--format raw|ndjson] [--time TIME] [--position N](--stdin | FILE | - | --source URL) [--json]")
+	fs := flagsOf(c, "--repo URL --stream NAME [--format raw|ndjson] [--key-field F] [--allow-duplicate-keys] [--time TIME] [--position N] (--stdin | FILE | - | --source URL) [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	format := fs.String("format", "", "export format: raw (opaque dump) or ndjson (one record a line) (default: ndjson when the first 64 KiB are whole lines of JSON objects with the key field, else raw)")
@@ -335,7 +335,7 @@ func cmdSnapshots(env *environment, c *cobra.Command) runFunc {
 }
 
 func cmdRestore(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE][--to PATH|- [--force] | --target URL [--force] [--collections A,B]] [--json with --dry-run]")
+	fs := flagsOf(c, "--repo URL --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force] [--collections A,B]] [--json with --dry-run]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")

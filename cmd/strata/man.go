@@ -25,10 +25,3 @@ func manCommand(env *environment) *cobra.Command {
 	return c
 }
 
-// docsCommand is the hidden strata docs: README's command reference,
-// generated from the tree (docs.go).
-func docsCommand(env *environment) *cobra.Command {
-	return &cobra.Command{Use: "docs", Hidden: true, RunE: func(c *cobra.Command, args []string) error {
-		return usagef("not yet")
-	}}
-}

@@ -21,7 +21,7 @@ import (
 )
 
 func cmdLog(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --stream NAME (--stdin | --source URL)[--segment-bytes N] [--segment-interval D] [--json]")
+	fs := flagsOf(c, "--repo URL --stream NAME (--stdin [--key-field F] | --source URL) [--segment-bytes N] [--segment-interval D] [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")

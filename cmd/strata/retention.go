@@ -36,7 +36,7 @@ func extendRetention(ctx context.Context, env *environment, r *repo.Repository) 
 
 // cmdRetentionExtend runs retention extend.
 func cmdRetentionExtend(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "[--repo URL] [--json]")
+	fs := flagsOf(c, "--repo URL [--json]")
 	location := repoFlag(fs, env)
 	asJSON := jsonFlag(fs, `print {"objects","until","mode","missing":[...]}`)
 	return func(ctx context.Context, args []string) error {

@@ -65,6 +65,16 @@ func newRoot(env *environment) *cobra.Command {
 		root.AddCommand(c.cobra(env))
 	}
 	root.AddCommand(manCommand(env), docsCommand(env))
+	var long func(c *cobra.Command)
+	long = func(c *cobra.Command) {
+		if h := longHelp(strings.TrimPrefix(c.CommandPath(), "strata ")); h != "" {
+			c.Long = h
+		}
+		for _, s := range c.Commands() {
+			long(s)
+		}
+	}
+	long(root)
 	return root
 }
 
