@@ -106,3 +106,31 @@ func TestCompletionAndMan(t *testing.T) {
 		}
 	}
 }
+
+// README's command reference is what the command tree generates: change a
+// command, its flags or cmd/strata/help/, then run go generate ./cmd/strata.
+func TestReadmeReference(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := replaceReference(readme, reference(newRoot(&environment{getenv: func(string) string { return "" }})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(readme) {
+		t.Fatal("README.md's command reference differs from the command tree: run go generate ./cmd/strata")
+	}
+	// Every command with prose in help/ exists, so none is left behind.
+	entries, err := helpFiles.ReadDir("help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot(&environment{getenv: func(string) string { return "" }})
+	for _, e := range entries {
+		path := strings.Fields(strings.ReplaceAll(strings.TrimSuffix(e.Name(), ".md"), "-", " "))
+		if c, rest, err := root.Find(path); err != nil || len(rest) != 0 || c == root {
+			t.Errorf("help/%s names no command", e.Name())
+		}
+	}
+}
