@@ -60,6 +60,8 @@ func init() {
 		{"init", "create a repository", cmdInit, nil},
 		{"backup", "back up an export from a file or stdin", cmdBackup, nil},
 		{"snapshots", "list snapshots", cmdSnapshots, nil},
+		{"streams", "list every stream with its newest snapshot and restorable window", cmdStreams, nil},
+		{"stats", "logical and stored bytes, the dedup ratio, and counts of snapshots and segments", cmdStats, nil},
 		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore, nil},
 		{"log", "capture a change-event stream into log segments", cmdLog, nil},
 		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage, nil},

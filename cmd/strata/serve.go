@@ -30,13 +30,14 @@ import (
 // the requests in flight (up to --shutdown-timeout) and writes the audit
 // records still buffered.
 func cmdServe(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --tokens FILE [--listen ADDR] [--tls-cert F --tls-key F] [--shutdown-timeout D] [--max-connections N] [--memory MIB]")
+	fs := flagsOf(c,"--repo URL --tokens FILE [--listen ADDR] [--tls-cert F --tls-key F] [--shutdown-timeout D] [--max-connections N] [--memory MIB] [--log-level LEVEL]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:8420", "address to listen on")
 	tokensFile := fs.String("tokens", "", "tokens file (strata token create); reloaded on SIGHUP (required)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	logLevel := fs.String("log-level", "info", "the least `level` logged: debug, info, warn or error")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConns, "connections served at once; more wait in the listen backlog")
 	memory := fs.Int64("memory", server.DefaultMemory>>20, "MiB of request bodies and objects held in memory at once (at least 514)")
 	return func(ctx context.Context, args []string) error {
@@ -60,7 +61,11 @@ func cmdServe(env *environment, c *cobra.Command) runFunc {
 		}
 		var current atomic.Pointer[auth.Set]
 		current.Store(tokens)
-		logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+		}
+		logger := slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 
 		st, err := env.openStore(ctx, *location)
 		if err != nil {
@@ -134,10 +139,13 @@ func cmdServe(env *environment, c *cobra.Command) runFunc {
 // cmdAudit prints the audit trail: through a server (admin token), or
 // straight from the repository's storage.
 func cmdAudit(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL [--since TIME] [--json]")
+	fs := flagsOf(c, "--repo URL [--since TIME] [--stream NAME] [--who TOKEN] [--action ACTION] [--json]")
 	location := repoFlag(fs, env)
 	since := fs.String("since", "", "only records at or after this instant (RFC 3339 or unix seconds)")
-	asJSON := fs.Bool("json", false, "print NDJSON records")
+	stream := fs.String("stream", "", "only records of this `stream`")
+	who := fs.String("who", "", "only records of the token with this `name`")
+	action := fs.String("action", "", "only records of this `action` (backup, log, put, get, delete, forget, restore, check, audit-read, refusals-summary, ...)")
+	asJSON := jsonFlag(fs, `print the records as NDJSON, one {"time","token","remote","action","object","stream","status","result","detail","bytes","seconds"} a line, as stored`)
 	return func(ctx context.Context, args []string) error {
 		var from time.Time
 		if *since != "" {
@@ -153,6 +161,9 @@ func cmdAudit(env *environment, c *cobra.Command) runFunc {
 			fmt.Fprintln(tw, "TIME\tTOKEN\tACTION\tSTATUS\tRESULT\tSTREAM\tOBJECT\tDETAIL")
 		}
 		print := func(r wire.AuditRecord) error {
+			if *stream != "" && r.Stream != *stream || *who != "" && r.Token != *who || *action != "" && r.Action != *action {
+				return nil
+			}
 			if *asJSON {
 				return enc.Encode(r)
 			}
