@@ -24,4 +24,3 @@ func manCommand(env *environment) *cobra.Command {
 	}
 	return c
 }
-

@@ -30,7 +30,7 @@ import (
 // the requests in flight (up to --shutdown-timeout) and writes the audit
 // records still buffered.
 func cmdServe(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c,"--repo URL --tokens FILE [--listen ADDR] [--tls-cert F --tls-key F] [--shutdown-timeout D] [--max-connections N] [--memory MIB] [--log-level LEVEL]")
+	fs := flagsOf(c, "--repo URL --tokens FILE [--listen ADDR] [--tls-cert F --tls-key F] [--shutdown-timeout D] [--max-connections N] [--memory MIB] [--log-level LEVEL]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:8420", "address to listen on")
 	tokensFile := fs.String("tokens", "", "tokens file (strata token create); reloaded on SIGHUP (required)")
