@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -171,6 +172,7 @@ func cmdBackup(env *environment, c *cobra.Command) runFunc {
 			pos = &p
 		}
 		var src io.Reader = env.stdin
+		var total int64 // the export's size when known: the bar's 100%
 		if !*stdin {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -178,6 +180,9 @@ func cmdBackup(env *environment, c *cobra.Command) runFunc {
 			}
 			defer f.Close()
 			src = f
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				total = fi.Size()
+			}
 		}
 		// Without --format, the export's first lines choose; a raw backup of
 		// what looks like NDJSON is said out loud either way.
@@ -233,7 +238,11 @@ func cmdBackup(env *environment, c *cobra.Command) runFunc {
 		}
 		o.Progress = &engine.Progress{}
 		o.Logf = env.logf
-		stopProgress := startProgress(env, o.Progress)
+		p := o.Progress
+		start := time.Now()
+		stopProgress := startProgress(env, "backup", total, p.BytesRead.Load, func() string {
+			return fmt.Sprintf("(%d chunks, %d new)", p.Blobs.Load(), p.NewBlobs.Load())
+		})
 		id, snap, err := engine.Backup(ctx, r, src, o)
 		stopProgress()
 		if snap == nil {
@@ -246,33 +255,14 @@ func cmdBackup(env *environment, c *cobra.Command) runFunc {
 		} else {
 			fmt.Fprintln(env.stdout, id)
 		}
-		fmt.Fprintf(env.stderr, "snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity\n",
-			id.Short(), snap.Stream, source.HumanBytes(snap.Size), snap.Blobs, snap.NewBlobs, source.HumanBytes(snap.StoredBytes))
+		// The progress counters count data chunks only (snap.NewBlobs adds
+		// the tree's list blobs), so "new" never exceeds "chunks".
+		env.summaryf("snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity",
+			id.Short(), snap.Stream, source.HumanBytes(snap.Size), p.Blobs.Load(), p.NewBlobs.Load(), source.HumanBytes(snap.StoredBytes))
+		env.verbosef("backup took %s (%s/s); %d list blobs of the tree were new too", time.Since(start).Round(time.Millisecond),
+			source.HumanBytes(int64(float64(snap.Size)/max(time.Since(start).Seconds(), 1e-3))), snap.NewBlobs-p.NewBlobs.Load())
 		return err // the snapshot is stored; a failed retention extension still fails the command
 	}
-}
-
-func startProgress(env *environment, p *engine.Progress) func() {
-	if !env.stderrTTY {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprint(env.stderr, "\r\033[K")
-				return
-			case <-t.C:
-				fmt.Fprintf(env.stderr, "\r\033[Kread %s, %d chunks, %d new, %s stored", source.HumanBytes(p.BytesRead.Load()), p.Blobs.Load(), p.NewBlobs.Load(), source.HumanBytes(p.StoredBytes.Load()))
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }
 
 type snapshotJSON struct {
@@ -420,9 +410,11 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 		}
 		start := time.Now()
 		var n int64
+		var written atomic.Int64
+		stopProgress := startProgress(env, "restore", snap.Size, written.Load, nil)
 		run := func(w io.Writer) error {
 			var err error
-			n, err = engine.Restore(ctx, r, snap, w, restoreOptions(r))
+			n, err = engine.Restore(ctx, r, snap, &progressWriter{w: w, n: &written}, restoreOptions(r))
 			return err
 		}
 		if *to == "-" {
@@ -436,7 +428,11 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 		} else {
 			err = writeAtomic(*to, run)
 		}
+		stopProgress()
 		reportRestore(ctx, env, r, *stream, snap.ID.String(), "snapshot "+snap.ID.Short(), start, n, err)
+		if err == nil {
+			env.summaryf("restored %s: snapshot %s, %s in %s", *stream, snap.ID.Short(), source.HumanBytes(n), time.Since(start).Round(time.Millisecond))
+		}
 		return err
 	}
 }

@@ -29,6 +29,9 @@ type environment struct {
 	prompt func(msg string) ([]byte, error)
 	host   string
 	user   string
+	// quiet (--quiet) drops progress and summaries; verbose (--verbose)
+	// adds detail lines. Root's persistent flags set them.
+	quiet, verbose bool
 }
 
 func osEnvironment() *environment {

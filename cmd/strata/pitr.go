@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -70,7 +71,7 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 				return errors.Join(err, jerr)
 			}
 		}
-		fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s\n",
+		env.summaryf("log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s",
 			*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
 		return err
 	}
@@ -109,8 +110,10 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan f
 	start := time.Now()
 	var st ndjson.RestoreStats
 	var out int64
+	var written atomic.Int64
+	stopProgress := startProgress(env, "restore", 0, written.Load, nil)
 	run := func(w io.Writer) error {
-		cw := &countWriter{w: w}
+		cw := &countWriter{w: &progressWriter{w: w, n: &written}}
 		st, err = ndjson.RestoreAt(ctx, r, p, cw, restoreOptions(r))
 		out = cw.n
 		return err
@@ -126,13 +129,14 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan f
 	} else {
 		err = writeAtomic(to, run)
 	}
+	stopProgress()
 	reportRestore(ctx, env, r, stream, p.Base.ID.String(), t.String(), start, out, err)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "restored %s at %s: snapshot %s + %d events from %d segments, %d keys changed, in %s\n",
+	env.summaryf("restored %s at %s: snapshot %s + %d events from %d segments, %d keys changed, in %s",
 		stream, t, p.Base.ID.Short(), st.EventsApplied, st.Segments, st.KeysChanged, time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(env.stderr, "reached: %s\n", reached(p, st.LastApplied, st.LastTime))
+	env.summaryf("reached: %s", reached(p, st.LastApplied, st.LastTime))
 	return nil
 }
 

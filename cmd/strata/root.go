@@ -60,6 +60,8 @@ func newRoot(env *environment) *cobra.Command {
 	root.SetOut(env.stdout)
 	root.SetErr(env.stderr)
 	root.SetFlagErrorFunc(flagError)
+	root.PersistentFlags().BoolVarP(&env.quiet, "quiet", "q", false, "no progress and no summary lines on stderr: only results and errors")
+	root.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "more detail on stderr: timings, rates, what was read")
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range commands {
 		root.AddCommand(c.cobra(env))
