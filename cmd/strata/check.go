@@ -19,7 +19,7 @@ func cmdCheck(env *environment, c *cobra.Command) runFunc {
 	location := repoFlag(fs, env)
 	readData := fs.Bool("read-data", false, "read every shard and verify every blob (reads the whole repository)")
 	repair := fs.Bool("repair", false, "rebuild missing or corrupt shards from parity and re-index packs no index lists")
-	asJSON := fs.Bool("json", false, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
+	asJSON := jsonFlag(fs, "print one JSON object: read_data, counts, notes, repaired, problems, ok")
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 0 {
 			return usagef("unexpected arguments %q", args)

@@ -292,7 +292,7 @@ func cmdSnapshots(env *environment, c *cobra.Command) runFunc {
 	fs := flagsOf(c, "--repo URL [--stream NAME] [--json]")
 	location := repoFlag(fs, env)
 	stream := fs.String("stream", "", "only this stream")
-	asJSON := fs.Bool("json", false, "print a JSON array")
+	asJSON := jsonFlag(fs, `print a JSON array of {"id","stream","time","created","format","size","blobs","new_blobs","stored_bytes","position","parent","host"}`)
 	return func(ctx context.Context, args []string) error {
 		r, err := openRepo(ctx, env, *location)
 		if err != nil {

@@ -182,7 +182,7 @@ func cmdCoverage(env *environment, c *cobra.Command) runFunc {
 	fs := flagsOf(c, "--repo URL --stream NAME [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := jsonFlag(fs, `print one JSON object: {"stream","windows":[{"from","to","from_position","to_position","seconds"}],"gaps","time_uncertain","newest","lag_seconds"}, each instant as {"rfc3339","unix","unix_ns"}`)
 	return func(ctx context.Context, args []string) error {
 		if err := checkStream(*stream); err != nil {
 			return err

@@ -112,7 +112,7 @@ func cmdGet(env *environment, c *cobra.Command) runFunc {
 	stream := streamFlag(fs)
 	key := fs.String("key", "", "the document's key (the value of the snapshot's key field, _id by default) (required)")
 	at := fs.String("at", "", "the instant: RFC 3339 or unix seconds (default: the newest restorable instant)")
-	asJSON := fs.Bool("json", false, `print {"stream","key","at","found","doc","version":{"time","position","op"}}`)
+	asJSON := jsonFlag(fs, `print {"stream","key","at","found","doc","version":{"time","position","op"}}`)
 	return func(ctx context.Context, args []string) error {
 		if err := parseStreamArgs(args, stream); err != nil {
 			return err
@@ -186,7 +186,7 @@ func cmdHistory(env *environment, c *cobra.Command) runFunc {
 	key := fs.String("key", "", "the document's key (required)")
 	sinceS := fs.String("since", "", "first instant: the version in effect then, and every change after (default: the oldest snapshot the log continues)")
 	untilS := fs.String("until", "", "last instant, inclusive (default: the newest restorable instant)")
-	asJSON := fs.Bool("json", false, `print an array of {"time","position","op","doc"}`)
+	asJSON := jsonFlag(fs, `print an array of {"time","position","op","doc"}`)
 	return func(ctx context.Context, args []string) error {
 		if err := parseStreamArgs(args, stream); err != nil {
 			return err
@@ -283,7 +283,7 @@ func cmdDiff(env *environment, c *cobra.Command) runFunc {
 	stream := streamFlag(fs)
 	from := fs.String("from", "", "the earlier state: a time (RFC 3339 or unix seconds) or a snapshot ID (prefix) (required)")
 	to := fs.String("to", "", "the later state, as --from (required)")
-	asJSON := fs.Bool("json", false, `print NDJSON, one {"key","change"} a line; change is added, removed or changed`)
+	asJSON := jsonFlag(fs, `print NDJSON, one {"key","change"} a line; change is added, removed or changed`)
 	return func(ctx context.Context, args []string) error {
 		if err := checkStream(*stream); err != nil {
 			return err
