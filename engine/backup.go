@@ -68,7 +68,10 @@ type BackupOptions struct {
 
 // Progress counts a running backup. Fields are updated atomically.
 type Progress struct {
-	BytesRead   atomic.Int64
+	BytesRead atomic.Int64
+	// Blobs and NewBlobs count data chunks, and of them those not yet in
+	// the repository: NewBlobs ≤ Blobs at every instant. (The snapshot's
+	// NewBlobs also counts the new list blobs of its tree.)
 	Blobs       atomic.Int64
 	NewBlobs    atomic.Int64
 	StoredBytes atomic.Int64 // sealed frame bytes written, before parity
@@ -425,12 +428,14 @@ func (b *backupRun) dedupAndGroup() error {
 		for i, ch := range bt.chunks {
 			c.Size += int64(len(ch))
 			b.size += int64(len(ch))
+			// Counted before store, so a reader never sees more new
+			// chunks than chunks.
+			b.o.Progress.Blobs.Add(1)
 			b.store(repo.DataBlob, bt.ids[i], ch)
 			if err := b.tree.Add(bt.ids[i]); err != nil {
 				return err
 			}
 		}
-		b.o.Progress.Blobs.Add(int64(len(bt.chunks)))
 		if bt.end {
 			if c.Tree, err = b.tree.Finish(); err != nil {
 				return err
@@ -453,7 +458,9 @@ func (b *backupRun) store(t repo.BlobType, id repo.ID, data []byte) {
 		return
 	}
 	b.newBlobs++
-	b.o.Progress.NewBlobs.Add(1)
+	if t == repo.DataBlob {
+		b.o.Progress.NewBlobs.Add(1) // Progress counts data chunks; newBlobs the list blobs too
+	}
 	j, size := &b.dataFrame, &b.dataSize
 	if t == repo.ListBlob {
 		j, size = &b.listFrame, &b.listSize

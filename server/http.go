@@ -200,7 +200,7 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 	rec := rq.audit
 	if rec == nil && status >= 400 && status != http.StatusNotFound {
 		// Every refusal is audited, including unauthenticated ones.
-		rec = &wire.AuditRecord{Action: rq.endpoint, Object: r.URL.Path}
+		rec = &wire.AuditRecord{Action: auditAction(rq.endpoint), Object: r.URL.Path}
 	}
 	if rec == nil {
 		return
@@ -222,6 +222,27 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 		return
 	}
 	s.audit.add(*rec)
+}
+
+// auditAction names the operation of a route for the audit trail, as the
+// handlers name what they record ("put", "forget", "audit-read"), so a
+// refusal reads like the operation it refused: an action is a word, never
+// the HTTP method and path again (those are the record's object).
+func auditAction(pattern string) string {
+	method, path, _ := strings.Cut(pattern, " ")
+	switch {
+	case strings.HasPrefix(path, "/v1/objects/"):
+		if method == "HEAD" {
+			return "get"
+		}
+		return strings.ToLower(method)
+	case path == "/v1/objects":
+		return "list"
+	case path == "/v1/audit":
+		return "audit-read"
+	}
+	name := path[strings.LastIndexByte(path, '/')+1:]
+	return strings.TrimSuffix(name, "s") // restores, checks: one report each
 }
 
 // bodyTimeout answers a body that stalled or took too long.

@@ -340,6 +340,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 	switch o.Class {
 	case wire.ClassLabel:
 		s.cat.addLabel(o.ID, label)
+		rq.audit = nil // recorded with its snapshot, the backup's one record
 	case wire.ClassSnapshot:
 		s.cat.addSnapshot(o.ID)
 		if l, ok := s.cat.label(o.ID); ok {
@@ -355,6 +356,12 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rq *request) 
 		s.cat.addSegment(o.Segment)
 		rq.audit.Action = "log"
 		rq.audit.Detail = fmt.Sprintf("positions %d-%d", o.Segment.First, o.Segment.Last)
+	case wire.ClassData, wire.ClassIndex:
+		// One record per logical operation: the shards, index files and
+		// label of a backup or a log segment are committed, and recorded,
+		// by its snapshot or segment manifest. Refused and failed uploads are
+		// still recorded one by one (handle).
+		rq.audit = nil
 	}
 	w.WriteHeader(http.StatusCreated)
 	return nil

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -24,8 +26,8 @@ import (
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
-func cmdInit(ctx context.Context, env *environment, args []string) (err error) {
-	fs := newFlags(env, "init", "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--retention D --retention-mode governance|compliance]")
+func cmdInit(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--store URL]... [--data-shards K] [--parity-shards M] [--cipher NAME] [--retention D --retention-mode governance|compliance] [--allow-store-loss] [--json]")
 	location := repoFlag(fs, env)
 	var more multiFlag
 	fs.Var(&more, "store", "another store `URL` of the same repository (repeatable): shards are spread, metadata replicated")
@@ -35,67 +37,83 @@ func cmdInit(ctx context.Context, env *environment, args []string) (err error) {
 	retention := fs.String("retention", "", "keep every object immutable (S3 Object Lock) for this `duration` after it is written or last extended, e.g. 720h")
 	mode := fs.String("retention-mode", "governance", "Object Lock mode: governance or compliance (binds everyone, root included)")
 	allowLoss := fs.Bool("allow-store-loss", false, "accept a placement where losing one store loses data")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *k < 1 || *m < 0 || *k+*m > 255 {
-		return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
-	}
-	layout := &repo.Layout{}
-	if *retention != "" {
-		d, err := time.ParseDuration(*retention)
-		if err != nil || d < time.Second {
-			return usagef("--retention %q: want a duration of at least 1s, such as 720h", *retention)
+	asJSON := jsonFlag(fs, "print one JSON object: id, location, stores, data_shards, parity_shards, cipher, retention, retention_mode")
+	return func(ctx context.Context, args []string) (err error) {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
 		}
-		switch strings.ToLower(*mode) {
-		case "governance", "compliance":
-		default:
-			return usagef("--retention-mode must be governance or compliance")
+		if *k < 1 || *m < 0 || *k+*m > 255 {
+			return usagef("--data-shards must be ≥ 1, --parity-shards ≥ 0, and their sum ≤ 255")
 		}
-		layout.Retention, layout.Mode = d.String(), strings.ToUpper(*mode)
-	}
-	// A failed init leaves nothing behind: the directories it made go again.
-	var made []string
-	for _, loc := range append([]string{*location}, more...) {
-		if d := firstMissingDir(loc); d != "" {
-			made = append(made, d)
+		layout := &repo.Layout{}
+		if *retention != "" {
+			d, err := time.ParseDuration(*retention)
+			if err != nil || d < time.Second {
+				return usagef("--retention %q: want a duration of at least 1s, such as 720h", *retention)
+			}
+			switch strings.ToLower(*mode) {
+			case "governance", "compliance":
+			default:
+				return usagef("--retention-mode must be governance or compliance")
+			}
+			layout.Retention, layout.Mode = d.String(), strings.ToUpper(*mode)
 		}
-	}
-	defer func() {
-		if err != nil {
-			for _, d := range made {
-				os.RemoveAll(d)
+		// A failed init leaves nothing behind: the directories it made go again.
+		var made []string
+		for _, loc := range append([]string{*location}, more...) {
+			if d := firstMissingDir(loc); d != "" {
+				made = append(made, d)
 			}
 		}
-	}()
-	s, err := env.createStores(ctx, append([]string{*location}, more...), layout, *k, *m, *allowLoss)
-	if err != nil {
-		return err
+		defer func() {
+			if err != nil {
+				for _, d := range made {
+					os.RemoveAll(d)
+				}
+			}
+		}()
+		s, err := env.createStores(ctx, append([]string{*location}, more...), layout, *k, *m, *allowLoss)
+		if err != nil {
+			return err
+		}
+		pw, err := env.password(true)
+		if err != nil {
+			return err
+		}
+		r, err := repo.Init(ctx, s, pw, repo.InitOptions{DataShards: *k, ParityShards: *m, NoParity: *m == 0, Cipher: *cipherName, Host: env.host, User: env.user})
+		if err != nil {
+			return fmt.Errorf("init %s: %w", *location, err)
+		}
+		c := r.Config()
+		if *asJSON {
+			return writeJSON(env, initJSON{ID: c.ID.String(), Location: *location, Stores: append([]string{*location}, more...),
+				DataShards: c.DataShards, ParityShards: c.ParityShards, Cipher: c.Cipher, Retention: layout.Retention, RetentionMode: layout.Mode})
+		}
+		fmt.Fprintf(env.stdout, "created repository %s at %s (erasure coding %d+%d, %s)\n", c.ID.Short(), *location, c.DataShards, c.ParityShards, c.Cipher)
+		if len(more) > 0 {
+			fmt.Fprintf(env.stdout, "spread over %d stores: %s; losing one loses %d shards of each pack, parity covers %d\n", len(more)+1, strings.Join(append([]string{*location}, more...), ", "), multi.ShardsPerStore(c.DataShards, c.ParityShards, len(more)+1), c.ParityShards)
+		}
+		if layout.Retention != "" {
+			fmt.Fprintf(env.stdout, "every object is retained (%s mode) for %s after it is written or extended\n", layout.Mode, layout.Retention)
+		}
+		return nil
 	}
-	pw, err := env.password(true)
-	if err != nil {
-		return err
-	}
-	r, err := repo.Init(ctx, s, pw, repo.InitOptions{DataShards: *k, ParityShards: *m, NoParity: *m == 0, Cipher: *cipherName, Host: env.host, User: env.user})
-	if err != nil {
-		return fmt.Errorf("init %s: %w", *location, err)
-	}
-	c := r.Config()
-	fmt.Fprintf(env.stdout, "created repository %s at %s (erasure coding %d+%d, %s)\n", c.ID.Short(), *location, c.DataShards, c.ParityShards, c.Cipher)
-	if len(more) > 0 {
-		fmt.Fprintf(env.stdout, "spread over %d stores: %s; losing one loses %d shards of each pack, parity covers %d\n", len(more)+1, strings.Join(append([]string{*location}, more...), ", "), multi.ShardsPerStore(c.DataShards, c.ParityShards, len(more)+1), c.ParityShards)
-	}
-	if layout.Retention != "" {
-		fmt.Fprintf(env.stdout, "every object is retained (%s mode) for %s after it is written or extended\n", layout.Mode, layout.Retention)
-	}
-	return nil
 }
 
-func cmdBackup(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "backup", "--repo DIR --stream NAME [--format raw|ndjson] [--time TIME] [--position N] (--stdin | FILE | --source URL)")
+// initJSON is init --json's object.
+type initJSON struct {
+	ID            string   `json:"id"`
+	Location      string   `json:"location"`
+	Stores        []string `json:"stores"`
+	DataShards    int      `json:"data_shards"`
+	ParityShards  int      `json:"parity_shards"`
+	Cipher        string   `json:"cipher"`
+	Retention     string   `json:"retention,omitempty"`
+	RetentionMode string   `json:"retention_mode,omitempty"`
+}
+
+func cmdBackup(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME [--format raw|ndjson] [--key-field F] [--allow-duplicate-keys] [--time TIME] [--position N] (--stdin | FILE | - | --source URL) [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	format := fs.String("format", "", "export format: raw (opaque dump) or ndjson (one record a line) (default: ndjson when the first 64 KiB are whole lines of JSON objects with the key field, else raw)")
@@ -104,158 +122,156 @@ func cmdBackup(ctx context.Context, env *environment, args []string) error {
 	stdin := fs.Bool("stdin", false, "read the export from standard input")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "ndjson: the document field that holds each document's key")
 	allowDup := fs.Bool("allow-duplicate-keys", false, "ndjson: accept a key on several lines; the last one is the document (the export is still stored as given)")
+	asJSON := jsonFlag(fs, "print the snapshot as one JSON object, the shape of an element of snapshots --json (not with --source)")
 	sourceURL := fs.String("source", "", "snapshot a live database instead: redis://[user@]HOST:PORT[/DB] or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
-		return err
-	}
-	if *sourceURL != "" {
-		if *stdin || fs.NArg() != 0 || *at != "" || *position != "" {
-			return usagef("--source takes the snapshot, its time and its position from the database: give no FILE, --stdin, --time or --position")
-		}
-		db, err := openDatabase(env, *sourceURL)
-		if err != nil {
+	return func(ctx context.Context, args []string) error {
+		if err := checkStream(*stream); err != nil {
 			return err
 		}
-		// The snapshot is dated by this host's clock when it is taken.
-		r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Now())
-		if err != nil {
+		if *sourceURL != "" {
+			if *stdin || len(args) != 0 || *at != "" || *position != "" || *asJSON {
+				return usagef("--source takes the snapshot, its time and its position from the database:give no FILE, --stdin, --time, --position or --json")
+			}
+			db, err := openDatabase(env, *sourceURL)
+			if err != nil {
+				return err
+			}
+			// The snapshot is dated by this host's clock when it is taken.
+			r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Now())
+			if err != nil {
+				return err
+			}
+			// The engine extends retention after the snapshot it writes.
+			return db.Backup(ctx, r, *stream)
+		}
+		if err := keyFieldOK(*keyField); err != nil {
 			return err
 		}
-		// The engine extends retention after the snapshot it writes.
-		return db.Backup(ctx, r, *stream)
-	}
-	if err := keyFieldOK(*keyField); err != nil {
-		return err
-	}
-	if *stdin == (fs.NArg() == 1) || fs.NArg() > 1 {
-		return usagef("give exactly one of --stdin or a FILE")
-	}
-	if *format != "" && *format != engine.FormatRaw && *format != engine.FormatNDJSON {
-		return usagef("--format must be raw or ndjson")
-	}
-	var t time.Time
-	if *at != "" {
-		var err error
-		if t, err = index.ParseTime(*at); err != nil {
-			return usageError{err.Error()}
+		if len(args) == 1 && args[0] == "-" && !*stdin {
+			*stdin, args = true, nil // FILE "-" is standard input
 		}
-	}
-	var pos *uint64
-	if *position != "" {
-		p, err := strconv.ParseUint(*position, 10, 64)
-		if err != nil {
-			return usagef("--position %q: want a non-negative integer", *position)
+		if *stdin == (len(args) == 1) || len(args) > 1 {
+			return usagef("give exactly one of --stdin or a FILE")
 		}
-		pos = &p
-	}
-	var src io.Reader = env.stdin
-	if !*stdin {
-		f, err := os.Open(fs.Arg(0))
-		if err != nil {
-			return err
+		if *format != "" && *format != engine.FormatRaw && *format != engine.FormatNDJSON {
+			return usagef("--format must be raw or ndjson")
 		}
-		defer f.Close()
-		src = f
-	}
-	// Without --format, the export's first lines choose; a raw backup of
-	// what looks like NDJSON is said out loud either way.
-	br := bufio.NewReaderSize(src, sniffBytes)
-	src = br
-	head, _ := br.Peek(sniffBytes) // a short read is the whole export, or its error comes again to the backup
-	looks, why := sniffNDJSON(head, len(head) < sniffBytes, *keyField)
-	switch {
-	case *format == "" && looks:
-		*format = engine.FormatNDJSON
-		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as ndjson (--format raw stores an opaque dump)\n", why)
-	case *format == "":
-		*format = engine.FormatRaw
-		fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as raw\n", why)
-	}
-	if *format == engine.FormatRaw && (looks || strings.HasPrefix(why, "it looks like NDJSON")) {
-		fmt.Fprintf(env.stderr, "warning: the export looks like NDJSON, but a raw backup stores it as an opaque dump: it loses record-level deduplication (each backup stores far more), point-in-time restore and get/history/diff; give --format ndjson\n")
-	}
-	o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host, Time: t, Position: pos}
-	if o.Position != nil && *format != engine.FormatNDJSON {
-		// A position makes a snapshot a point-in-time base, and change
-		// events from 'strata log' apply to ndjson exports only.
-		return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
-	}
-	if *allowDup && *format != engine.FormatNDJSON {
-		return usagef("--allow-duplicate-keys applies to --format ndjson")
-	}
-	var oc *ndjson.ExportChecker
-	if *format == engine.FormatNDJSON {
-		// Every line is checked on its way to the chunker: a bad one fails
-		// the backup before its manifest is written. Whether the export is
-		// sorted by key decides how a point-in-time restore merges changes
-		// into it; learn it on the way through.
-		oc = ndjson.NewExportChecker(*keyField, *allowDup)
-		src = oc.Reader(src)
-		o.Describe = func(s *repo.Snapshot) {
-			s.KeyField = *keyField
-			s.Sorted, _ = oc.Sorted()
-			if p, ok := oc.Proof(); ok {
-				s.SetProof(p)
+		var t time.Time
+		if *at != "" {
+			var err error
+			if t, err = index.ParseTime(*at); err != nil {
+				return usageError{err.Error()}
 			}
 		}
-	}
-	// The label's date is checked against the server's clock before any
-	// data is uploaded (the default date is this host's clock, now).
-	dated := o.Time
-	if dated.IsZero() {
-		dated = time.Now()
-	}
-	r, _, err := openRepoToWrite(ctx, env, *location, *stream, dated)
-	if err != nil {
-		return err
-	}
-	if oc != nil {
-		// The proof's key comes from the repository's master key; nothing
-		// has been read through the checker yet.
-		oc.Prove(r.NewDigester())
-	}
-	if o.Parent, err = engine.Parent(ctx, r, *stream); err != nil {
-		// A damaged manifest must not stop new backups; it only loses a parent candidate.
-		fmt.Fprintf(env.stderr, "warning: %v\n", err)
-	}
-	o.Progress = &engine.Progress{}
-	o.Logf = env.logf
-	stopProgress := startProgress(env, o.Progress)
-	id, snap, err := engine.Backup(ctx, r, src, o)
-	stopProgress()
-	if snap == nil {
-		return err
-	}
-	fmt.Fprintln(env.stdout, id)
-	fmt.Fprintf(env.stderr, "snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity\n",
-		id.Short(), snap.Stream, source.HumanBytes(snap.Size), snap.Blobs, snap.NewBlobs, source.HumanBytes(snap.StoredBytes))
-	return err // the snapshot is stored; a failed retention extension still fails the command
-}
-
-func startProgress(env *environment, p *engine.Progress) func() {
-	if !env.stderrTTY {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprint(env.stderr, "\r\033[K")
-				return
-			case <-t.C:
-				fmt.Fprintf(env.stderr, "\r\033[Kread %s, %d chunks, %d new, %s stored", source.HumanBytes(p.BytesRead.Load()), p.Blobs.Load(), p.NewBlobs.Load(), source.HumanBytes(p.StoredBytes.Load()))
+		var pos *uint64
+		if *position != "" {
+			p, err := strconv.ParseUint(*position, 10, 64)
+			if err != nil {
+				return usagef("--position %q: want a non-negative integer", *position)
+			}
+			pos = &p
+		}
+		var src io.Reader = env.stdin
+		var total int64 // the export's size when known: the bar's 100%
+		if !*stdin {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			src = f
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				total = fi.Size()
 			}
 		}
-	}()
-	return func() { close(done); <-finished }
+		// Without --format, the export's first lines choose; a raw backup of
+		// what looks like NDJSON is said out loud either way.
+		br := bufio.NewReaderSize(src, sniffBytes)
+		src = br
+		head, _ := br.Peek(sniffBytes) // a short read is the whole export, or its error comes again to the backup
+		looks, why := sniffNDJSON(head, len(head) < sniffBytes, *keyField)
+		switch {
+		case *format == "" && looks:
+			*format = engine.FormatNDJSON
+			fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as ndjson (--format raw stores an opaque dump)\n", why)
+		case *format == "":
+			*format = engine.FormatRaw
+			fmt.Fprintf(env.stderr, "backup: no --format given: %s, so backing up as raw\n", why)
+		}
+		if *format == engine.FormatRaw && (looks || strings.HasPrefix(why, "it looks like NDJSON")) {
+			fmt.Fprintf(env.stderr, "warning: the export looks like NDJSON, but a raw backup stores it as an opaque dump: it loses record-level deduplication (each backup stores far more), point-in-time restore and get/history/diff; give --format ndjson\n")
+		}
+		o := engine.BackupOptions{Stream: *stream, Format: *format, Host: env.host, Time: t, Position: pos}
+		if o.Position != nil && *format != engine.FormatNDJSON {
+			// A position makes a snapshot a point-in-time base, and change
+			// events from 'strata log' apply to ndjson exports only.
+			return usagef("--position needs --format ndjson: change events apply only to ndjson exports, so a raw snapshot is restorable only at its own time")
+		}
+		if *allowDup && *format != engine.FormatNDJSON {
+			return usagef("--allow-duplicate-keys applies to --format ndjson")
+		}
+		var oc *ndjson.ExportChecker
+		if *format == engine.FormatNDJSON {
+			// Every line is checked on its way to the chunker: a bad one fails
+			// the backup before its manifest is written. Whether the export is
+			// sorted by key decides how a point-in-time restore merges changes
+			// into it; learn it on the way through.
+			oc = ndjson.NewExportChecker(*keyField, *allowDup)
+			src = oc.Reader(src)
+			o.Describe = func(s *repo.Snapshot) {
+				s.KeyField = *keyField
+				s.Sorted, _ = oc.Sorted()
+				if p, ok := oc.Proof(); ok {
+					s.SetProof(p)
+				}
+			}
+		}
+		// The label's date is checked against the server's clock before any
+		// data is uploaded (the default date is this host's clock, now).
+		dated := o.Time
+		if dated.IsZero() {
+			dated = time.Now()
+		}
+		r, _, err := openRepoToWrite(ctx, env, *location, *stream, dated)
+		if err != nil {
+			return err
+		}
+		if oc != nil {
+			// The proof's key comes from the repository's master key; nothing
+			// has been read through the checker yet.
+			oc.Prove(r.NewDigester())
+		}
+		if o.Parent, err = engine.Parent(ctx, r, *stream); err != nil {
+			// A damaged manifest must not stop new backups; it only loses a parent candidate.
+			fmt.Fprintf(env.stderr, "warning: %v\n", err)
+		}
+		o.Progress = &engine.Progress{}
+		o.Logf = env.logf
+		p := o.Progress
+		start := time.Now()
+		stopProgress := startProgress(env, "backup", total, p.BytesRead.Load, func() string {
+			return fmt.Sprintf("(%d chunks, %d new)", p.Blobs.Load(), p.NewBlobs.Load())
+		})
+		id, snap, err := engine.Backup(ctx, r, src, o)
+		stopProgress()
+		if snap == nil {
+			return err
+		}
+		if *asJSON {
+			if jerr := writeJSON(env, snapshotJSONOf(index.SnapshotRef{ID: id, Snapshot: snap})); jerr != nil {
+				return jerr
+			}
+		} else {
+			fmt.Fprintln(env.stdout, id)
+		}
+		// The progress counters count data chunks only (snap.NewBlobs adds
+		// the tree's list blobs), so "new" never exceeds "chunks".
+		env.summaryf("snapshot %s of %s: %s in %d chunks, %d new, %s stored before parity",
+			id.Short(), snap.Stream, source.HumanBytes(snap.Size), p.Blobs.Load(), p.NewBlobs.Load(), source.HumanBytes(snap.StoredBytes))
+		env.verbosef("backup took %s (%s/s); %d list blobs of the tree were new too", time.Since(start).Round(time.Millisecond),
+			source.HumanBytes(int64(float64(snap.Size)/max(time.Since(start).Seconds(), 1e-3))), snap.NewBlobs-p.NewBlobs.Load())
+		return err // the snapshot is stored; a failed retention extension still fails the command
+	}
 }
 
 type snapshotJSON struct {
@@ -273,49 +289,52 @@ type snapshotJSON struct {
 	Host     string    `json:"host,omitempty"`
 }
 
-func cmdSnapshots(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "snapshots", "--repo DIR [--stream NAME] [--json]")
-	location := repoFlag(fs, env)
-	stream := fs.String("stream", "", "only this stream")
-	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := parse(fs, args); err != nil {
-		return err
+func snapshotJSONOf(s index.SnapshotRef) snapshotJSON {
+	j := snapshotJSON{ID: s.ID.String(), Stream: s.Stream, Time: s.Time, Created: s.Created, Format: s.Format, Size: s.Size, Blobs: s.Blobs, NewBlobs: s.NewBlobs, Stored: s.StoredBytes, Position: s.Position, Host: s.Host}
+	if s.Parent != nil {
+		j.Parent = s.Parent.String()
 	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	cat, err := index.LoadStreamCatalog(ctx, r, *stream)
-	if cat == nil {
-		return err
-	}
-	if err != nil {
-		fmt.Fprintf(env.stderr, "warning: %v\n", err)
-	}
-	list := cat.Stream(*stream)
-	if *asJSON {
-		out := make([]snapshotJSON, 0, len(list))
-		for _, s := range list {
-			j := snapshotJSON{ID: s.ID.String(), Stream: s.Stream, Time: s.Time, Created: s.Created, Format: s.Format, Size: s.Size, Blobs: s.Blobs, NewBlobs: s.NewBlobs, Stored: s.StoredBytes, Position: s.Position, Host: s.Host}
-			if s.Parent != nil {
-				j.Parent = s.Parent.String()
-			}
-			out = append(out, j)
-		}
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
-	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), source.HumanBytes(s.Size), source.HumanBytes(s.StoredBytes))
-	}
-	return tw.Flush()
+	return j
 }
 
-func cmdRestore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "restore", "--repo DIR --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force [--no-rollback-point]] [--collections A,B]]")
+func cmdSnapshots(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--stream NAME] [--json]")
+	location := repoFlag(fs, env)
+	stream := fs.String("stream", "", "only this stream")
+	asJSON := jsonFlag(fs, `print a JSON array of {"id","stream","time","created","format","size","blobs","new_blobs","stored_bytes","position","parent","host"}`)
+	return func(ctx context.Context, args []string) error {
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		cat, err := index.LoadStreamCatalog(ctx, r, *stream)
+		if cat == nil {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintf(env.stderr, "warning: %v\n", err)
+		}
+		list := cat.Stream(*stream)
+		if *asJSON {
+			out := make([]snapshotJSON, 0, len(list))
+			for _, s := range list {
+				out = append(out, snapshotJSONOf(s))
+			}
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTREAM\tTIME\tFORMAT\tSIZE\tADDED")
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.String()[:16], printable(s.Stream), s.Time.Format(time.RFC3339Nano), printable(s.Format), source.HumanBytes(s.Size), source.HumanBytes(s.StoredBytes))
+		}
+		return tw.Flush()
+	}
+}
+
+func cmdRestore(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force [--no-rollback-point]] [--collections A,B]] [--json with --dry-run]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
@@ -329,93 +348,105 @@ func cmdRestore(ctx context.Context, env *environment, args []string) error {
 	keysFrom := fs.String("keys-from", "", "ndjson: restore only the documents whose keys this `file` lists, one a line (- for stdin)")
 	collections := fs.String("collections", "", "with --target mongodb://: restore only these collections (A,B,...)")
 	noRollback := fs.Bool("no-rollback-point", false, "with --target --force: replace what the target holds without first snapshotting it into STREAM.rollback.<UTC time>")
-	if err := parseStreamCommand(fs, args, stream); err != nil {
-		return err
-	}
-	target, err := restoreTarget(*at, *atPos)
-	if err != nil {
-		return err
-	}
-	if *keyPrefix != "" || *keysFrom != "" {
-		if *dbTarget != "" || *dryRun {
-			return usagef("--key-prefix and --keys-from write a file or stdout: no --target or --dry-run")
-		}
-		if err := checkOutput(env, *to, *force); err != nil {
+	asJSON := jsonFlag(fs, "with --dry-run: print the plan as one JSON object (stream, at or at_position, base, from_position, segments, log_bytes, read_bytes)")
+	return func(ctx context.Context, args []string) error {
+		if err := parseStreamArgs(args, stream); err != nil {
 			return err
 		}
-		return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
-	}
-	if *dbTarget != "" {
-		return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
-	}
-	if *collections != "" || *noRollback {
-		return usagef("--collections and --no-rollback-point go with --target")
-	}
-	if !*dryRun {
-		if err := checkOutput(env, *to, *force); err != nil {
+		target, err := restoreTarget(*at, *atPos)
+		if err != nil {
 			return err
 		}
-	}
-	if target != nil && *snapID != "" {
-		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
-	}
-	if target == nil && *dryRun {
-		return usagef("--dry-run plans a point-in-time restore: give --at or --at-position")
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	if target != nil && remoteOf(r) != nil {
-		// The server plans; the client checks the plan and does the rest.
-		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun)
-	}
-	cat, catErr := index.LoadStreamCatalog(ctx, r, *stream)
-	if cat == nil {
-		return catErr
-	}
-	if catErr = index.ErrorsFor(catErr, *stream); catErr != nil && *snapID == "" {
-		// The snapshot that failed may be the newest: restoring an older one
-		// in its place would be a wrong state reported as success.
-		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", *stream, catErr)
-	}
-	if target != nil {
-		return restoreAt(ctx, env, r, func() (*index.Plan, error) { return cat.Plan(*stream, *target) }, *stream, *target, *to, *dryRun)
-	}
-	var snap index.SnapshotRef
-	if *snapID != "" {
-		snap, err = cat.Find(*stream, *snapID)
-	} else {
-		snap, err = cat.Latest(*stream)
-	}
-	if err != nil {
-		if catErr != nil {
-			return fmt.Errorf("%w (some snapshots could not be read: %w)", err, catErr)
+		if *asJSON && (!*dryRun || *dbTarget != "") {
+			return usagef("--json prints the plan of --dry-run: a restore itself writes the data")
 		}
-		return err
-	}
-	start := time.Now()
-	var n int64
-	run := func(w io.Writer) error {
-		var err error
-		// An ndjson export's proof is recomputed from what is written
-		// (FORMAT.md §11.1); a mismatch fails the restore.
-		n, _, err = ndjson.RestoreSnapshot(ctx, r, snap, w, restoreOptions(r))
-		return err
-	}
-	if *to == "-" {
-		// Blobs are a few KiB: unbuffered, each would be its own write(2).
-		bw := newBufferedWriter(env.stdout)
-		if err = run(bw); err != nil {
-			bw.Flush() // what was verified so far; the error says the output is incomplete
+		if *keyPrefix != "" || *keysFrom != "" {
+			if *dbTarget != "" || *dryRun {
+				return usagef("--key-prefix and --keys-from write a file or stdout: no --target or --dry-run")
+			}
+			if err := checkOutput(env, *to, *force); err != nil {
+				return err
+			}
+			return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
+		}
+		if *dbTarget != "" {
+			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
+		}
+		if *collections != "" || *noRollback {
+			return usagef("--collections and --no-rollback-point go with --target")
+		}
+		if !*dryRun {
+			if err := checkOutput(env, *to, *force); err != nil {
+				return err
+			}
+		}
+		if target != nil && *snapID != "" {
+			return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
+		}
+		if target == nil && *dryRun {
+			return usagef("--dry-run plans a point-in-time restore: give --at or --at-position")
+		}
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		if target != nil && remoteOf(r) != nil {
+			// The server plans; the client checks the plan and does the rest.
+			return restoreAt(ctx, env, r, func() (*index.Plan, error) { return remoteOf(r).PlanFor(ctx, r, *stream, *target) }, *stream, *target, *to, *dryRun, *asJSON)
+		}
+		cat, catErr := index.LoadStreamCatalog(ctx, r, *stream)
+		if cat == nil {
+			return catErr
+		}
+		if catErr = index.ErrorsFor(catErr, *stream); catErr != nil && *snapID == "" {
+			// The snapshot that failed may be the newest: restoring an older one
+			// in its place would be a wrong state reported as success.
+			return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", *stream, catErr)
+		}
+		if target != nil {
+			return restoreAt(ctx, env, r, func() (*index.Plan, error) { return cat.Plan(*stream, *target) }, *stream, *target, *to, *dryRun, *asJSON)
+		}
+		var snap index.SnapshotRef
+		if *snapID != "" {
+			snap, err = cat.Find(*stream, *snapID)
 		} else {
-			err = bw.Flush()
+			snap, err = cat.Latest(*stream)
 		}
-	} else {
-		err = writeAtomic(*to, run)
+		if err != nil {
+			if catErr != nil {
+				return fmt.Errorf("%w (some snapshots could not be read: %w)", err, catErr)
+			}
+			return err
+		}
+		start := time.Now()
+		var n int64
+		var written atomic.Int64
+		stopProgress := startProgress(env, "restore", snap.Size, written.Load, nil)
+		run := func(w io.Writer) error {
+			var err error
+			// An ndjson export's proof is recomputed from what is written
+			// (FORMAT.md §11.1); a mismatch fails the restore.
+			n, _, err = ndjson.RestoreSnapshot(ctx, r, snap, &progressWriter{w: w, n: &written}, restoreOptions(r))
+			return err
+		}
+		if *to == "-" {
+			// Blobs are a few KiB: unbuffered, each would be its own write(2).
+			bw := newBufferedWriter(env.stdout)
+			if err = run(bw); err != nil {
+				bw.Flush() // what was verified so far; the error says the output is incomplete
+			} else {
+				err = bw.Flush()
+			}
+		} else {
+			err = writeAtomic(*to, run)
+		}
+		stopProgress()
+		reportRestore(ctx, env, r, *stream, snap.ID.String(), "snapshot "+snap.ID.Short(), start, n, err)
+		if err == nil {
+			env.summaryf("restored %s: snapshot %s, %s in %s", *stream, snap.ID.Short(), source.HumanBytes(n), time.Since(start).Round(time.Millisecond))
+		}
+		return err
 	}
-	reportRestore(ctx, env, r, *stream, snap.ID.String(), "snapshot "+snap.ID.Short(), start, n, err)
-	return err
 }
 
 // checkOutput refuses, before any work, a restore that would write to a

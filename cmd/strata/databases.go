@@ -28,7 +28,9 @@ func openDatabase(env *environment, raw string) (source.Source, error) {
 func (env *environment) sourceEnv() *source.Env {
 	return &source.Env{
 		Host: env.host, Stdout: env.stdout, Stderr: env.stderr, Secret: env.optionalSecret,
-		PrintPlan: func(ctx context.Context, r *repo.Repository, p *index.Plan) error { return printPlan(ctx, env, r, p) },
+		PrintPlan: func(ctx context.Context, r *repo.Repository, p *index.Plan) error {
+			return printPlan(ctx, env, r, p, false)
+		},
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/ops"
@@ -22,125 +24,124 @@ import (
 // sink that counts and digests (nothing is written) or into a scratch
 // database, verifies the proofs (FORMAT.md §11.1), measures the recovery
 // time and records the result in the repository (FORMAT.md §24.1).
-func cmdDrill(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "drill", "--repo DIR --stream GLOB [--at TIME | --random] [--target URL [--force]] [--json]")
+func cmdDrill(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream GLOB [--at TIME | --random] [--target URL [--force]] [--json]")
 	location := repoFlag(fs, env)
 	glob := fs.String("stream", "", "streams to drill: a name or a `glob` ('*' any run, '?' one character), for example shop/* (required)")
 	at := fs.String("at", "", "restore the state at this instant: RFC 3339 or unix seconds (default: the newest restorable instant)")
 	random := fs.Bool("random", false, "restore at a random instant of the stream's restorable windows")
 	dbTarget := fs.String("target", "", "restore into this scratch database instead of the digesting sink: a URL as restore --target takes (password from STRATA_SOURCE_PASSWORD)")
 	force := fs.Bool("force", false, "with --target: replace what the scratch database holds")
-	asJSON := fs.Bool("json", false, "print the drill records as a JSON array")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *glob == "" {
-		return usagef("--stream is required")
-	}
-	if err := auth.ValidGlob(*glob); err != nil {
-		return usageError{err.Error()}
-	}
-	if *at != "" && *random {
-		return usagef("--at and --random exclude each other")
-	}
-	if *force && *dbTarget == "" {
-		return usagef("--force goes with --target")
-	}
-	var atTime time.Time
-	if *at != "" {
-		var err error
-		if atTime, err = index.ParseTime(*at); err != nil {
+	asJSON := jsonFlag(fs, "print the drill records as a JSON array")
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		if *glob == "" {
+			return usagef("--stream is required")
+		}
+		if err := auth.ValidGlob(*glob); err != nil {
 			return usageError{err.Error()}
 		}
-	}
-	var db source.Source
-	if *dbTarget != "" {
-		var err error
-		if db, err = openDatabase(env, *dbTarget); err != nil {
-			return err
+		if *at != "" && *random {
+			return usagef("--at and --random exclude each other")
 		}
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	cat, err := index.LoadStreamCatalog(ctx, r, "")
-	if cat == nil {
-		return err
-	}
-	var streams []string
-	for _, s := range cat.Snapshots {
-		if auth.MatchGlob(*glob, s.Stream) && !slices.Contains(streams, s.Stream) {
-			streams = append(streams, s.Stream)
+		if *force && *dbTarget == "" {
+			return usagef("--force goes with --target")
 		}
-	}
-	if len(streams) == 0 {
-		return fmt.Errorf("no stream with a snapshot matches %q: %w", *glob, index.ErrNoSnapshot)
-	}
-	slices.Sort(streams)
-	all, allErr := cat, err
-	d := drill{r: r, db: db, force: *force, target: source.RedactURL(*dbTarget)}
-	if *dbTarget == "" {
-		d.target = ""
-	}
-	var recs []ops.DrillRecord
-	var failed []error
-	var last int64
-	for _, stream := range streams {
-		d.cat, d.catErr = all, allErr
-		if all.Untrusted {
-			// A server's catalog of every stream lists no log: ask for the stream's.
-			if d.cat, d.catErr = index.LoadStreamCatalog(ctx, r, stream); d.cat == nil {
-				return d.catErr
+		var atTime time.Time
+		if *at != "" {
+			var err error
+			if atTime, err = index.ParseTime(*at); err != nil {
+				return usageError{err.Error()}
 			}
 		}
-		var newest time.Time
-		if s, err := d.cat.Latest(stream); err == nil && d.cat.Untrusted {
-			newest = s.Time
+		var db source.Source
+		if *dbTarget != "" {
+			var err error
+			if db, err = openDatabase(env, *dbTarget); err != nil {
+				return err
+			}
 		}
-		pick := func(cov index.Coverage) (index.Target, error) { return pickInstant(cov, atTime, *random, newest) }
-		rec, derr := d.run(ctx, stream, pick)
-		if ctx.Err() != nil {
-			return ctx.Err() // an interrupted drill proves nothing: no record
-		}
-		// Stamps are unique and ascending, so several drills of one run
-		// never share a name.
-		ns := max(rec.Time.UnixNano(), last+1)
-		last = ns
-		if err := putDrillRecord(ctx, r, ns, &rec); err != nil {
-			return fmt.Errorf("drill %s: record the result: %w", stream, err)
-		}
-		recs = append(recs, rec)
-		if derr != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", stream, derr))
-		}
-		if !*asJSON {
-			printDrill(env.stdout, &rec)
-		}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(recs); err != nil {
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
 			return err
 		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	// The exit code follows the gravest failure: a verification failure
-	// (3) before any other.
-	worst := failed[0]
-	for _, e := range failed {
-		if exitCode(e) == exitDamage {
-			worst = e
-			break
+		cat, err := index.LoadStreamCatalog(ctx, r, "")
+		if cat == nil {
+			return err
 		}
+		var streams []string
+		for _, s := range cat.Snapshots {
+			if auth.MatchGlob(*glob, s.Stream) && !slices.Contains(streams, s.Stream) {
+				streams = append(streams, s.Stream)
+			}
+		}
+		if len(streams) == 0 {
+			return fmt.Errorf("no stream with a snapshot matches %q: %w", *glob, index.ErrNoSnapshot)
+		}
+		slices.Sort(streams)
+		all, allErr := cat, err
+		d := drill{r: r, db: db, force: *force, target: source.RedactURL(*dbTarget)}
+		if *dbTarget == "" {
+			d.target = ""
+		}
+		var recs []ops.DrillRecord
+		var failed []error
+		var last int64
+		for _, stream := range streams {
+			d.cat, d.catErr = all, allErr
+			if all.Untrusted {
+				// A server's catalog of every stream lists no log: ask for the stream's.
+				if d.cat, d.catErr = index.LoadStreamCatalog(ctx, r, stream); d.cat == nil {
+					return d.catErr
+				}
+			}
+			var newest time.Time
+			if s, err := d.cat.Latest(stream); err == nil && d.cat.Untrusted {
+				newest = s.Time
+			}
+			pick := func(cov index.Coverage) (index.Target, error) { return pickInstant(cov, atTime, *random, newest) }
+			rec, derr := d.run(ctx, stream, pick)
+			if ctx.Err() != nil {
+				return ctx.Err() // an interrupted drill proves nothing: no record
+			}
+			// Stamps are unique and ascending, so several drills of one run
+			// never share a name.
+			ns := max(rec.Time.UnixNano(), last+1)
+			last = ns
+			if err := putDrillRecord(ctx, r, ns, &rec); err != nil {
+				return fmt.Errorf("drill %s: record the result: %w", stream, err)
+			}
+			recs = append(recs, rec)
+			if derr != nil {
+				failed = append(failed, fmt.Errorf("%s: %w", stream, derr))
+			}
+			if !*asJSON {
+				printDrill(env.stdout, &rec)
+			}
+		}
+		if *asJSON {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(recs); err != nil {
+				return err
+			}
+		}
+		if len(failed) == 0 {
+			return nil
+		}
+		// The exit code follows the gravest failure: a verification failure
+		// (3) before any other.
+		worst := failed[0]
+		for _, e := range failed {
+			if exitCode(e) == exitDamage {
+				worst = e
+				break
+			}
+		}
+		return fmt.Errorf("%d of %d drills failed; %w", len(failed), len(recs), worst)
 	}
-	return fmt.Errorf("%d of %d drills failed; %w", len(failed), len(recs), worst)
 }
 
 // drill runs the drill of one stream at a time.

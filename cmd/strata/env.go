@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +29,9 @@ type environment struct {
 	prompt func(msg string) ([]byte, error)
 	host   string
 	user   string
+	// quiet (--quiet) drops progress and summaries; verbose (--verbose)
+	// adds detail lines. Root's persistent flags set them.
+	quiet, verbose bool
 }
 
 func osEnvironment() *environment {
@@ -52,46 +54,27 @@ func osEnvironment() *environment {
 	return env
 }
 
-var errHelp = errors.New("help requested")
-
-// newFlags makes a flag set that reports errors instead of exiting.
-func newFlags(env *environment, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet("strata "+name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "usage: strata %s %s\n\nflags:\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return usageError{err.Error()}
-	}
-	return nil
-}
-
-// parseStreamCommand parses a command that works on one stream and takes
-// no positional arguments: its flags, then --stream, then that nothing is left.
-func parseStreamCommand(fs *flag.FlagSet, args []string, stream *string) error {
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+// parseStreamArgs checks, after cobra parsed the flags, a command that
+// works on one stream and takes no positional arguments: --stream, then
+// that nothing is left.
+func parseStreamArgs(args []string, stream *string) error {
 	if err := checkStream(*stream); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
 	}
 	return nil
 }
 
+// stringFlagger is what both flag sets, the standard library's (legacy
+// commands) and pflag's, offer for the shared flag helpers below.
+type stringFlagger interface {
+	String(name, value, usage string) *string
+}
+
 // streamFlag registers --stream; checkStream requires and validates it.
-func streamFlag(fs *flag.FlagSet) *string {
+func streamFlag[F stringFlagger](fs F) *string {
 	return fs.String("stream", "", "stream `name`, for example shop/users (required)")
 }
 
@@ -106,8 +89,8 @@ func checkStream(stream string) error {
 }
 
 // repoFlag registers --repo, defaulting to STRATA_REPO.
-func repoFlag(fs *flag.FlagSet, env *environment) *string {
-	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `location`: a directory, s3://BUCKET, or http(s)://HOST:PORT of a strata server (token from STRATA_TOKEN) (default $STRATA_REPO)")
+func repoFlag[F stringFlagger](fs F, env *environment) *string {
+	return fs.String("repo", env.getenv("STRATA_REPO"), "repository `URL`: a directory, s3://BUCKET, or http(s)://HOST:PORT of a strata server (token from STRATA_TOKEN) (default $STRATA_REPO)")
 }
 
 // password reads the repository password from STRATA_PASSWORD,

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
@@ -26,7 +27,7 @@ type leaseFlags struct {
 }
 
 // addLeaseFlags registers --standby, --lease-interval and --lease-missed.
-func addLeaseFlags(fs *flag.FlagSet) leaseFlags {
+func addLeaseFlags(fs *pflag.FlagSet) leaseFlags {
 	return leaseFlags{
 		standby:  fs.Bool("standby", false, "if another capture holds the stream, wait and take over once it stops renewing its lease, instead of refusing"),
 		interval: fs.Duration("lease-interval", engine.DefaultLeaseInterval, "renew the stream's lease this often; a standby takes over after --lease-missed intervals without a renewal"),

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/strata-backup/strata/client"
@@ -43,38 +43,14 @@ type damageError struct{ n int }
 
 func (e damageError) Error() string { return fmt.Sprintf("check found %d problem(s)", e.n) }
 
-// command is one entry of the command table. Commands with subcommands
-// (key, token, retention) list them in subs and have no run: exec
-// dispatches on the first argument, the one way every command is chosen.
+// command is one entry of the command table, from which newRoot (root.go)
+// builds the cobra command tree. run is a builder (the cobra shape: define
+// flags, return the body), a legacyRun (the old shape, which parses its own
+// flags; doc.go says how to convert one), or nil for a group of subs.
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, env *environment, args []string) error
+	run           any
 	subs          []command
-}
-
-// exec runs c, or the subcommand its first argument names.
-func (c command) exec(ctx context.Context, env *environment, args []string) error {
-	if c.subs == nil {
-		return c.run(ctx, env, args)
-	}
-	names := make([]string, len(c.subs))
-	for i, s := range c.subs {
-		names[i] = s.name
-	}
-	if len(args) == 0 {
-		return usagef("usage: strata %s %s [flags]", c.name, strings.Join(names, "|"))
-	}
-	for _, s := range c.subs {
-		if s.name == args[0] {
-			return s.exec(ctx, env, args[1:])
-		}
-	}
-	return usagef("unknown %s command %q: want %s", c.name, args[0], strings.Join(names, "|"))
-}
-
-// sub makes the subcommand name of a command whose run takes it.
-func sub(name string, run func(ctx context.Context, env *environment, sub string, args []string) error) command {
-	return command{name: name, run: func(ctx context.Context, env *environment, args []string) error { return run(ctx, env, name, args) }}
 }
 
 var commands []command
@@ -84,6 +60,8 @@ func init() {
 		{"init", "create a repository", cmdInit, nil},
 		{"backup", "back up an export from a file or stdin", cmdBackup, nil},
 		{"snapshots", "list snapshots", cmdSnapshots, nil},
+		{"streams", "list every stream with its newest snapshot and restorable window", cmdStreams, nil},
+		{"stats", "logical and stored bytes, the dedup ratio, and counts of snapshots and segments", cmdStats, nil},
 		{"restore", "restore a snapshot, or a stream at any instant (--at)", cmdRestore, nil},
 		{"log", "capture a change-event stream into log segments", cmdLog, nil},
 		{"coverage", "print the instants a stream can be restored to, and the gaps", cmdCoverage, nil},
@@ -94,23 +72,28 @@ func init() {
 		{"scrub", "read the slice of the repository that is due, so every byte is read once per cycle, and repair from parity", cmdScrub, nil},
 		{"upgrade", "upgrade a version-1 repository to the current format (metadata copies)", cmdUpgrade, nil},
 		{"retention", "retention extend: keep every referenced object immutable for the retention period from now", nil,
-			[]command{{name: "extend", run: cmdRetentionExtend}}},
+			[]command{{"extend", "keep every referenced object immutable for the retention period from now", cmdRetentionExtend, nil}}},
 		{"key", "manage passwords: key add|list|remove|passwd", nil,
-			[]command{sub("add", cmdKey), sub("list", cmdKey), sub("remove", cmdKey), sub("passwd", cmdKey)}},
+			[]command{{"add", "add a password", cmdKey("add"), nil}, {"list", "list the passwords' keys", cmdKey("list"), nil},
+				{"remove", "remove a password's key", cmdKey("remove"), nil}, {"passwd", "change the password in use", cmdKey("passwd"), nil}}},
 		{"status", "grade every stream against its recovery objectives (--policy); exit 0 ok, 1 warning, 2 failure", cmdStatus, nil},
 		{"serve", "run the index server: lookups, remote backup and restore, scoped tokens, audit, metrics", cmdServe, nil},
 		{"audit", "print the audit trail of writes, restores, refusals and admin actions", cmdAudit, nil},
 		{"token", "manage the index server's access tokens: token create|list|revoke", nil,
-			[]command{sub("create", cmdToken), sub("list", cmdToken), sub("revoke", cmdToken)}},
+			[]command{{"create", "create a token and print it", cmdToken("create"), nil}, {"list", "list the tokens' names and scopes", cmdToken("list"), nil},
+				{"revoke", "revoke a token", cmdToken("revoke"), nil}}},
 		{"get", "print one document of an ndjson stream as it was at an instant", cmdGet, nil},
 		{"history", "list every version of one document: time, log position, operation", cmdHistory, nil},
 		{"diff", "list the keys added, removed and changed between two instants or snapshots", cmdDiff, nil},
 		{"sample", "write example data: an NDJSON export, a day's change events, or the state at an instant", cmdSample, nil},
-		{"s3", "the S3-compatible gateway: s3 serve|user|restore", cmdS3, nil},
-		{"version", "print the version", func(context.Context, *environment, []string) error {
-			fmt.Printf("strata %s (repository format %d)\n", version, repo.FormatVersion)
-			return nil
-		}, nil},
+		{"s3", "the S3-compatible gateway: s3 serve|user|restore", nil, []command{
+			{"serve", "serve the repository as an S3-compatible endpoint", cmdS3Serve, nil},
+			{"user", "manage the gateway's users: s3 user add|list|remove", nil, []command{
+				{"add", "add a user and print its access key and secret", cmdS3User("add"), nil},
+				{"list", "list the users", cmdS3User("list"), nil},
+				{"remove", "remove a user", cmdS3User("remove"), nil}}},
+			{"restore", "write a bucket as it was at an instant into a directory", cmdS3Restore, nil}}},
+		{"version", "print the version", cmdVersion, nil},
 	}
 }
 
@@ -122,36 +105,22 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], osEnvironment()))
 }
 
-func run(ctx context.Context, args []string, env *environment) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(env.stderr)
-		if len(args) == 0 {
-			return exitUsage
+func cmdVersion(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "")
+	asJSON := jsonFlag(fs, `print {"version","format"}`)
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
 		}
-		return exitOK
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.exec(ctx, env, args[1:])
-			if err != nil && ctx.Err() != nil {
-				// Whatever the command made of it, a signal ended it.
-				fmt.Fprintf(env.stderr, "strata %s: interrupted: %v\n", c.name, err)
-				return exitInterrupted
-			}
-			return report(env.stderr, c.name, err)
+		if *asJSON {
+			return writeJSON(env, struct {
+				Version string `json:"version"`
+				Format  int    `json:"format"`
+			}{version, repo.FormatVersion})
 		}
+		fmt.Fprintf(env.stdout, "strata %s (repository format %d)\n", version, repo.FormatVersion)
+		return nil
 	}
-	fmt.Fprintf(env.stderr, "strata: unknown command %q\n", args[0])
-	printUsage(env.stderr)
-	return exitUsage
-}
-
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: strata COMMAND [flags]\n\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'strata COMMAND -h' for a command's flags. The repository comes from --repo or STRATA_REPO;\nthe password from STRATA_PASSWORD, STRATA_PASSWORD_FILE, or a prompt on a terminal.")
 }
 
 // report prints err and maps it to an exit code.
@@ -159,7 +128,9 @@ func report(w io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(w, "strata %s: %v\n", cmd, err)
+	if err.Error() != "" { // the usage itself was printed
+		fmt.Fprintf(w, "%s: %v\n", cmd, err)
+	}
 	return exitCode(err)
 }
 

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -18,42 +21,52 @@ import (
 	"github.com/strata-backup/strata/source/ndjson"
 )
 
-func cmdLog(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "log", "--repo DIR --stream NAME (--stdin | --source URL) [--segment-bytes N] [--segment-interval D] [--standby] [--lease-interval D]")
+func cmdLog(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME (--stdin [--key-field F] | --source URL) [--segment-bytes N] [--segment-interval D] [--standby] [--lease-interval D] [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "stdin: the document field that holds each document's key, as the stream's snapshots have it; a put's doc must hold its key there")
+	asJSON := jsonFlag(fs, `with --stdin: print, at the end, {"stream","appended","stored","skipped","segments","gaps","encoded_bytes","stored_bytes"}`)
 	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
 	lf := addLeaseFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := lf.check(); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
-		return err
-	}
-	switch {
-	case *stdin == (*sourceURL != "") || fs.NArg() != 0:
-		return usagef("give one of --stdin (NDJSON events on standard input) or --source URL")
-	case *segBytes < 1<<10:
-		return usagef("--segment-bytes must be at least 1024")
-	case *interval <= 0:
-		return usagef("--segment-interval must be positive")
-	case keyFieldOK(*keyField) != nil:
-		return keyFieldOK(*keyField)
-	}
-	if *sourceURL != "" {
-		db, err := openDatabase(env, *sourceURL)
-		if err != nil {
+	return func(ctx context.Context, args []string) error {
+		if err := lf.check(); err != nil {
 			return err
 		}
-		// Events are dated by their arrival here, not by a client's claim.
-		r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
+		if err := checkStream(*stream); err != nil {
+			return err
+		}
+		switch {
+		case *stdin == (*sourceURL != "") || len(args) != 0:
+			return usagef("give one of --stdin (NDJSON events on standard input) or --source URL")
+		case *segBytes < 1<<10:
+			return usagef("--segment-bytes must be at least 1024")
+		case *interval <= 0:
+			return usagef("--segment-interval must be positive")
+		case keyFieldOK(*keyField) != nil:
+			return keyFieldOK(*keyField)
+		}
+		if *sourceURL != "" {
+			db, err := openDatabase(env, *sourceURL)
+			if err != nil {
+				return err
+			}
+			// Events are dated by their arrival here, not by a client's claim.
+			r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
+			if err != nil {
+				return err
+			}
+			lease, ctx, release, err := takeLease(ctx, env, r, *stream, lf)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return leaseOutcome(lease, db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease}))
+		}
+		r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -62,25 +75,33 @@ func cmdLog(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		defer release()
-		return leaseOutcome(lease, db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease}))
-	}
-	r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
-	if err != nil {
+		st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
+			Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
+			KeyField: *keyField, Admit: admit, Lease: lease,
+		})
+		err = leaseOutcome(lease, err)
+		if *asJSON {
+			if jerr := writeJSON(env, logJSON{Stream: *stream, Appended: st.Appended, Stored: st.Stored, Skipped: st.Skipped, Segments: st.Segments,
+				Gaps: st.Gaps, EncodedBytes: st.EncodedBytes, StoredBytes: st.StoredBytes}); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+		}
+		env.summaryf("log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s",
+			*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
 		return err
 	}
-	lease, ctx, release, err := takeLease(ctx, env, r, *stream, lf)
-	if err != nil {
-		return err
-	}
-	defer release()
-	st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
-		Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
-		KeyField: *keyField, Admit: admit, Lease: lease,
-	})
-	err = leaseOutcome(lease, err)
-	fmt.Fprintf(env.stderr, "log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s\n",
-		*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
-	return err
+}
+
+// logJSON is log --json's object: what the capture stored.
+type logJSON struct {
+	Stream       string `json:"stream"`
+	Appended     int64  `json:"appended"`
+	Stored       int64  `json:"stored"`
+	Skipped      int64  `json:"skipped"`
+	Segments     int64  `json:"segments"`
+	Gaps         int64  `json:"gaps"`
+	EncodedBytes int64  `json:"encoded_bytes"`
+	StoredBytes  int64  `json:"stored_bytes"`
 }
 
 // restoreTarget parses --at or --at-position (index.ParseTarget).
@@ -93,19 +114,21 @@ func restoreTarget(at, atPos string) (*index.Target, error) {
 }
 
 // restoreAt plans and runs a point-in-time restore.
-func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan func() (*index.Plan, error), stream string, t index.Target, to string, dryRun bool) error {
+func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan func() (*index.Plan, error), stream string, t index.Target, to string, dryRun, asJSON bool) error {
 	p, err := plan()
 	if err != nil {
 		return err
 	}
 	if dryRun {
-		return printPlan(ctx, env, r, p)
+		return printPlan(ctx, env, r, p, asJSON)
 	}
 	start := time.Now()
 	var st ndjson.RestoreStats
 	var out int64
+	var written atomic.Int64
+	stopProgress := startProgress(env, "restore", 0, written.Load, nil)
 	run := func(w io.Writer) error {
-		cw := &countWriter{w: w}
+		cw := &countWriter{w: &progressWriter{w: w, n: &written}}
 		st, err = ndjson.RestoreAt(ctx, r, p, cw, restoreOptions(r))
 		out = cw.n
 		return err
@@ -121,17 +144,18 @@ func restoreAt(ctx context.Context, env *environment, r *repo.Repository, plan f
 	} else {
 		err = writeAtomic(to, run)
 	}
+	stopProgress()
 	reportRestore(ctx, env, r, stream, p.Base.ID.String(), t.String(), start, out, err)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "restored %s at %s: snapshot %s + %d events from %d segments, %d keys changed, in %s\n",
+	env.summaryf("restored %s at %s: snapshot %s + %d events from %d segments, %d keys changed, in %s",
 		stream, t, p.Base.ID.Short(), st.EventsApplied, st.Segments, st.KeysChanged, time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(env.stderr, "reached: %s\n", reached(p, st.LastApplied, st.LastTime))
+	env.summaryf("reached: %s", reached(p, st.LastApplied, st.LastTime))
 	return nil
 }
 
-func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *index.Plan) error {
+func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *index.Plan, asJSON bool) error {
 	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return err
@@ -139,6 +163,20 @@ func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *ind
 	var logBytes uint64
 	for _, s := range segs {
 		logBytes += s.Pack.Length
+	}
+	if asJSON {
+		j := planJSON{Stream: p.Stream, Base: snapshotJSONOf(p.Base), From: p.From, Segments: []planSegmentJSON{},
+			LogBytes: int64(logBytes), ReadBytes: p.Base.Size + int64(logBytes)}
+		if p.Target.ByPos {
+			j.AtPosition = &p.Target.Position
+		} else {
+			j.At = &p.Target.Time
+		}
+		for _, k := range p.Segments {
+			j.Segments = append(j.Segments, planSegmentJSON{ID: k.ID.String(), First: k.First, Last: k.Last,
+				FirstTime: time.Unix(0, k.FirstTime).UTC(), LastTime: time.Unix(0, k.LastTime).UTC()})
+		}
+		return writeJSON(env, j)
 	}
 	out := env.stdout
 	fmt.Fprintf(out, "restore %s at %s\n", p.Stream, p.Target)
@@ -155,80 +193,79 @@ func printPlan(ctx context.Context, env *environment, r *repo.Repository, p *ind
 	return nil
 }
 
-func cmdCoverage(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "coverage", "--repo DIR --stream NAME [--json]")
+func cmdCoverage(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
-		return err
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	var cov *wire.Coverage
-	if c := remoteOf(r); c != nil {
-		if cov, err = c.Coverage(ctx, *stream); err != nil {
+	asJSON := jsonFlag(fs, `print one JSON object: {"stream","windows":[{"from","to","from_position","to_position","seconds"}],"gaps","time_uncertain","newest","lag_seconds"}, each instant as {"rfc3339","unix","unix_ns"}`)
+	return func(ctx context.Context, args []string) error {
+		if err := checkStream(*stream); err != nil {
 			return err
 		}
-	} else {
-		cat, err := index.LoadCatalog(ctx, r)
-		if cat == nil {
-			return err
-		}
+		r, err := openRepo(ctx, env, *location)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "warning: %v\n", err)
-		}
-		j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
-		cov = &j
-	}
-	// Nothing restorable is exit 7 (after the output, which still shows
-	// any log there is): a script must not read an empty table as success.
-	var none error
-	switch {
-	case len(cov.Windows) == 0 && cov.Newest == nil && len(cov.Gaps) == 0:
-		none = fmt.Errorf("stream %q: the repository holds no snapshot or log of it; 'strata snapshots' lists the streams: %w", *stream, index.ErrNoSnapshot)
-	case len(cov.Windows) == 0:
-		none = fmt.Errorf("stream %q: nothing restorable: it has log but no snapshot to apply it to: %w", *stream, index.ErrNotRestorable)
-	}
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(cov); err != nil {
 			return err
 		}
+		var cov *wire.Coverage
+		if c := remoteOf(r); c != nil {
+			if cov, err = c.Coverage(ctx, *stream); err != nil {
+				return err
+			}
+		} else {
+			cat, err := index.LoadCatalog(ctx, r)
+			if cat == nil {
+				return err
+			}
+			if err != nil {
+				fmt.Fprintf(env.stderr, "warning: %v\n", err)
+			}
+			j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
+			cov = &j
+		}
+		// Nothing restorable is exit 7 (after the output, which still shows
+		// any log there is): a script must not read an empty table as success.
+		var none error
+		switch {
+		case len(cov.Windows) == 0 && cov.Newest == nil && len(cov.Gaps) == 0:
+			none = fmt.Errorf("stream %q: the repository holds no snapshot or log of it; 'strata snapshots' lists the streams: %w", *stream, index.ErrNoSnapshot)
+		case len(cov.Windows) == 0:
+			none = fmt.Errorf("stream %q: nothing restorable: it has log but no snapshot to apply it to: %w", *stream, index.ErrNotRestorable)
+		}
+		if *asJSON {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(cov); err != nil {
+				return err
+			}
+			return none
+		}
+		if none != nil && cov.Newest == nil && len(cov.Gaps) == 0 {
+			return none
+		}
+		if len(cov.Windows) == 0 {
+			fmt.Fprintf(env.stdout, "%s: nothing restorable (no snapshot)\n", *stream)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RESTORABLE FROM\tTO\tPOSITIONS")
+		for _, w := range cov.Windows {
+			fmt.Fprintf(tw, "%s\t%s\t%d-%d\n", w.From.RFC3339, w.To.RFC3339, w.FromPos, w.ToPos)
+		}
+		tw.Flush()
+		for _, g := range cov.Gaps {
+			fmt.Fprintf(env.stdout, "GAP: %s\n", index.Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: g.After.Time(), Before: g.Before.Time()})
+		}
+		for _, u := range cov.Uncertain {
+			fmt.Fprintf(env.stdout, "TIME-UNCERTAIN: %s; restore these by --at-position %d..%d\n",
+				index.Uncertain{FromPos: u.FromPos, ToPos: u.ToPos, After: u.After.Time(), Before: u.Before.Time()}, u.FromPos-1, u.ToPos)
+		}
+		for _, c := range cov.Conflicts {
+			fmt.Fprintf(env.stdout, "CONFLICT: %s\n", printable(c))
+		}
+		if cov.Newest != nil {
+			fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))
+		}
 		return none
 	}
-	if none != nil && cov.Newest == nil && len(cov.Gaps) == 0 {
-		return none
-	}
-	if len(cov.Windows) == 0 {
-		fmt.Fprintf(env.stdout, "%s: nothing restorable (no snapshot)\n", *stream)
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RESTORABLE FROM\tTO\tPOSITIONS")
-	for _, w := range cov.Windows {
-		fmt.Fprintf(tw, "%s\t%s\t%d-%d\n", w.From.RFC3339, w.To.RFC3339, w.FromPos, w.ToPos)
-	}
-	tw.Flush()
-	for _, g := range cov.Gaps {
-		fmt.Fprintf(env.stdout, "GAP: %s\n", index.Gap{FromPos: g.FromPos, ToPos: g.ToPos, After: g.After.Time(), Before: g.Before.Time()})
-	}
-	for _, u := range cov.Uncertain {
-		fmt.Fprintf(env.stdout, "TIME-UNCERTAIN: %s; restore these by --at-position %d..%d\n",
-			index.Uncertain{FromPos: u.FromPos, ToPos: u.ToPos, After: u.After.Time(), Before: u.Before.Time()}, u.FromPos-1, u.ToPos)
-	}
-	for _, c := range cov.Conflicts {
-		fmt.Fprintf(env.stdout, "CONFLICT: %s\n", printable(c))
-	}
-	if cov.Newest != nil {
-		fmt.Fprintf(env.stdout, "newest: %s (lag %s)\n", cov.Newest.RFC3339, time.Duration(*cov.LagSecs*float64(time.Second)).Round(time.Second))
-	}
-	return none
 }
 
 // keyFieldOK checks a --key-field value.
@@ -250,4 +287,25 @@ func reached(p *index.Plan, lastPos uint64, lastTime int64) string {
 		return fmt.Sprintf("the state of snapshot %s (%s, %s), no later event at or before %s", p.Base.ID.Short(), index.FormatTime(p.Base.Time), pos, p.Target)
 	}
 	return fmt.Sprintf("position %d, whose event is at %s (target %s)", lastPos, index.FormatTime(time.Unix(0, lastTime)), p.Target)
+}
+
+// planJSON is restore --dry-run --json's object: the plan of a
+// point-in-time restore.
+type planJSON struct {
+	Stream     string            `json:"stream"`
+	At         *time.Time        `json:"at,omitempty"`
+	AtPosition *uint64           `json:"at_position,omitempty"`
+	Base       snapshotJSON      `json:"base"`
+	From       uint64            `json:"from_position"`
+	Segments   []planSegmentJSON `json:"segments"`
+	LogBytes   int64             `json:"log_bytes"`
+	ReadBytes  int64             `json:"read_bytes"`
+}
+
+type planSegmentJSON struct {
+	ID        string    `json:"id"`
+	First     uint64    `json:"first"`
+	Last      uint64    `json:"last"`
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"os"
 	"strings"
@@ -105,149 +106,153 @@ func versionOf(v ndjson.Version) versionJSON {
 	return j
 }
 
-func cmdGet(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "get", "--repo URL --stream NAME --key K [--at TIME] [--json]")
+func cmdGet(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME --key K [--at TIME] [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	key := fs.String("key", "", "the document's key (the value of the snapshot's key field, _id by default) (required)")
 	at := fs.String("at", "", "the instant: RFC 3339 or unix seconds (default: the newest restorable instant)")
-	asJSON := fs.Bool("json", false, `print {"stream","key","at","found","doc","version":{"time","position","op"}}`)
-	if err := parseStreamCommand(fs, args, stream); err != nil {
-		return err
-	}
-	if err := keyFlagOK(*key); err != nil {
-		return err
-	}
-	var target *index.Target
-	if *at != "" {
-		t, err := index.ParseTime(*at)
-		if err != nil {
-			return usageError{err.Error()}
+	asJSON := jsonFlag(fs, `print {"stream","key","at","found","doc","version":{"time","position","op"}}`)
+	return func(ctx context.Context, args []string) error {
+		if err := parseStreamArgs(args, stream); err != nil {
+			return err
 		}
-		target = &index.Target{Time: t}
-	}
-	r, cat, err := recordsCatalog(ctx, env, *location, *stream)
-	if err != nil {
-		return err
-	}
-	if target == nil {
-		t, err := latest(cat, *stream)
+		if err := keyFlagOK(*key); err != nil {
+			return err
+		}
+		var target *index.Target
+		if *at != "" {
+			t, err := index.ParseTime(*at)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			target = &index.Target{Time: t}
+		}
+		r, cat, err := recordsCatalog(ctx, env, *location, *stream)
 		if err != nil {
 			return err
 		}
-		target = &t
-	}
-	p, err := cat.Plan(*stream, *target)
-	if err != nil {
-		return err
-	}
-	res, err := ndjson.Get(ctx, r, p, []byte(*key))
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := struct {
-			Stream  string          `json:"stream"`
-			Key     string          `json:"key"`
-			At      string          `json:"at"`
-			Found   bool            `json:"found"`
-			Doc     json.RawMessage `json:"doc"`
-			Version *versionJSON    `json:"version,omitempty"`
-		}{Stream: *stream, Key: *key, At: index.FormatTime(target.Time), Found: res.Found, Doc: json.RawMessage("null")}
-		if res.Found || res.Version.Op == ndjson.OpDelete {
-			v := versionOf(res.Version)
-			out.Version, out.Doc = &v, v.Doc
+		if target == nil {
+			t, err := latest(cat, *stream)
+			if err != nil {
+				return err
+			}
+			target = &t
 		}
-		if err := json.NewEncoder(env.stdout).Encode(out); err != nil {
+		p, err := cat.Plan(*stream, *target)
+		if err != nil {
 			return err
 		}
-	} else if res.Found {
-		if _, err := fmt.Fprintf(env.stdout, "%s\n", res.Doc); err != nil {
+		res, err := ndjson.Get(ctx, r, p, []byte(*key))
+		if err != nil {
 			return err
 		}
-	}
-	if !res.Found {
-		why := "not in the base snapshot and no event created it"
-		if res.Version.Op == ndjson.OpDelete {
-			why = fmt.Sprintf("deleted at %s (position %d)", index.FormatTime(res.Version.Time), res.Version.Position)
+		if *asJSON {
+			out := struct {
+				Stream  string          `json:"stream"`
+				Key     string          `json:"key"`
+				At      string          `json:"at"`
+				Found   bool            `json:"found"`
+				Doc     json.RawMessage `json:"doc"`
+				Version *versionJSON    `json:"version,omitempty"`
+			}{Stream: *stream, Key: *key, At: index.FormatTime(target.Time), Found: res.Found, Doc: json.RawMessage("null")}
+			if res.Found || res.Version.Op == ndjson.OpDelete {
+				v := versionOf(res.Version)
+				out.Version, out.Doc = &v, v.Doc
+			}
+			if err := json.NewEncoder(env.stdout).Encode(out); err != nil {
+				return err
+			}
+		} else if res.Found {
+			if _, err := fmt.Fprintf(env.stdout, "%s\n", res.Doc); err != nil {
+				return err
+			}
 		}
-		return fmt.Errorf("%w: %q in %s at %s: %s", errKeyNotFound, *key, *stream, index.FormatTime(target.Time), why)
+		if !res.Found {
+			why := "not in the base snapshot and no event created it"
+			if res.Version.Op == ndjson.OpDelete {
+				why = fmt.Sprintf("deleted at %s (position %d)", index.FormatTime(res.Version.Time), res.Version.Position)
+			}
+			return fmt.Errorf("%w: %q in %s at %s: %s", errKeyNotFound, *key, *stream, index.FormatTime(target.Time), why)
+		}
+		return nil
 	}
-	return nil
 }
 
-func cmdHistory(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "history", "--repo URL --stream NAME --key K [--since TIME] [--until TIME] [--json]")
+func cmdHistory(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME --key K [--since TIME] [--until TIME] [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	key := fs.String("key", "", "the document's key (required)")
 	sinceS := fs.String("since", "", "first instant: the version in effect then, and every change after (default: the oldest snapshot the log continues)")
 	untilS := fs.String("until", "", "last instant, inclusive (default: the newest restorable instant)")
-	asJSON := fs.Bool("json", false, `print an array of {"time","position","op","doc"}`)
-	if err := parseStreamCommand(fs, args, stream); err != nil {
-		return err
-	}
-	if err := keyFlagOK(*key); err != nil {
-		return err
-	}
-	var since, until time.Time
-	for _, f := range []struct {
-		s   string
-		dst *time.Time
-	}{{*sinceS, &since}, {*untilS, &until}} {
-		if f.s == "" {
-			continue
-		}
-		t, err := index.ParseTime(f.s)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		*f.dst = t
-	}
-	if !since.IsZero() && !until.IsZero() && until.Before(since) {
-		return usagef("--until is before --since")
-	}
-	r, cat, err := recordsCatalog(ctx, env, *location, *stream)
-	if err != nil {
-		return err
-	}
-	target := index.Target{Time: until}
-	if until.IsZero() {
-		if target, err = latest(cat, *stream); err != nil {
+	asJSON := jsonFlag(fs, `print an array of {"time","position","op","doc"}`)
+	return func(ctx context.Context, args []string) error {
+		if err := parseStreamArgs(args, stream); err != nil {
 			return err
 		}
-	}
-	p, err := historyPlan(cat, *stream, since, target)
-	if err != nil {
-		return err
-	}
-	vs, err := ndjson.History(ctx, r, p, []byte(*key), since)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]versionJSON, 0, len(vs))
+		if err := keyFlagOK(*key); err != nil {
+			return err
+		}
+		var since, until time.Time
+		for _, f := range []struct {
+			s   string
+			dst *time.Time
+		}{{*sinceS, &since}, {*untilS, &until}} {
+			if f.s == "" {
+				continue
+			}
+			t, err := index.ParseTime(f.s)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			*f.dst = t
+		}
+		if !since.IsZero() && !until.IsZero() && until.Before(since) {
+			return usagef("--until is before --since")
+		}
+		r, cat, err := recordsCatalog(ctx, env, *location, *stream)
+		if err != nil {
+			return err
+		}
+		target := index.Target{Time: until}
+		if until.IsZero() {
+			if target, err = latest(cat, *stream); err != nil {
+				return err
+			}
+		}
+		p, err := historyPlan(cat, *stream, since, target)
+		if err != nil {
+			return err
+		}
+		vs, err := ndjson.History(ctx, r, p, []byte(*key), since)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			out := make([]versionJSON, 0, len(vs))
+			for _, v := range vs {
+				out = append(out, versionOf(v))
+			}
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		if len(vs) == 0 {
+			fmt.Fprintf(env.stderr, "%q has no version in %s from %s to %s\n", *key, *stream, index.FormatTime(p.Base.Time), target)
+			return nil
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tPOSITION\tOP\tDOCUMENT")
 		for _, v := range vs {
-			out = append(out, versionOf(v))
+			doc := string(v.Doc)
+			if v.Doc == nil {
+				doc = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", index.FormatTime(v.Time), v.Position, v.Op, doc)
 		}
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return tw.Flush()
 	}
-	if len(vs) == 0 {
-		fmt.Fprintf(env.stderr, "%q has no version in %s from %s to %s\n", *key, *stream, index.FormatTime(p.Base.Time), target)
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tPOSITION\tOP\tDOCUMENT")
-	for _, v := range vs {
-		doc := string(v.Doc)
-		if v.Doc == nil {
-			doc = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", index.FormatTime(v.Time), v.Position, v.Op, doc)
-	}
-	return tw.Flush()
 }
 
 // historyPlan reads the log from the base in effect at since, or without
@@ -272,57 +277,56 @@ func historyPlan(cat *index.Catalog, stream string, since time.Time, t index.Tar
 	return cat.Plan(stream, t)
 }
 
-func cmdDiff(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "diff", "--repo URL --stream NAME --from TIME|SNAPSHOT --to TIME|SNAPSHOT [--json]")
+func cmdDiff(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --stream NAME --from TIME|SNAPSHOT --to TIME|SNAPSHOT [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	from := fs.String("from", "", "the earlier state: a time (RFC 3339 or unix seconds) or a snapshot ID (prefix) (required)")
 	to := fs.String("to", "", "the later state, as --from (required)")
-	asJSON := fs.Bool("json", false, `print NDJSON, one {"key","change"} a line; change is added, removed or changed`)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkStream(*stream); err != nil {
-		return err
-	}
-	if *from == "" || *to == "" || fs.NArg() != 0 {
-		return usagef("give --from and --to, and no arguments")
-	}
-	r, cat, err := recordsCatalog(ctx, env, *location, *stream)
-	if err != nil {
-		return err
-	}
-	pf, err := instant(cat, *stream, *from)
-	if err != nil {
-		return err
-	}
-	pt, err := instant(cat, *stream, *to)
-	if err != nil {
-		return err
-	}
-	bw := newBufferedWriter(env.stdout)
-	counts := map[string]int{}
-	enc := json.NewEncoder(bw)
-	sign := map[string]string{ndjson.Added: "+", ndjson.Removed: "-", ndjson.Changed: "~"}
-	err = ndjson.Diff(ctx, r, pf, pt, func(e ndjson.DiffEntry) error {
-		counts[e.Change]++
-		if *asJSON {
-			return enc.Encode(struct {
-				Key    string `json:"key"`
-				Change string `json:"change"`
-			}{string(e.Key), e.Change})
+	asJSON := jsonFlag(fs, `print NDJSON, one {"key","change"} a line; change is added, removed or changed`)
+	return func(ctx context.Context, args []string) error {
+		if err := checkStream(*stream); err != nil {
+			return err
 		}
-		_, err := fmt.Fprintf(bw, "%s %s\n", sign[e.Change], e.Key)
-		return err
-	})
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
+		if *from == "" || *to == "" || len(args) != 0 {
+			return usagef("give --from and --to, and no arguments")
+		}
+		r, cat, err := recordsCatalog(ctx, env, *location, *stream)
+		if err != nil {
+			return err
+		}
+		pf, err := instant(cat, *stream, *from)
+		if err != nil {
+			return err
+		}
+		pt, err := instant(cat, *stream, *to)
+		if err != nil {
+			return err
+		}
+		bw := newBufferedWriter(env.stdout)
+		counts := map[string]int{}
+		enc := json.NewEncoder(bw)
+		sign := map[string]string{ndjson.Added: "+", ndjson.Removed: "-", ndjson.Changed: "~"}
+		err = ndjson.Diff(ctx, r, pf, pt, func(e ndjson.DiffEntry) error {
+			counts[e.Change]++
+			if *asJSON {
+				return enc.Encode(struct {
+					Key    string `json:"key"`
+					Change string `json:"change"`
+				}{string(e.Key), e.Change})
+			}
+			_, err := fmt.Fprintf(bw, "%s %s\n", sign[e.Change], e.Key)
+			return err
+		})
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "diff %s: %s → %s: %d added, %d removed, %d changed\n", *stream, pf.Target, pt.Target, counts[ndjson.Added], counts[ndjson.Removed], counts[ndjson.Changed])
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stderr, "diff %s: %s → %s: %d added, %d removed, %d changed\n", *stream, pf.Target, pt.Target, counts[ndjson.Added], counts[ndjson.Removed], counts[ndjson.Changed])
-	return nil
 }
 
 // partialRestore is restore's hook for --key-prefix and --keys-from: it

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/spf13/cobra"
+	"time"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
@@ -33,25 +35,37 @@ func extendRetention(ctx context.Context, env *environment, r *repo.Repository) 
 }
 
 // cmdRetentionExtend runs retention extend.
-func cmdRetentionExtend(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "retention extend", "[--repo URL]")
+func cmdRetentionExtend(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--json]")
 	location := repoFlag(fs, env)
-	if err := parse(fs, args); err != nil {
-		return err
+	asJSON := jsonFlag(fs, `print {"objects","until","mode","missing":[...]}`)
+	return func(ctx context.Context, args []string) error {
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		if err := localOnly(r, "retention extend"); err != nil {
+			return err
+		}
+		l, err := layoutOf(ctx, r)
+		if err != nil {
+			return err
+		}
+		if l == nil || l.RetentionPeriod() <= 0 {
+			return usagef("this repository was created without --retention")
+		}
+		if !*asJSON {
+			return extendRetention(ctx, env, r)
+		}
+		rep, _, err := engine.RetainReferenced(ctx, r)
+		if err != nil {
+			return err
+		}
+		return writeJSON(env, struct {
+			Objects int       `json:"objects"`
+			Until   time.Time `json:"until"`
+			Mode    string    `json:"mode"`
+			Missing []string  `json:"missing"`
+		}{rep.Objects, rep.Until.UTC(), rep.Mode, append([]string{}, rep.Missing...)})
 	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	if err := localOnly(r, "retention extend"); err != nil {
-		return err
-	}
-	l, err := layoutOf(ctx, r)
-	if err != nil {
-		return err
-	}
-	if l == nil || l.RetentionPeriod() <= 0 {
-		return usagef("this repository was created without --retention")
-	}
-	return extendRetention(ctx, env, r)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"github.com/strata-backup/strata/index"
 	"io"
 	"log/slog"
@@ -17,25 +18,8 @@ import (
 	"github.com/strata-backup/strata/s3gw"
 )
 
-// cmdS3 runs the S3-compatible gateway and manages its users.
-func cmdS3(ctx context.Context, env *environment, args []string) error {
-	const usage = "serve|user|restore ..."
-	if len(args) == 0 {
-		return usagef("usage: strata s3 %s", usage)
-	}
-	switch args[0] {
-	case "serve":
-		return cmdS3Serve(ctx, env, args[1:])
-	case "user":
-		return cmdS3User(ctx, env, args[1:])
-	case "restore":
-		return cmdS3Restore(ctx, env, args[1:])
-	}
-	return usagef("unknown s3 command %q: want %s", args[0], usage)
-}
-
-func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "s3 serve", "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME]")
+func cmdS3Serve(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:9000", "`address` to listen on")
 	usersFile := fs.String("users", "", "users `file` (strata s3 user add) (required)")
@@ -43,203 +27,244 @@ func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
 	key := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	region := fs.String("region", "us-east-1", "`region` clients sign for")
 	at := fs.String("at", "", "serve every bucket read-only as it was at `TIME` (RFC 3339 or unix seconds)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *usersFile == "" {
-		return usagef("--users is required")
-	}
-	var o s3gw.Options
-	if *at != "" {
-		t, err := index.ParseTime(*at)
-		if err != nil {
-			return usagef("--at: %v", err)
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
 		}
-		o.At = t
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	users, err := s3gw.LoadUsers(*usersFile, r)
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
-	slog.SetDefault(logger) // the gateway logs internal errors through the default logger
-	g, err := s3gw.Open(ctx, r, o)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	srv, err := s3gw.NewServer(g, users, s3gw.ServerOptions{Listen: *listen, Region: *region, TLSCert: *cert, TLSKey: *key, Logger: logger})
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	mode := "read-write"
-	if g.ReadOnly() {
-		mode = "read-only as of " + o.At.Format(time.RFC3339Nano)
-	}
-	logger.Info("s3 gateway listening", "addr", *listen, "buckets", len(g.Buckets()), "mode", mode, "tls", *cert != "")
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		logger.Info("s3 gateway shutting down")
-		serr := srv.Shutdown()
-		<-done
-		return errors.Join(serr, g.Close())
-	}
-}
-
-func cmdS3User(ctx context.Context, env *environment, args []string) error {
-	const usage = "add|list|remove --users FILE [--name NAME] [--buckets GLOB] [--read-only]"
-	if len(args) == 0 {
-		return usagef("usage: strata s3 user %s", usage)
-	}
-	sub, args := args[0], args[1:]
-	if sub != "add" && sub != "list" && sub != "remove" {
-		return usagef("unknown s3 user command %q: want %s", sub, usage)
-	}
-	fs := newFlags(env, "s3 user "+sub, usage)
-	var location *string
-	if sub == "add" {
-		location = repoFlag(fs, env)
-	}
-	path := fs.String("users", "", "users `file` (required)")
-	name := fs.String("name", "", "user `name`")
-	buckets := fs.String("buckets", "*", "`glob` of the bucket names the user may use ('*' any run of characters)")
-	readOnly := fs.Bool("read-only", false, "the user may only read")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *path == "" {
-		return usagef("--users is required")
-	}
-	if sub != "list" && *name == "" {
-		return usagef("--name is required")
-	}
-	switch sub {
-	case "add":
-		// The secret is sealed with a key derived from the repository's master key.
+		if *usersFile == "" {
+			return usagef("--users is required")
+		}
+		var o s3gw.Options
+		if *at != "" {
+			t, err := index.ParseTime(*at)
+			if err != nil {
+				return usagef("--at: %v", err)
+			}
+			o.At = t
+		}
 		r, err := openRepo(ctx, env, *location)
 		if err != nil {
 			return err
 		}
-		t, err := s3gw.LoadUsers(*path, r)
+		users, err := s3gw.LoadUsers(*usersFile, r)
 		if err != nil {
 			return err
 		}
-		access, secret, err := t.Add(r, *name, *buckets, *readOnly)
+		logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
+		slog.SetDefault(logger) // the gateway logs internal errors through the default logger
+		g, err := s3gw.Open(ctx, r, o)
 		if err != nil {
 			return err
 		}
-		if err := t.Save(*path); err != nil {
-			return err
-		}
-		fmt.Fprintln(env.stdout, access)
-		fmt.Fprintln(env.stdout, secret)
-		return nil
-	case "list":
-		t, err := s3gw.LoadUsers(*path, nil)
+		defer g.Close()
+		srv, err := s3gw.NewServer(g, users, s3gw.ServerOptions{Listen: *listen, Region: *region, TLSCert: *cert, TLSKey: *key, Logger: logger})
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tACCESS KEY\tBUCKETS\tACCESS\tCREATED")
-		for _, u := range t.List() {
-			mode := "read-write"
-			if u.ReadOnly {
-				mode = "read-only"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.AccessKey, u.Buckets, mode, u.Created.Format(time.RFC3339))
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve() }()
+		mode := "read-write"
+		if g.ReadOnly() {
+			mode = "read-only as of " + o.At.Format(time.RFC3339Nano)
 		}
-		return tw.Flush()
-	default:
-		t, err := s3gw.LoadUsers(*path, nil)
-		if err != nil {
+		logger.Info("s3 gateway listening", "addr", *listen, "buckets", len(g.Buckets()), "mode", mode, "tls", *cert != "")
+		select {
+		case err := <-done:
 			return err
+		case <-ctx.Done():
+			logger.Info("s3 gateway shutting down")
+			serr := srv.Shutdown()
+			<-done
+			return errors.Join(serr, g.Close())
 		}
-		if err := t.Remove(*name); err != nil {
-			return err
-		}
-		return t.Save(*path)
 	}
 }
 
-func cmdS3Restore(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "s3 restore", "--repo URL --bucket B [--prefix P] --at TIME --to DIR")
+// cmdS3User runs s3 user add, list or remove.
+func cmdS3User(sub string) builder {
+	return func(env *environment, c *cobra.Command) runFunc {
+		usage := "--users FILE --name NAME [--json]"
+		what := `print {"name"}: the user removed`
+		switch sub {
+		case "add":
+			usage = "--repo URL --users FILE --name NAME [--buckets GLOB] [--read-only] [--json]"
+			what = `print {"name","access_key","secret_key","buckets","read_only","created"}`
+		case "list":
+			usage = "--users FILE [--json]"
+			what = `print a JSON array of {"name","access_key","buckets","read_only","created"}`
+		}
+		fs := flagsOf(c, usage)
+		var location *string
+		if sub == "add" {
+			location = repoFlag(fs, env)
+		}
+		path := fs.String("users", "", "users `file` (required)")
+		name := fs.String("name", "", "user `name`")
+		buckets := fs.String("buckets", "*", "`glob` of the bucket names the user may use ('*' any run of characters)")
+		readOnly := fs.Bool("read-only", false, "the user may only read")
+		asJSON := jsonFlag(fs, what)
+		return func(ctx context.Context, args []string) error {
+			if len(args) != 0 {
+				return usagef("unexpected arguments %q", args)
+			}
+			if *path == "" {
+				return usagef("--users is required")
+			}
+			if sub != "list" && *name == "" {
+				return usagef("--name is required")
+			}
+			switch sub {
+			case "add":
+				// The secret is sealed with a key derived from the repository's master key.
+				r, err := openRepo(ctx, env, *location)
+				if err != nil {
+					return err
+				}
+				t, err := s3gw.LoadUsers(*path, r)
+				if err != nil {
+					return err
+				}
+				access, secret, err := t.Add(r, *name, *buckets, *readOnly)
+				if err != nil {
+					return err
+				}
+				if err := t.Save(*path); err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(env, s3UserJSON{Name: *name, AccessKey: access, SecretKey: secret, Buckets: *buckets, ReadOnly: *readOnly, Created: time.Now().UTC()})
+				}
+				fmt.Fprintln(env.stdout, access)
+				fmt.Fprintln(env.stdout, secret)
+				return nil
+			case "list":
+				t, err := s3gw.LoadUsers(*path, nil)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					list := []s3UserJSON{}
+					for _, u := range t.List() {
+						list = append(list, s3UserJSON{Name: u.Name, AccessKey: u.AccessKey, Buckets: u.Buckets, ReadOnly: u.ReadOnly, Created: u.Created})
+					}
+					return writeJSON(env, list)
+				}
+				tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tACCESS KEY\tBUCKETS\tACCESS\tCREATED")
+				for _, u := range t.List() {
+					mode := "read-write"
+					if u.ReadOnly {
+						mode = "read-only"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.AccessKey, u.Buckets, mode, u.Created.Format(time.RFC3339))
+				}
+				return tw.Flush()
+			default:
+				t, err := s3gw.LoadUsers(*path, nil)
+				if err != nil {
+					return err
+				}
+				if err := t.Remove(*name); err != nil {
+					return err
+				}
+				if err := t.Save(*path); err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(env, s3UserJSON{Name: *name})
+				}
+				return nil
+			}
+		}
+	}
+}
+
+func cmdS3Restore(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL --bucket B [--prefix P] --at TIME --to DIR [--json]")
 	location := repoFlag(fs, env)
 	bucket := fs.String("bucket", "", "`bucket` to restore (required)")
 	prefix := fs.String("prefix", "", "restore only keys starting with `P`")
 	at := fs.String("at", "", "the instant (RFC 3339 or unix seconds) whose view is written (required)")
 	to := fs.String("to", "", "`directory` to write the objects under, one file per key (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *bucket == "" || *at == "" || *to == "" {
-		return usagef("--bucket, --at and --to are required")
-	}
-	t, err := index.ParseTime(*at)
-	if err != nil {
-		return usagef("--at: %v", err)
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	g, err := s3gw.Open(ctx, r, s3gw.Options{At: t})
-	if err != nil {
-		return err
-	}
-	var n, bytes int64
-	after := ""
-	for {
-		page, err := g.List(*bucket, s3gw.ListOptions{Prefix: *prefix, After: after})
+	asJSON := jsonFlag(fs, `print {"bucket","prefix","at","to","objects","bytes"}`)
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		if *bucket == "" || *at == "" || *to == "" {
+			return usagef("--bucket, --at and --to are required")
+		}
+		t, err := index.ParseTime(*at)
 		if err != nil {
-			return fmt.Errorf("bucket %s at %s: %w", *bucket, t.Format(time.RFC3339Nano), err)
+			return usagef("--at: %v", err)
 		}
-		for _, o := range page.Objects {
-			// A key is written below DIR only: "../x", "/x" and the like are refused.
-			rel := filepath.FromSlash(o.Key)
-			if strings.HasSuffix(o.Key, "/") && o.Record.Size == 0 {
-				continue // a "directory" marker
-			}
-			if !filepath.IsLocal(rel) {
-				return fmt.Errorf("key %q would be written outside %s; restore it with a prefix that excludes it", o.Key, *to)
-			}
-			dst := filepath.Join(*to, rel)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-				rc := g.Read(ctx, o.Record, 0, -1)
-				defer rc.Close()
-				_, err := io.Copy(w, rc)
-				return err
-			})
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
+			return err
+		}
+		g, err := s3gw.Open(ctx, r, s3gw.Options{At: t})
+		if err != nil {
+			return err
+		}
+		var n, bytes int64
+		after := ""
+		for {
+			page, err := g.List(*bucket, s3gw.ListOptions{Prefix: *prefix, After: after})
 			if err != nil {
-				return fmt.Errorf("restore %s: %w", o.Key, err)
+				return fmt.Errorf("bucket %s at %s: %w", *bucket, t.Format(time.RFC3339Nano), err)
 			}
-			n++
-			bytes += o.Record.Size
+			for _, o := range page.Objects {
+				// A key is written below DIR only: "../x", "/x" and the like are refused.
+				rel := filepath.FromSlash(o.Key)
+				if strings.HasSuffix(o.Key, "/") && o.Record.Size == 0 {
+					continue // a "directory" marker
+				}
+				if !filepath.IsLocal(rel) {
+					return fmt.Errorf("key %q would be written outside %s; restore it with a prefix that excludes it", o.Key, *to)
+				}
+				dst := filepath.Join(*to, rel)
+				if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+					return err
+				}
+				err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+					rc := g.Read(ctx, o.Record, 0, -1)
+					defer rc.Close()
+					_, err := io.Copy(w, rc)
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("restore %s: %w", o.Key, err)
+				}
+				n++
+				bytes += o.Record.Size
+			}
+			if !page.Truncated {
+				break
+			}
+			after = page.Next
 		}
-		if !page.Truncated {
-			break
+		if *asJSON {
+			return writeJSON(env, struct {
+				Bucket  string    `json:"bucket"`
+				Prefix  string    `json:"prefix"`
+				At      time.Time `json:"at"`
+				To      string    `json:"to"`
+				Objects int64     `json:"objects"`
+				Bytes   int64     `json:"bytes"`
+			}{*bucket, *prefix, t, *to, n, bytes})
 		}
-		after = page.Next
+		fmt.Fprintf(env.stderr, "restored %d objects (%d bytes) of bucket %s as of %s to %s\n", n, bytes, *bucket, t.Format(time.RFC3339Nano), *to)
+		return nil
 	}
-	fmt.Fprintf(env.stderr, "restored %d objects (%d bytes) of bucket %s as of %s to %s\n", n, bytes, *bucket, t.Format(time.RFC3339Nano), *to)
-	return nil
+}
+
+// s3UserJSON is a gateway user in s3 user --json: the secret only from
+// add, which alone knows it.
+type s3UserJSON struct {
+	Name      string    `json:"name"`
+	AccessKey string    `json:"access_key,omitempty"`
+	SecretKey string    `json:"secret_key,omitempty"`
+	Buckets   string    `json:"buckets,omitempty"`
+	ReadOnly  bool      `json:"read_only"`
+	Created   time.Time `json:"created,omitzero"`
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
@@ -21,80 +23,79 @@ import (
 // repository once per --cycle, with the repair check --read-data --repair
 // does. Exit 0 when nothing is wrong or everything was repaired, 3 when
 // damage remains.
-func cmdScrub(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "scrub", "--repo DIR [--cycle 30d] [--limit-read MB/s] [--json]")
+func cmdScrub(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--cycle 30d] [--limit-read MB/s] [--json]")
 	location := repoFlag(fs, env)
 	cycle := days(ops.DefaultCycle)
 	fs.Var(&cycle, "cycle", "read the whole repository once in this long (a Go duration, or days: 30d)")
 	limitRead := fs.Float64("limit-read", 0, "read at most this many MB (10⁶ bytes) a second; 0 for no limit")
-	asJSON := fs.Bool("json", false, "print one JSON object: record (the scrub record stored), packs, notes, repaired, problems, ok")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	switch {
-	case fs.NArg() != 0:
-		return usagef("unexpected arguments %q", fs.Args())
-	case *limitRead < 0 || math.IsNaN(*limitRead) || math.IsInf(*limitRead, 0):
-		return usagef("--limit-read must be a positive number of MB a second, or 0 for no limit")
-	case cycle <= 0:
-		return usagef("--cycle must be positive")
-	}
-	st, err := env.openStore(ctx, *location)
-	if err != nil {
-		return err
-	}
-	if *limitRead > 0 {
-		st = limit.Reads(st, *limitRead*1e6)
-	}
-	pw, err := env.password(false)
-	if err != nil {
-		return err
-	}
-	r, err := repo.Open(ctx, st, pw)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", *location, err)
-	}
-	res, err := engine.Scrub(ctx, r, engine.ScrubOptions{Cycle: time.Duration(cycle)})
-	if err != nil {
-		return err
-	}
-	rec, rep := res.Record, res.Report
-	var damage error
-	if len(rep.Problems) > 0 {
-		damage = damageError{len(rep.Problems)}
-	}
-	if *asJSON {
-		j := scrubJSON{Record: rec, Packs: rep.Packs, Notes: rep.Notes, Repaired: rep.Repaired, Problems: rep.Problems}
-		for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
-			if *l == nil {
-				*l = []string{}
-			}
+	asJSON := jsonFlag(fs, "print one JSON object: record (the scrub record stored), packs, notes, repaired, problems, ok")
+	return func(ctx context.Context, args []string) error {
+		switch {
+		case len(args) != 0:
+			return usagef("unexpected arguments %q", args)
+		case *limitRead < 0 || math.IsNaN(*limitRead) || math.IsInf(*limitRead, 0):
+			return usagef("--limit-read must be a positive number of MB a second, or 0 for no limit")
+		case cycle <= 0:
+			return usagef("--cycle must be positive")
 		}
-		j.OK = len(j.Problems) == 0
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(j); err != nil {
+		st, err := env.openStore(ctx, *location)
+		if err != nil {
 			return err
+		}
+		if *limitRead > 0 {
+			st = limit.Reads(st, *limitRead*1e6)
+		}
+		pw, err := env.password(false)
+		if err != nil {
+			return err
+		}
+		r, err := repo.Open(ctx, st, pw)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", *location, err)
+		}
+		res, err := engine.Scrub(ctx, r, engine.ScrubOptions{Cycle: time.Duration(cycle)})
+		if err != nil {
+			return err
+		}
+		rec, rep := res.Record, res.Report
+		var damage error
+		if len(rep.Problems) > 0 {
+			damage = damageError{len(rep.Problems)}
+		}
+		if *asJSON {
+			j := scrubJSON{Record: rec, Packs: rep.Packs, Notes: rep.Notes, Repaired: rep.Repaired, Problems: rep.Problems}
+			for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
+				if *l == nil {
+					*l = []string{}
+				}
+			}
+			j.OK = len(j.Problems) == 0
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(j); err != nil {
+				return err
+			}
+			return damage
+		}
+		next := "the cycle is complete: the next pass starts a new one"
+		if rec.Next != "" {
+			next = "the next pass starts at pack " + rec.Next[:8]
+		}
+		fmt.Fprintf(env.stdout, "scrubbed %d of %d packs (%s); %d bad shards, %d rebuilt from parity; %s (cycle of %s started %s)\n",
+			rec.PacksRead, rep.Packs, formatBytes(rec.BytesRead), rec.BadShards, rec.Repaired, next,
+			days(cycle), rec.CycleStart.Format(time.RFC3339))
+		for _, n := range rep.Notes {
+			fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
+		}
+		for _, s := range rep.Repaired {
+			fmt.Fprintf(env.stdout, "repaired: %s\n", s)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
 		}
 		return damage
 	}
-	next := "the cycle is complete: the next pass starts a new one"
-	if rec.Next != "" {
-		next = "the next pass starts at pack " + rec.Next[:8]
-	}
-	fmt.Fprintf(env.stdout, "scrubbed %d of %d packs (%s); %d bad shards, %d rebuilt from parity; %s (cycle of %s started %s)\n",
-		rec.PacksRead, rep.Packs, formatBytes(rec.BytesRead), rec.BadShards, rec.Repaired, next,
-		days(cycle), rec.CycleStart.Format(time.RFC3339))
-	for _, n := range rep.Notes {
-		fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
-	}
-	for _, s := range rep.Repaired {
-		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
-	}
-	for _, p := range rep.Problems {
-		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
-	}
-	return damage
 }
 
 // scrubJSON is scrub --json's one object (README, "Scrubs"): the record
@@ -119,6 +120,9 @@ func (d days) String() string {
 	}
 	return time.Duration(d).String()
 }
+
+// Type names the flag's value in help (pflag.Value).
+func (d *days) Type() string { return "duration" }
 
 // Set parses "30d", "1.5d" or a Go duration ("36h").
 func (d *days) Set(s string) error {

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/strata-backup/strata/client"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/ops"
@@ -18,52 +20,51 @@ import (
 // policy file (ops.Compute) and exits 0, 1 or 2 by the worst state, so
 // cron and monitoring systems can act on it (README, "Recovery
 // objectives").
-func cmdStatus(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "status", "--repo URL [--policy FILE] [--json]")
+func cmdStatus(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--policy FILE] [--json]")
 	location := repoFlag(fs, env)
 	policyFile := fs.String("policy", "", "recovery objectives (YAML): per stream glob, snapshot_age, rpo, drill_age and rto limits; none grades only hard facts")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	var policy *ops.Policy
-	if *policyFile != "" {
-		p, err := ops.LoadPolicy(*policyFile)
-		if err != nil {
-			return usageError{err.Error()}
+	asJSON := jsonFlag(fs, "print the report as JSON")
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
 		}
-		policy = p
-	}
-	r, err := openRepo(ctx, env, *location)
-	if err != nil {
-		return err
-	}
-	in := ops.Input{Policy: policy, Now: time.Now()}
-	if c := remoteOf(r); c != nil {
-		err = remoteStatusInput(ctx, c, &in)
-	} else {
-		err = localStatusInput(ctx, r, &in)
-	}
-	if err != nil {
-		return err
-	}
-	rep := ops.Compute(in)
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		var policy *ops.Policy
+		if *policyFile != "" {
+			p, err := ops.LoadPolicy(*policyFile)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			policy = p
+		}
+		r, err := openRepo(ctx, env, *location)
+		if err != nil {
 			return err
 		}
-	} else {
-		printStatus(env, rep)
+		in := ops.Input{Policy: policy, Now: time.Now()}
+		if c := remoteOf(r); c != nil {
+			err = remoteStatusInput(ctx, c, &in)
+		} else {
+			err = localStatusInput(ctx, r, &in)
+		}
+		if err != nil {
+			return err
+		}
+		rep := ops.Compute(in)
+		if *asJSON {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			printStatus(env, rep)
+		}
+		if rep.State != ops.OK {
+			return statusError{rep}
+		}
+		return nil
 	}
-	if rep.State != ops.OK {
-		return statusError{rep}
-	}
-	return nil
 }
 
 func printStatus(env *environment, rep *ops.Report) {

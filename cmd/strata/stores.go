@@ -147,3 +147,6 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// Type names the value in pflag's usage text.
+func (m *multiFlag) Type() string { return "URL" }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// progressEvery is how often a bar redraws: often enough to look alive,
+// rarely enough to cost nothing.
+const progressEvery = 150 * time.Millisecond
+
+// startProgress draws a bar on stderr while a long command runs, only when
+// stderr is a terminal and --quiet is not given: never into a pipe or a
+// log file. With total > 0 (an export file's size, a snapshot's) it shows
+// the percentage, the rate and the time left; otherwise the bytes and the
+// rate. done reads the bytes so far; detail, when not nil, adds counters
+// (chunks, new) to the description. The returned stop erases the bar, and
+// MUST be called before the command's summary line.
+func startProgress(env *environment, what string, total int64, done func() int64, detail func() string) (stop func()) {
+	if !env.stderrTTY || env.quiet {
+		return func() {}
+	}
+	if total <= 0 {
+		total = -1 // the library's unknown total: bytes and rate, no percentage
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(env.stderr),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(progressEvery),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionUseANSICodes(true),
+	)
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	update := func() {
+		if detail != nil {
+			bar.Describe(what + " " + detail())
+		}
+		bar.Set64(done())
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				update()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
+		bar.Clear()
+	}
+}
+
+// summaryf prints a long command's one-line summary to stderr, unless
+// --quiet.
+func (env *environment) summaryf(format string, args ...any) {
+	if env.quiet {
+		return
+	}
+	fmt.Fprintf(env.stderr, format+"\n", args...)
+}
+
+// verbosef prints a detail line to stderr with --verbose only.
+func (env *environment) verbosef(format string, args ...any) {
+	if env.verbose {
+		fmt.Fprintf(env.stderr, format+"\n", args...)
+	}
+}
