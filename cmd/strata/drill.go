@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -330,8 +331,9 @@ func printDrill(w io.Writer, rec *ops.DrillRecord) {
 		case !c.OK:
 			mark = "FAILED"
 		}
-		if c.Note != "" {
-			fmt.Fprintf(w, "  %s: %s: %s\n", c.Name, mark, printable(c.Note))
+		// An unproven check's note says "unproven: why"; the mark says it once.
+		if note := strings.TrimPrefix(c.Note, mark+": "); note != "" {
+			fmt.Fprintf(w, "  %s: %s: %s\n", c.Name, mark, printable(note))
 		} else {
 			fmt.Fprintf(w, "  %s: %s\n", c.Name, mark)
 		}
