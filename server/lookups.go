@@ -1,10 +1,15 @@
 package server
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/strata-backup/strata/engine"
@@ -138,10 +143,46 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 		return errorf(http.StatusInternalServerError, wire.CodeInternal, "%v", err)
 	}
 	// The segments as a plan log: no name is formatted, ~40 bytes each.
-	out := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From,
-		Log: wire.AppendPlanLog(make([]byte, 0, wire.PlanLogSize(len(p.Segments))), p.From, p.Segments)}
-	writeJSON(w, http.StatusOK, out)
+	buf := planLogs.Get().(*[]byte)
+	defer planLogs.Put(buf)
+	*buf = wire.AppendPlanLog((*buf)[:0], p.From, p.Segments)
+	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From}
+	writePlan(w, head, *buf)
+	if cap(*buf) > maxPooledPlanLog {
+		*buf = nil // a rare huge plan is not kept alive by the pool
+	}
 	return nil
+}
+
+// planLogs recycles plan log buffers: a daily-snapshot plan's is ~180 KB,
+// garbage on every request otherwise.
+var planLogs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledPlanLog = 4 << 20
+
+// writePlan answers head with log as its "log" field, base64-encoded
+// straight into w: a plan log is the bulk of the answer, and encoding/json
+// would build it whole in its own buffer first. The bytes are exactly what
+// encoding/json writes for the same wire.Plan.
+func writePlan(w http.ResponseWriter, head wire.Plan, log []byte) {
+	head.Log = nil
+	b, err := json.Marshal(head)
+	pre, ok := bytes.CutSuffix(b, []byte(`null}`))
+	if err != nil || !ok {
+		// Unreachable: Log is the last field and nil marshals as null.
+		head.Log = log
+		writeJSON(w, http.StatusOK, head)
+		return
+	}
+	w.Header().Set("Content-Type", wire.MediaJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(pre)+1+base64.StdEncoding.EncodedLen(len(log))+3))
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(pre, '"'))
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	enc.Write(log)
+	enc.Close()
+	w.Write([]byte("\"}\n"))
 }
 
 func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *apiError {

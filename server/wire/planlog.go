@@ -67,12 +67,6 @@ func AppendPlanLog(b []byte, from uint64, segs []repo.SegmentKey) []byte {
 	return b
 }
 
-// PlanLogSize is an upper bound on the bytes AppendPlanLog adds for n
-// segments, for sizing its buffer.
-func PlanLogSize(n int) int {
-	return 1 + binary.MaxVarintLen64 + n*(4*binary.MaxVarintLen64+1+len(repo.ID{}))
-}
-
 // DecodePlanLog reverses AppendPlanLog for a plan of stream starting at
 // from. It is a network parser: every key it returns is one
 // repo.ParseSegmentName would accept (positions from 1, last ≥ first,
