@@ -143,46 +143,53 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 		return errorf(http.StatusInternalServerError, wire.CodeInternal, "%v", err)
 	}
 	// The segments as a plan log: no name is formatted, ~40 bytes each.
-	buf := planLogs.Get().(*[]byte)
-	defer planLogs.Put(buf)
-	*buf = wire.AppendPlanLog((*buf)[:0], p.From, p.Segments)
+	bufs := planBufs.Get().(*planBuf)
+	defer bufs.put()
+	bufs.log = wire.AppendPlanLog(bufs.log[:0], p.From, p.Segments)
 	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From}
-	writePlan(w, head, *buf)
-	if cap(*buf) > maxPooledPlanLog {
-		*buf = nil // a rare huge plan is not kept alive by the pool
-	}
+	bufs.out = appendPlan(bufs.out[:0], head, bufs.log)
+	w.Header().Set("Content-Type", wire.MediaJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(bufs.out)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(bufs.out)
 	return nil
 }
 
-// planLogs recycles plan log buffers: a daily-snapshot plan's is ~180 KB,
-// garbage on every request otherwise.
-var planLogs = sync.Pool{New: func() any { return new([]byte) }}
+// planBuf holds a plan answer's buffers: a daily-snapshot plan's log is
+// ~180 KB and its answer ~240 KB, garbage on every request otherwise.
+type planBuf struct{ log, out []byte }
 
-const maxPooledPlanLog = 4 << 20
+var planBufs = sync.Pool{New: func() any { return new(planBuf) }}
 
-// writePlan answers head with log as its "log" field, base64-encoded
-// straight into w: a plan log is the bulk of the answer, and encoding/json
-// would build it whole in its own buffer first. The bytes are exactly what
-// encoding/json writes for the same wire.Plan.
-func writePlan(w http.ResponseWriter, head wire.Plan, log []byte) {
+// maxPooledPlan bounds the buffers the pool keeps: a rare huge plan is
+// not kept alive by it.
+const maxPooledPlan = 4 << 20
+
+func (b *planBuf) put() {
+	if cap(b.log) > maxPooledPlan || cap(b.out) > maxPooledPlan {
+		return
+	}
+	planBufs.Put(b)
+}
+
+// appendPlan appends the JSON of head with log as its "log" field, the
+// bytes encoding/json writes for the same wire.Plan (newline included),
+// base64-encoding log in place: encoding/json would build the answer in a
+// buffer of its own, and the plan log is nearly all of it.
+func appendPlan(b []byte, head wire.Plan, log []byte) []byte {
 	head.Log = nil
-	b, err := json.Marshal(head)
-	pre, ok := bytes.CutSuffix(b, []byte(`null}`))
+	j, err := json.Marshal(head)
+	pre, ok := bytes.CutSuffix(j, []byte(`null}`))
 	if err != nil || !ok {
 		// Unreachable: Log is the last field and nil marshals as null.
 		head.Log = log
-		writeJSON(w, http.StatusOK, head)
-		return
+		j, _ = json.Marshal(head)
+		return append(append(b, j...), '\n')
 	}
-	w.Header().Set("Content-Type", wire.MediaJSON)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Length", strconv.Itoa(len(pre)+1+base64.StdEncoding.EncodedLen(len(log))+3))
-	w.WriteHeader(http.StatusOK)
-	w.Write(append(pre, '"'))
-	enc := base64.NewEncoder(base64.StdEncoding, w)
-	enc.Write(log)
-	enc.Close()
-	w.Write([]byte("\"}\n"))
+	b = append(append(b, pre...), '"')
+	b = base64.StdEncoding.AppendEncode(b, log)
+	return append(b, "\"}\n"...)
 }
 
 func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
