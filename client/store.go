@@ -265,20 +265,26 @@ func (c *Client) PlanFor(ctx context.Context, r *repo.Repository, stream string,
 	// plan reaches t (engine.LoadPlanSegments), so a server that drops
 	// segments or swaps in an older base with a shorter log is refused.
 	p := &index.Plan{Stream: stream, Target: t, Base: base, From: wp.From, Untrusted: true}
-	if base.Position != nil && wp.From != *base.Position+1 || base.Position == nil && len(wp.Segments) > 0 {
+	if wp.Stream != stream {
+		return nil, fmt.Errorf("the server answered a plan of stream %q, not %s", wp.Stream, stream)
+	}
+	// The plan log carries no stream: every key is stream's by construction.
+	segs, err := wire.DecodePlanLog(stream, wp.From, wp.Log)
+	if err != nil {
+		return nil, fmt.Errorf("the server's plan: %w", err)
+	}
+	if base.Position != nil && wp.From != *base.Position+1 || base.Position == nil && len(segs) > 0 {
 		return nil, fmt.Errorf("the server's plan starts at position %d, which does not follow its base", wp.From)
 	}
 	next := wp.From
-	for _, name := range wp.Segments {
-		k, err := repo.ParseSegmentName(name)
-		if err != nil {
-			return nil, fmt.Errorf("the server's plan: %w", err)
-		}
-		if k.Stream != stream || k.First > next || k.Last < next {
-			return nil, fmt.Errorf("the server's plan lists segment %s out of order", name)
+	for _, k := range segs {
+		if k.First > next || k.Last < next {
+			return nil, fmt.Errorf("the server's plan lists segment %s out of order", k.Name())
 		}
 		next = k.Last + 1
-		p.Segments = append(p.Segments, k)
+	}
+	if len(segs) > 0 {
+		p.Segments = segs
 	}
 	return p, nil
 }

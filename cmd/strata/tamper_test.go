@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/internal/testenv"
+	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/server/wire"
 )
 
@@ -139,8 +140,23 @@ func TestTamperingServer(t *testing.T) {
 	var honest wire.Plan
 	proxy.set(func() { proxy.plan = func(p *wire.Plan) { honest = *p } })
 	ci.ok(nil, "restore", "--stream", "shop/users", "--at", at, "--dry-run")
-	if len(honest.Segments) < 3 {
-		t.Fatalf("the plan has %d segments; the test needs several", len(honest.Segments))
+	honestSegs, err := wire.DecodePlanLog(honest.Stream, honest.From, honest.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(honestSegs) < 3 {
+		t.Fatalf("the plan has %d segments; the test needs several", len(honestSegs))
+	}
+	// segments rewrites the plan's segment keys and encodes them again.
+	segments := func(edit func([]repo.SegmentKey) []repo.SegmentKey) func(*wire.Plan) {
+		return func(p *wire.Plan) {
+			segs, err := wire.DecodePlanLog(p.Stream, p.From, p.Log)
+			if err != nil {
+				t.Errorf("the honest server's plan log: %v", err)
+				return
+			}
+			p.Log = wire.AppendPlanLog(nil, p.From, edit(segs))
+		}
 	}
 
 	// refuse runs a restore through the tampering proxy and wants it refused.
@@ -156,14 +172,33 @@ func TestTamperingServer(t *testing.T) {
 		}
 		t.Logf("%s: refused: %s", what, strings.TrimSpace(stderr))
 	}
-	proxy.set(func() { proxy.plan = func(p *wire.Plan) { p.Segments = p.Segments[:len(p.Segments)-1] } })
+	proxy.set(func() {
+		proxy.plan = segments(func(s []repo.SegmentKey) []repo.SegmentKey { return s[:len(s)-1] })
+	})
 	refuse("last segment dropped", "--at", at)
-	proxy.set(func() { proxy.plan = func(p *wire.Plan) { p.Segments = nil } })
+	proxy.set(func() { proxy.plan = segments(func([]repo.SegmentKey) []repo.SegmentKey { return nil }) })
 	refuse("all segments dropped", "--at", at)
 	proxy.set(func() {
-		proxy.plan = func(p *wire.Plan) { p.Segments = slices.Delete(slices.Clone(p.Segments), 1, 2) }
+		proxy.plan = segments(func(s []repo.SegmentKey) []repo.SegmentKey { return slices.Delete(s, 1, 2) })
 	})
 	refuse("a segment in the middle dropped", "--at", at)
+	// The plan log's fields, each altered: a name the store does not hold,
+	// or a manifest that does not say what its key says.
+	for _, c := range []struct {
+		what string
+		edit func(*repo.SegmentKey)
+	}{
+		{"a segment's ID altered", func(k *repo.SegmentKey) { k.ID[0] ^= 1 }},
+		{"a segment's last time moved past the target", func(k *repo.SegmentKey) { k.LastTime += int64(time.Hour) }},
+		{"a segment marked time-uncertain", func(k *repo.SegmentKey) { k.Uncertain = true }},
+	} {
+		proxy.set(func() {
+			proxy.plan = segments(func(s []repo.SegmentKey) []repo.SegmentKey { c.edit(&s[len(s)-1]); return s })
+		})
+		refuse(c.what, "--at", at)
+	}
+	proxy.set(func() { proxy.plan = func(p *wire.Plan) { p.Log = p.Log[:len(p.Log)-1] } })
+	refuse("a truncated plan log", "--at", at)
 	// An older base with a log that ends before the target: the honest plan
 	// for an earlier instant, served for the later one.
 	var earlier wire.Plan

@@ -79,13 +79,14 @@ type Snapshot struct {
 }
 
 // Plan is a restore plan (FORMAT.md §16): the base snapshot, the first
-// position to apply, and the segment manifests to read, in order.
+// position to apply, and the segment manifests to read, in order, as a plan
+// log (AppendPlanLog, DecodePlanLog; base64 in JSON).
 type Plan struct {
-	Stream   string   `json:"stream"`
-	Target   string   `json:"target"`
-	Base     Snapshot `json:"base"`
-	From     uint64   `json:"from"`
-	Segments []string `json:"segments"`
+	Stream string   `json:"stream"`
+	Target string   `json:"target"`
+	Base   Snapshot `json:"base"`
+	From   uint64   `json:"from"`
+	Log    []byte   `json:"log"`
 }
 
 // Coverage is what `strata coverage --json` prints, local or remote.
