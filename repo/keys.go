@@ -16,7 +16,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, p KDFParams, h
 	if p == (KDFParams{}) {
 		p = DefaultKDF
 	}
-	kf, err := newKeyFile(r.master, password, p, host, user)
+	kf, err := newKeyFile(r.ring, password, p, host, user)
 	if err != nil {
 		return "", err
 	}
