@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/strata-backup/strata/index"
@@ -137,7 +138,17 @@ func TestRotateKeysKilled(t *testing.T) {
 					break
 				}
 			}
-			// Any step: every password opens and restores; a writer works.
+			// Any step: check runs and says how to finish, every password
+			// opens and restores, and a writer works.
+			if crep, err := Check(t.Context(), openWith(t, fs, testPassword), CheckOptions{}); err != nil {
+				t.Fatalf("%s: check after the kill: %v", name, err)
+			} else {
+				for _, p := range crep.Problems {
+					if strings.Contains(p, "config") && !strings.Contains(p, "key rotate") {
+						t.Fatalf("%s: check after the kill: %q does not say how to finish", name, p)
+					}
+				}
+			}
 			restoresAll(t, fs, map[*index.SnapshotRef][]byte{&snap0: day0})
 			w := openWith(t, fs, testPassword)
 			day1 := ndjson(800, 34, map[int]int{1: 1})
