@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -53,6 +54,12 @@ type keys struct {
 	gen      uint32      // the write generation
 	gens     []genKeys   // every generation of the keyring, newest first: readers try them in this order
 
+	// lastData and lastMeta index gens: the generation that opened the
+	// last frame or metadata object is tried first, since a restore reads
+	// runs of objects of one generation and a failed try costs as much
+	// as a decryption.
+	lastData, lastMeta atomic.Int32
+
 	idHashers, listHashers sync.Pool // of *blake3.Hasher keyed with idKey and listKey
 }
 
@@ -87,21 +94,30 @@ func deriveRing(ring Keyring, cipherName string, gen uint32) (*keys, error) {
 	return &k, nil
 }
 
-// openData opens a frame, trying each generation newest first (FORMAT.md
-// §4.1: a wrong key fails authentication, it never yields plaintext).
+// openData opens a frame, trying each generation (FORMAT.md §4.1: a wrong
+// key fails authentication, it never yields plaintext).
 func (k *keys) openData(sealed []byte, ad string) ([]byte, error) {
-	for _, g := range k.gens {
-		if p, err := open(nil, g.data, sealed, ad); err == nil {
-			return p, nil
-		}
-	}
-	return nil, errAuth
+	return k.openAny(sealed, ad, &k.lastData, func(g *genKeys) cipher.AEAD { return g.data })
 }
 
 // openMeta opens a sealed metadata object like openData.
 func (k *keys) openMeta(sealed []byte, ad string) ([]byte, error) {
-	for _, g := range k.gens {
-		if p, err := open(nil, g.metadata, sealed, ad); err == nil {
+	return k.openAny(sealed, ad, &k.lastMeta, func(g *genKeys) cipher.AEAD { return g.metadata })
+}
+
+// openAny tries the generation at *last first, then the others newest
+// first, and remembers the one that opened sealed.
+func (k *keys) openAny(sealed []byte, ad string, last *atomic.Int32, aead func(*genKeys) cipher.AEAD) ([]byte, error) {
+	first := int(last.Load())
+	if p, err := open(nil, aead(&k.gens[first]), sealed, ad); err == nil {
+		return p, nil
+	}
+	for i := range k.gens {
+		if i == first {
+			continue
+		}
+		if p, err := open(nil, aead(&k.gens[i]), sealed, ad); err == nil {
+			last.Store(int32(i))
 			return p, nil
 		}
 	}
