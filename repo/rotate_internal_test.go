@@ -233,3 +233,26 @@ func keyFileVersions(t *testing.T, s Store) []int {
 	}
 	return vs
 }
+
+// TestRotateKeysBounded: a keyring holds at most MaxKeyGenerations; the
+// rotation past it is refused and the repository still opens.
+func TestRotateKeysBounded(t *testing.T) {
+	ctx := t.Context()
+	s := newMapStore()
+	r, err := Init(ctx, s, []byte("a"), InitOptions{KDF: rotateKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < MaxKeyGenerations; i++ {
+		if rep, err := r.RotateKeys(ctx, [][]byte{[]byte("a")}); err != nil || rep.To != uint32(i) {
+			t.Fatalf("rotation %d: %+v %v", i, rep, err)
+		}
+	}
+	if _, err := r.RotateKeys(ctx, [][]byte{[]byte("a")}); err == nil {
+		t.Fatalf("rotation to generation %d accepted", MaxKeyGenerations)
+	}
+	r2, err := Open(ctx, s, []byte("a"))
+	if err != nil || len(r2.ring) != MaxKeyGenerations || r2.keys.gen != MaxKeyGenerations-1 {
+		t.Fatalf("reopen: %v", err)
+	}
+}
