@@ -130,5 +130,5 @@ var ErrStaleKey = errors.New("key file is behind a key rotation")
 // the config names: the key file was left behind by an unfinished rotation
 // or added by a client that had opened the repository before it.
 func keyGenerationError(name string, gen uint32, ring Keyring) error {
-	return fmt.Errorf("%w: the repository writes under key generation %d, but key file %s holds generations up to %d: finish the rotation with `strata key rotate` and this key file's password", ErrStaleKey, gen, name, ring.Newest())
+	return fmt.Errorf("%w: the repository writes under key generation %d, but key file %s holds generations up to %d: run `strata key rotate` with a password that opens the repository and this one in --other-password-file", ErrStaleKey, gen, name, ring.Newest())
 }

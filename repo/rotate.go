@@ -14,10 +14,11 @@ var ErrRotateNeedsPassword = errors.New("key rotation needs the password of ever
 
 // RotateReport says what RotateKeys did.
 type RotateReport struct {
-	From, To  uint32   // the write generation before and after
-	Resumed   bool     // an unfinished rotation (to To) was completed, no generation was made
-	Rewrapped []string // key files written with the new keyring
-	Removed   []string // key files they replace
+	From      uint32   `json:"from"`      // the write generation before
+	To        uint32   `json:"to"`        // and after
+	Resumed   bool     `json:"resumed"`   // an unfinished rotation (to To) was completed, no generation was made
+	Rewrapped []string `json:"rewrapped"` // key files written with the new keyring
+	Removed   []string `json:"removed"`   // key files they replace
 }
 
 // keySlot is one key file found by RotateKeys, opened by passwords[pw].

@@ -53,7 +53,7 @@ func TestKeyRotate(t *testing.T) {
 	if err := os.WriteFile(first, []byte("pw-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := c.ok(nil, "key", "rotate", "--other-password-file", first, "--json"); !strings.Contains(out, `"To":2`) {
+	if out := c.ok(nil, "key", "rotate", "--other-password-file", first, "--json"); !strings.Contains(out, `"to":2`) {
 		t.Fatalf("second rotation: %s", out)
 	}
 
