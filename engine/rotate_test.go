@@ -10,6 +10,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/faulty"
+	"github.com/strata-backup/strata/repo/local"
 	"github.com/strata-backup/strata/repo/mem"
 )
 
@@ -19,7 +20,13 @@ var otherPassword = []byte("a second operator's password")
 // store, holding one snapshot written before any rotation.
 func rotateFixture(t *testing.T) (*faulty.Store, *repo.Repository, index.SnapshotRef, []byte) {
 	t.Helper()
-	fs := faulty.New(mem.New())
+	return rotateFixtureOn(t, mem.New())
+}
+
+// rotateFixtureOn is rotateFixture on the store inner.
+func rotateFixtureOn(t *testing.T, inner repo.Store) (*faulty.Store, *repo.Repository, index.SnapshotRef, []byte) {
+	t.Helper()
+	fs := faulty.New(inner)
 	r := newRepo(t, fs, repo.InitOptions{DataShards: 4, ParityShards: 2})
 	if _, err := r.AddKey(t.Context(), otherPassword, fastKDF, "h", "u"); err != nil {
 		t.Fatal(err)
@@ -105,14 +112,33 @@ func TestRotateKeysUnknownPassword(t *testing.T) {
 // password opens the repository and restores byte-exact, a writer can back
 // up, and a rerun completes the rotation to a repository that checks clean.
 func TestRotateKeysKilled(t *testing.T) {
+	t.Run("mem", func(t *testing.T) { testRotateKeysKilled(t, true, func() repo.Store { return mem.New() }) })
+	// The local directory store: files written to a temporary name and
+	// renamed, as a real repository on disk is.
+	t.Run("local", func(t *testing.T) {
+		testRotateKeysKilled(t, false, func() repo.Store {
+			s, err := local.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+func testRotateKeysKilled(t *testing.T, all bool, newStore func() repo.Store) {
 	type fault struct {
 		method string
 		cut    bool
 	}
-	for _, f := range []fault{{"Put", false}, {"Put", true}, {"Delete", false}, {"Get", false}, {"Get", true}, {"Stat", false}, {"List", false}} {
+	faults := []fault{{"Put", false}, {"Put", true}, {"Delete", false}, {"Get", false}, {"Get", true}, {"Stat", false}, {"List", false}}
+	if !all {
+		faults = faults[:3] // the writes: what a kill interrupts
+	}
+	for _, f := range faults {
 		for n := 1; ; n++ {
 			name := fmt.Sprintf("%s %d cut=%v", f.method, n, f.cut)
-			fs, r, snap0, day0 := rotateFixture(t)
+			fs, r, snap0, day0 := rotateFixtureOn(t, newStore())
 			fs.Reset()
 			if f.cut {
 				fs.CutOnce(f.method, n)
