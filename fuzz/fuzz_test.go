@@ -29,8 +29,35 @@ func FuzzKeyFile(f *testing.F) {
 			return
 		}
 		p := kf.Params
-		if p.Time < 1 || p.Time > 64 || p.Threads < 1 || p.MemoryKiB > 4<<20 || len(kf.Wrapped) != 72 {
+		n := len(kf.Wrapped) - 40 // nonce and tag
+		wrapped := kf.Version == 1 && n == 32 || kf.Version == 2 && n%36 == 0 && n >= 72 && n <= 36*repo.MaxKeyGenerations
+		if p.Time < 1 || p.Time > 64 || p.Threads < 1 || p.MemoryKiB > 4<<20 || !wrapped {
 			t.Fatalf("accepted out-of-range key file: %+v", kf)
+		}
+	})
+}
+
+// FuzzKeyring: a keyring that decodes ascends from generation 0, is
+// bounded, and encodes back to the same bytes (FORMAT.md §4.1).
+func FuzzKeyring(f *testing.F) {
+	f.Add(append(make([]byte, 36), append([]byte{1, 0, 0, 0}, make([]byte, 32)...)...))
+	f.Add(make([]byte, 36))
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := repo.DecodeKeyring("fuzz", b)
+		if err != nil {
+			return
+		}
+		if len(k) < 1 || len(k) > repo.MaxKeyGenerations || k[0].Gen != 0 {
+			t.Fatalf("accepted keyring of %d generations starting at %d", len(k), k[0].Gen)
+		}
+		for i := 1; i < len(k); i++ {
+			if k[i].Gen <= k[i-1].Gen {
+				t.Fatalf("accepted generations out of order: %d after %d", k[i].Gen, k[i-1].Gen)
+			}
+		}
+		if !bytes.Equal(k.Encode(), b) {
+			t.Fatal("keyring does not encode back to its bytes")
 		}
 	})
 }

@@ -49,6 +49,11 @@ type Config struct {
 
 	TreeFanoutBits int `json:"tree_fanout_bits"` // list blobs cut after an ID whose last byte < 256>>bits
 	TreeMaxEntries int `json:"tree_max_entries"` // list blobs hold at most this many IDs
+
+	// KeyGeneration is the keyring generation new frames and sealed
+	// metadata are written under (FORMAT.md §4.1); 0, the master key,
+	// until the first `key rotate` commits.
+	KeyGeneration uint32 `json:"key_generation,omitempty"`
 }
 
 // configEnvelope is the stored config object: only the version and the
@@ -163,7 +168,7 @@ func (c *Config) encode(k *keys) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := configEnvelope{Version: c.Version, ID: c.ID, Sealed: seal(nil, k.metadata, inner, adConfig+c.ID.String())}
+	env := configEnvelope{Version: c.Version, ID: c.ID, Sealed: seal(nil, k.config, inner, adConfig+c.ID.String())}
 	if c.Version >= 2 {
 		env.Sum = configSum(env.Version, env.ID, env.Sealed)
 	}
@@ -194,15 +199,17 @@ func peekConfig(b []byte) (*configEnvelope, error) {
 	return &env, nil
 }
 
-// openConfig decrypts the sealed config with keys derived from master.
-func openConfig(env *configEnvelope, master []byte) (*Config, *keys, error) {
-	// The metadata key does not depend on the frame cipher, so derive with
+// openConfig decrypts the sealed config with the keyring's root and derives
+// the working keys of the generation the config writes under. keyName
+// names the key file in the error when its keyring lacks that generation.
+func openConfig(env *configEnvelope, ring Keyring, keyName string) (*Config, *keys, error) {
+	// The config key does not depend on the frame cipher, so derive with
 	// the default first, then again with the config's cipher.
-	k, err := deriveKeys(master, CipherXChaCha20Poly1305)
+	k, err := deriveKeys(ring.Root(), CipherXChaCha20Poly1305)
 	if err != nil {
 		return nil, nil, err
 	}
-	inner, err := open(nil, k.metadata, env.Sealed, adConfig+env.ID.String())
+	inner, err := open(nil, k.config, env.Sealed, adConfig+env.ID.String())
 	if err != nil {
 		return nil, nil, corrupt("config", -1, "sealed part fails authentication")
 	}
@@ -213,7 +220,10 @@ func openConfig(env *configEnvelope, master []byte) (*Config, *keys, error) {
 	if c.ID != env.ID || c.Version != env.Version {
 		return nil, nil, corrupt("config", -1, "clear and sealed parts disagree")
 	}
-	if k, err = deriveKeys(master, c.Cipher); err != nil {
+	if !ring.has(c.KeyGeneration) {
+		return nil, nil, keyGenerationError(keyName, c.KeyGeneration, ring)
+	}
+	if k, err = deriveRing(ring, c.Cipher, c.KeyGeneration); err != nil {
 		return nil, nil, err
 	}
 	return c, k, nil

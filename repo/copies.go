@@ -246,6 +246,10 @@ func (f CopyFinding) String() string {
 		return err.Error()
 	}
 	switch {
+	case f.Differ && f.Name == ConfigName:
+		// Both are written in turn by upgrade and key rotate: a kill
+		// between the two writes leaves them differing, and a rerun ends it.
+		return fmt.Sprintf("%s: its two copies differ and both verify: an interrupted 'strata upgrade' or 'strata key rotate' leaves this; run it again", f.Name)
 	case f.Differ:
 		return fmt.Sprintf("%s: its two copies differ and both verify", f.Name)
 	case f.Object != nil && f.Copy != nil:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -35,6 +36,7 @@ const (
 const (
 	adConfig     = "strata:config"
 	adKey        = "strata:key"
+	adKeyring    = "strata:keyring"
 	adIndex      = "strata:index"
 	adSnap       = "strata:snapshot"
 	adCheckpoint = "strata:checkpoint"
@@ -42,31 +44,84 @@ const (
 	adFrame      = "strata:frame"
 )
 
-// keys are the working keys derived from the master key.
+// keys are the working keys derived from the keyring (FORMAT.md §2, §4.1).
 type keys struct {
-	idKey    [32]byte    // data blob IDs
-	listKey  [32]byte    // list blob IDs: a separate key, so no data chunk can pose as a tree node
-	data     cipher.AEAD // frames, with the config's cipher
-	metadata cipher.AEAD // config secrets, index files, snapshots, pack trailers: always XChaCha20-Poly1305
+	idKey    [32]byte    // data blob IDs (root)
+	listKey  [32]byte    // list blob IDs: a separate key, so no data chunk can pose as a tree node (root)
+	config   cipher.AEAD // the config's secrets: the root's metadata key, whatever the generation
+	data     cipher.AEAD // frames, with the config's cipher: the write generation's
+	metadata cipher.AEAD // index files, snapshots, segments, pack trailers: always XChaCha20-Poly1305, the write generation's
+	gen      uint32      // the write generation
+	gens     []genKeys   // every generation of the keyring, newest first: readers try them in this order
+
+	// lastData and lastMeta index gens: the generation that opened the
+	// last frame or metadata object is tried first, since a restore reads
+	// runs of objects of one generation and a failed try costs as much
+	// as a decryption.
+	lastData, lastMeta atomic.Int32
 
 	idHashers, listHashers sync.Pool // of *blake3.Hasher keyed with idKey and listKey
 }
 
+// deriveKeys derives the working keys of a repository never rotated.
 func deriveKeys(master []byte, cipherName string) (*keys, error) {
+	return deriveRing(rootKeyring(master), cipherName, 0)
+}
+
+// deriveRing derives the working keys of a keyring; new objects are sealed
+// under generation gen, which MUST be in the ring.
+func deriveRing(ring Keyring, cipherName string, gen uint32) (*keys, error) {
 	var k keys
-	blake3.DeriveKey(ctxBlobID, master, k.idKey[:])
-	blake3.DeriveKey(ctxListID, master, k.listKey[:])
-	var dataKey, metaKey [32]byte
-	blake3.DeriveKey(ctxData, master, dataKey[:])
-	blake3.DeriveKey(ctxMetadata, master, metaKey[:])
-	var err error
-	if k.data, err = newAEAD(cipherName, dataKey[:]); err != nil {
-		return nil, err
+	root := ring.Root()
+	blake3.DeriveKey(ctxBlobID, root, k.idKey[:])
+	blake3.DeriveKey(ctxListID, root, k.listKey[:])
+	for i := len(ring) - 1; i >= 0; i-- {
+		gk, err := deriveGen(ring[i], cipherName)
+		if err != nil {
+			return nil, err
+		}
+		k.gens = append(k.gens, gk)
+		if gk.gen == gen {
+			k.data, k.metadata, k.gen = gk.data, gk.metadata, gen
+		}
+		if gk.gen == 0 {
+			k.config = gk.metadata
+		}
 	}
-	if k.metadata, err = chacha20poly1305.NewX(metaKey[:]); err != nil {
-		return nil, err
+	if k.data == nil {
+		return nil, fmt.Errorf("keyring has no generation %d", gen)
 	}
 	return &k, nil
+}
+
+// openData opens a frame, trying each generation (FORMAT.md §4.1: a wrong
+// key fails authentication, it never yields plaintext).
+func (k *keys) openData(sealed []byte, ad string) ([]byte, error) {
+	return k.openAny(sealed, ad, &k.lastData, func(g *genKeys) cipher.AEAD { return g.data })
+}
+
+// openMeta opens a sealed metadata object like openData.
+func (k *keys) openMeta(sealed []byte, ad string) ([]byte, error) {
+	return k.openAny(sealed, ad, &k.lastMeta, func(g *genKeys) cipher.AEAD { return g.metadata })
+}
+
+// openAny tries the generation at *last first, then the others newest
+// first, and remembers the one that opened sealed.
+func (k *keys) openAny(sealed []byte, ad string, last *atomic.Int32, aead func(*genKeys) cipher.AEAD) ([]byte, error) {
+	first := int(last.Load())
+	if p, err := open(nil, aead(&k.gens[first]), sealed, ad); err == nil {
+		return p, nil
+	}
+	for i := range k.gens {
+		if i == first {
+			continue
+		}
+		if p, err := open(nil, aead(&k.gens[i]), sealed, ad); err == nil {
+			last.Store(int32(i))
+			return p, nil
+		}
+	}
+	return nil, errAuth
 }
 
 func newAEAD(name string, key []byte) (cipher.AEAD, error) {
@@ -147,6 +202,6 @@ const CtxS3Users = "strata v1 2026-12-05 s3 gateway user secrets"
 // Ctx* constants, so no two purposes share a key.
 func (r *Repository) DeriveKey(context string) [32]byte {
 	var k [32]byte
-	blake3.DeriveKey(context, r.master, k[:])
+	blake3.DeriveKey(context, r.ring.Root(), k[:])
 	return k
 }

@@ -26,6 +26,13 @@
 // around, lists and deletes both; Repository.CheckCopies heals one from the
 // other; Repository.Upgrade adds them to a version-1 repository.
 //
+// # Key generation
+// The master key is generation 0 of a keyring; Repository.RotateKeys adds a
+// generation and re-wraps every key file (version 2) around the keyring
+// (rotate.go, keyring.go, FORMAT.md §4.1). New frames and sealed metadata
+// use the config's key_generation; readers try the keyring newest first.
+// Blob IDs, chunker secrets and the config's sealing stay on generation 0.
+//
 // # Blob
 // A chunk of an export, or a list of blob IDs (a tree node), identified by
 // its keyed BLAKE3 ID, compressed and sealed with an AEAD whose associated

@@ -38,7 +38,7 @@ type KeyFile struct {
 	KDF     string    `json:"kdf"`
 	Params  KDFParams `json:"kdf_params"`
 	Salt    []byte    `json:"salt"`    // 32 random bytes
-	Wrapped []byte    `json:"wrapped"` // nonce(24) || XChaCha20-Poly1305(master key) || tag(16)
+	Wrapped []byte    `json:"wrapped"` // nonce(24) || XChaCha20-Poly1305(master key, or keyring in version 2) || tag(16)
 }
 
 func (p KDFParams) validate() error {
@@ -52,8 +52,10 @@ func (p KDFParams) derive(password, salt []byte) []byte {
 	return argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
 }
 
-// newKeyFile wraps master under password.
-func newKeyFile(master, password []byte, p KDFParams, host, user string) (*KeyFile, error) {
+// newKeyFile wraps a keyring under password: a keyring of the root alone
+// as a version-1 key file (readable by every build), a rotated one as
+// version 2 (FORMAT.md §4.1).
+func newKeyFile(ring Keyring, password []byte, p KDFParams, host, user string) (*KeyFile, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -61,12 +63,24 @@ func newKeyFile(master, password []byte, p KDFParams, host, user string) (*KeyFi
 	if _, err := rand.Read(kf.Salt); err != nil {
 		return nil, err
 	}
-	aead, err := chacha20poly1305.NewX(p.derive(password, kf.Salt))
+	return kf, kf.wrap(ring, password)
+}
+
+// wrap seals ring under the password's key-encryption key with the key
+// file's own salt and parameters, and sets the version to match.
+func (kf *KeyFile) wrap(ring Keyring, password []byte) error {
+	aead, err := chacha20poly1305.NewX(kf.Params.derive(password, kf.Salt))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	kf.Wrapped = seal(nil, aead, master, adKey)
-	return kf, nil
+	if len(ring) == 1 {
+		kf.Version = 1
+		kf.Wrapped = seal(nil, aead, ring.Root(), adKey)
+	} else {
+		kf.Version = 2
+		kf.Wrapped = seal(nil, aead, ring.Encode(), adKeyring)
+	}
+	return nil
 }
 
 // DecodeKeyFile parses and bounds-checks a key file without opening it;
@@ -82,8 +96,8 @@ func decodeKeyFile(name string, b []byte) (*KeyFile, error) {
 	if err := json.Unmarshal(b, &kf); err != nil {
 		return nil, corrupt(name, -1, "key file is not valid JSON: %v", err)
 	}
-	if kf.Version != 1 {
-		return nil, fmt.Errorf("%s: %w: key file version %d (this build reads 1)", name, ErrUnsupportedVersion, kf.Version)
+	if kf.Version != 1 && kf.Version != 2 {
+		return nil, fmt.Errorf("%s: %w: key file version %d (this build reads 1 and 2)", name, ErrUnsupportedVersion, kf.Version)
 	}
 	if kf.KDF != "argon2id" {
 		return nil, fmt.Errorf("%s: %w: key derivation %q", name, ErrUnsupportedVersion, kf.KDF)
@@ -91,17 +105,39 @@ func decodeKeyFile(name string, b []byte) (*KeyFile, error) {
 	if err := kf.Params.validate(); err != nil {
 		return nil, corrupt(name, -1, "%v", err)
 	}
-	if len(kf.Salt) < 16 || len(kf.Wrapped) != chacha20poly1305.NonceSizeX+MasterKeySize+chacha20poly1305.Overhead {
+	const overhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	n := len(kf.Wrapped) - overhead
+	ok := n == MasterKeySize
+	if kf.Version == 2 {
+		ok = n >= 2*keyringEntrySize && n <= MaxKeyGenerations*keyringEntrySize && n%keyringEntrySize == 0
+	}
+	if len(kf.Salt) < 16 || !ok {
 		return nil, corrupt(name, -1, "salt or wrapped key has the wrong length")
 	}
 	return &kf, nil
 }
 
-// unwrap returns the master key, or errAuth when the password is wrong.
-func (kf *KeyFile) unwrap(password []byte) ([]byte, error) {
+// unwrap returns the keyring the key file wraps (a version-1 file: the
+// master key alone), or errAuth when the password is wrong.
+func (kf *KeyFile) unwrap(name string, password []byte) (Keyring, error) {
 	aead, err := chacha20poly1305.NewX(kf.Params.derive(password, kf.Salt))
 	if err != nil {
 		return nil, err
 	}
-	return open(nil, aead, kf.Wrapped, adKey)
+	if kf.Version == 1 {
+		master, err := open(nil, aead, kf.Wrapped, adKey)
+		if err != nil {
+			return nil, err
+		}
+		return rootKeyring(master), nil
+	}
+	b, err := open(nil, aead, kf.Wrapped, adKeyring)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := DecodeKeyring(name, b)
+	if err == nil && len(ring) < 2 {
+		err = corrupt(name, -1, "a version-2 key file holds at least two generations")
+	}
+	return ring, err
 }

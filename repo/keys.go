@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// AddKey wraps the master key under a new password and stores the key file.
+// AddKey wraps the master key (a rotated repository: its whole keyring,
+// FORMAT.md §4.1) under a new password and stores the key file.
 func (r *Repository) AddKey(ctx context.Context, password []byte, p KDFParams, host, user string) (string, error) {
 	if len(password) == 0 {
 		return "", errors.New("add key: empty password")
@@ -16,7 +17,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, p KDFParams, h
 	if p == (KDFParams{}) {
 		p = DefaultKDF
 	}
-	kf, err := newKeyFile(r.master, password, p, host, user)
+	kf, err := newKeyFile(r.ring, password, p, host, user)
 	if err != nil {
 		return "", err
 	}

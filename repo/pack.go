@@ -164,7 +164,7 @@ func (r *Repository) OpenFrame(sealed []byte, raw int) ([]byte, error) {
 	if raw > MaxFrameRaw {
 		return nil, fmt.Errorf("frame of %d bytes exceeds the limit", raw)
 	}
-	plain, err := open(nil, r.keys.data, sealed, adFrame)
+	plain, err := r.keys.openData(sealed, adFrame)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ const maxPackSize = 1 << 30
 // in errors.
 func (r *Repository) ParseTrailer(name string, pack []byte) ([]PackFrame, error) {
 	return parseTrailer(name, pack, func(sealed []byte) ([]byte, error) {
-		return open(nil, r.keys.metadata, sealed, adTrailer)
+		return r.keys.openMeta(sealed, adTrailer)
 	})
 }
 

@@ -66,7 +66,7 @@ func NewDigester(master []byte) *Digester {
 }
 
 // NewDigester returns a digester keyed for this repository.
-func (r *Repository) NewDigester() *Digester { return NewDigester(r.master) }
+func (r *Repository) NewDigester() *Digester { return NewDigester(r.ring.Root()) }
 
 // Add adds one canonical record: its key and its canonical value, both as
 // the source defines them (FORMAT.md §11.1). The hash input is

@@ -16,8 +16,8 @@ type Repository struct {
 	store   Store
 	cfg     Config
 	keys    *keys
-	master  []byte
-	keyName string // the key file the password opened
+	ring    Keyring // every key generation the password unlocked; ring.Root() is the master key
+	keyName string  // the key file the password opened
 }
 
 // Store returns the underlying store.
@@ -60,7 +60,7 @@ func Init(ctx context.Context, s Store, password []byte, o InitOptions) (*Reposi
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{store: s, cfg: *cfg, keys: k, master: master}
+	r := &Repository{store: s, cfg: *cfg, keys: k, ring: rootKeyring(master)}
 	// The key goes first: a config without a key would be a repository nobody can open.
 	if r.keyName, err = r.AddKey(ctx, password, o.KDF, o.Host, o.User); err != nil {
 		return nil, err
@@ -101,6 +101,7 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 		return nil, corrupt("keys/", -1, "the repository has no key files")
 	}
 	var errs []error
+	var stale error
 	for _, name := range names {
 		kb, err := s.Get(ctx, name)
 		if err != nil {
@@ -112,17 +113,25 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 			errs = append(errs, err)
 			continue
 		}
-		master, err := kf.unwrap(password)
-		if err != nil {
+		ring, err := kf.unwrap(name, password)
+		if errors.Is(err, errAuth) {
 			// A key file altered after it was written may be why it does
 			// not open: that is damage, not a wrong password.
 			if verr := verifyKeyFileName(name, kb); verr != nil {
 				errs = append(errs, verr)
 			}
 			continue
+		} else if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		cfg, k, err := openConfig(env, master)
-		if err != nil {
+		cfg, k, err := openConfig(env, ring, name)
+		if errors.Is(err, ErrStaleKey) {
+			// The same password may open a newer key file: one a
+			// rotation wrote before removing this one.
+			stale = err
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		if cfg.Version < 2 {
@@ -130,7 +139,10 @@ func Open(ctx context.Context, s Store, password []byte) (*Repository, error) {
 			// builds do, until Upgrade.
 			s = plain
 		}
-		return &Repository{store: s, cfg: *cfg, keys: k, master: master, keyName: name}, nil
+		return &Repository{store: s, cfg: *cfg, keys: k, ring: ring, keyName: name}, nil
+	}
+	if stale != nil {
+		return nil, stale
 	}
 	if len(errs) > 0 {
 		// Damaged key files may be why the password did not open anything:
@@ -163,7 +175,7 @@ func (r *Repository) loadSealed(ctx context.Context, prefix string, id ID, ad st
 	if hashObject(b) != id {
 		return nil, corrupt(name, -1, "content does not match its name (truncated or altered)")
 	}
-	p, err := open(nil, r.keys.metadata, b, ad)
+	p, err := r.keys.openMeta(b, ad)
 	if err != nil {
 		return nil, corrupt(name, -1, "fails authentication")
 	}

@@ -238,7 +238,7 @@ func (r *Repository) LoadSegment(ctx context.Context, k SegmentKey) (*Segment, e
 	if hashObject(b) != k.ID {
 		return nil, corrupt(name, -1, "content does not match its name (truncated or altered)")
 	}
-	p, err := open(nil, r.keys.metadata, b, adSegment)
+	p, err := r.keys.openMeta(b, adSegment)
 	if err != nil {
 		return nil, corrupt(name, -1, "fails authentication")
 	}

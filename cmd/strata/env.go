@@ -100,23 +100,29 @@ func (env *environment) password(confirm bool) ([]byte, error) {
 	return env.secret("STRATA_PASSWORD", "STRATA_PASSWORD_FILE", "repository password", confirm)
 }
 
+// readSecretFile reads a password from the first line of file f; what
+// names where f came from in errors, which are usage errors (exit 2).
+func readSecretFile(what, f string) ([]byte, error) {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		// No password given is a usage error (exit 2), as README says.
+		return nil, usagef("read %s: %v", what, err)
+	}
+	// A password file conventionally ends with one newline; only the first line counts.
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) == 0 {
+		return nil, usagef("%s %s: the first line is empty", what, f)
+	}
+	return line, nil
+}
+
 func (env *environment) secret(varName, fileVar, what string, confirm bool) ([]byte, error) {
 	if pw := env.getenv(varName); pw != "" {
 		return []byte(pw), nil
 	}
 	if f := env.getenv(fileVar); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			// No password given is a usage error (exit 2), as README says.
-			return nil, usagef("read %s: %v", fileVar, err)
-		}
-		// A password file conventionally ends with one newline; only the first line counts.
-		line, _, _ := bytes.Cut(b, []byte("\n"))
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			return nil, usagef("%s %s: the first line is empty", fileVar, f)
-		}
-		return line, nil
+		return readSecretFile(fileVar, f)
 	}
 	if env.prompt == nil {
 		return nil, usagef("no %s: set %s or %s (no terminal to prompt on)", what, varName, fileVar)

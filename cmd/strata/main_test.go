@@ -138,7 +138,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": ""}, exitUsage},                                                                // no password, no terminal
 		{[]string{"snapshots"}, map[string]string{"STRATA_PASSWORD": "", "STRATA_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")}, exitUsage}, // README: no password given is 2
 		{[]string{"frobnicate"}, nil, exitUsage},
-		{[]string{"key", "rotate"}, nil, exitUsage},
+		{[]string{"key", "frobnicate"}, nil, exitUsage},
 	}
 	for _, tc := range cases {
 		saved := map[string]string{}

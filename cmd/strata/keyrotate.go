@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-backup/strata/repo"
+)
+
+// cmdKeyRotate makes a new key generation and re-wraps every key file
+// under it (FORMAT.md §4.1). It needs every key file's password: the one
+// that opens the repository (STRATA_PASSWORD or STRATA_PASSWORD_FILE) and
+// one --other-password-file per other password. It rewrites the config,
+// so it runs on the store itself, never through an index server. An
+// interrupted rotation is completed by running it again.
+func cmdKeyRotate(env *environment, c *cobra.Command) runFunc {
+	fs := flagsOf(c, "--repo URL [--other-password-file FILE]... [--json]")
+	location := repoFlag(fs, env)
+	othersFlag := fs.StringArray("other-password-file", nil, "a `file` whose first line is the password of another key file (repeat for each)")
+	asJSON := jsonFlag(fs, "print the report as JSON")
+	return func(ctx context.Context, args []string) error {
+		others := *othersFlag
+		if len(args) != 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		// Read every secret before the slow part, so a typo fails fast.
+		passwords := make([][]byte, 1, 1+len(others))
+		for _, f := range others {
+			pw, err := readSecretFile("--other-password-file", f)
+			if err != nil {
+				return err
+			}
+			passwords = append(passwords, pw)
+		}
+		st, err := env.openStore(ctx, *location)
+		if err != nil {
+			return err
+		}
+		if passwords[0], err = env.password(false); err != nil {
+			return err
+		}
+		r, err := repo.Open(ctx, st, passwords[0])
+		if err != nil {
+			return fmt.Errorf("open %s: %w", *location, err)
+		}
+		if err := localOnly(r, "key rotate"); err != nil {
+			return err
+		}
+		rep, err := r.RotateKeys(ctx, passwords)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(env.stdout).Encode(rep)
+		}
+		verb := "rotated"
+		if rep.Resumed {
+			verb = "completed the interrupted rotation"
+		}
+		fmt.Fprintf(env.stdout, "key rotate: %s: key generation %d -> %d; %d key file(s) re-wrapped, %d replaced\n", verb, rep.From, rep.To, len(rep.Rewrapped), len(rep.Removed))
+		for _, n := range rep.Rewrapped {
+			fmt.Fprintf(env.stdout, "  new key %s\n", strings.TrimPrefix(n, repo.KeysPrefix))
+		}
+		fmt.Fprintln(env.stdout, "new data is written under the new generation; older ones stay readable. Restart long-running writers (log captures, s3 serve) so they use it; builds that read only version-1 key files can no longer open the repository")
+		return nil
+	}
+}
