@@ -536,7 +536,15 @@ func TestRunbookCorruptedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The manifest and its second copy (FORMAT.md §25) are both damaged:
+	// one damaged copy alone is healed by the repair, and the runbook is for
+	// the log that cannot be.
 	flip(seg, 20)
+	rel, err := filepath.Rel(repoDir, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(filepath.Join(repoDir, "copies", rel), 20)
 	shards, err := filepath.Glob(filepath.Join(repoDir, "data", "*", "*"))
 	if err != nil || len(shards) == 0 {
 		t.Fatalf("shards %v, %v", shards, err)
