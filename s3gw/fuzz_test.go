@@ -47,9 +47,9 @@ func FuzzObjectRecord(f *testing.F) {
 			t.Fatal(err)
 		}
 		n := 0
-		bs.scan("", func(string) (string, bool) { n++; return "", true })
-		if n != len(bs.keys) {
-			t.Fatalf("the key order holds %d keys, the table %d", n, len(bs.keys))
+		bs.scan("", func(string, []*version) (string, bool) { n++; return "", true })
+		if n != bs.keys.Len() {
+			t.Fatalf("the key order holds %d keys, the table %d", n, bs.keys.Len())
 		}
 	})
 }
