@@ -87,6 +87,7 @@ type Gateway struct {
 	baseErr   error // the last failure of the background writer, for tests and logs
 
 	unavailable map[string]error // buckets an --at view cannot show (Unavailable)
+	pos         map[string]uint64 // by bucket: the last position applied, deleted buckets' too (guarded by mu)
 }
 
 // Open loads the repository's blob index and replays every bucket's log
@@ -109,7 +110,7 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
 		known: index.NewIDSet(ix.Len() + 1024),
 		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),
-		baseDone: make(chan struct{}), unavailable: map[string]error{}}
+		baseDone: make(chan struct{}), unavailable: map[string]error{}, pos: map[string]uint64{}}
 	g.uploads = newUploads()
 	g.groups = newGroups()
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.Add(e.ID) })
@@ -258,6 +259,7 @@ func (g *Gateway) replayPlan(ctx context.Context, name string, pl *index.Plan) e
 		return err
 	}
 	g.buckets[name] = b
+	g.pos[name] = b.seq
 	g.lastT = max(g.lastT, b.time)
 	return g.replaySegments(ctx, name, pl.Segments, func(e *repo.Event) bool { return pl.Applies(e.Seq, e.Time) })
 }
@@ -315,6 +317,9 @@ func (g *Gateway) replaySegments(ctx context.Context, name string, segs []repo.S
 // applyLocked applies one event to the key table; the caller holds g.mu
 // (or is the only goroutine, during Open).
 func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
+	if g.pos != nil {
+		g.pos[bucket] = max(g.pos[bucket], e.Seq)
+	}
 	if string(e.Key) == BucketKey {
 		switch e.Op {
 		case repo.OpPut:
@@ -456,7 +461,12 @@ func (g *Gateway) appendLocked(ctx context.Context, c *commitItem) error {
 	t := max(g.o.Now().UnixNano(), g.lastT)
 	seq := w.Next()
 	if seq == 0 {
-		seq = 1 // positions count from 1 (FORMAT.md, "Log segments")
+		// An empty log: a new bucket's (positions count from 1, FORMAT.md
+		// §15), or one whose every segment forget removed after a base,
+		// which continues after the position the table is at.
+		g.mu.RLock()
+		seq = g.pos[c.bucket] + 1
+		g.mu.RUnlock()
 	}
 	if err := w.Append(&repo.Event{Seq: seq, Time: t, Op: c.op, Key: []byte(c.key), Value: v}); err != nil {
 		return err
