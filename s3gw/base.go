@@ -379,3 +379,18 @@ func (g *Gateway) baseError() error {
 	defer g.baseErrMu.Unlock()
 	return g.baseErr
 }
+
+// CanonicalBase decodes a base of bucket from r (refusing what FORMAT.md
+// §22.5 refuses) and returns its canonical encoding: a base written by a
+// gateway comes back byte for byte.
+func CanonicalBase(r io.Reader, bucket string) ([]byte, error) {
+	b, err := decodeBase(r, bucket)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := encodeBase(&out, b.view()); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}

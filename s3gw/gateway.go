@@ -86,7 +86,7 @@ type Gateway struct {
 	baseErrMu sync.Mutex
 	baseErr   error // the last failure of the background writer, for tests and logs
 
-	unavailable map[string]error // buckets an --at view cannot show (Unavailable)
+	unavailable map[string]error  // buckets an --at view cannot show (Unavailable)
 	pos         map[string]uint64 // by bucket: the last position applied, deleted buckets' too (guarded by mu)
 }
 

@@ -35,7 +35,7 @@ func cmdS3(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "s3 serve", "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME]")
+	fs := newFlags(env, "s3 serve", "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME] [--base-every N] [--base-interval D]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:9000", "`address` to listen on")
 	usersFile := fs.String("users", "", "users `file` (strata s3 user add) (required)")
@@ -43,6 +43,8 @@ func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
 	key := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	region := fs.String("region", "us-east-1", "`region` clients sign for")
 	at := fs.String("at", "", "serve every bucket read-only as it was at `TIME` (RFC 3339 or unix seconds)")
+	var o s3gw.Options
+	s3BaseFlags(fs, &o)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -52,7 +54,6 @@ func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
 	if *usersFile == "" {
 		return usagef("--users is required")
 	}
-	var o s3gw.Options
 	if *at != "" {
 		t, err := index.ParseTime(*at)
 		if err != nil {
@@ -75,6 +76,7 @@ func cmdS3Serve(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer g.Close()
+	s3ReportUnavailable(env, g)
 	srv, err := s3gw.NewServer(g, users, s3gw.ServerOptions{Listen: *listen, Region: *region, TLSCert: *cert, TLSKey: *key, Logger: logger})
 	if err != nil {
 		return err
@@ -202,6 +204,9 @@ func cmdS3Restore(ctx context.Context, env *environment, args []string) error {
 	g, err := s3gw.Open(ctx, r, s3gw.Options{At: t})
 	if err != nil {
 		return err
+	}
+	if err := g.Unavailable()[*bucket]; err != nil {
+		return fmt.Errorf("bucket %s at %s: %w", *bucket, t.Format(time.RFC3339Nano), err)
 	}
 	var n, bytes int64
 	after := ""
