@@ -163,8 +163,15 @@ func (g *Gateway) replay(ctx context.Context) error {
 	if cat == nil {
 		return fmt.Errorf("s3 gateway: read bases and logs: %w", err)
 	}
+	// An index server's catalog of every stream lists no log: the buckets
+	// with a log come from listing, and each bucket's catalog is asked
+	// for on its own.
+	logs, lerr := index.ListLogs(ctx, g.r.Store(), "")
+	if logs == nil {
+		return fmt.Errorf("s3 gateway: list logs: %w", lerr)
+	}
 	names := map[string]bool{}
-	for stream := range cat.Logs {
+	for stream := range logs {
 		if name, ok := strings.CutPrefix(stream, StreamPrefix); ok {
 			names[name] = true
 		}
@@ -175,10 +182,17 @@ func (g *Gateway) replay(ctx context.Context) error {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		if e := index.ErrorsFor(err, StreamPrefix+name); e != nil {
+		stream := StreamPrefix + name
+		c, cerr := cat, errors.Join(err, lerr)
+		if cat.Untrusted {
+			if c, cerr = index.LoadStreamCatalog(ctx, g.r, stream); c == nil {
+				return fmt.Errorf("s3 gateway: bucket %s: %w", name, cerr)
+			}
+		}
+		if e := index.ErrorsFor(cerr, stream); e != nil {
 			return fmt.Errorf("s3 gateway: bucket %s: %w", name, e)
 		}
-		if err := g.replayBucket(ctx, cat, name); err != nil {
+		if err := g.replayBucket(ctx, c, name); err != nil {
 			if errors.Is(err, index.ErrNotRestorable) && g.ReadOnly() {
 				g.unavailable[name] = err
 				continue
