@@ -312,11 +312,18 @@ func (g *Gateway) runBases(ctx context.Context) {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	refresh := time.NewTicker(KnownRefresh)
+	defer refresh.Stop()
 	start := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			if err := g.refreshKnown(ctx); err != nil && ctx.Err() == nil {
+				slog.Error("s3 gateway: rebuilding the deduplication set failed; the next attempt follows", "err", err)
+			}
+			continue
 		case <-tick.C:
 		case <-g.baseKick:
 		}
@@ -393,4 +400,38 @@ func CanonicalBase(r io.Reader, bucket string) ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// KnownRefresh is how often a read-write gateway rebuilds the set of
+// blobs it deduplicates against (refreshKnown). It must stay below prune's
+// grace period (an hour by default), since a blob the set holds is safe
+// to reference only until a pack marked after the rebuild is swept.
+const KnownRefresh = 10 * time.Minute
+
+// refreshKnown rebuilds the set of blobs new content is deduplicated
+// against from the index files in the repository now, leaving out every
+// pack the newest prune marks object names. Once forget and prune free a
+// bucket's old versions, a gateway that kept the set it loaded at start
+// would let a PUT of the same content reference blobs prune deleted. A
+// pack not marked at the rebuild is swept no earlier than the prune
+// grace period after it, so the set is safe for that long; blobs written
+// meanwhile that the rebuild missed are only stored again.
+func (g *Gateway) refreshKnown(ctx context.Context) error {
+	marks, err := engine.PruneMarks(ctx, g.r.Store())
+	if err != nil {
+		return err
+	}
+	ix, _, err := index.Load(ctx, g.r, func(e repo.IndexEntry) bool { _, marked := marks[e.Pack]; return !marked })
+	if ix == nil {
+		return err
+	}
+	if err != nil {
+		return err // an index file unreadable: keep the old set rather than a partial one
+	}
+	known := index.NewIDSet(ix.Len() + 1024)
+	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { known.Add(e.ID) })
+	g.contentMu.Lock()
+	g.known = known
+	g.contentMu.Unlock()
+	return nil
 }

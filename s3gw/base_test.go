@@ -492,3 +492,59 @@ func TestBaseDecode(t *testing.T) {
 		t.Fatal("BaseTrees accepted a record whose parts do not add up")
 	}
 }
+
+// After forget and prune free a bucket's old content, a running gateway
+// that rebuilt its deduplication set stores that content again when a
+// client puts it back, instead of referencing the deleted blobs.
+func TestKnownRefreshAfterPrune(t *testing.T) {
+	ctx := t.Context()
+	r := newTestRepo(t)
+	g, err := Open(ctx, r, Options{BaseEvery: -1, BaseInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.CreateBucket(ctx, "redo", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := make([]byte, 3<<20), make([]byte, 3<<20)
+	rand.Read(a)
+	rand.Read(b)
+	for _, body := range [][]byte{a, b} {
+		if _, err := g.Put(ctx, "redo", "obj", bytes.NewReader(body), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := g.WriteBase(ctx, "redo"); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: "s3/redo", Policy: engine.ForgetPolicy{KeepLast: 1}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	prune(t, r)
+	if err := g.refreshKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Put(ctx, "redo", "again", bytes.NewReader(a), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Open(ctx, r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	if got := readAll(t, g2, "redo", "again"); !bytes.Equal(got, a) {
+		t.Fatal("content put back after prune differs")
+	}
+	rep, err := engine.Check(ctx, r, engine.CheckOptions{})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check: %v %v", rep.Problems, err)
+	}
+}
