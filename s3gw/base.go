@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -59,12 +60,13 @@ type baseView struct {
 	seq     uint64
 	time    int64
 	keys    *btree.BTreeG[keyEntry]
+	uploads []*UploadRecord // the multipart uploads in progress
 }
 
 // view copies the bucket's table; the caller holds the gateway's write
 // lock (Clone updates the tree's copy-on-write state).
 func (b *bucketState) view() *baseView {
-	return &baseView{name: b.name, created: b.created, cfg: b.cfg, seq: b.seq, time: b.time, keys: b.keys.Clone()}
+	return &baseView{name: b.name, created: b.created, cfg: b.cfg, seq: b.seq, time: b.time, keys: b.keys.Clone(), uploads: b.uploadRecords()}
 }
 
 // encodeBase writes the base of v to w in its canonical form: the same
@@ -103,8 +105,16 @@ func encodeBase(w io.Writer, v *baseView) error {
 	if err != nil {
 		return err
 	}
+	for _, u := range v.uploads {
+		if err := enc(u); err != nil {
+			return err
+		}
+	}
 	return bw.Flush()
 }
+
+// uploadLine reports whether a base line is an upload record.
+func uploadLine(l []byte) bool { return bytes.HasPrefix(l, []byte(`{"upload":`)) }
 
 // decodeBase reads a base of bucket name and returns its table. It refuses
 // (ErrBadRecord) anything but the canonical form's structure: a header of
@@ -145,8 +155,32 @@ func decodeBase(r io.Reader, name string) (*bucketState, error) {
 		}
 	}
 	line := 1
+	lastUpload := ""
 	for sc.Scan() {
 		line++
+		if uploadLine(sc.Bytes()) {
+			u, err := DecodeUploadRecord(sc.Bytes())
+			if err != nil {
+				return nil, fmt.Errorf("base line %d: %w", line, err)
+			}
+			prev := b.uploads[u.Upload]
+			switch {
+			case u.End, u.Upload < lastUpload,
+				u.Part == 0 && prev != nil,
+				u.Part > 0 && (prev == nil || u.Upload != lastUpload || len(prev.parts) > 0 && slices.Max(slices.Collect(maps.Keys(prev.parts))) >= u.Part):
+				return nil, fmt.Errorf("%w: base line %d: upload records out of order", ErrBadRecord, line)
+			}
+			if lastUpload == "" {
+				flush()
+				cur = keyEntry{}
+			}
+			lastUpload = u.Upload
+			b.applyUploadRecord(u, h.Time)
+			continue
+		}
+		if lastUpload != "" {
+			return nil, fmt.Errorf("%w: base line %d: a version after the uploads", ErrBadRecord, line)
+		}
 		var l baseLine
 		if err := decodeStrict(sc.Bytes(), &l); err != nil {
 			return nil, fmt.Errorf("base line %d: %w", line, err)
@@ -203,6 +237,18 @@ func BaseTrees(content io.Reader, fn func(repo.Tree) error) error {
 		if line == 1 {
 			if !bytes.HasPrefix(sc.Bytes(), []byte(`{"base":`)) {
 				return fmt.Errorf("%w: not a bucket base", ErrBadRecord)
+			}
+			continue
+		}
+		if uploadLine(sc.Bytes()) {
+			u, err := DecodeUploadRecord(sc.Bytes())
+			if err != nil {
+				return fmt.Errorf("base line %d: %w", line, err)
+			}
+			if u.Tree != nil {
+				if err := fn(*u.Tree); err != nil {
+					return err
+				}
 			}
 			continue
 		}

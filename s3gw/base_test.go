@@ -548,3 +548,100 @@ func TestKnownRefreshAfterPrune(t *testing.T) {
 		t.Fatalf("check: %v %v", rep.Problems, err)
 	}
 }
+
+// A multipart upload in progress survives restarts, a base and a forget
+// and prune of the log that recorded its start and first part, and
+// completes byte-exact.
+func TestUploadSurvivesRestart(t *testing.T) {
+	ctx := t.Context()
+	r := newTestRepo(t)
+	open := func() *Gateway {
+		t.Helper()
+		g, err := Open(ctx, r, Options{BaseEvery: -1, BaseInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	g := open()
+	if err := g.CreateBucket(ctx, "parts", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := make([]byte, MinPartSize), make([]byte, 1234)
+	rand.Read(p1)
+	rand.Read(p2)
+	id, err := g.CreateUpload("parts", "big.bin", PutOptions{ContentType: "application/octet-stream", Meta: map[string]string{"m": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := g.UploadPart(ctx, "parts", "big.bin", id, 1, bytes.NewReader(p1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abandoned, err := g.CreateUpload("parts", "other", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+
+	g = open()
+	ul, err := g.ListUploads("parts", "")
+	if err != nil || len(ul) != 2 {
+		t.Fatalf("uploads after a restart: %+v %v", ul, err)
+	}
+	pl, err := g.ListParts("parts", "big.bin", id)
+	if err != nil || len(pl) != 1 || pl[0].ETag != e1 || pl[0].Size != MinPartSize {
+		t.Fatalf("parts after a restart: %+v %v", pl, err)
+	}
+	e2, err := g.UploadPart(ctx, "parts", "big.bin", id, 2, bytes.NewReader(p2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.AbortUpload("parts", "other", abandoned); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.WriteBase(ctx, "parts"); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Forget(ctx, r.Store(), cat, engine.ForgetOptions{Stream: "s3/parts", Policy: engine.ForgetPolicy{KeepLast: 1}, Now: time.Now()})
+	if err != nil || len(res.RemoveSegments) == 0 {
+		t.Fatalf("forget: %v", err)
+	}
+	prune(t, r)
+
+	g = open()
+	defer g.Close()
+	if ul, err := g.ListUploads("parts", ""); err != nil || len(ul) != 1 || ul[0].ID != id {
+		t.Fatalf("uploads from the base: %+v %v", ul, err)
+	}
+	if err := g.AbortUpload("parts", "other", abandoned); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("an aborted upload after a restart: %v", err)
+	}
+	oi, err := g.CompleteUpload(ctx, "parts", "big.bin", id, []CompletePart{{1, e1}, {2, e2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, g, "parts", "big.bin"); !bytes.Equal(got, append(append([]byte{}, p1...), p2...)) {
+		t.Fatal("the completed upload differs")
+	}
+	if oi.Record.ContentType != "application/octet-stream" || oi.Record.Meta["m"] != "1" || !strings.HasSuffix(oi.Record.ETag, "-2") {
+		t.Fatalf("completed record %+v", oi.Record)
+	}
+	if _, err := g.CompleteUpload(ctx, "parts", "big.bin", id, []CompletePart{{1, e1}, {2, e2}}); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("completing twice: %v", err)
+	}
+	g.Close()
+	g2 := open()
+	defer g2.Close()
+	if ul, _ := g2.ListUploads("parts", ""); len(ul) != 0 {
+		t.Fatalf("uploads after completion and a restart: %+v", ul)
+	}
+	if got := readAll(t, g2, "parts", "big.bin"); !bytes.Equal(got, append(append([]byte{}, p1...), p2...)) {
+		t.Fatal("the completed upload differs after a restart")
+	}
+}

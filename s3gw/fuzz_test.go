@@ -115,6 +115,9 @@ func FuzzBase(f *testing.F) {
 		"{\"key\":\"a\",\"time\":2,\"seq\":2,\"record\":{\"version\":\"null\",\"size\":1,\"parts\":[{\"size\":1,\"tree\":{\"height\":0,\"root\":[\"6bedea762795f763738bed698a889a3ad3575b73eb7510ecf00abdd2eab4f436\"]}}]}}\n"))
 	f.Add([]byte("{\"base\":1,\"bucket\":\"docs\",\"position\":9,\"time\":5,\"created\":1,\"record\":{\"versioning\":\"Enabled\"}}\n" +
 		"{\"key\":\"a\",\"time\":2,\"seq\":2,\"record\":{\"version\":\"0000000000000002\",\"delete_marker\":true}}\n"))
+	f.Add([]byte("{\"base\":1,\"bucket\":\"docs\",\"position\":4,\"time\":5,\"created\":1,\"record\":{}}\n" +
+		"{\"upload\":\"0123456789abcdef0123456789abcdef\",\"key\":\"big\",\"started\":3}\n" +
+		"{\"upload\":\"0123456789abcdef0123456789abcdef\",\"part\":1,\"size\":1,\"etag\":\"0123456789abcdef0123456789abcdef\",\"tree\":{\"height\":0,\"root\":[]}}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		canon, err := CanonicalBase(bytes.NewReader(b), "docs")
 		_ = BaseTrees(bytes.NewReader(b), func(repo.Tree) error { return nil })

@@ -72,8 +72,7 @@ type Gateway struct {
 	contentMu sync.Mutex // serializes content stores around the shared known set
 	known     *index.IDSet
 
-	uploads *uploads
-	groups  *groups // the small-PUT group committer (group.go)
+	groups *groups // the small-PUT group committer (group.go)
 
 	// Bases (base.go): the newest base of each bucket this gateway knows,
 	// when it was written (by the wall clock), and the writer's controls.
@@ -111,7 +110,6 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 		known: index.NewIDSet(ix.Len() + 1024),
 		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),
 		baseDone: make(chan struct{}), unavailable: map[string]error{}, pos: map[string]uint64{}}
-	g.uploads = newUploads()
 	g.groups = newGroups()
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.Add(e.ID) })
 	if err := g.replay(ctx); err != nil {
@@ -360,7 +358,11 @@ func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
 	if b == nil {
 		return fmt.Errorf("%w: event for key %q before the bucket was created", ErrBadRecord, e.Key)
 	}
-	if err := b.apply(e); err != nil {
+	apply := b.apply
+	if string(e.Key) == UploadKey {
+		apply = b.applyUpload
+	}
+	if err := apply(e); err != nil {
 		return err
 	}
 	b.seq, b.time = e.Seq, e.Time

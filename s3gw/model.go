@@ -151,6 +151,8 @@ type bucketState struct {
 	diverged bool
 	// basePos is the position of the newest base the gateway knows.
 	basePos uint64
+	// uploads are the multipart uploads in progress, by ID (multipart.go).
+	uploads map[string]*upload
 }
 
 // keyEntry is one key of a bucket with its versions, oldest first. The
@@ -163,7 +165,7 @@ type keyEntry struct {
 func keyLess(a, b keyEntry) bool { return a.key < b.key }
 
 func newBucketState(name string, t int64, cfg BucketRecord) *bucketState {
-	return &bucketState{name: name, created: t, cfg: cfg, keys: btree.NewG[keyEntry](32, keyLess)}
+	return &bucketState{name: name, created: t, cfg: cfg, keys: btree.NewG[keyEntry](32, keyLess), uploads: map[string]*upload{}}
 }
 
 // versions returns a key's versions, oldest first; nil when it has none.
@@ -273,10 +275,18 @@ func (b *bucketState) empty() bool { return b.keys.Len() == 0 }
 func init() { engine.RegisterEventTrees(StreamPrefix, EventTrees) }
 
 // EventTrees returns the blob trees an event of a bucket's log references
-// (the parts of an object version), so prune keeps them.
+// (the parts of an object version, or an upload's stored part), so prune
+// keeps them.
 func EventTrees(e *repo.Event) ([]repo.Tree, error) {
 	if string(e.Key) == BucketKey || e.Op != repo.OpPut {
 		return nil, nil
+	}
+	if string(e.Key) == UploadKey {
+		u, err := DecodeUploadRecord(e.Value)
+		if err != nil || u.Tree == nil {
+			return nil, err
+		}
+		return []repo.Tree{*u.Tree}, nil
 	}
 	o, err := DecodeObjectRecord(e.Value)
 	if err != nil {
