@@ -488,6 +488,29 @@ func TestBaseDecode(t *testing.T) {
 			t.Fatalf("accepted bad base %q", bad)
 		}
 	}
+	const id = "0123456789abcdef0123456789abcdef"
+	start := "{\"upload\":\"" + id + "\",\"key\":\"big\",\"started\":3}\n"
+	part := "{\"upload\":\"" + id + "\",\"part\":1,\"size\":1,\"etag\":\"" + id + "\",\"tree\":{\"height\":0,\"root\":[\"" + strings.Repeat("cd", 32) + "\"]}}\n"
+	withUpload := base + start + part
+	got, err := CanonicalBase(strings.NewReader(withUpload), "b")
+	if err != nil || string(got) != withUpload {
+		t.Fatalf("a base with an upload: %v\n%s", err, got)
+	}
+	trees = nil
+	if err := BaseTrees(strings.NewReader(withUpload), func(tr repo.Tree) error { trees = append(trees, tr); return nil }); err != nil || len(trees) != 2 {
+		t.Fatalf("trees of a base with an upload: %+v %v", trees, err)
+	}
+	for _, bad := range []string{
+		base + part + start,
+		base + start + part + part,
+		base + start + strings.SplitAfter(base, "\n")[1],
+		base + start + "{\"upload\":\"" + id + "\",\"end\":true}\n",
+		base + "{\"upload\":\"" + id + "\",\"key\":\"big\",\"started\":3,\"part\":1}\n",
+	} {
+		if _, err := decodeBase(strings.NewReader(bad), "b"); err == nil {
+			t.Fatalf("accepted bad base %q", bad)
+		}
+	}
 	if err := BaseTrees(strings.NewReader(strings.Replace(base, "\"size\":1,\"parts\"", "\"size\":2,\"parts\"", 1)), func(repo.Tree) error { return nil }); err == nil {
 		t.Fatal("BaseTrees accepted a record whose parts do not add up")
 	}

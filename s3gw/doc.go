@@ -6,7 +6,8 @@
 //
 // A bucket is the stream "s3/<bucket>". Its change log (engine.LogWriter)
 // holds one event per bucket change, object PUT, DELETE and completed
-// multipart upload (FORMAT.md, "S3 gateway events").
+// multipart upload, and per start, stored part and end of a multipart
+// upload, so uploads in progress survive a restart (FORMAT.md §22.1).
 //
 // # Object record
 //
