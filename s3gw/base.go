@@ -309,6 +309,16 @@ func (g *Gateway) WriteBase(ctx context.Context, bucket string) (id repo.ID, wri
 	if parent != nil && *parent.Position >= v.seq {
 		return parent.ID, false, nil
 	}
+	// Abandoned uploads (older than UploadGrace) are left out, so their
+	// parts are freed once their events leave the log.
+	cutoff := g.o.Now().Add(-UploadGrace).UnixNano()
+	gone := map[string]bool{}
+	v.uploads = slices.DeleteFunc(v.uploads, func(u *UploadRecord) bool {
+		if u.Key != "" && u.Started < cutoff {
+			gone[u.Upload] = true
+		}
+		return gone[u.Upload]
+	})
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(encodeBase(pw, v)) }()
 	pos := v.seq

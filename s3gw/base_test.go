@@ -668,3 +668,57 @@ func TestUploadSurvivesRestart(t *testing.T) {
 		t.Fatal("the completed upload differs after a restart")
 	}
 }
+
+// An upload abandoned for longer than UploadGrace is gone: listings leave
+// it out, and the next base does not carry it.
+func TestUploadExpiresFromBase(t *testing.T) {
+	ctx := t.Context()
+	r := newTestRepo(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := Open(ctx, r, Options{Now: func() time.Time { now = now.Add(time.Millisecond); return now }, BaseEvery: -1, BaseInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.CreateBucket(ctx, "old", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	id, err := g.CreateUpload("old", "k", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.UploadPart(ctx, "old", "k", id, 1, strings.NewReader("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := g.CreateUpload("old", "k2", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(UploadGrace - time.Minute)
+	if _, err := g.CreateUpload("old", "k3", PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute) // the first two are past the grace now
+	if ul, _ := g.ListUploads("old", ""); len(ul) != 1 || ul[0].Key != "k3" {
+		t.Fatalf("uploads past the grace: %+v", ul)
+	}
+	sid, _, err := g.WriteBase(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cat.Find("s3/old", sid.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.loadBase(ctx, "old", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.uploads) != 1 || b.uploads[id] != nil || b.uploads[kept] != nil {
+		t.Fatalf("the base holds uploads %v", slices.Collect(maps.Keys(b.uploads)))
+	}
+}
