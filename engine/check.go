@@ -193,6 +193,32 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		if err := checkLabel(ctx, r, s, o.Repair, rep); err != nil {
 			return nil, err
 		}
+		// Trees the export names (S3 gateway bases), as for log events.
+		if missing == 0 && err == nil {
+			n := 0
+			err := SnapshotExportTrees(ctx, r, ix.BlobIndex, s.Snapshot, func(t repo.Tree) error {
+				n++
+				missing := 0
+				err := walkTree(ctx, br, t, func(id repo.ID) error {
+					if _, _, ok := ix.Lookup(id); !ok {
+						missing++
+					}
+					return nil
+				}, nil)
+				if err != nil {
+					rep.problem("snapshot %s (%s): tree %d its export names: unreadable: %v", s.ID.Short(), s.Stream, n, err)
+				} else if missing > 0 {
+					rep.problem("snapshot %s (%s): tree %d its export names: %d data blobs missing from the index", s.ID.Short(), s.Stream, n, missing)
+				}
+				return nil
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				rep.problem("snapshot %s (%s): export unreadable: %v", s.ID.Short(), s.Stream, err)
+			}
+		}
 	}
 
 	// Blob trees that log events name (S3 gateway objects): every tree

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -258,6 +259,11 @@ func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time) (*
 			return nil, fmt.Errorf("snapshot %s (%s): %w", s.ID.Short(), s.Stream, err)
 		}
 	}
+	// Blob trees that snapshot exports name (S3 gateway bases: a bucket's
+	// key table names the content of every version it holds).
+	if err := markSnapshotTrees(ctx, r, cat.Snapshots, files, br, reach); err != nil {
+		return nil, err
+	}
 	// A pack is referenced when it holds a reachable blob, at any of the
 	// blob's locations: keeping duplicates is cheaper than betting on one.
 	found := index.NewIDSet(reach.Len())
@@ -362,6 +368,73 @@ func eventTreesFor(stream string) EventTrees {
 	for p, fn := range eventTrees {
 		if strings.HasPrefix(stream, p) {
 			return fn
+		}
+	}
+	return nil
+}
+
+// SnapshotTrees calls fn with every blob tree that a snapshot's export,
+// read from content, references beside the snapshot's own tree. It MUST
+// call fn for every one, and return an error rather than skip a part it
+// cannot read, since prune deletes what no tree reaches. It may stop
+// reading early only with an error.
+type SnapshotTrees func(content io.Reader, fn func(repo.Tree) error) error
+
+var snapshotTrees = map[string]SnapshotTrees{} // by stream prefix
+
+// RegisterSnapshotTrees declares that the exports of snapshots of every
+// stream starting with prefix may reference blob trees, found by fn.
+// Packages whose snapshots hold trees (the S3 gateway's bucket bases)
+// register from their init.
+func RegisterSnapshotTrees(prefix string, fn SnapshotTrees) { snapshotTrees[prefix] = fn }
+
+func snapshotTreesFor(stream string) SnapshotTrees {
+	for p, fn := range snapshotTrees {
+		if strings.HasPrefix(stream, p) {
+			return fn
+		}
+	}
+	return nil
+}
+
+// SnapshotExportTrees reads the export of snap through loc and calls fn
+// with the trees its registered SnapshotTrees finds; a snapshot of a
+// stream without one names none.
+func SnapshotExportTrees(ctx context.Context, r *repo.Repository, loc BlobLocator, snap *repo.Snapshot, fn func(repo.Tree) error) error {
+	trees := snapshotTreesFor(snap.Stream)
+	if trees == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := ReadContent(ctx, r, loc, snap.Tree, 0, -1, pw)
+		pw.CloseWithError(err)
+	}()
+	err := trees(pr, fn)
+	pr.CloseWithError(errors.New("export trees: reader stopped"))
+	return err
+}
+
+// markSnapshotTrees adds the blobs of every tree that snapshot exports
+// name to reach (SnapshotTrees); the snapshots' own trees are in reach.
+func markSnapshotTrees(ctx context.Context, r *repo.Repository, snaps []index.SnapshotRef, files []*repo.IndexFile, br *blobReader, reach *index.IDSet) error {
+	var full *index.BlobIndex // every blob, built only when a snapshot needs it
+	for _, s := range snaps {
+		if snapshotTreesFor(s.Stream) == nil {
+			continue
+		}
+		if full == nil {
+			full = index.NewBlobIndex()
+			for _, f := range files {
+				full.Add(f, nil)
+			}
+			full.Seal()
+		}
+		err := SnapshotExportTrees(ctx, r, full, s.Snapshot, func(t repo.Tree) error { return markTree(ctx, br, t, reach) })
+		if err != nil {
+			return fmt.Errorf("snapshot %s (%s): the trees its export names: %w", s.ID.Short(), s.Stream, err)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,19 @@ type Options struct {
 	At time.Time
 	// Now is the clock of event times; default time.Now.
 	Now func() time.Time
+	// BaseEvery is how many events of a bucket make its next base due
+	// (FORMAT.md §22.5); default 10,000; negative: never by count.
+	BaseEvery int
+	// BaseInterval is how long after its last base a bucket that has
+	// changed gets its next one; default 1 hour; negative: never by time.
+	BaseInterval time.Duration
 }
+
+// Default base schedule (Options.BaseEvery, Options.BaseInterval).
+const (
+	DefaultBaseEvery    = 10000
+	DefaultBaseInterval = time.Hour
+)
 
 // Gateway holds the key table of every bucket and writes object content
 // and events into the repository. Its methods are safe for concurrent use.
@@ -59,8 +72,21 @@ type Gateway struct {
 	contentMu sync.Mutex // serializes content stores around the shared known set
 	known     *index.IDSet
 
-	uploads *uploads
-	groups  *groups // the small-PUT group committer (group.go)
+	groups *groups // the small-PUT group committer (group.go)
+
+	// Bases (base.go): the newest base of each bucket this gateway knows,
+	// when it was written (by the wall clock), and the writer's controls.
+	baseMu    sync.Mutex // one base written at a time; guards the maps below
+	bases     map[string]*index.SnapshotRef
+	baseWhen  map[string]time.Time
+	baseKick  chan struct{}
+	baseStop  context.CancelFunc
+	baseDone  chan struct{}
+	baseErrMu sync.Mutex
+	baseErr   error // the last failure of the background writer, for tests and logs
+
+	unavailable map[string]error  // buckets an --at view cannot show (Unavailable)
+	pos         map[string]uint64 // by bucket: the last position applied, deleted buckets' too (guarded by mu)
 }
 
 // Open loads the repository's blob index and replays every bucket's log
@@ -69,23 +95,39 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.BaseEvery == 0 {
+		o.BaseEvery = DefaultBaseEvery
+	}
+	if o.BaseInterval == 0 {
+		o.BaseInterval = DefaultBaseInterval
+	}
 	ix, _, err := index.Load(ctx, r, nil)
 	if ix == nil {
 		return nil, fmt.Errorf("s3 gateway: load index: %w", err)
 	}
 	g := &Gateway{r: r, o: o, loc: &locator{base: ix, extra: map[repo.ID]located{}},
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
-		known: index.NewIDSet(ix.Len() + 1024)}
-	g.uploads = newUploads()
+		known: index.NewIDSet(ix.Len() + 1024),
+		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),
+		baseDone: make(chan struct{}), unavailable: map[string]error{}, pos: map[string]uint64{}}
 	g.groups = newGroups()
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.Add(e.ID) })
 	if err := g.replay(ctx); err != nil {
 		return nil, err
 	}
+	for name, s := range g.bases {
+		if b := g.buckets[name]; b != nil {
+			b.basePos = *s.Position
+		}
+	}
 	if !g.ReadOnly() {
 		go g.runGroups()
+		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		g.baseStop = cancel
+		go g.runBases(bctx)
 	} else {
 		close(g.groups.stopped)
+		close(g.baseDone)
 	}
 	return g, nil
 }
@@ -96,6 +138,10 @@ func (g *Gateway) ReadOnly() bool { return !g.o.At.IsZero() }
 // Close seals and stores what the log writers hold.
 func (g *Gateway) Close() error {
 	g.stopGroups()
+	if g.baseStop != nil {
+		g.baseStop()
+	}
+	<-g.baseDone
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
 	var errs []error
@@ -108,47 +154,173 @@ func (g *Gateway) Close() error {
 	return errors.Join(errs...)
 }
 
-// replay rebuilds the key table from every bucket's log.
+// replay rebuilds the key table of every bucket from its newest base at
+// or before the target and the log after it (FORMAT.md §22.5).
 func (g *Gateway) replay(ctx context.Context) error {
-	logs, err := index.ListLogs(ctx, g.r.Store(), "")
+	cat, err := index.LoadStreamCatalog(ctx, g.r, "")
+	if cat == nil {
+		return fmt.Errorf("s3 gateway: read bases and logs: %w", err)
+	}
+	// An index server's catalog of every stream lists no log: the buckets
+	// with a log come from listing, and each bucket's catalog is asked
+	// for on its own.
+	logs, lerr := index.ListLogs(ctx, g.r.Store(), "")
+	if logs == nil {
+		return fmt.Errorf("s3 gateway: list logs: %w", lerr)
+	}
+	names := map[string]bool{}
+	for stream := range logs {
+		if name, ok := strings.CutPrefix(stream, StreamPrefix); ok {
+			names[name] = true
+		}
+	}
+	for _, s := range cat.Snapshots {
+		if name, ok := strings.CutPrefix(s.Stream, StreamPrefix); ok {
+			names[name] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		stream := StreamPrefix + name
+		c, cerr := cat, errors.Join(err, lerr)
+		if cat.Untrusted {
+			if c, cerr = index.LoadStreamCatalog(ctx, g.r, stream); c == nil {
+				return fmt.Errorf("s3 gateway: bucket %s: %w", name, cerr)
+			}
+		}
+		if e := index.ErrorsFor(cerr, stream); e != nil {
+			return fmt.Errorf("s3 gateway: bucket %s: %w", name, e)
+		}
+		if err := g.replayBucket(ctx, c, name); err != nil {
+			if errors.Is(err, index.ErrNotRestorable) && g.ReadOnly() {
+				g.unavailable[name] = err
+				continue
+			}
+			return fmt.Errorf("s3 gateway: bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Unavailable returns the buckets a read-only view at Options.At leaves
+// out, because retention removed the bases and log that would show them
+// as they were then, with the reason. A live gateway has none.
+func (g *Gateway) Unavailable() map[string]error { return maps.Clone(g.unavailable) }
+
+// replayBucket rebuilds one bucket: with a restore plan (index.Catalog.Plan)
+// from its newest base at or before the target when it has one, else from
+// the whole log. The target is Options.At, or the newest stored event.
+func (g *Gateway) replayBucket(ctx context.Context, cat *index.Catalog, name string) error {
+	stream := StreamPrefix + name
+	l := cat.Log(stream)
+	if len(l.Conflicts) > 0 {
+		return fmt.Errorf("overlapping log segments (two gateways wrote it): %s", l.Conflicts[0])
+	}
+	var lastPos uint64
+	var lastTime int64
+	if n, ok := l.Newest(); ok {
+		lastPos, lastTime = n.Last, n.LastTime
+	}
+	var bases []index.SnapshotRef
+	for _, s := range cat.Stream(stream) {
+		if s.Position != nil {
+			bases = append(bases, s)
+			lastPos, lastTime = max(lastPos, *s.Position), max(lastTime, s.Time.UnixNano())
+		}
+	}
+	if len(bases) > 0 && !g.ReadOnly() {
+		newest := bases[0]
+		for _, s := range bases[1:] {
+			if *s.Position > *newest.Position {
+				newest = s
+			}
+		}
+		g.bases[name] = &newest
+	}
+	t := index.Target{ByPos: true, Position: lastPos}
+	if g.ReadOnly() && g.o.At.UnixNano() < lastTime {
+		t = index.Target{Time: g.o.At}
+	}
+	var planErr error
+	if len(bases) > 0 {
+		pl, err := cat.Plan(stream, t)
+		if err == nil {
+			return g.replayPlan(ctx, name, pl)
+		}
+		planErr = err
+	}
+	// No base serves: the whole log, when it still starts at position 1.
+	if len(l.Segments) == 0 {
+		return planErr
+	}
+	if first := l.Segments[0].First; first != 1 {
+		if planErr == nil {
+			planErr = fmt.Errorf("%w: the log starts at position %d and there is no base", index.ErrNotRestorable, first)
+		}
+		return planErr
+	}
+	return g.replaySegments(ctx, name, l.Segments, func(e *repo.Event) bool {
+		return t.ByPos || e.Time <= t.Time.UnixNano()
+	})
+}
+
+// replayPlan loads a plan's base into the table and applies the plan's
+// events after it.
+func (g *Gateway) replayPlan(ctx context.Context, name string, pl *index.Plan) error {
+	b, err := g.loadBase(ctx, name, pl.Base)
 	if err != nil {
-		return fmt.Errorf("s3 gateway: list logs: %w", err)
+		return err
 	}
-	var at int64 = -1
-	if !g.o.At.IsZero() {
-		at = g.o.At.UnixNano()
+	g.buckets[name] = b
+	g.pos[name] = b.seq
+	g.lastT = max(g.lastT, b.time)
+	return g.replaySegments(ctx, name, pl.Segments, func(e *repo.Event) bool { return pl.Applies(e.Seq, e.Time) })
+}
+
+// loadBase reads one base of bucket name.
+func (g *Gateway) loadBase(ctx context.Context, name string, s index.SnapshotRef) (*bucketState, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := engine.Restore(ctx, g.r, s, pw, engine.RestoreOptions{})
+		pw.CloseWithError(err)
+	}()
+	b, err := decodeBase(pr, name)
+	pr.CloseWithError(errors.New("base read"))
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", s.ID.Short(), err)
 	}
-	for stream, l := range logs {
-		name, ok := strings.CutPrefix(stream, StreamPrefix)
-		if !ok {
-			continue
+	if s.Position == nil || b.seq != *s.Position || b.time != s.Time.UnixNano() {
+		return nil, fmt.Errorf("base %s: %w: its header (position %d) disagrees with its manifest", s.ID.Short(), ErrBadRecord, b.seq)
+	}
+	return b, nil
+}
+
+// replaySegments applies the events of segs (contiguous, in order) that
+// want selects; positions must follow on without a gap.
+func (g *Gateway) replaySegments(ctx context.Context, name string, segs []repo.SegmentKey, want func(*repo.Event) bool) error {
+	var next uint64
+	for i, k := range segs {
+		if i > 0 && k.First != next {
+			return fmt.Errorf("log gap before position %d", k.First)
 		}
-		if len(l.Conflicts) > 0 {
-			return fmt.Errorf("s3 gateway: bucket %s: overlapping log segments (two gateways wrote it): %s", name, l.Conflicts[0])
+		next = k.Last + 1
+		seg, err := g.r.LoadSegment(ctx, k)
+		if err != nil {
+			return err
 		}
-		var next uint64
-		for i, k := range l.Segments {
-			if at >= 0 && k.FirstTime > at {
-				break
+		err = engine.ReadSegment(ctx, g.r, k, seg, func(e *repo.Event) error {
+			if !want(e) {
+				return nil
 			}
-			if i > 0 && k.First != next {
-				return fmt.Errorf("s3 gateway: bucket %s: log gap before position %d", name, k.First)
+			if b := g.buckets[name]; b != nil && e.Seq <= b.seq {
+				return fmt.Errorf("%w: event at position %d after position %d", ErrBadRecord, e.Seq, b.seq)
 			}
-			next = k.Last + 1
-			seg, err := g.r.LoadSegment(ctx, k)
-			if err != nil {
-				return fmt.Errorf("s3 gateway: bucket %s: %w", name, err)
-			}
-			err = engine.ReadSegment(ctx, g.r, k, seg, func(e *repo.Event) error {
-				if at >= 0 && e.Time > at {
-					return nil
-				}
-				g.lastT = max(g.lastT, e.Time)
-				return g.applyLocked(name, e)
-			})
-			if err != nil {
-				return fmt.Errorf("s3 gateway: bucket %s: %w", name, err)
-			}
+			g.lastT = max(g.lastT, e.Time)
+			return g.applyLocked(name, e)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -157,6 +329,9 @@ func (g *Gateway) replay(ctx context.Context) error {
 // applyLocked applies one event to the key table; the caller holds g.mu
 // (or is the only goroutine, during Open).
 func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
+	if g.pos != nil {
+		g.pos[bucket] = max(g.pos[bucket], e.Seq)
+	}
 	if string(e.Key) == BucketKey {
 		switch e.Op {
 		case repo.OpPut:
@@ -164,11 +339,14 @@ func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
 			if err != nil {
 				return err
 			}
-			if b := g.buckets[bucket]; b != nil {
+			b := g.buckets[bucket]
+			if b != nil {
 				b.cfg = *cfg
 			} else {
-				g.buckets[bucket] = newBucketState(bucket, e.Time, *cfg)
+				b = newBucketState(bucket, e.Time, *cfg)
+				g.buckets[bucket] = b
 			}
+			b.seq, b.time = e.Seq, e.Time
 		case repo.OpDelete:
 			delete(g.buckets, bucket)
 		default:
@@ -180,7 +358,15 @@ func (g *Gateway) applyLocked(bucket string, e *repo.Event) error {
 	if b == nil {
 		return fmt.Errorf("%w: event for key %q before the bucket was created", ErrBadRecord, e.Key)
 	}
-	return b.apply(e)
+	apply := b.apply
+	if string(e.Key) == UploadKey {
+		apply = b.applyUpload
+	}
+	if err := apply(e); err != nil {
+		return err
+	}
+	b.seq, b.time = e.Seq, e.Time
+	return nil
 }
 
 // commit appends one event to a bucket's log, waits until it is stored,
@@ -233,6 +419,13 @@ func (g *Gateway) commitAll(ctx context.Context, items []*commitItem) {
 			// The writer is broken; a new one continues after what is stored.
 			w.Close()
 			delete(g.logs, bucket)
+			// Whether the events were stored is unknown: the table may now
+			// differ from the log, so no base may be written from it.
+			g.mu.Lock()
+			if b := g.buckets[bucket]; b != nil {
+				b.diverged = true
+			}
+			g.mu.Unlock()
 			for _, c := range appended {
 				if c.bucket == bucket {
 					c.err = fmt.Errorf("s3 gateway: store event: %w", err)
@@ -247,6 +440,7 @@ func (g *Gateway) commitAll(ctx context.Context, items []*commitItem) {
 			c.err = g.applyLocked(c.bucket, &repo.Event{Seq: c.seq, Time: c.t, Op: c.op, Key: []byte(c.key), Value: c.eventValue})
 		}
 	}
+	g.kickBases(touched)
 }
 
 // appendLocked checks one item and appends its event to its bucket's log
@@ -283,7 +477,12 @@ func (g *Gateway) appendLocked(ctx context.Context, c *commitItem) error {
 	t := max(g.o.Now().UnixNano(), g.lastT)
 	seq := w.Next()
 	if seq == 0 {
-		seq = 1 // positions count from 1 (FORMAT.md, "Log segments")
+		// An empty log: a new bucket's (positions count from 1, FORMAT.md
+		// §15), or one whose every segment forget removed after a base,
+		// which continues after the position the table is at.
+		g.mu.RLock()
+		seq = g.pos[c.bucket] + 1
+		g.mu.RUnlock()
 	}
 	if err := w.Append(&repo.Event{Seq: seq, Time: t, Op: c.op, Key: []byte(c.key), Value: v}); err != nil {
 		return err

@@ -33,14 +33,14 @@ func (g *Gateway) List(bucket string, o ListOptions) (ListResult, error) {
 		return ListResult{}, ErrNoSuchBucket
 	}
 	var res ListResult
-	b.scan(max(o.After, o.Prefix), func(k string) (string, bool) {
+	b.scan(max(o.After, o.Prefix), func(k string, vs []*version) (string, bool) {
 		if k <= o.After {
 			return "", true
 		}
 		if !strings.HasPrefix(k, o.Prefix) {
 			return "", false
 		}
-		v := b.latest(k)
+		v := newest(vs)
 		if v == nil || v.marker {
 			return "", true
 		}
@@ -107,7 +107,7 @@ func (g *Gateway) ListVersions(bucket string, o VersionListOptions) (VersionList
 	}
 	var res VersionListResult
 	n := 0
-	b.scan(max(o.KeyMarker, o.Prefix), func(k string) (string, bool) {
+	b.scan(max(o.KeyMarker, o.Prefix), func(k string, vs []*version) (string, bool) {
 		if !strings.HasPrefix(k, o.Prefix) {
 			return "", false
 		}
@@ -127,7 +127,6 @@ func (g *Gateway) ListVersions(bucket string, o VersionListOptions) (VersionList
 				return prefixEnd(cp), true
 			}
 		}
-		vs := b.keys[k]
 		skipping := k == o.KeyMarker
 		for j := len(vs) - 1; j >= 0; j-- {
 			v := vs[j]

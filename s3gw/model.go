@@ -135,14 +135,43 @@ type bucketState struct {
 	name    string
 	created int64
 	cfg     BucketRecord
-	keys    map[string][]*version // oldest first
-	// order holds the keys of keys in byte order, updated with it, so a
-	// listing page costs a seek and its own keys, whatever the bucket holds.
-	order *btree.BTreeG[string]
+	// keys holds every key with its versions, in byte order, so a listing
+	// page costs a seek and its own keys, whatever the bucket holds. Its
+	// entries are values, replaced on every change and never modified in
+	// place, so a Clone (O(1), copy on write) is a consistent copy that a
+	// base is written from while writes continue (base.go).
+	keys *btree.BTreeG[keyEntry]
+	// seq and time are the position and time of the last event applied:
+	// the table is the log through seq.
+	seq  uint64
+	time int64
+	// diverged: a log flush failed, so whether its events were stored is
+	// unknown and the table may differ from the log; no base is written
+	// from it (a restart rebuilds it from the repository).
+	diverged bool
+	// basePos is the position of the newest base the gateway knows.
+	basePos uint64
+	// uploads are the multipart uploads in progress, by ID (multipart.go).
+	uploads map[string]*upload
 }
 
+// keyEntry is one key of a bucket with its versions, oldest first. The
+// slice is never written below its length once the entry is in a table.
+type keyEntry struct {
+	key string
+	vs  []*version
+}
+
+func keyLess(a, b keyEntry) bool { return a.key < b.key }
+
 func newBucketState(name string, t int64, cfg BucketRecord) *bucketState {
-	return &bucketState{name: name, created: t, cfg: cfg, keys: map[string][]*version{}, order: btree.NewOrderedG[string](32)}
+	return &bucketState{name: name, created: t, cfg: cfg, keys: btree.NewG[keyEntry](32, keyLess), uploads: map[string]*upload{}}
+}
+
+// versions returns a key's versions, oldest first; nil when it has none.
+func (b *bucketState) versions(key string) []*version {
+	e, _ := b.keys.Get(keyEntry{key: key})
+	return e.vs
 }
 
 // apply applies one event of the bucket's log to the table. Buckets are
@@ -158,7 +187,7 @@ func (b *bucketState) apply(e *repo.Event) error {
 	}
 	switch {
 	case o.Remove:
-		vs := b.keys[key]
+		vs := b.versions(key)
 		for i, v := range vs {
 			if v.id == o.Version {
 				vs = append(vs[:i:i], vs[i+1:]...)
@@ -166,10 +195,9 @@ func (b *bucketState) apply(e *repo.Event) error {
 			}
 		}
 		if len(vs) == 0 {
-			delete(b.keys, key)
-			b.order.Delete(key)
+			b.keys.Delete(keyEntry{key: key})
 		} else {
-			b.keys[key] = vs
+			b.keys.ReplaceOrInsert(keyEntry{key, vs})
 		}
 	case o.DeleteMarker:
 		b.addVersion(key, &version{id: o.Version, time: e.Time, seq: e.Seq, marker: true})
@@ -182,22 +210,22 @@ func (b *bucketState) apply(e *repo.Event) error {
 // addVersion appends v; a version with the same ID (the null version of an
 // unversioned bucket) is replaced.
 func (b *bucketState) addVersion(key string, v *version) {
-	vs, ok := b.keys[key]
-	if !ok {
-		b.order.ReplaceOrInsert(key)
-	}
+	vs := b.versions(key)
 	for i, old := range vs {
 		if old.id == v.id {
 			vs = append(vs[:i:i], vs[i+1:]...)
 			break
 		}
 	}
-	b.keys[key] = append(vs, v)
+	b.keys.ReplaceOrInsert(keyEntry{key, append(vs, v)})
 }
 
 // latest returns a key's newest version, or nil.
 func (b *bucketState) latest(key string) *version {
-	vs := b.keys[key]
+	return newest(b.versions(key))
+}
+
+func newest(vs []*version) *version {
 	if len(vs) == 0 {
 		return nil
 	}
@@ -206,7 +234,7 @@ func (b *bucketState) latest(key string) *version {
 
 // find returns a key's version by ID, or nil.
 func (b *bucketState) find(key, id string) *version {
-	for _, v := range b.keys[key] {
+	for _, v := range b.versions(key) {
 		if v.id == id {
 			return v
 		}
@@ -214,15 +242,15 @@ func (b *bucketState) find(key, id string) *version {
 	return nil
 }
 
-// scan calls fn on the keys from the first ≥ from, in byte order, while
-// fn reports more. A non-empty skip continues at the first key ≥ skip
-// instead of the next one (a listing jumps over a common prefix's keys).
-// Callers hold the table's lock, read or write.
-func (b *bucketState) scan(from string, fn func(k string) (skip string, more bool)) {
+// scan calls fn on the keys from the first ≥ from, in byte order, with
+// their versions, while fn reports more. A non-empty skip continues at the
+// first key ≥ skip instead of the next one (a listing jumps over a common
+// prefix's keys). Callers hold the table's lock, read or write.
+func (b *bucketState) scan(from string, fn func(k string, vs []*version) (skip string, more bool)) {
 	for {
 		restart, stopped := "", false
-		b.order.AscendGreaterOrEqual(from, func(k string) bool {
-			skip, more := fn(k)
+		b.keys.AscendGreaterOrEqual(keyEntry{key: from}, func(e keyEntry) bool {
+			skip, more := fn(e.key, e.vs)
 			switch {
 			case !more:
 				stopped = true
@@ -242,15 +270,23 @@ func (b *bucketState) scan(from string, fn func(k string) (skip string, more boo
 
 // empty reports whether the bucket holds no version at all (S3 refuses to
 // delete a bucket that still has versions or delete markers).
-func (b *bucketState) empty() bool { return len(b.keys) == 0 }
+func (b *bucketState) empty() bool { return b.keys.Len() == 0 }
 
 func init() { engine.RegisterEventTrees(StreamPrefix, EventTrees) }
 
 // EventTrees returns the blob trees an event of a bucket's log references
-// (the parts of an object version), so prune keeps them.
+// (the parts of an object version, or an upload's stored part), so prune
+// keeps them.
 func EventTrees(e *repo.Event) ([]repo.Tree, error) {
 	if string(e.Key) == BucketKey || e.Op != repo.OpPut {
 		return nil, nil
+	}
+	if string(e.Key) == UploadKey {
+		u, err := DecodeUploadRecord(e.Value)
+		if err != nil || u.Tree == nil {
+			return nil, err
+		}
+		return []repo.Tree{*u.Tree}, nil
 	}
 	o, err := DecodeObjectRecord(e.Value)
 	if err != nil {

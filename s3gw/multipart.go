@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/strata-backup/strata/repo"
 )
 
 // Multipart errors, as S3 names them.
@@ -33,16 +35,70 @@ const (
 // dropped; its stored parts are then unreferenced and prune frees them.
 const UploadGrace = 24 * time.Hour
 
-// upload is one multipart upload in progress. Uploads live in the
-// gateway's memory: parts are stored (deduplicated) as they arrive, but
-// only a completed upload is an event, so a restart abandons uploads in
-// progress and clients start them again.
+// UploadKey is the event key of upload events (FORMAT.md §22.1): a single
+// NUL byte, which no object key holds.
+const UploadKey = "\x00"
+
+// UploadRecord is the value of an upload event: an upload's creation (Key
+// set), one stored part (Part set), or its end (End: completed or
+// aborted). Recording them makes uploads in progress survive a restart,
+// and keeps their parts reachable for prune while they are in the log or
+// a base.
+type UploadRecord struct {
+	Upload string `json:"upload"` // the upload ID: 32 lowercase hex digits
+	// Creation.
+	Key         string            `json:"key,omitempty"`
+	Started     int64             `json:"started,omitempty"` // unix ns
+	ContentType string            `json:"content_type,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	Retention   *Retention        `json:"retention,omitempty"`
+	LegalHold   bool              `json:"legal_hold,omitempty"`
+	IfNoneMatch bool              `json:"if_none_match,omitempty"`
+	// A part.
+	Part int        `json:"part,omitempty"`
+	Size int64      `json:"size,omitempty"`
+	ETag string     `json:"etag,omitempty"` // hex MD5 of the part
+	Tree *repo.Tree `json:"tree,omitempty"`
+	// The end.
+	End bool `json:"end,omitempty"`
+}
+
+// DecodeUploadRecord decodes and checks an upload event's value: exactly
+// one of creation, part and end, with their fields in range.
+func DecodeUploadRecord(b []byte) (*UploadRecord, error) {
+	var u UploadRecord
+	if err := decodeStrict(b, &u); err != nil {
+		return nil, err
+	}
+	if len(u.Upload) != 32 || strings.Trim(u.Upload, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("%w: upload ID %q", ErrBadRecord, u.Upload)
+	}
+	create := u.Key != "" || u.Started != 0 || u.ContentType != "" || u.Meta != nil || u.Retention != nil || u.LegalHold || u.IfNoneMatch
+	part := u.Part != 0 || u.Size != 0 || u.ETag != "" || u.Tree != nil
+	switch {
+	case create && !part && !u.End:
+		if ValidKey(u.Key) != nil || u.Started <= 0 {
+			return nil, fmt.Errorf("%w: upload creation: key or start", ErrBadRecord)
+		}
+	case part && !create && !u.End:
+		if u.Part < 1 || u.Part > MaxParts || u.Size < 0 || u.Tree == nil || u.Tree.Height < 0 || u.Tree.Height > repo.MaxTreeHeight ||
+			len(u.ETag) != 32 || strings.Trim(u.ETag, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("%w: upload part out of range", ErrBadRecord)
+		}
+	case u.End && !create && !part:
+	default:
+		return nil, fmt.Errorf("%w: an upload record must be one of creation, part and end", ErrBadRecord)
+	}
+	return &u, nil
+}
+
+// upload is one multipart upload in progress, in its bucket's table. Its
+// fields change only as events apply, under the gateway's lock.
 type upload struct {
-	id, bucket, key string
-	started         time.Time
-	opts            PutOptions
-	mu              sync.Mutex
-	parts           map[int]uploadedPart
+	id, key string
+	started time.Time
+	opts    PutOptions
+	parts   map[int]uploadedPart
 }
 
 type uploadedPart struct {
@@ -51,12 +107,51 @@ type uploadedPart struct {
 	modified time.Time
 }
 
-type uploads struct {
-	mu sync.Mutex
-	m  map[string]*upload
+// applyUpload applies an upload event to the bucket's uploads. A part or
+// end of an upload the table does not hold (one that expired) is ignored.
+func (b *bucketState) applyUpload(e *repo.Event) error {
+	if e.Op != repo.OpPut {
+		return fmt.Errorf("%w: op %s on the upload key", ErrBadRecord, e.Op)
+	}
+	u, err := DecodeUploadRecord(e.Value)
+	if err != nil {
+		return err
+	}
+	b.applyUploadRecord(u, e.Time)
+	return nil
 }
 
-func newUploads() *uploads { return &uploads{m: map[string]*upload{}} }
+func (b *bucketState) applyUploadRecord(u *UploadRecord, t int64) {
+	switch {
+	case u.End:
+		delete(b.uploads, u.Upload)
+	case u.Part > 0:
+		if up := b.uploads[u.Upload]; up != nil {
+			up.parts[u.Part] = uploadedPart{part: Part{Size: u.Size, Tree: *u.Tree}, etag: u.ETag, modified: time.Unix(0, t).UTC()}
+		}
+	default:
+		b.uploads[u.Upload] = &upload{id: u.Upload, key: u.Key, started: time.Unix(0, u.Started).UTC(),
+			opts:  PutOptions{ContentType: u.ContentType, Meta: u.Meta, Retention: u.Retention, LegalHold: u.LegalHold, IfNoneMatch: u.IfNoneMatch},
+			parts: map[int]uploadedPart{}}
+	}
+}
+
+// uploadRecords returns the records that rebuild the bucket's uploads, by
+// upload ID, each creation before its parts (ascending), for a base.
+func (b *bucketState) uploadRecords() []*UploadRecord {
+	var out []*UploadRecord
+	for _, id := range slices.Sorted(maps.Keys(b.uploads)) {
+		u := b.uploads[id]
+		out = append(out, &UploadRecord{Upload: id, Key: u.key, Started: u.started.UnixNano(), ContentType: u.opts.ContentType,
+			Meta: u.opts.Meta, Retention: u.opts.Retention, LegalHold: u.opts.LegalHold, IfNoneMatch: u.opts.IfNoneMatch})
+		for _, n := range slices.Sorted(maps.Keys(u.parts)) {
+			p := u.parts[n]
+			tree := p.part.Tree
+			out = append(out, &UploadRecord{Upload: id, Part: n, Size: p.part.Size, ETag: p.etag, Tree: &tree})
+		}
+	}
+	return out
+}
 
 // UploadInfo describes an upload in progress.
 type UploadInfo struct {
@@ -72,7 +167,8 @@ type PartInfo struct {
 	Modified time.Time
 }
 
-// CreateUpload starts a multipart upload and returns its ID.
+// CreateUpload starts a multipart upload and returns its ID. The upload
+// is an event of the bucket's log, so it survives a restart.
 func (g *Gateway) CreateUpload(bucket, key string, o PutOptions) (string, error) {
 	if g.ReadOnly() {
 		return "", ErrReadOnly
@@ -80,37 +176,45 @@ func (g *Gateway) CreateUpload(bucket, key string, o PutOptions) (string, error)
 	if err := ValidKey(key); err != nil {
 		return "", err
 	}
-	if _, err := g.Bucket(bucket); err != nil {
-		return "", err
-	}
 	var b [16]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	g.uploads.mu.Lock()
-	defer g.uploads.mu.Unlock()
-	g.expireLocked()
-	g.uploads.m[id] = &upload{id: id, bucket: bucket, key: key, started: g.o.Now(), opts: o, parts: map[int]uploadedPart{}}
+	rec := &UploadRecord{Upload: id, Key: key, Started: g.o.Now().UnixNano(), ContentType: o.ContentType, Meta: o.Meta,
+		Retention: o.Retention, LegalHold: o.LegalHold, IfNoneMatch: o.IfNoneMatch}
+	_, _, err := g.commit(context.Background(), bucket, repo.OpPut, UploadKey, rec, func() error {
+		if g.buckets[bucket] == nil {
+			return ErrNoSuchBucket
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
 	return id, nil
 }
 
-// expireLocked drops uploads older than UploadGrace.
-func (g *Gateway) expireLocked() {
-	now := g.o.Now()
-	for id, u := range g.uploads.m {
-		if now.Sub(u.started) > UploadGrace {
-			delete(g.uploads.m, id)
-		}
-	}
-}
+// expired reports whether an upload is past UploadGrace: it is then
+// treated as gone, and its parts are no longer kept once its events leave
+// the log and no base names it.
+func (g *Gateway) expired(u *upload) bool { return g.o.Now().Sub(u.started) > UploadGrace }
 
-func (g *Gateway) upload(bucket, key, id string) (*upload, error) {
-	g.uploads.mu.Lock()
-	defer g.uploads.mu.Unlock()
-	u := g.uploads.m[id]
-	if u == nil || u.bucket != bucket || u.key != key {
+// upload finds an upload in progress; the caller holds g.mu.
+func (g *Gateway) uploadLocked(bucket, key, id string) (*upload, error) {
+	b := g.buckets[bucket]
+	if b == nil {
+		return nil, ErrNoSuchUpload
+	}
+	u := b.uploads[id]
+	if u == nil || u.key != key || g.expired(u) {
 		return nil, ErrNoSuchUpload
 	}
 	return u, nil
+}
+
+func (g *Gateway) upload(bucket, key, id string) (*upload, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.uploadLocked(bucket, key, id)
 }
 
 // UploadPart stores part n (1 to 10000) of an upload and returns its ETag
@@ -131,9 +235,16 @@ func (g *Gateway) UploadPart(ctx context.Context, bucket, key, id string, n int,
 		return "", ErrBadDigest
 	}
 	etag := hex.EncodeToString(sum)
-	u.mu.Lock()
-	u.parts[n] = uploadedPart{part: p, etag: etag, modified: g.o.Now()}
-	u.mu.Unlock()
+	rec := &UploadRecord{Upload: id, Part: n, Size: p.Size, ETag: etag, Tree: &p.Tree}
+	_, _, err = g.commit(ctx, bucket, repo.OpPut, UploadKey, rec, func() error {
+		if _, err := g.uploadLocked(bucket, key, u.id); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
 	return etag, nil
 }
 
@@ -159,17 +270,17 @@ func (g *Gateway) CompleteUpload(ctx context.Context, bucket, key, id string, pa
 			return ObjectInfo{}, ErrInvalidPartOrder
 		}
 	}
-	u.mu.Lock()
+	g.mu.RLock()
 	rec := &ObjectRecord{ContentType: u.opts.ContentType, Meta: u.opts.Meta, Retention: u.opts.Retention, LegalHold: u.opts.LegalHold}
 	h := md5.New()
 	for i, cp := range parts {
 		up, ok := u.parts[cp.Number]
 		if !ok || strings.Trim(cp.ETag, `"`) != up.etag {
-			u.mu.Unlock()
+			g.mu.RUnlock()
 			return ObjectInfo{}, ErrInvalidPart
 		}
 		if i < len(parts)-1 && up.part.Size < MinPartSize {
-			u.mu.Unlock()
+			g.mu.RUnlock()
 			return ObjectInfo{}, ErrEntityTooSmall
 		}
 		sum, _ := hex.DecodeString(up.etag)
@@ -178,27 +289,39 @@ func (g *Gateway) CompleteUpload(ctx context.Context, bucket, key, id string, pa
 		rec.PartSizes = append(rec.PartSizes, up.part.Size)
 		rec.Size += up.part.Size
 	}
-	u.mu.Unlock()
+	g.mu.RUnlock()
 	rec.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
-	oi, err := g.commitObject(ctx, bucket, key, rec, u.opts.IfNoneMatch)
-	if err != nil {
-		return ObjectInfo{}, err
+	// The object and the upload's end are one group: the end is logged
+	// only when the object is, and the object only while the upload is on.
+	obj := g.objectItem(bucket, key, rec, u.opts.IfNoneMatch)
+	check := obj.check
+	obj.check = func() error {
+		if _, err := g.uploadLocked(bucket, key, id); err != nil {
+			return err
+		}
+		return check()
 	}
-	g.uploads.mu.Lock()
-	delete(g.uploads.m, id)
-	g.uploads.mu.Unlock()
-	return oi, nil
+	end := &commitItem{bucket: bucket, op: repo.OpPut, key: UploadKey, value: &UploadRecord{Upload: id, End: true}, check: func() error {
+		if obj.err != nil {
+			return errSkip
+		}
+		return nil
+	}}
+	g.commitAll(ctx, []*commitItem{obj, end})
+	return obj.objectInfo(rec)
 }
 
-// AbortUpload ends an upload; its parts become unreferenced.
+// AbortUpload ends an upload; its parts stay referenced only while its
+// events are in the log.
 func (g *Gateway) AbortUpload(bucket, key, id string) error {
-	if _, err := g.upload(bucket, key, id); err != nil {
-		return err
+	if g.ReadOnly() {
+		return ErrReadOnly
 	}
-	g.uploads.mu.Lock()
-	delete(g.uploads.m, id)
-	g.uploads.mu.Unlock()
-	return nil
+	_, _, err := g.commit(context.Background(), bucket, repo.OpPut, UploadKey, &UploadRecord{Upload: id, End: true}, func() error {
+		_, err := g.uploadLocked(bucket, key, id)
+		return err
+	})
+	return err
 }
 
 // ListParts lists an upload's parts by number.
@@ -207,8 +330,8 @@ func (g *Gateway) ListParts(bucket, key, id string) ([]PartInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	out := make([]PartInfo, 0, len(u.parts))
 	for n, p := range u.parts {
 		out = append(out, PartInfo{Number: n, ETag: p.etag, Size: p.part.Size, Modified: p.modified})
@@ -222,13 +345,14 @@ func (g *Gateway) ListUploads(bucket, prefix string) ([]UploadInfo, error) {
 	if _, err := g.Bucket(bucket); err != nil {
 		return nil, err
 	}
-	g.uploads.mu.Lock()
-	defer g.uploads.mu.Unlock()
-	g.expireLocked()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	var out []UploadInfo
-	for _, u := range g.uploads.m {
-		if u.bucket == bucket && strings.HasPrefix(u.key, prefix) {
-			out = append(out, UploadInfo{ID: u.id, Bucket: u.bucket, Key: u.key, Started: u.started})
+	if b := g.buckets[bucket]; b != nil {
+		for _, u := range b.uploads {
+			if strings.HasPrefix(u.key, prefix) && !g.expired(u) {
+				out = append(out, UploadInfo{ID: u.id, Bucket: bucket, Key: u.key, Started: u.started})
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b UploadInfo) int {

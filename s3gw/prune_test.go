@@ -13,8 +13,10 @@ import (
 )
 
 // Prune keeps every blob an object event references, overwritten and
-// deleted versions included (a point-in-time view reads them), and frees
-// the parts of an aborted upload.
+// deleted versions included (a point-in-time view reads them). (An
+// aborted upload's parts stay while its events are in the log:
+// TestBaseForgetPrune and TestUploadSurvivesRestart cover what forget
+// frees.)
 func TestPruneKeepsGatewayContent(t *testing.T) {
 	ctx := t.Context()
 	r := newTestRepo(t)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -52,5 +53,33 @@ func TestS3UsersKeyVector(t *testing.T) {
 	blake3.DeriveKey(repo.CtxS3Users, unhex(t, v["master"]), out[:])
 	if got := hex.EncodeToString(out[:]); got != v["S3 users key"] {
 		t.Errorf("S3 users key: FORMAT.md says %s, BLAKE3 derive_key gives %s", v["S3 users key"], got)
+	}
+}
+
+// TestS3BaseVector decodes FORMAT.md 22.5's base, re-encodes it to the same
+// bytes, and finds in it 22.2's event value and tree.
+func TestS3BaseVector(t *testing.T) {
+	v := vector(t, "s3-base")
+	export := strings.ReplaceAll(v["export"], `\n`, "\n")
+	got, err := s3gw.CanonicalBase(strings.NewReader(export), v["bucket"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != export {
+		t.Errorf("the base re-encodes to\n%s", got)
+	}
+	ev := vector(t, "s3-object-event")
+	if !strings.Contains(export, `"record":`+ev["value"]+"}\n") {
+		t.Error("the base's version line does not hold 22.2's event value")
+	}
+	var trees []repo.Tree
+	if err := s3gw.BaseTrees(strings.NewReader(export), func(tr repo.Tree) error { trees = append(trees, tr); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(trees) != 1 || trees[0].Root[0].String() != "6bedea762795f763738bed698a889a3ad3575b73eb7510ecf00abdd2eab4f436" {
+		t.Errorf("trees %+v", trees)
+	}
+	if _, err := s3gw.CanonicalBase(strings.NewReader(export), "other"); err == nil {
+		t.Error("a base of docs decoded as another bucket's")
 	}
 }

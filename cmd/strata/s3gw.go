@@ -19,7 +19,7 @@ import (
 )
 
 func cmdS3Serve(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME]")
+	fs := flagsOf(c, "--repo URL --listen ADDR --users FILE [--tls-cert F --tls-key F] [--region R] [--at TIME] [--base-every N] [--base-interval D]")
 	location := repoFlag(fs, env)
 	listen := fs.String("listen", "127.0.0.1:9000", "`address` to listen on")
 	usersFile := fs.String("users", "", "users `file` (strata s3 user add) (required)")
@@ -27,6 +27,8 @@ func cmdS3Serve(env *environment, c *cobra.Command) runFunc {
 	key := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	region := fs.String("region", "us-east-1", "`region` clients sign for")
 	at := fs.String("at", "", "serve every bucket read-only as it was at `TIME` (RFC 3339 or unix seconds)")
+	var flagged s3gw.Options
+	s3BaseFlags(fs, &flagged)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 0 {
 			return usagef("unexpected arguments %q", args)
@@ -34,7 +36,7 @@ func cmdS3Serve(env *environment, c *cobra.Command) runFunc {
 		if *usersFile == "" {
 			return usagef("--users is required")
 		}
-		var o s3gw.Options
+		o := flagged
 		if *at != "" {
 			t, err := index.ParseTime(*at)
 			if err != nil {
@@ -57,6 +59,7 @@ func cmdS3Serve(env *environment, c *cobra.Command) runFunc {
 			return err
 		}
 		defer g.Close()
+		s3ReportUnavailable(env, g)
 		srv, err := s3gw.NewServer(g, users, s3gw.ServerOptions{Listen: *listen, Region: *region, TLSCert: *cert, TLSKey: *key, Logger: logger})
 		if err != nil {
 			return err
@@ -205,6 +208,9 @@ func cmdS3Restore(env *environment, c *cobra.Command) runFunc {
 		g, err := s3gw.Open(ctx, r, s3gw.Options{At: t})
 		if err != nil {
 			return err
+		}
+		if err := g.Unavailable()[*bucket]; err != nil {
+			return fmt.Errorf("bucket %s at %s: %w", *bucket, t.Format(time.RFC3339Nano), err)
 		}
 		var n, bytes int64
 		after := ""
