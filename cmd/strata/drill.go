@@ -266,6 +266,13 @@ func (d *drill) replayProof(ctx context.Context, base index.SnapshotRef) error {
 		return fmt.Errorf("%w: no later snapshot to replay to", source.ErrUnproven)
 	}
 	_, err := source.ReplayProof(ctx, d.r, d.cat, base, snaps[i+1])
+	if pp, ok := d.db.(source.PlanProver); ok && errors.Is(err, source.ErrUnproven) {
+		// Only the scratch database can apply this log (Redis): replay
+		// through it, which replaces the drill's state there.
+		_, err = source.ReplayProofBy(ctx, d.r, d.cat, base, snaps[i+1], func(p *index.Plan) (source.StateProof, error) {
+			return pp.ProveRestore(ctx, d.r, p)
+		})
+	}
 	return err
 }
 
