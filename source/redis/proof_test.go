@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +241,48 @@ func FuzzDecodeRDB(f *testing.F) {
 			t.Fatalf("an error wrapping neither ErrRDB nor ErrRDBUnsupported: %v", err1)
 		}
 	})
+}
+
+// TestDecodeRDBSeed: the fuzz corpus's RDB, saved by redis-server 7.0
+// with one small key of every type, decodes to every key but the volatile
+// one, with the values redis-cli wrote.
+func TestDecodeRDBSeed(t *testing.T) {
+	b, err := os.ReadFile("testdata/fuzz/FuzzDecodeRDB/redis7-all-types")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(b), "\n", 3)
+	raw, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	err = DecodeRDB(strings.NewReader(raw), func(k *RDBKey) error {
+		if !k.Volatile {
+			got[string(k.Name)] = fmt.Sprintf("%x", k.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"s":  "0176",
+		"n":  "013432",
+		"lz": "01" + fmt.Sprintf("%x", strings.Repeat("abcabcabc", 10)),
+		"l":  "0203016101310162",
+		"si": "0303013101320133",
+		"ss": "030201610162",
+		"z":  "04020161" + "3ff8000000000000" + "0162" + "4000000000000000", // a 1.5, b 2
+		"h":  "05020166017601670131",                                        // f v, g 1
+		"x":  "0602" + "01010101610162" + "0200020171017201730174",          // 1-1 a b, 2-0 q r s t
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("key %s: canonical value %s, want %s", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("decoded %d persistent keys, want %d: %v", len(got), len(want), got)
+	}
 }
