@@ -2,6 +2,7 @@ package redis
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -284,5 +285,57 @@ func TestDecodeRDBSeed(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("decoded %d persistent keys, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// redisVector reads a worked example of FORMAT.md.
+func redisVector(t *testing.T, name string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("../../FORMAT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```vector "+name+"\n")
+	if !ok {
+		t.Fatalf("FORMAT.md has no vector %q", name)
+	}
+	body, _, _ := strings.Cut(rest, "```")
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		m[k] = v
+	}
+	return m
+}
+
+// TestRedisRecordVector checks the worked example of FORMAT.md §20: the
+// canonical records of a small RDB and their proof under the master key
+// of §2.
+func TestRedisRecordVector(t *testing.T) {
+	v := redisVector(t, "redis-record")
+	rdb, err := hex.DecodeString(v["rdb hex"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+	d := repo.NewDigester(master)
+	i := 0
+	err = DecodeRDB(bytes.NewReader(rdb), func(k *RDBKey) error {
+		i++
+		if got, want := hex.EncodeToString(k.RecordKey()), v[fmt.Sprintf("record %d key hex", i)]; got != want {
+			t.Errorf("record %d key %s, FORMAT.md says %s", i, got, want)
+		}
+		if got, want := hex.EncodeToString(k.Value), v[fmt.Sprintf("record %d value hex", i)]; got != want {
+			t.Errorf("record %d value %s, FORMAT.md says %s", i, got, want)
+		}
+		d.Add(k.RecordKey(), k.Value)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Proof()
+	if got := fmt.Sprint(p.Records); got != v["records"] || hex.EncodeToString(p.Digest[:]) != v["digest"] {
+		t.Errorf("proof %d %x, FORMAT.md says %s %s", p.Records, p.Digest, v["records"], v["digest"])
 	}
 }
