@@ -38,14 +38,16 @@ func canonicalList(elems [][]byte) []byte {
 	return b
 }
 
-func canonicalSet(elems [][]byte) []byte {
+func canonicalSet(elems [][]byte) ([]byte, error) {
 	slices.SortFunc(elems, bytes.Compare)
-	elems = slices.CompactFunc(elems, bytes.Equal)
 	b := binary.AppendUvarint([]byte{canonSet}, uint64(len(elems)))
-	for _, e := range elems {
+	for i, e := range elems {
+		if i > 0 && bytes.Equal(elems[i-1], e) {
+			return nil, rdbErr("a set holds member %q twice", clip(e))
+		}
 		b = appendBytes(b, e)
 	}
-	return b
+	return b, nil
 }
 
 type zmember struct {
@@ -173,6 +175,8 @@ func isBase(ctx context.Context, r *repo.Repository, s index.SnapshotRef) (bool,
 	return bytes.HasPrefix(head, []byte(baseMagic)), nil
 }
 
+var errProofStopped = errors.New("proof stopped")
+
 // BaseProof recomputes the proof of a base snapshot from its stored RDB,
 // verifying every byte as a restore does.
 func BaseProof(ctx context.Context, r *repo.Repository, s index.SnapshotRef) (repo.Proof, error) {
@@ -194,11 +198,11 @@ func BaseProof(ctx context.Context, r *repo.Repository, s index.SnapshotRef) (re
 		br.Discard(n)
 		return DigestRDB(br, d)
 	}()
-	pr.CloseWithError(errors.New("proof stopped"))
-	if rerr := <-done; rerr != nil && !errors.Is(rerr, io.ErrClosedPipe) {
-		if err == nil || errors.Is(err, ErrRDB) {
-			return repo.Proof{}, fmt.Errorf("snapshot %s: %w", s.ID.Short(), rerr)
-		}
+	pr.CloseWithError(errProofStopped)
+	// A restore error (a damaged blob) explains a truncated RDB better
+	// than the decoder can.
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, errProofStopped) && (err == nil || errors.Is(err, ErrRDB)) {
+		return repo.Proof{}, fmt.Errorf("snapshot %s: %w", s.ID.Short(), rerr)
 	}
 	if err != nil {
 		return repo.Proof{}, fmt.Errorf("snapshot %s: %w", s.ID.Short(), err)
@@ -391,7 +395,8 @@ func readKey(conn *Conn, name string) ([]byte, bool, error) {
 		for k := range m {
 			elems = append(elems, []byte(k))
 		}
-		return canonicalSet(elems), true, nil
+		v, err := canonicalSet(elems)
+		return v, true, err
 	case "zset":
 		m, err := scanAll(conn, "ZSCAN", name)
 		if err != nil {

@@ -386,7 +386,7 @@ func (r *rdbReader) value(t byte) ([]byte, error) {
 		if t == rdbTypeList {
 			return canonicalList(elems), nil
 		}
-		return canonicalSet(elems), nil
+		return canonicalSet(elems)
 	case rdbTypeSetIntset:
 		b, err := r.str()
 		if err != nil {
@@ -396,7 +396,7 @@ func (r *rdbReader) value(t byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return canonicalSet(elems), nil
+		return canonicalSet(elems)
 	case rdbTypeSetListpack:
 		b, err := r.str()
 		if err != nil {
@@ -406,7 +406,7 @@ func (r *rdbReader) value(t byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return canonicalSet(elems), nil
+		return canonicalSet(elems)
 	case rdbTypeZset, rdbTypeZset2:
 		n, err := r.count()
 		if err != nil {
