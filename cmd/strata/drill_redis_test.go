@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/internal/redistest"
 	"github.com/strata-backup/strata/ops"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/local"
 )
 
 // redisDrillStream captures a Redis stream: the capture's base, a
@@ -109,6 +113,37 @@ func TestDrillRedis(t *testing.T) {
 	_, _, errs := c.run(nil, "restore", "--stream", "r", "--at", times[1], "--target", "redis://"+dst.Addr)
 	if !strings.Contains(errs, "verified: the target holds") {
 		t.Errorf("restore does not say it verified the target:\n%s", errs)
+	}
+
+	c.ok(nil, "check", "--read-data")
+	// A manifest whose recorded proof is wrong: check --read-data
+	// recomputes it from the RDB and exits 3.
+	ctx := context.Background()
+	st, err := local.Open(c.vars["STRATA_REPO"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := cat.Latest("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *newest.Snapshot
+	pf, _ := bad.Proof()
+	pf.Records++
+	bad.SetProof(pf)
+	if _, err := r.SaveSnapshot(ctx, &bad); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := c.run(nil, "check", "--read-data"); code != exitDamage || !strings.Contains(out+errs, "does not match its proof") {
+		t.Fatalf("check --read-data of a wrong Redis proof: exit %d\n%s\n%s", code, out, errs)
 	}
 
 	lossy := redistest.Start(t, redistest.Options{})
