@@ -179,7 +179,14 @@ func Restore(ctx context.Context, r *repo.Repository, p *index.Plan, target Opti
 // recorded proof of a snapshot at the position reached, when there is one.
 func verifyTarget(ctx context.Context, conn *Conn, p *index.Plan, sent rdbSent, st *RestoreStats, o RestoreOptions) error {
 	var want repo.Proof
-	switch rec, ok := p.Base.Proof(); {
+	rec, ok := p.Base.Proof()
+	if ok && sent.err == nil {
+		// The base's bytes as sent, whatever was applied after them.
+		if err := rec.Check("snapshot "+p.Base.ID.Short()+" (the RDB sent)", sent.proof); err != nil {
+			return fmt.Errorf("%s: %w", conn.name, err)
+		}
+	}
+	switch {
 	case st.Commands > 0:
 		if o.Expect == nil {
 			break
@@ -188,11 +195,6 @@ func verifyTarget(ctx context.Context, conn *Conn, p *index.Plan, sent rdbSent, 
 			st.Verified = ""
 		}
 	case ok:
-		if sent.err == nil {
-			if err := rec.Check("snapshot "+p.Base.ID.Short()+" (the RDB sent)", sent.proof); err != nil {
-				return fmt.Errorf("%s: %w", conn.name, err)
-			}
-		}
 		want, st.Verified = rec, "snapshot "+p.Base.ID.Short()
 	case sent.err == nil:
 		// An unproven base: the read-back still has to match its RDB.
