@@ -291,18 +291,104 @@ func TargetProof(ctx context.Context, conn *Conn, d *repo.Digester) error {
 		if err != nil {
 			return err
 		}
-		for name := range names {
-			v, ok, err := readKey(conn, name)
-			if err != nil {
-				return fmt.Errorf("db %d key %q: %w", db, clip([]byte(name)), err)
-			}
-			if ok {
+		batch := make([]string, 0, readPage)
+		flush := func() error {
+			err := readKeys(conn, batch, func(name string, v []byte) {
 				d.Add(recordKey(uint64(db), []byte(name)), v)
+			})
+			batch = batch[:0]
+			if err != nil {
+				return fmt.Errorf("db %d: %w", db, err)
 			}
+			return ctx.Err()
+		}
+		for name := range names {
+			if batch = append(batch, name); len(batch) == readPage {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// readKeys reads a batch of keys, calling fn with the canonical value of
+// each that exists and has no expiry. PTTL and TYPE of the whole batch,
+// and the strings, are read in pipelines; collections one by one, in
+// pages.
+func readKeys(conn *Conn, names []string, fn func(name string, v []byte)) error {
+	if len(names) == 0 {
+		return nil
+	}
+	cmds := make([][]string, 0, 2*len(names))
+	for _, n := range names {
+		cmds = append(cmds, []string{"PTTL", n}, []string{"TYPE", n})
+	}
+	xs, err := conn.Pipeline(cmds)
+	if err != nil {
+		return err
+	}
+	var strs []string
+	types := make([]string, len(names))
+	for i, n := range names {
+		for _, x := range xs[2*i : 2*i+2] {
+			if err := x.Err(); err != nil {
+				return fmt.Errorf("key %q: %w", clip([]byte(n)), err)
+			}
+		}
+		if xs[2*i].Int != -1 {
+			continue // -2: gone; ≥ 0: an expiry
+		}
+		types[i] = string(xs[2*i+1].Str)
+		if types[i] == "string" {
+			strs = append(strs, n)
+		}
+	}
+	// Strings: the first piece of each in one pipeline.
+	cmds = cmds[:0]
+	for _, n := range strs {
+		cmds = append(cmds, []string{"GETRANGE", n, "0", strconv.Itoa(stringPiece - 1)})
+	}
+	got := map[string][]byte{}
+	if len(cmds) > 0 {
+		xs, err := conn.Pipeline(cmds)
+		if err != nil {
+			return err
+		}
+		for i, x := range xs {
+			if err := x.Err(); err != nil {
+				return fmt.Errorf("key %q: %w", clip([]byte(strs[i])), err)
+			}
+			got[strs[i]] = x.Str
+		}
+	}
+	for i, n := range names {
+		var v []byte
+		var ok bool
+		switch t := types[i]; {
+		case t == "":
+			continue
+		case t == "string" && len(got[n]) < stringPiece:
+			v, ok = append([]byte{canonString}, got[n]...), true
+		default:
+			if v, ok, err = readKey(conn, n); err != nil {
+				return fmt.Errorf("key %q: %w", clip([]byte(n)), err)
+			}
+		}
+		if ok {
+			fn(n, v)
+		}
+	}
+	return nil
+}
+
+// stringPiece is the most of a string one read asks for: a reply stays
+// well under the reply limit.
+const stringPiece = maxReplyBulk / 4
 
 // scanAll runs a SCAN-family command to the end and returns the distinct
 // elements (SCAN may return one twice), for HSCAN and ZSCAN as pairs
@@ -363,12 +449,12 @@ func readKey(conn *Conn, name string) ([]byte, bool, error) {
 		var v []byte
 		for {
 			start := len(v)
-			x, err := conn.Do("GETRANGE", name, strconv.Itoa(start), strconv.Itoa(start+maxReplyBulk/4-1))
+			x, err := conn.Do("GETRANGE", name, strconv.Itoa(start), strconv.Itoa(start+stringPiece-1))
 			if err != nil {
 				return nil, false, err
 			}
 			v = append(v, x.Str...)
-			if len(x.Str) < maxReplyBulk/4 {
+			if len(x.Str) < stringPiece {
 				return append([]byte{canonString}, v...), true, nil
 			}
 		}
