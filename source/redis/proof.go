@@ -348,10 +348,11 @@ func readKeys(conn *Conn, names []string, fn func(name string, v []byte)) error 
 			strs = append(strs, n)
 		}
 	}
-	// Strings: the first piece of each in one pipeline.
+	// Strings: the first 16 KiB of each in one pipeline (a batch holds at
+	// most 16 MiB); longer ones are read alone.
 	cmds = cmds[:0]
 	for _, n := range strs {
-		cmds = append(cmds, []string{"GETRANGE", n, "0", strconv.Itoa(stringPiece - 1)})
+		cmds = append(cmds, []string{"GETRANGE", n, "0", strconv.Itoa(pipelinePiece - 1)})
 	}
 	got := map[string][]byte{}
 	if len(cmds) > 0 {
@@ -372,7 +373,7 @@ func readKeys(conn *Conn, names []string, fn func(name string, v []byte)) error 
 		switch t := types[i]; {
 		case t == "":
 			continue
-		case t == "string" && len(got[n]) < stringPiece:
+		case t == "string" && len(got[n]) < pipelinePiece:
 			v, ok = append([]byte{canonString}, got[n]...), true
 		default:
 			if v, ok, err = readKey(conn, n); err != nil {
@@ -387,8 +388,12 @@ func readKeys(conn *Conn, names []string, fn func(name string, v []byte)) error 
 }
 
 // stringPiece is the most of a string one read asks for: a reply stays
-// well under the reply limit.
-const stringPiece = maxReplyBulk / 4
+// well under the reply limit. pipelinePiece is the most of each string a
+// pipelined batch asks for.
+const (
+	stringPiece   = maxReplyBulk / 4
+	pipelinePiece = 16 << 10
+)
 
 // scanAll runs a SCAN-family command to the end and returns the distinct
 // elements (SCAN may return one twice), for HSCAN and ZSCAN as pairs

@@ -43,6 +43,7 @@ func fillAllTypes(t *testing.T, c *redistest.Client) (persistent int) {
 	c.Must("SET", "s:neg", "-7")
 	c.Must("SET", "s:lzf", long)
 	c.Must("SET", "s:bin", "\x00\xff\r\n")
+	c.Must("SET", "s:big", strings.Repeat("0123456789abcdef", 2500)) // past a pipelined read
 	c.Must("RPUSH", "l:small", "a", "1", "b", "-300000", "c")
 	for i := range 300 {
 		c.Must("RPUSH", "l:big", fmt.Sprintf("%s%d", long, i))
@@ -77,7 +78,7 @@ func fillAllTypes(t *testing.T, c *redistest.Client) (persistent int) {
 	c.Must("SELECT", 3)
 	c.Must("SET", "s:plain", "other db")
 	c.Must("SELECT", 0)
-	return 18 // 17 in db 0, 1 in db 3
+	return 19 // 18 in db 0, 1 in db 3
 }
 
 // TestRedisProofAllTypes: the proof a backup records from the RDB equals
