@@ -105,6 +105,22 @@ func SnapshotProof(ctx context.Context, r *repo.Repository, s index.SnapshotRef)
 // have exactly b's proof. The error wraps repo.ErrProofMismatch when it
 // does not, ErrUnproven when the pair cannot be checked.
 func ReplayProof(ctx context.Context, r *repo.Repository, cat *index.Catalog, a, b index.SnapshotRef) (StateProof, error) {
+	return ReplayProofBy(ctx, r, cat, a, b, func(p *index.Plan) (StateProof, error) { return ProveState(ctx, r, p) })
+}
+
+// PlanProver is a Source that can prove a plan's state by restoring it
+// into its target and reading the target back: the replay proof of a
+// source whose log only a server can apply (Redis). ProveRestore MUST
+// replace what the target holds, MUST verify every byte it reads from the
+// repository as a restore does, and MUST return the proof of what the
+// target holds afterwards and the position it reached.
+type PlanProver interface {
+	ProveRestore(ctx context.Context, r *repo.Repository, p *index.Plan) (StateProof, error)
+}
+
+// ReplayProofBy is ReplayProof with the state of the plan computed by
+// prove instead of ProveState.
+func ReplayProofBy(ctx context.Context, r *repo.Repository, cat *index.Catalog, a, b index.SnapshotRef, prove func(*index.Plan) (StateProof, error)) (StateProof, error) {
 	want, ok := b.Proof()
 	switch {
 	case !ok:
@@ -121,9 +137,12 @@ func ReplayProof(ctx context.Context, r *repo.Repository, cat *index.Catalog, a,
 		}
 		return StateProof{}, err
 	}
-	sp, err := ProveState(ctx, r, p)
+	sp, err := prove(p)
 	if err != nil {
 		return sp, err
+	}
+	if sp.Reached != *b.Position {
+		return sp, fmt.Errorf("%w: the replay reached position %d, not snapshot %s's %d", ErrUnproven, sp.Reached, b.ID.Short(), *b.Position)
 	}
 	return sp, want.Check(fmt.Sprintf("replay of snapshot %s + log to position %d (snapshot %s)", a.ID.Short(), *b.Position, b.ID.Short()), sp.Proof)
 }

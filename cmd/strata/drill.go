@@ -243,16 +243,19 @@ func (d *drill) finish(rec ops.DrillRecord, err error) (ops.DrillRecord, error) 
 // stateProof compares the state digested by the sink with the proof of
 // the snapshot, if any, whose consistent point is the position reached.
 func (d *drill) stateProof(p *index.Plan, sp source.StateProof) error {
-	if sp.Reached == 0 {
+	reached := sp.Reached
+	if sp.Events == 0 && p.Base.Position != nil {
+		reached = *p.Base.Position // a base may be at position 0 (Redis)
+	} else if reached == 0 {
 		return fmt.Errorf("%w: the base has no log position", source.ErrUnproven)
 	}
 	for _, s := range d.cat.Stream(p.Stream) {
 		want, ok := s.Proof()
-		if ok && s.Position != nil && *s.Position == sp.Reached {
-			return want.Check(fmt.Sprintf("state at position %d (snapshot %s)", sp.Reached, s.ID.Short()), sp.Proof)
+		if ok && s.Position != nil && *s.Position == reached {
+			return want.Check(fmt.Sprintf("state at position %d (snapshot %s)", reached, s.ID.Short()), sp.Proof)
 		}
 	}
-	return fmt.Errorf("%w: no snapshot with a proof is at position %d", source.ErrUnproven, sp.Reached)
+	return fmt.Errorf("%w: no snapshot with a proof is at position %d", source.ErrUnproven, reached)
 }
 
 // snapshotProof recomputes the base's own proof from its content.
@@ -268,6 +271,13 @@ func (d *drill) replayProof(ctx context.Context, base index.SnapshotRef) error {
 		return fmt.Errorf("%w: no later snapshot to replay to", source.ErrUnproven)
 	}
 	_, err := source.ReplayProof(ctx, d.r, d.cat, base, snaps[i+1])
+	if pp, ok := d.db.(source.PlanProver); ok && errors.Is(err, source.ErrUnproven) {
+		// Only the scratch database can apply this log (Redis): replay
+		// through it, which replaces the drill's state there.
+		_, err = source.ReplayProofBy(ctx, d.r, d.cat, base, snaps[i+1], func(p *index.Plan) (source.StateProof, error) {
+			return pp.ProveRestore(ctx, d.r, p)
+		})
+	}
 	return err
 }
 

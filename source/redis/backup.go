@@ -72,10 +72,14 @@ func Backup(ctx context.Context, r *repo.Repository, o Options, bo BackupOptions
 	}
 	hdr := AppendBaseHeader(nil, res.Base)
 	var mapErr error
-	res.ID, res.Snapshot, err = engine.Backup(ctx, r, io.MultiReader(bytes.NewReader(hdr), rdb), engine.BackupOptions{
+	rdbIn, prover := proveRDB(r, rdb)
+	proved := false
+	res.ID, res.Snapshot, err = engine.Backup(ctx, r, io.MultiReader(bytes.NewReader(hdr), rdbIn), engine.BackupOptions{
 		Stream: bo.Stream, Format: engine.FormatRaw, Time: arrived, Parent: parent, Host: bo.Host, Logf: bo.Logf,
 		Describe: func(snap *repo.Snapshot) {
 			conn.Close() // the RDB is read; the master need not keep this replica
+			prover.finish(snap, bo.Logf)
+			proved = true
 			pos, t, err := mapOffset(ctx, r, bo.Stream, res.Base, bo.Wait)
 			if err != nil {
 				mapErr = err
@@ -85,6 +89,9 @@ func Backup(ctx context.Context, r *repo.Repository, o Options, bo BackupOptions
 			res.Positioned = true
 		},
 	})
+	if !proved {
+		prover.abort()
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s: storing the snapshot: %w", o.name(), err)
 	}

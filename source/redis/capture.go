@@ -299,9 +299,18 @@ func (c *capture) fullSync(ctx context.Context, conn *Conn, s Sync) error {
 	}
 	t := time.Unix(0, max(arrived.UnixNano(), c.lastT)).UTC()
 	hdr := AppendBaseHeader(nil, Base{ReplID: s.ReplID, Offset: s.Offset})
-	id, snap, err := engine.Backup(ctx, c.r, io.MultiReader(bytes.NewReader(hdr), rdb), engine.BackupOptions{
+	rdbIn, prover := proveRDB(c.r, rdb)
+	proved := false
+	id, snap, err := engine.Backup(ctx, c.r, io.MultiReader(bytes.NewReader(hdr), rdbIn), engine.BackupOptions{
 		Stream: c.co.Stream, Format: engine.FormatRaw, Time: t, Position: &pos, Parent: parent, Host: c.co.Host,
+		Describe: func(snap *repo.Snapshot) {
+			prover.finish(snap, c.co.Logf)
+			proved = true
+		},
 	})
+	if !proved {
+		prover.abort()
+	}
 	if err != nil {
 		return fmt.Errorf("%s: storing the base snapshot: %w", c.o.name(), err)
 	}

@@ -131,6 +131,32 @@ func (c *Conn) Do(args ...string) (Reply, error) {
 	return x, nil
 }
 
+// Pipeline sends the commands at once and reads their replies in order:
+// one round trip for many small reads. Error replies are returned as
+// replies (check each with Err); an error means the connection failed.
+func (c *Conn) Pipeline(cmds [][]string) ([]Reply, error) {
+	c.nc.SetDeadline(time.Now().Add(time.Minute))
+	defer c.nc.SetDeadline(time.Time{})
+	c.wmu.Lock()
+	for _, args := range cmds {
+		c.bw.Write(appendStrings(nil, args...))
+	}
+	err := c.bw.Flush()
+	c.wmu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	out := make([]Reply, 0, len(cmds))
+	for range cmds {
+		x, err := c.r.ReadReply()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
 func (c *Conn) do(args ...string) (Reply, error) {
 	if err := c.send(args...); err != nil {
 		return Reply{}, err

@@ -23,11 +23,19 @@
 // database it applies to and its arguments. PING and REPLCONF are dropped
 // (their bytes still count in the offsets); everything else is kept.
 //
+// # Proof
+//
+// A base's record count and logical digest (FORMAT.md §11.1, §20): one
+// canonical record per key without an expiry, decoded from the RDB by the
+// package's own RDB decoder while the base is stored, and recomputed by
+// reading a restore's target back (SCAN and one read per type).
+//
 // # Restore
 //
 // The restoring process acts as a master for the target: the target is
 // told REPLICAOF this process, receives the base RDB as a full sync (Redis
 // itself loads every data type), then the stored commands down the same
 // link, and is promoted back with REPLICAOF NO ONE once it has acknowledged
-// the last byte.
+// the last byte, then read back and compared with the proof of the state
+// restored.
 package redis

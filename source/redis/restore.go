@@ -29,6 +29,14 @@ type RestoreOptions struct {
 	// process, and acknowledgement progress while it loads and applies;
 	// default 2 minutes.
 	Timeout time.Duration
+	// Expect, if set, returns the recorded proof of a snapshot of the
+	// stream whose consistent point is position pos, and a name for it:
+	// the state a restore that applied commands reaches is checked
+	// against it (FORMAT.md §11.1).
+	Expect func(pos uint64) (p repo.Proof, what string, ok bool)
+	// ReadBack reads the target back into RestoreStats.Proof even when
+	// there is no proof to compare it with.
+	ReadBack bool
 }
 
 // RestoreStats say what a restore did.
@@ -39,7 +47,16 @@ type RestoreStats struct {
 	// CutMulti is set when the target fell inside a MULTI/EXEC unit: the
 	// unit is left out, and the restore ends before its MULTI.
 	CutMulti bool
+	// Proof is what the target held when it was read back after the
+	// restore (FORMAT.md §11.1); Verified names the recorded proof it
+	// matched, "" when none applied (the state is unproven).
+	Proof    repo.Proof
+	Verified string
 }
+
+// beforeVerify, when set by a test, runs between the restore and the
+// read-back of the target.
+var beforeVerify func()
 
 // ErrNotEmpty: the target holds keys and Force is not set.
 var ErrNotEmpty = errors.New("the target is not empty")
@@ -139,7 +156,8 @@ func Restore(ctx context.Context, r *repo.Repository, p *index.Plan, target Opti
 	partial := func(err error) error {
 		return fmt.Errorf("%s now holds a partial restore (run the restore again with --force): %w", conn.name, err)
 	}
-	if err := m.sendRDB(ctx, r, p.Base, hdrLen, st.RDBBytes); err != nil {
+	sent, err := m.sendRDB(ctx, r, p.Base, hdrLen, st.RDBBytes)
+	if err != nil {
 		return st, partial(err)
 	}
 	go m.readAcks()
@@ -152,7 +170,61 @@ func Restore(ctx context.Context, r *repo.Repository, p *index.Plan, target Opti
 	if _, err := conn.Do("REPLICAOF", "NO", "ONE"); err != nil {
 		return st, partial(err)
 	}
-	return st, nil
+	return st, verifyTarget(ctx, conn, p, sent, &st, o)
+}
+
+// verifyTarget reads the target back and compares it with the proof of
+// the state restored (FORMAT.md §11.1): the base's, recorded and
+// recomputed from the RDB sent, when no command applied; else the
+// recorded proof of a snapshot at the position reached, when there is one.
+func verifyTarget(ctx context.Context, conn *Conn, p *index.Plan, sent rdbSent, st *RestoreStats, o RestoreOptions) error {
+	var want repo.Proof
+	rec, ok := p.Base.Proof()
+	if ok && sent.err == nil {
+		// The base's bytes as sent, whatever was applied after them.
+		if err := rec.Check("snapshot "+p.Base.ID.Short()+" (the RDB sent)", sent.proof); err != nil {
+			return fmt.Errorf("%s: %w", conn.name, err)
+		}
+	}
+	switch {
+	case st.Commands > 0:
+		if o.Expect == nil {
+			break
+		}
+		if want, st.Verified, ok = o.Expect(st.Through); !ok {
+			st.Verified = ""
+		}
+	case ok:
+		want, st.Verified = rec, "snapshot "+p.Base.ID.Short()
+	case sent.err == nil:
+		// An unproven base: the read-back still has to match its RDB.
+		want, st.Verified = sent.proof, "the RDB of snapshot "+p.Base.ID.Short()
+	}
+	if st.Verified == "" {
+		why := "no snapshot with a proof is at the position reached"
+		if sent.err != nil {
+			why = sent.err.Error()
+		}
+		o.Logf("the restored state is unproven: %s", why)
+		if !o.ReadBack {
+			return nil
+		}
+	}
+	if beforeVerify != nil {
+		beforeVerify()
+	}
+	got := sent.digester()
+	if err := TargetProof(ctx, conn, got); err != nil {
+		return fmt.Errorf("%s: read the target back to verify it: %w", conn.name, err)
+	}
+	st.Proof = got.Proof()
+	if st.Verified == "" {
+		return nil
+	}
+	if err := want.Check(fmt.Sprintf("%s after the restore, against %s", conn.name, st.Verified), st.Proof); err != nil {
+		return fmt.Errorf("%w (was the target written to during the restore?)", err)
+	}
+	return nil
 }
 
 // eachCommand calls fn for every command of the plan at positions From
@@ -307,19 +379,42 @@ func (s *skipWriter) Write(p []byte) (int, error) {
 }
 
 // sendRDB answers PSYNC with a full sync of the base's RDB.
-func (m *master) sendRDB(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, hdrLen int, size int64) error {
+// The proof of the RDB is computed from the bytes sent.
+func (m *master) sendRDB(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, hdrLen int, size int64) (rdbSent, error) {
 	id := make([]byte, 20)
 	rand.Read(id)
 	fmt.Fprintf(m.bw, "+FULLRESYNC %s 0\r\n$%d\r\n", hex.EncodeToString(id), size)
-	n, err := engine.Restore(ctx, r, snap, &skipWriter{w: m.bw, n: hdrLen}, engine.RestoreOptions{})
+	pr, pw := io.Pipe()
+	sent := rdbSent{r: r}
+	d := r.NewDigester()
+	done := make(chan error, 1)
+	go func() {
+		err := DigestRDB(pr, d)
+		io.Copy(io.Discard, pr)
+		done <- err
+	}()
+	n, err := engine.Restore(ctx, r, snap, &skipWriter{w: io.MultiWriter(m.bw, pw), n: hdrLen}, engine.RestoreOptions{})
+	pw.CloseWithError(err)
+	if sent.err = <-done; sent.err == nil {
+		sent.proof = d.Proof()
+	}
 	if err != nil {
-		return fmt.Errorf("sending the base: %w", err)
+		return sent, fmt.Errorf("sending the base: %w", err)
 	}
 	if n != size+int64(hdrLen) {
-		return fmt.Errorf("sending the base: %d bytes, want %d", n-int64(hdrLen), size)
+		return sent, fmt.Errorf("sending the base: %d bytes, want %d", n-int64(hdrLen), size)
 	}
-	return m.flush()
+	return sent, m.flush()
 }
+
+// rdbSent is the proof of the RDB a restore sent, or why it has none.
+type rdbSent struct {
+	r     *repo.Repository
+	proof repo.Proof
+	err   error
+}
+
+func (s rdbSent) digester() *repo.Digester { return s.r.NewDigester() }
 
 func (m *master) flush() error {
 	if err := m.bw.Flush(); err != nil {

@@ -98,7 +98,7 @@ func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 		return nil
 	}
 	start := time.Now()
-	st, err := Restore(ctx, r, p, d.o, RestoreOptions{Force: o.Force, Logf: env.Logf("strata restore: ")})
+	st, err := Restore(ctx, r, p, d.o, RestoreOptions{Force: o.Force, Logf: env.Logf("strata restore: "), Expect: expectAt(cat, stream)})
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,37 @@ func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	}
 	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%s of RDB) + %d commands through position %d%s, in %s\n",
 		stream, t, d.o.Name, p.Base.ID.Short(), source.HumanBytes(st.RDBBytes), st.Commands, st.Through, cut, time.Since(start).Round(time.Millisecond))
+	if st.Verified != "" {
+		fmt.Fprintf(env.Stderr, "verified: the target holds %d keys without an expiry, digest %x…, as %s records\n", st.Proof.Records, st.Proof.Digest[:6], st.Verified)
+	}
 	return nil
+}
+
+// expectAt finds the recorded proof of a snapshot of the stream at a
+// log position: the state a restore reaches there must have it.
+func expectAt(cat *index.Catalog, stream string) func(uint64) (repo.Proof, string, bool) {
+	return func(pos uint64) (repo.Proof, string, bool) {
+		for _, s := range cat.Stream(stream) {
+			if want, ok := s.Proof(); ok && s.Position != nil && *s.Position == pos {
+				return want, fmt.Sprintf("snapshot %s at position %d", s.ID.Short(), pos), true
+			}
+		}
+		return repo.Proof{}, "", false
+	}
+}
+
+var _ source.PlanProver = (*redisDatabase)(nil)
+
+// ProveRestore restores the plan into the instance, replacing what it
+// holds, and returns the proof of what it then holds, read back: the
+// replay proof of a drill with --target, which only a server can apply
+// commands for.
+func (d *redisDatabase) ProveRestore(ctx context.Context, r *repo.Repository, p *index.Plan) (source.StateProof, error) {
+	st, err := Restore(ctx, r, p, d.o, RestoreOptions{Force: true, ReadBack: true, Logf: d.env.Logf("strata drill: ")})
+	if err != nil {
+		return source.StateProof{}, err
+	}
+	return source.StateProof{Proof: st.Proof, Reached: st.Through, Events: st.Commands}, nil
 }
 
 var _ source.Holder = (*redisDatabase)(nil)
