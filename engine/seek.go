@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -212,4 +213,27 @@ func (s *SnapshotReader) LongestDataBlob() uint32 {
 		})
 	})
 	return s.longest
+}
+
+// SnapshotHasPrefix reports whether snap's content starts with prefix,
+// reading only the first blobs: how a source tells its own exports (a
+// base header, a database's snapshot magic) from others in one stream.
+func SnapshotHasPrefix(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, prefix []byte) (bool, error) {
+	sr, err := OpenSnapshot(ctx, r, snap)
+	if err != nil {
+		return false, err
+	}
+	var head []byte
+	c := sr.Start()
+	for len(head) < len(prefix) {
+		b, err := c.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		head = append(head, b...)
+	}
+	return bytes.HasPrefix(head, prefix), nil
 }

@@ -2,7 +2,6 @@ package etcd
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,23 +141,7 @@ func proveState(ctx context.Context, r *repo.Repository, p *index.Plan) (source.
 // isEtcdSnapshot reports whether a snapshot's export starts with the etcd
 // snapshot magic, reading its first blobs only.
 func isEtcdSnapshot(ctx context.Context, r *repo.Repository, base index.SnapshotRef) (bool, error) {
-	sr, err := engine.OpenSnapshot(ctx, r, base)
-	if err != nil {
-		return false, err
-	}
-	var head []byte
-	c := sr.Start()
-	for len(head) < len(snapshotMagic) {
-		b, err := c.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return false, err
-		}
-		head = append(head, b...)
-	}
-	return bytes.HasPrefix(head, []byte(snapshotMagic)), nil
+	return engine.SnapshotHasPrefix(ctx, r, base, []byte(snapshotMagic))
 }
 
 // targetProof digests what the cluster holds now, read at one revision.

@@ -156,23 +156,7 @@ func (p *rdbProver) abort() {
 
 // isBase reports whether a snapshot's export starts with a base header.
 func isBase(ctx context.Context, r *repo.Repository, s index.SnapshotRef) (bool, error) {
-	sr, err := engine.OpenSnapshot(ctx, r, s)
-	if err != nil {
-		return false, err
-	}
-	var head []byte
-	c := sr.Start()
-	for len(head) < len(baseMagic) {
-		b, err := c.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return false, err
-		}
-		head = append(head, b...)
-	}
-	return bytes.HasPrefix(head, []byte(baseMagic)), nil
+	return engine.SnapshotHasPrefix(ctx, r, s, []byte(baseMagic))
 }
 
 var errProofStopped = errors.New("proof stopped")
