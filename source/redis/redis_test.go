@@ -410,9 +410,12 @@ func TestStandaloneBackupPosition(t *testing.T) {
 	waitOnline(t, c)
 	workload(t, c, 0)
 	c.WaitReplicas(20 * time.Second)
+	// A client of its own: the test's goes on while this one may still be
+	// reading its reply, and one connection's replies must not interleave.
+	writer := src.Client(t)
 	go func() {
 		time.Sleep(500 * time.Millisecond)
-		c.Do("SET", "after-backup", 1) // the command that proves the position
+		writer.Do("SET", "after-backup", 1) // the command that proves the position
 	}()
 	res, err := redis.Backup(t.Context(), r, opts(src), redis.BackupOptions{Stream: stream, Wait: 20 * time.Second})
 	if err != nil || !res.Positioned {
