@@ -109,35 +109,32 @@ func TestGroupedPutLargeBodyStreams(t *testing.T) {
 	}
 }
 
-// BenchmarkGatewaySmallPuts measures 4 KiB PUTs per second from 64
-// concurrent writers into a local-directory repository (real fsyncs).
-func BenchmarkGatewaySmallPuts(b *testing.B) {
-	ctx := b.Context()
+// localRepo makes a repository in a local directory (real fsyncs) for the
+// PUT benchmarks.
+func localRepo(b *testing.B) *repo.Repository {
 	st, err := local.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := repo.Init(ctx, st, testPassword, repo.InitOptions{KDF: repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+	r, err := repo.Init(b.Context(), st, testPassword, repo.InitOptions{KDF: repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := Open(ctx, r, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	if err := g.CreateBucket(ctx, "bench", "tester", nil); err != nil {
-		b.Fatal(err)
-	}
+	return r
+}
+
+// benchPuts runs put from writers·GOMAXPROCS goroutines, each PUT a new
+// 4 KiB object, and reports PUTs a second.
+func benchPuts(b *testing.B, writers int, put func(key string, body []byte) error) {
 	var n atomic.Int64
-	b.SetParallelism(32) // 64 writers on 2 cores
+	b.SetParallelism(writers)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		body := make([]byte, 4096)
 		for pb.Next() {
 			i := n.Add(1)
 			body[0], body[1], body[2] = byte(i), byte(i>>8), byte(i>>16)
-			if _, err := g.Put(ctx, "bench", fmt.Sprintf("k/%08d", i), bytes.NewReader(body), PutOptions{}); err != nil {
+			if err := put(fmt.Sprintf("k/%08d", i), body); err != nil {
 				b.Error(err)
 				return
 			}
@@ -146,39 +143,38 @@ func BenchmarkGatewaySmallPuts(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 }
 
+// BenchmarkGatewaySmallPuts measures 4 KiB PUTs per second from 64
+// concurrent writers into a local-directory repository (real fsyncs).
+func BenchmarkGatewaySmallPuts(b *testing.B) {
+	ctx := b.Context()
+	g, err := Open(ctx, localRepo(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.CreateBucket(ctx, "bench", "tester", nil); err != nil {
+		b.Fatal(err)
+	}
+	benchPuts(b, 32, func(key string, body []byte) error { // 64 writers on 2 cores
+		_, err := g.Put(ctx, "bench", key, bytes.NewReader(body), PutOptions{})
+		return err
+	})
+}
+
 // BenchmarkServerSmallPuts is BenchmarkGatewaySmallPuts through the S3
 // endpoint: 4 KiB PutObjects with SigV4 from 16 concurrent minio-go
 // clients, the measure.
 func BenchmarkServerSmallPuts(b *testing.B) {
 	ctx := b.Context()
-	st, err := local.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := repo.Init(ctx, st, testPassword, repo.InitOptions{KDF: repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := startServer(b, r, Options{})
+	s := startServer(b, localRepo(b), Options{})
 	c := s.client(b, s.access, s.secret)
 	if err := c.MakeBucket(ctx, "bench", minio.MakeBucketOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	var n atomic.Int64
-	b.SetParallelism(8) // 16 clients on 2 cores
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		body := make([]byte, 4096)
-		for pb.Next() {
-			i := n.Add(1)
-			body[0], body[1], body[2] = byte(i), byte(i>>8), byte(i>>16)
-			if _, err := c.PutObject(ctx, "bench", fmt.Sprintf("k/%08d", i), bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	benchPuts(b, 8, func(key string, body []byte) error { // 16 clients on 2 cores
+		_, err := c.PutObject(ctx, "bench", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		return err
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 }
 
 // BenchmarkList1MKeys pages through ListObjectsV2's core over a bucket of
