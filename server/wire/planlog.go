@@ -21,7 +21,8 @@ import (
 //	          span   (uvarint: last − first)
 //	          t0     (zigzag varint: first_time − previous last_time)
 //	          dt     (uvarint: last_time − first_time)
-//	          flags  (1 byte: bit 0 time-uncertain, others zero)
+//	          flags  (1 byte: bit 0 time-uncertain, bit 1 epoch follows, others zero)
+//	          epoch  (uvarint, ≥ 1, only with flag bit 1: the writer's fencing epoch)
 //	          id     (32 bytes)
 //
 // next is the plan's "from" before the first segment and the previous
@@ -41,6 +42,7 @@ const (
 	minPlanSegment = 4 + 1 + len(repo.ID{})
 
 	planUncertain = 1
+	planEpoch     = 2 // set exactly when the segment has an epoch (its name carries one)
 )
 
 // ErrBadPlanLog is wrapped by every error DecodePlanLog returns.
@@ -61,7 +63,14 @@ func AppendPlanLog(b []byte, from uint64, segs []repo.SegmentKey) []byte {
 		if k.Uncertain {
 			flags |= planUncertain
 		}
-		b = append(append(b, flags), k.ID[:]...)
+		if k.Epoch != 0 {
+			flags |= planEpoch
+		}
+		b = append(b, flags)
+		if k.Epoch != 0 {
+			b = binary.AppendUvarint(b, k.Epoch)
+		}
+		b = append(b, k.ID[:]...)
 		next, prevTime = k.Last+1, k.LastTime
 	}
 	return b
@@ -125,12 +134,24 @@ func DecodePlanLog(stream string, from uint64, b []byte) ([]repo.SegmentKey, err
 			return bad(i, "truncated")
 		}
 		flags := b[p]
-		if flags&^planUncertain != 0 {
+		p++
+		if flags&^(planUncertain|planEpoch) != 0 {
 			return bad(i, "unknown flags %#x", flags)
 		}
 		k := repo.SegmentKey{Stream: stream, First: next + uint64(d), Uncertain: flags&planUncertain != 0}
-		copy(k.ID[:], b[p+1:])
-		p += 1 + len(repo.ID{})
+		if flags&planEpoch != 0 {
+			e, n5 := binary.Uvarint(b[p:])
+			if n5 <= 0 || e == 0 {
+				return bad(i, "bad epoch")
+			}
+			k.Epoch = e
+			p += n5
+		}
+		if len(b)-p < len(repo.ID{}) {
+			return bad(i, "truncated")
+		}
+		copy(k.ID[:], b[p:])
+		p += len(repo.ID{})
 		if k.First == 0 {
 			return bad(i, "position 0")
 		}

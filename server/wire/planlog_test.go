@@ -24,9 +24,10 @@ func planKeys() []repo.SegmentKey {
 	return []repo.SegmentKey{
 		// The segment holding from starts before it.
 		{Stream: "shop/users", First: 90, Last: 199, FirstTime: t0, LastTime: t0 + 10e9, ID: id(1)},
-		{Stream: "shop/users", First: 200, Last: 299, FirstTime: t0 + 11e9, LastTime: t0 + 20e9, ID: id(2)},
+		// A leased writer's segment carries its epoch (FORMAT.md §15).
+		{Stream: "shop/users", First: 200, Last: 299, FirstTime: t0 + 11e9, LastTime: t0 + 20e9, Epoch: 7, ID: id(2)},
 		// Time-uncertain, times overlapping the previous segment's.
-		{Stream: "shop/users", First: 300, Last: 300, FirstTime: t0 + 5e9, LastTime: t0 + 30e9, Uncertain: true, ID: id(3)},
+		{Stream: "shop/users", First: 300, Last: 300, FirstTime: t0 + 5e9, LastTime: t0 + 30e9, Uncertain: true, Epoch: math.MaxUint64, ID: id(3)},
 		{Stream: "shop/users", First: 301, Last: math.MaxUint64, FirstTime: 0, LastTime: math.MaxInt64, ID: id(4)},
 	}
 }
@@ -44,8 +45,8 @@ func TestPlanLogRoundTrip(t *testing.T) {
 		t.Fatalf("decoded %+v\nwant %+v", got, keys)
 	}
 	// A segment after the first costs its deltas (10 s of nanoseconds
-	// takes 5 bytes) and its ID.
-	if n := len(wire.AppendPlanLog(nil, 100, keys[:2])) - len(wire.AppendPlanLog(nil, 100, keys[:1])); n > 45 {
+	// takes 5 bytes), its epoch if any (1 byte for a small one) and its ID.
+	if n := len(wire.AppendPlanLog(nil, 100, keys[:2])) - len(wire.AppendPlanLog(nil, 100, keys[:1])); n > 46 {
 		t.Fatalf("the second segment takes %d bytes", n)
 	}
 	empty, err := wire.DecodePlanLog("shop/users", 7, wire.AppendPlanLog(nil, 7, nil))
@@ -82,7 +83,8 @@ func TestPlanLogRefuses(t *testing.T) {
 		{"count past the bytes", 1, binary.AppendUvarint([]byte{wire.PlanLogVersion}, 1000), "1000 segments in 0 bytes"},
 		{"truncated", 100, good[:len(good)-1], "truncated"},
 		{"trailing byte", 100, append(slices.Clone(good), 0), "after the last segment"},
-		{"unknown flag", 1, log(seg(0, 0, 1, 0, 2)), "flags"},
+		{"unknown flag", 1, log(seg(0, 0, 1, 0, 4)), "flags"},
+		{"epoch 0", 1, log(seg(0, 0, 1, 0, 2)), "bad epoch"},
 		{"position 0", 1, log(seg(-1, 0, 1, 0, 0)), "position 0"},
 		{"positions overflow", 1, log(seg(0, math.MaxUint64, 1, 0, 0)), "positions overflow"},
 		{"time before 1970", 1, log(seg(0, 0, -1, 0, 0)), "before 1970"},
