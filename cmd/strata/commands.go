@@ -339,7 +339,7 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
 	at := fs.String("at", "", "restore the state at this instant (events with time ≤ TIME applied): RFC 3339 or unix seconds, fractions allowed")
-	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
+	atPos := fs.String("at-position", "", "restore the state after the event at this log position; with --target mongodb://, also an oplog timestamp T:I (the state after every entry with ts ≤ T:I)")
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB], etcd://HOST:PORT[,...] or mongodb://[USER@]HOST:PORT[/DB] (password from STRATA_SOURCE_PASSWORD)")
@@ -353,9 +353,22 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 		if err := parseStreamArgs(args, stream); err != nil {
 			return err
 		}
-		target, err := restoreTarget(*at, *atPos)
+		// A MongoDB oplog timestamp (T:I) as --at-position: mapped to the
+		// log position once the catalog is read (restoreDatabase).
+		oplogTS, isTS := oplogPosition(*atPos)
+		posArg := *atPos
+		if isTS {
+			if !isMongoURL(*dbTarget) {
+				return usagef("--at-position %s is an oplog timestamp: it goes with --target mongodb://", *atPos)
+			}
+			posArg = ""
+		}
+		target, err := restoreTarget(*at, posArg)
 		if err != nil {
 			return err
+		}
+		if isTS && target != nil {
+			return usagef("--at/--at-position: give a time or a position, not both")
 		}
 		if *asJSON && (!*dryRun || *dbTarget != "") {
 			return usagef("--json prints the plan of --dry-run: a restore itself writes the data")
@@ -370,7 +383,7 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 			return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 		}
 		if *dbTarget != "" {
-			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
+			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, oplogTS, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
 		}
 		if *collections != "" || *noRollback {
 			return usagef("--collections and --no-rollback-point go with --target")
