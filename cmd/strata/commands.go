@@ -353,22 +353,16 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 		if err := parseStreamArgs(args, stream); err != nil {
 			return err
 		}
-		// A MongoDB oplog timestamp (T:I) as --at-position: mapped to the
-		// log position once the catalog is read (restoreDatabase).
-		oplogTS, isTS := oplogPosition(*atPos)
-		posArg := *atPos
-		if isTS {
-			if !isMongoURL(*dbTarget) {
-				return usagef("--at-position %s is an oplog timestamp: it goes with --target mongodb://", *atPos)
-			}
-			posArg = ""
+		// With --target, an --at-position that is not a plain integer may
+		// name a position in the database's own terms (a MongoDB oplog
+		// timestamp): the target's source maps it (restoreDatabase).
+		posName, posArg := "", *atPos
+		if _, err := strconv.ParseUint(*atPos, 10, 64); err != nil && *atPos != "" && *dbTarget != "" && *at == "" {
+			posName, posArg = *atPos, ""
 		}
 		target, err := restoreTarget(*at, posArg)
 		if err != nil {
 			return err
-		}
-		if isTS && target != nil {
-			return usagef("--at/--at-position: give a time or a position, not both")
 		}
 		if *asJSON && (!*dryRun || *dbTarget != "") {
 			return usagef("--json prints the plan of --dry-run: a restore itself writes the data")
@@ -383,7 +377,7 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 			return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 		}
 		if *dbTarget != "" {
-			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, oplogTS, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
+			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, posName, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
 		}
 		if *collections != "" || *noRollback {
 			return usagef("--collections and --no-rollback-point go with --target")

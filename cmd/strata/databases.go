@@ -10,7 +10,6 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/source"
-	"github.com/strata-backup/strata/source/mongodb"
 )
 
 // openDatabase opens a --source or --target URL through the source
@@ -39,11 +38,11 @@ func (env *environment) sourceEnv() *source.Env {
 // (given, or the latest) or the state at target. A forced restore into a
 // database that holds anything first takes a rollback point of it
 // (rollback.go), unless noRollback.
-func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, oplogTS *mongodb.Timestamp, o source.RestoreOptions, noRollback bool) error {
-	if snapID != "" && (target != nil || oplogTS != nil) {
+func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, posName string, o source.RestoreOptions, noRollback bool) error {
+	if snapID != "" && (target != nil || posName != "") {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
 	}
-	if o.Collections != "" && !isMongoURL(dbURL) {
+	if o.Collections != "" && !strings.HasPrefix(dbURL, "mongodb://") && !strings.HasPrefix(dbURL, "mongodb+srv://") {
 		return usagef("--collections: only a mongodb:// target has collections")
 	}
 	db, err := openDatabase(env, dbURL)
@@ -63,16 +62,25 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", stream, err)
 	}
 	t := index.Target{Time: time.Now()}
-	if oplogTS != nil {
-		pos, err := mongodb.PositionAt(ctx, r, cat, stream, *oplogTS)
+	if posName != "" {
+		// A position named in the database's terms (restoreDatabase's
+		// caller passes only what is not a plain integer).
+		pr, ok := db.(source.PositionResolver)
+		var pos uint64
+		if ok {
+			pos, ok, err = pr.ResolvePosition(ctx, r, cat, stream, posName)
+		}
+		if !ok {
+			return usagef("--at/--at-position: position %q: want a non-negative integer (or, with a mongodb:// target, an oplog timestamp T:I)", posName)
+		}
 		if err != nil {
 			return err
 		}
 		target = &index.Target{Position: pos, ByPos: true}
 		if o.DryRun {
-			fmt.Fprintf(env.stdout, "oplog timestamp %s: position %d (the last stored entry at or before it)\n", oplogTS, pos)
+			fmt.Fprintf(env.stdout, "--at-position %s: position %d\n", posName, pos)
 		} else {
-			env.summaryf("oplog timestamp %s is position %d of %s (the last stored entry at or before it)", oplogTS, pos, stream)
+			env.summaryf("--at-position %s is position %d of %s", posName, pos, stream)
 		}
 	}
 	switch {
@@ -123,22 +131,4 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		}
 	}
 	return rb.failed(db.Restore(ctx, r, cat, stream, t, o))
-}
-
-// isMongoURL says whether a --target names a MongoDB server.
-func isMongoURL(u string) bool {
-	return strings.HasPrefix(u, "mongodb://") || strings.HasPrefix(u, "mongodb+srv://")
-}
-
-// oplogPosition reads an --at-position that is a MongoDB oplog timestamp
-// (T:I and mongosh's forms); a plain integer is a log position, not one.
-func oplogPosition(s string) (*mongodb.Timestamp, bool) {
-	if s == "" {
-		return nil, false
-	}
-	ts, err := mongodb.ParseTimestamp(s)
-	if err != nil {
-		return nil, false
-	}
-	return &ts, true
 }

@@ -277,7 +277,7 @@ func TestMongoCLIOplogTimestamp(t *testing.T) {
 	capt.stop()
 	between := fmt.Sprintf("Timestamp({t: %d, i: %d})", first.T, first.I+1)
 	out := c.ok(nil, "restore", "--stream", "m", "--at-position", between, "--target", tgt.URI+"probe", "--dry-run")
-	if !strings.Contains(out, fmt.Sprintf("oplog timestamp %d.%d: position ", first.T, first.I+1)) {
+	if !strings.Contains(out, "--at-position "+between+": position ") {
 		t.Fatalf("dry run names no position:\n%s", out)
 	}
 	c.ok(nil, "restore", "--stream", "m", "--at-position", between, "--target", tgt.URI+"r")
@@ -288,7 +288,13 @@ func TestMongoCLIOplogTimestamp(t *testing.T) {
 	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--target", tgt.URI+"r2"); code != 7 || !strings.Contains(errs, "has not reached it") {
 		t.Fatalf("restore beyond the log: exit %d %s", code, errs)
 	}
-	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--to", filepath.Join(t.TempDir(), "x")); code != 2 || !strings.Contains(errs, "mongodb://") {
-		t.Fatalf("oplog timestamp without a mongodb target: exit %d %s", code, errs)
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--to", filepath.Join(t.TempDir(), "x")); code != 2 || !strings.Contains(errs, "non-negative integer") {
+		t.Fatalf("oplog timestamp without a target: exit %d %s", code, errs)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--target", "etcd://127.0.0.1:1"); code != 2 || !strings.Contains(errs, "mongodb://") {
+		t.Fatalf("oplog timestamp with an etcd target: exit %d %s", code, errs)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", "soon", "--target", tgt.URI+"r3"); code != 2 || !strings.Contains(errs, "non-negative integer") {
+		t.Fatalf("--at-position soon: exit %d %s", code, errs)
 	}
 }
