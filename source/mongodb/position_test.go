@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -9,8 +10,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/internal/mongotest"
+	"github.com/strata-backup/strata/repo"
 )
 
 func TestParseTimestamp(t *testing.T) {
@@ -148,6 +151,58 @@ func TestRestoreAtOplogTimestamp(t *testing.T) {
 	for _, ts := range []Timestamp{{T: second.T + 100}, {T: second.T, I: second.I + 1}, {T: 1}} {
 		if p, err := PositionAt(ctx, r, cat, "s", ts); !errors.Is(err, index.ErrNotRestorable) {
 			t.Errorf("PositionAt(%s) = %d, %v; want ErrNotRestorable", ts, p, err)
+		}
+	}
+}
+
+// TestPositionAtVector is FORMAT.md §23.4's example: a base at position 0
+// exact at 99.5 and entries at 1, 2, 3 with timestamps 100.1, 100.2, 102.1,
+// one segment each, so the search crosses segments.
+func TestPositionAtVector(t *testing.T) {
+	ctx := t.Context()
+	r := newRepo(t)
+	var base bytes.Buffer
+	bw := NewBaseWriter(&base)
+	if _, err := bw.Close(Timestamp{99, 5}, Timestamp{99, 5}, false); err != nil {
+		t.Fatal(err)
+	}
+	zero := uint64(0)
+	if _, _, err := engine.Backup(ctx, r, &base, engine.BackupOptions{Stream: "s", Format: engine.FormatNDJSON, Position: &zero,
+		Describe: func(s *repo.Snapshot) { s.Time = time.Unix(99, 0).UTC() }}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := engine.OpenLog(ctx, r, engine.LogOptions{Stream: "s", SegmentBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ts := range []Timestamp{{100, 1}, {100, 2}, {102, 1}} {
+		e := parseRec(t, fmt.Sprintf(`{"op":"i","ns":"shop.users","o":{"_id":%d},"ts":{"$timestamp":{"t":%d,"i":%d}}}`, i, ts.T, ts.I))
+		ev, err := OplogEvent(uint64(i+1), int64(ts.T)*1e9, e, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cat.Log("s").Segments); n != 3 {
+		t.Fatalf("%d segments, want 3", n)
+	}
+	for ts, want := range map[Timestamp]uint64{{100, 2}: 2, {101, 7}: 2, {99, 5}: 0, {99, 9}: 0, {100, 1}: 1, {102, 1}: 3, {100, 3}: 2} {
+		if got, err := PositionAt(ctx, r, cat, "s", ts); err != nil || got != want {
+			t.Errorf("PositionAt(%s) = %d, %v; want %d", ts, got, err, want)
+		}
+	}
+	for _, ts := range []Timestamp{{99, 4}, {102, 2}, {0, 0}} {
+		if got, err := PositionAt(ctx, r, cat, "s", ts); !errors.Is(err, index.ErrNotRestorable) {
+			t.Errorf("PositionAt(%s) = %d, %v; want ErrNotRestorable", ts, got, err)
 		}
 	}
 }
