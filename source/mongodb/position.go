@@ -203,13 +203,9 @@ func PositionAt(ctx context.Context, r *repo.Repository, cat *index.Catalog, str
 		return next - 1, nil
 	}
 	if i > 0 && segs[i-1].Last+1 == next {
-		p, err := load(i - 1)
-		if err != nil {
-			return 0, err
-		}
-		if len(p.ts) > 0 {
-			return next - 1, nil
-		}
+		// The segment before holds it (its manifest's range says so; the
+		// restore reads and verifies it).
+		return next - 1, nil
 	}
 	// next follows a base (the stream's first, or one taken after a gap) at
 	// next-1: ts maps to it when the base is exact at or before ts.
