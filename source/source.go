@@ -49,6 +49,19 @@ type Holder interface {
 	Held(ctx context.Context) (n int64, what string, err error)
 }
 
+// PositionResolver is the optional interface of a Source whose log
+// positions can also be named in the database's own terms (MongoDB: an
+// oplog timestamp). The CLI asks for it (by type assertion) when
+// restore --at-position is not a plain integer.
+type PositionResolver interface {
+	// ResolvePosition maps text, an --at-position that is not a plain
+	// integer, to the log position of stream whose restore is the state
+	// text names. ok is false when text is not such a name. It MUST
+	// refuse, wrapping index.ErrNotRestorable, a name the stream's log
+	// does not cover exactly, and MUST NOT change the database.
+	ResolvePosition(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream, text string) (pos uint64, ok bool, err error)
+}
+
 // CaptureOptions tune a capture. The zero value is not valid: the caller
 // sets both (the CLI's defaults are 16 MiB and 10 s).
 type CaptureOptions struct {

@@ -339,7 +339,7 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
 	at := fs.String("at", "", "restore the state at this instant (events with time ≤ TIME applied): RFC 3339 or unix seconds, fractions allowed")
-	atPos := fs.String("at-position", "", "restore the state after the event at this log position")
+	atPos := fs.String("at-position", "", "restore the state after the event at this log position; with --target mongodb://, also an oplog timestamp T:I (the state after every entry with ts ≤ T:I)")
 	dryRun := fs.Bool("dry-run", false, "with --at/--at-position: print the plan (base snapshot, segments, bytes to read) and verify its objects, write nothing")
 	to := fs.String("to", "-", "output file, written atomically, or - for standard output")
 	dbTarget := fs.String("target", "", "restore into a live, empty database instead: redis://HOST:PORT[/DB], etcd://HOST:PORT[,...] or mongodb://[USER@]HOST:PORT[/DB] (password from STRATA_SOURCE_PASSWORD)")
@@ -353,7 +353,14 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 		if err := parseStreamArgs(args, stream); err != nil {
 			return err
 		}
-		target, err := restoreTarget(*at, *atPos)
+		// With --target, an --at-position that is not a plain integer may
+		// name a position in the database's own terms (a MongoDB oplog
+		// timestamp): the target's source maps it (restoreDatabase).
+		posName, posArg := "", *atPos
+		if _, err := strconv.ParseUint(*atPos, 10, 64); err != nil && *atPos != "" && *dbTarget != "" && *at == "" {
+			posName, posArg = *atPos, ""
+		}
+		target, err := restoreTarget(*at, posArg)
 		if err != nil {
 			return err
 		}
@@ -370,7 +377,7 @@ func cmdRestore(env *environment, c *cobra.Command) runFunc {
 			return partialRestore{location: *location, stream: *stream, snapID: *snapID, target: target, prefix: *keyPrefix, keysFrom: *keysFrom, to: *to}.run(ctx, env)
 		}
 		if *dbTarget != "" {
-			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
+			return restoreDatabase(ctx, env, *location, *stream, *dbTarget, *snapID, target, posName, source.RestoreOptions{Force: *force, DryRun: *dryRun, Collections: *collections}, *noRollback)
 		}
 		if *collections != "" || *noRollback {
 			return usagef("--collections and --no-rollback-point go with --target")

@@ -38,8 +38,8 @@ func (env *environment) sourceEnv() *source.Env {
 // (given, or the latest) or the state at target. A forced restore into a
 // database that holds anything first takes a rollback point of it
 // (rollback.go), unless noRollback.
-func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, o source.RestoreOptions, noRollback bool) error {
-	if snapID != "" && target != nil {
+func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, posName string, o source.RestoreOptions, noRollback bool) error {
+	if snapID != "" && (target != nil || posName != "") {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
 	}
 	if o.Collections != "" && !strings.HasPrefix(dbURL, "mongodb://") && !strings.HasPrefix(dbURL, "mongodb+srv://") {
@@ -62,6 +62,27 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		return fmt.Errorf("refusing to restore %s: %w; a snapshot that fails verification may be its newest, and Strata never falls back to an older one (run 'strata check'; --snapshot ID restores a snapshot you name)", stream, err)
 	}
 	t := index.Target{Time: time.Now()}
+	if posName != "" {
+		// A position named in the database's terms (restoreDatabase's
+		// caller passes only what is not a plain integer).
+		pr, ok := db.(source.PositionResolver)
+		var pos uint64
+		if ok {
+			pos, ok, err = pr.ResolvePosition(ctx, r, cat, stream, posName)
+		}
+		if !ok {
+			return usagef("--at/--at-position: position %q: want a non-negative integer (or, with a mongodb:// target, an oplog timestamp T:I)", posName)
+		}
+		if err != nil {
+			return err
+		}
+		target = &index.Target{Position: pos, ByPos: true}
+		if o.DryRun {
+			fmt.Fprintf(env.stdout, "--at-position %s: position %d\n", posName, pos)
+		} else {
+			env.summaryf("--at-position %s is position %d of %s", posName, pos, stream)
+		}
+	}
 	switch {
 	case target != nil:
 		t = *target

@@ -232,3 +232,69 @@ func TestMongoCLIBadSources(t *testing.T) {
 		}
 	}
 }
+
+// TestMongoCLIOplogTimestamp: restore --at-position T:I restores the state
+// after every oplog entry at or before T:I, --dry-run names the position it
+// maps to, and a timestamp the capture has not reached is refused (exit 7).
+func TestMongoCLIOplogTimestamp(t *testing.T) {
+	src := mongotest.Start(t, mongotest.Options{})
+	tgt := mongotest.Start(t, mongotest.Options{})
+	c := newCLI(t)
+	c.ok(nil, "init")
+	items := src.Client.Database("app").Collection("items")
+	write := func(id int, v string) mongodb.Timestamp {
+		t.Helper()
+		if _, err := items.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: int32(id)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
+			t.Fatal(err)
+		}
+		ts, _, err := mongodb.LastTimestamp(t.Context(), src.Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	write(0, "seed")
+	capt := c.startCapture("--source", src.URI+"app", "--stream", "m", "--segment-interval", "200ms")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(capt.stderr.String(), "new base snapshot"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no base in 30 s:\n%s", capt.stderr)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	first := write(1, "one")
+	want := mongoState(t, src.Client, "app")
+	time.Sleep(1100 * time.Millisecond)
+	second := write(1, "two")
+	secondAt := fmt.Sprintf("%d:%d", second.T, second.I)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _, _ := c.run(nil, "restore", "--stream", "m", "--at-position", secondAt, "--target", tgt.URI+"probe", "--dry-run"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entry %s not stored in 30 s:\n%s", secondAt, capt.stderr)
+		}
+	}
+	capt.stop()
+	between := fmt.Sprintf("Timestamp({t: %d, i: %d})", first.T, first.I+1)
+	out := c.ok(nil, "restore", "--stream", "m", "--at-position", between, "--target", tgt.URI+"probe", "--dry-run")
+	if !strings.Contains(out, "--at-position "+between+": position ") {
+		t.Fatalf("dry run names no position:\n%s", out)
+	}
+	c.ok(nil, "restore", "--stream", "m", "--at-position", between, "--target", tgt.URI+"r")
+	if got := mongoState(t, tgt.Client, "r"); got != want {
+		t.Fatalf("restore at %s:\n got %s\nwant %s", between, got, want)
+	}
+	beyond := fmt.Sprintf("%d:0", second.T+60)
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--target", tgt.URI+"r2"); code != 7 || !strings.Contains(errs, "has not reached it") {
+		t.Fatalf("restore beyond the log: exit %d %s", code, errs)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--to", filepath.Join(t.TempDir(), "x")); code != 2 || !strings.Contains(errs, "non-negative integer") {
+		t.Fatalf("oplog timestamp without a target: exit %d %s", code, errs)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", beyond, "--target", "etcd://127.0.0.1:1"); code != 2 || !strings.Contains(errs, "mongodb://") {
+		t.Fatalf("oplog timestamp with an etcd target: exit %d %s", code, errs)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "m", "--at-position", "soon", "--target", tgt.URI+"r3"); code != 2 || !strings.Contains(errs, "non-negative integer") {
+		t.Fatalf("--at-position soon: exit %d %s", code, errs)
+	}
+}

@@ -13,7 +13,8 @@
 //
 // A stream's log positions count the oplog entries it stores: the next
 // stored entry gets the next position, as FORMAT.md §15 requires; the
-// timestamps inside the events say where in the oplog each one is.
+// timestamps inside the events say where in the oplog each one is, and
+// PositionAt maps an oplog timestamp back to a position (position.go).
 //
 // # Base
 //

@@ -437,7 +437,7 @@ func TestOplogRollover(t *testing.T) {
 	write(15, 50) // during the pause
 	// An instant the rolled-over oplog loses: after the log's end and before
 	// the new base, which holds the state after the last of these writes.
-	_, inGap, err := LastTimestamp(ctx, cli)
+	inGapTS, inGap, err := LastTimestamp(ctx, cli)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +470,22 @@ func TestOplogRollover(t *testing.T) {
 	want := dumpState(t, src.Client, "app")
 	if _, err := cat.Plan("s", index.Target{Time: inGap}); !errors.Is(err, index.ErrNotRestorable) {
 		t.Fatalf("restore inside the gap: %v, want ErrNotRestorable", err)
+	}
+	// The same by oplog timestamp: the last entry before the gap (the
+	// newest the first capture read) maps to its position; anything after
+	// it and before the new base's end is refused, since an entry the gap
+	// lost may be at or before it.
+	cov := cat.Coverage("s")
+	if len(cov.Gaps) != 1 {
+		t.Fatalf("coverage gaps %+v", cov.Gaps)
+	}
+	if p, err := PositionAt(ctx, r, cat, "s", st.Last); err != nil || p != cov.Gaps[0].FromPos-1 {
+		t.Fatalf("PositionAt the last entry before the gap: %d, %v; want %d", p, err, cov.Gaps[0].FromPos-1)
+	}
+	for _, ts := range []Timestamp{{T: st.Last.T, I: st.Last.I + 1}, inGapTS} {
+		if p, err := PositionAt(ctx, r, cat, "s", ts); !errors.Is(err, index.ErrNotRestorable) || !strings.Contains(err.Error(), "gap") {
+			t.Fatalf("PositionAt(%s) in the gap: %d, %v; want ErrNotRestorable naming the gap", ts, p, err)
+		}
 	}
 	restoreInto(t, cat, r, tgt, index.Target{Time: after}, RestoreOptions{Database: "after"})
 	sameState(t, "after the gap", dumpState(t, tgt.Client, "after"), want)

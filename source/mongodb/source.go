@@ -165,3 +165,16 @@ func (d *mongoDatabase) Held(ctx context.Context) (int64, string, error) {
 	n, err := CountCollections(ctx, cli, d.cfg)
 	return int64(n), "collections", err
 }
+
+var _ source.PositionResolver = (*mongoDatabase)(nil)
+
+// ResolvePosition maps an oplog timestamp (ParseTimestamp's forms) to the
+// position PositionAt gives; other text is not one (ok false).
+func (d *mongoDatabase) ResolvePosition(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream, text string) (uint64, bool, error) {
+	ts, err := ParseTimestamp(text)
+	if err != nil {
+		return 0, false, nil
+	}
+	pos, err := PositionAt(ctx, r, cat, stream, ts)
+	return pos, true, err
+}
