@@ -26,6 +26,9 @@ type CheckOptions struct {
 	// structural checks (shards listed, snapshots, segments) still cover
 	// the whole repository. Subset.Select and scrubs (Scrub) make one.
 	Select func(packs []repo.PackInfo) []repo.PackInfo
+	// Progress, when set, counts the bytes of the shards ReadData reads:
+	// its total once the packs to read are known.
+	Progress *Work
 }
 
 // CheckReport is what a check found. Problems are damage that remains;
@@ -374,7 +377,8 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 				}
 				rep.Problems = append(rep.Problems, problems...)
 				rep.PacksRead++
-				rep.BytesRead += int64(pi.K+pi.M) * shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
+				rep.BytesRead += packBytes(pi)
+				o.Progress.add(packBytes(pi))
 				bad.add(pi.ID, srep.Missing...)
 				bad.add(pi.ID, slices.Collect(maps.Keys(srep.Bad))...)
 				if shardDamage && !already[pi.ID] {
@@ -390,6 +394,11 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 	if o.Select != nil {
 		all = o.Select(all)
 	}
+	var total int64
+	for _, pi := range all {
+		total += packBytes(pi)
+	}
+	o.Progress.setTotal(total)
 	for _, pi := range all {
 		if ctx.Err() != nil {
 			break
@@ -879,4 +888,9 @@ func checkCopies(ctx context.Context, r *repo.Repository, repair bool, rep *Chec
 		}
 	}
 	return nil
+}
+
+// packBytes is what reading every shard of a pack reads.
+func packBytes(pi repo.PackInfo) int64 {
+	return int64(pi.K+pi.M) * shard.NewHeader(pi.K, pi.M, pi.Length, pi.ID).Size()
 }

@@ -59,6 +59,9 @@ type PruneOptions struct {
 	// any other; default 72 hours. It must exceed ResumeMaxAge by more
 	// than the longest backup.
 	CheckpointAge time.Duration
+	// Progress, when set, counts the snapshots and log segments whose
+	// trees the reachability walk has read, out of all of them.
+	Progress *Work
 }
 
 // validate checks the options and fills the defaults of zero fields.
@@ -134,7 +137,7 @@ func Prune(ctx context.Context, r *repo.Repository, o PruneOptions) (*PruneResul
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	view, err := loadPruneView(ctx, r, o.Now().Add(-o.CheckpointAge))
+	view, err := loadPruneView(ctx, r, o.Now().Add(-o.CheckpointAge), o.Progress)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w; nothing was changed", err)
 	}
@@ -218,7 +221,7 @@ type pruneView struct {
 // loadPruneView builds the complete view, or fails: it never returns a
 // partial one. Checkpoints created before cutoff are expired: they
 // reference nothing.
-func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time) (*pruneView, error) {
+func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time, progress *Work) (*pruneView, error) {
 	v := &pruneView{files: map[repo.ID]*repo.IndexFile{}, listed: map[repo.ID]bool{}, referenced: map[repo.ID]bool{}}
 	// The shards are listed first: a pack written after this listing is
 	// not considered at all by this run.
@@ -254,10 +257,16 @@ func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time) (*
 	// Every blob reachable from a snapshot, data and list.
 	reach := index.NewIDSet(1 << 16)
 	br := newBlobReader(r, lists, 32)
+	walks := int64(len(cat.Snapshots))
+	for _, l := range cat.Logs {
+		walks += int64(len(l.Segments))
+	}
+	progress.setTotal(walks)
 	for _, s := range cat.Snapshots {
 		if err := markTree(ctx, br, s.Tree, reach); err != nil {
 			return nil, fmt.Errorf("snapshot %s (%s): %w", s.ID.Short(), s.Stream, err)
 		}
+		progress.add(1)
 	}
 	// Blob trees that snapshot exports name (S3 gateway bases: a bucket's
 	// key table names the content of every version it holds).
@@ -311,9 +320,11 @@ func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time) (*
 	for _, l := range cat.Logs {
 		trees := eventTreesFor(l.Stream)
 		if trees == nil {
+			progress.add(int64(len(l.Segments)))
 			continue
 		}
 		for _, k := range l.Segments {
+			progress.add(1)
 			seg, err := r.LoadSegment(ctx, k)
 			if err != nil {
 				return nil, fmt.Errorf("%w (run 'strata check')", err)

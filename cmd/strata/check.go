@@ -78,7 +78,13 @@ func cmdCheck(env *environment, c *cobra.Command) runFunc {
 				return err
 			}
 		}
-		rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair, Select: sel})
+		work := &engine.Work{}
+		stopProgress := func() {}
+		if *readData && !*asJSON {
+			stopProgress = startWork(env, "check: reading packs", work, true)
+		}
+		rep, err := engine.Check(ctx, r, engine.CheckOptions{ReadData: *readData, Repair: *repair, Select: sel, Progress: work})
+		stopProgress()
 		if err != nil {
 			return err
 		}

@@ -62,7 +62,10 @@ func cmdForget(env *environment, c *cobra.Command) runFunc {
 		}
 		out.Stream, out.DryRun = *stream, *dryRun
 		if *prune && !*dryRun {
-			pr, err := engine.Prune(ctx, r, engine.PruneOptions{Grace: *grace})
+			work := &engine.Work{}
+			stopProgress := startWork(env, "prune: walking snapshots and segments", work, false)
+			pr, err := engine.Prune(ctx, r, engine.PruneOptions{Grace: *grace, Progress: work})
+			stopProgress()
 			if err != nil {
 				return err
 			}
@@ -147,8 +150,10 @@ func cmdPrune(env *environment, c *cobra.Command) runFunc {
 		if err != nil {
 			return err
 		}
-		o := engine.PruneOptions{Grace: *grace, DryRun: *dryRun}
+		o := engine.PruneOptions{Grace: *grace, DryRun: *dryRun, Progress: &engine.Work{}}
+		stopProgress := startWork(env, "prune: walking snapshots and segments", o.Progress, false)
 		res, err := engine.Prune(ctx, r, o)
+		stopProgress()
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/strata-backup/strata/engine"
 )
 
 // progressEvery is how often a bar redraws: often enough to look alive,
@@ -19,16 +21,30 @@ const progressEvery = 150 * time.Millisecond
 // (chunks, new) to the description. The returned stop erases the bar, and
 // MUST be called before the command's summary line.
 func startProgress(env *environment, what string, total int64, done func() int64, detail func() string) (stop func()) {
+	return drawProgress(env, what, func() int64 { return total }, done, detail, true)
+}
+
+// startWork is startProgress for an engine operation that reports its own
+// total once it knows it (engine.Work): bytes for check's reads, items
+// (snapshots and segments walked) for prune.
+func startWork(env *environment, what string, w *engine.Work, bytes bool) (stop func()) {
+	return drawProgress(env, what, w.Total.Load, w.Done.Load, nil, bytes)
+}
+
+// drawProgress is the bar of startProgress and startWork; total is read
+// at every redraw and may become known (> 0) while the command runs.
+func drawProgress(env *environment, what string, total, done func() int64, detail func() string, bytes bool) (stop func()) {
 	if !env.stderrTTY || env.quiet {
 		return func() {}
 	}
-	if total <= 0 {
-		total = -1 // the library's unknown total: bytes and rate, no percentage
+	max := total()
+	if max <= 0 {
+		max = -1 // the library's unknown total: count and rate, no percentage
 	}
-	bar := progressbar.NewOptions64(total,
+	bar := progressbar.NewOptions64(max,
 		progressbar.OptionSetWriter(env.stderr),
 		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowBytes(bytes),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(progressEvery),
@@ -41,6 +57,10 @@ func startProgress(env *environment, what string, total int64, done func() int64
 	update := func() {
 		if detail != nil {
 			bar.Describe(what + " " + detail())
+		}
+		if t := total(); t > 0 && t != max {
+			max = t
+			bar.ChangeMax64(t)
 		}
 		bar.Set64(done())
 	}

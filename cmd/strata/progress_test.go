@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-backup/strata/engine"
 )
 
 // On a terminal the bar shows the percentage, the rate and the time left;
@@ -33,6 +35,23 @@ func TestProgressBar(t *testing.T) {
 		if errb.Len() != 0 {
 			t.Errorf("bar drawn off a terminal or with --quiet: %q", errb.String())
 		}
+	}
+}
+
+// An engine operation's bar (check, prune) gets its percentage once the
+// operation knows its total.
+func TestWorkProgressBar(t *testing.T) {
+	var errb bytes.Buffer
+	env := &environment{stderr: &errb, stderrTTY: true}
+	w := &engine.Work{}
+	stop := startWork(env, "prune: walking", w, false)
+	time.Sleep(2 * progressEvery)
+	w.Total.Store(40)
+	w.Done.Store(10)
+	time.Sleep(3 * progressEvery)
+	stop()
+	if out := errb.String(); !strings.Contains(out, "25%") || !strings.Contains(out, "prune: walking") {
+		t.Errorf("bar: no 25%% or description in %q", out)
 	}
 }
 
