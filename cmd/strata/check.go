@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/spf13/cobra"
@@ -43,7 +42,7 @@ func cmdCheck(env *environment, c *cobra.Command) runFunc {
 			// The repository cannot be opened because of damage (a key file or
 			// the config): that is check's finding, not a failure to run.
 			if *asJSON {
-				return writeCheckJSON(env, checkJSON{ReadData: *readData, Problems: []string{err.Error()}}, damageError{1})
+				return errors.Join(writeJSON(env, checkJSON{ReadData: *readData, findings: newFindings(nil, nil, []string{err.Error()})}), damageError{1})
 			}
 			fmt.Fprintf(env.stdout, "problem: %s\n", printable(err.Error()))
 			return damageError{1}
@@ -112,12 +111,10 @@ func cmdCheck(env *environment, c *cobra.Command) runFunc {
 			damage = damageError{len(rep.Problems)}
 		}
 		if *asJSON {
-			return writeCheckJSON(env, checkJSON{ReadData: *readData,
+			return errors.Join(writeJSON(env, checkJSON{ReadData: *readData,
 				Counts:   checkCounts{Snapshots: rep.Snapshots, Segments: rep.Segments, Indexes: rep.Indexes, Packs: rep.Packs, Shards: rep.Shards, Blobs: rep.Blobs, PacksRead: rep.PacksRead},
-				Notes:    rep.Notes,
-				Repaired: append(resynced, rep.Repaired...),
-				Problems: rep.Problems,
-			}, damage)
+				findings: newFindings(rep.Notes, append(resynced, rep.Repaired...), rep.Problems),
+			}), damage)
 		}
 		depth := "structure"
 		switch {
@@ -127,15 +124,7 @@ func cmdCheck(env *environment, c *cobra.Command) runFunc {
 			depth = "structure and every byte"
 		}
 		fmt.Fprintf(env.stdout, "checked %s: %d snapshots, %d log segments, %d index files, %d packs, %d blobs\n", depth, rep.Snapshots, rep.Segments, rep.Indexes, rep.Packs, rep.Blobs)
-		for _, n := range rep.Notes {
-			fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
-		}
-		for _, s := range rep.Repaired {
-			fmt.Fprintf(env.stdout, "repaired: %s\n", s)
-		}
-		for _, p := range rep.Problems {
-			fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
-		}
+		printFindings(env, rep.Notes, rep.Repaired, rep.Problems)
 		if damage != nil {
 			return damage
 		}
@@ -162,10 +151,40 @@ func checkReplayProofs(ctx context.Context, r *repo.Repository, rep *engine.Chec
 type checkJSON struct {
 	ReadData bool        `json:"read_data"`
 	Counts   checkCounts `json:"counts"`
-	Notes    []string    `json:"notes"`
-	Repaired []string    `json:"repaired"`
-	Problems []string    `json:"problems"`
-	OK       bool        `json:"ok"`
+	findings
+}
+
+// findings are the lists check and scrub end with, in text and in JSON:
+// harmless notes, what was repaired, and the damage that remains.
+type findings struct {
+	Notes    []string `json:"notes"`
+	Repaired []string `json:"repaired"`
+	Problems []string `json:"problems"`
+	OK       bool     `json:"ok"` // no problems
+}
+
+// newFindings makes the JSON form: lists empty, never null.
+func newFindings(notes, repaired, problems []string) findings {
+	orEmpty := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	return findings{Notes: orEmpty(notes), Repaired: orEmpty(repaired), Problems: orEmpty(problems), OK: len(problems) == 0}
+}
+
+// printFindings prints the text form, a line each.
+func printFindings(env *environment, notes, repaired, problems []string) {
+	for _, n := range notes {
+		fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
+	}
+	for _, s := range repaired {
+		fmt.Fprintf(env.stdout, "repaired: %s\n", s)
+	}
+	for _, p := range problems {
+		fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
+	}
 }
 
 // checkCounts is what check looked at.
@@ -177,21 +196,4 @@ type checkCounts struct {
 	Shards    int `json:"shards"`
 	Blobs     int `json:"blobs"`
 	PacksRead int `json:"packs_read"` // packs whose every byte was read (--read-data, --read-data-subset)
-}
-
-// writeCheckJSON prints j (lists empty, never null) and returns damage,
-// so the exit code is the same as without --json.
-func writeCheckJSON(env *environment, j checkJSON, damage error) error {
-	for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
-		if *l == nil {
-			*l = []string{}
-		}
-	}
-	j.OK = len(j.Problems) == 0
-	enc := json.NewEncoder(env.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(j); err != nil {
-		return err
-	}
-	return damage
 }

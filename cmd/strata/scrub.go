@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/limit"
+	"github.com/strata-backup/strata/source"
 )
 
 // cmdScrub runs one scrub pass: the slice of packs that is due now, so
@@ -64,36 +64,16 @@ func cmdScrub(env *environment, c *cobra.Command) runFunc {
 			damage = damageError{len(rep.Problems)}
 		}
 		if *asJSON {
-			j := scrubJSON{Record: rec, Packs: rep.Packs, Notes: rep.Notes, Repaired: rep.Repaired, Problems: rep.Problems}
-			for _, l := range []*[]string{&j.Notes, &j.Repaired, &j.Problems} {
-				if *l == nil {
-					*l = []string{}
-				}
-			}
-			j.OK = len(j.Problems) == 0
-			enc := json.NewEncoder(env.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(j); err != nil {
-				return err
-			}
-			return damage
+			return errors.Join(writeJSON(env, scrubJSON{Record: rec, Packs: rep.Packs, findings: newFindings(rep.Notes, rep.Repaired, rep.Problems)}), damage)
 		}
 		next := "the cycle is complete: the next pass starts a new one"
 		if rec.Next != "" {
 			next = "the next pass starts at pack " + rec.Next[:8]
 		}
 		fmt.Fprintf(env.stdout, "scrubbed %d of %d packs (%s); %d bad shards, %d rebuilt from parity; %s (cycle of %s started %s)\n",
-			rec.PacksRead, rep.Packs, formatBytes(rec.BytesRead), rec.BadShards, rec.Repaired, next,
+			rec.PacksRead, rep.Packs, source.HumanBytes(rec.BytesRead), rec.BadShards, rec.Repaired, next,
 			days(cycle), rec.CycleStart.Format(time.RFC3339))
-		for _, n := range rep.Notes {
-			fmt.Fprintf(env.stdout, "note: %s\n", printable(n))
-		}
-		for _, s := range rep.Repaired {
-			fmt.Fprintf(env.stdout, "repaired: %s\n", s)
-		}
-		for _, p := range rep.Problems {
-			fmt.Fprintf(env.stdout, "problem: %s\n", printable(p))
-		}
+		printFindings(env, rep.Notes, rep.Repaired, rep.Problems)
 		return damage
 	}
 }
@@ -101,12 +81,9 @@ func cmdScrub(env *environment, c *cobra.Command) runFunc {
 // scrubJSON is scrub --json's one object (README, "Scrubs"): the record
 // the pass stored, the packs in the repository, and the check's findings.
 type scrubJSON struct {
-	Record   *ops.ScrubRecord `json:"record"`
-	Packs    int              `json:"packs"`
-	Notes    []string         `json:"notes"`
-	Repaired []string         `json:"repaired"`
-	Problems []string         `json:"problems"`
-	OK       bool             `json:"ok"`
+	Record *ops.ScrubRecord `json:"record"`
+	Packs  int              `json:"packs"`
+	findings
 }
 
 // days is a duration flag that also takes whole or fractional days ("30d"),
@@ -140,9 +117,4 @@ func (d *days) Set(s string) error {
 	}
 	*d = days(v)
 	return nil
-}
-
-// formatBytes prints n in MB (10⁶ bytes), the unit of --limit-read.
-func formatBytes(n int64) string {
-	return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
 }
