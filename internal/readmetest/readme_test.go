@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-backup/strata/internal/testenv"
 )
 
 // marker precedes each README code block the test runs.
@@ -43,24 +45,6 @@ func blocks(t *testing.T, readme []byte) []string {
 	return out
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // TestReadmeOnFreshClone clones the repository's committed state into an
 // empty directory and runs the README's marked blocks as written. The quick
 // start runs with DOCS=20000 (its documented size knob) to stay fast.
@@ -71,7 +55,7 @@ func TestReadmeOnFreshClone(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the commands run in child processes, which the race detector does not see; the plain run covers them")
 	}
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}

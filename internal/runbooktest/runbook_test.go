@@ -22,29 +22,12 @@ import (
 	"github.com/strata-backup/strata/internal/etcdtest"
 	"github.com/strata-backup/strata/internal/miniotest"
 	"github.com/strata-backup/strata/internal/redistest"
+	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/repo"
 )
 
 // runbookIDs are the runbooks docs/runbooks.md must hold, each with a test.
 var runbookIDs = []string{"lost-node", "bad-deploy", "lost-store", "ransomware", "corrupted-log"}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
 
 // parseRunbooks returns the ```sh blocks of each runbook of doc, by ID. A
 // ```sh block outside a runbook, a runbook marker not right under its
@@ -93,7 +76,7 @@ func parseRunbooks(doc []byte) (map[string][]string, error) {
 
 func runbooks(t *testing.T) map[string][]string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "runbooks.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "runbooks.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +118,7 @@ func strataBin(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "strata"), filepath.Join(repoRoot(t), "cmd", "strata")).CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "strata"), filepath.Join(testenv.RepoRoot(t), "cmd", "strata")).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
