@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 )
@@ -159,16 +158,7 @@ func TestDrillThroughServer(t *testing.T) {
 	dir := local.vars["STRATA_REPO"]
 	local.ok(nil, "init")
 	start := drillStream(t, local, "shop/users", nil)
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	tok := map[string]string{}
-	for name, scope := range map[string]string{"drill": "restore:shop/*", "writer": "backup:shop/*", "other": "restore:other/*", "admin": "admin"} {
-		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+	srv, tok := serveWithTokens(t, local, map[string]string{"drill": "restore:shop/*", "writer": "backup:shop/*", "other": "restore:other/*", "admin": "admin"})
 	as := func(who string) *cli {
 		c := newCLI(t)
 		c.vars["STRATA_REPO"] = srv.url

@@ -60,6 +60,23 @@ func startServe(t *testing.T, dir, tokens, addr string, extra ...string) *liveSe
 	return s
 }
 
+// serveWithTokens creates a token in c's repository for each name →
+// scope, starts strata serve on it with extra flags on a free port, and
+// returns the server and the tokens by name.
+func serveWithTokens(t *testing.T, c *cli, scopes map[string]string, extra ...string) (*liveServer, map[string]string) {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	tok := map[string]string{}
+	for name, scope := range scopes {
+		tok[name] = strings.TrimSpace(c.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServe(t, c.vars["STRATA_REPO"], tokens, fmt.Sprintf("127.0.0.1:%d", port), extra...), tok
+}
+
 // stop is SIGTERM's path: cancel, then in-flight requests finish.
 func (s *liveServer) stop(t *testing.T) {
 	if s.cancel == nil {
@@ -245,19 +262,9 @@ func stripLag(s string) string {
 // is refused with a clear error, never a crash.
 func TestServerSingleScopes(t *testing.T) {
 	local := newCLI(t)
-	dir := local.vars["STRATA_REPO"]
 	local.ok(nil, "init")
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	tok := map[string]string{}
-	for name, scope := range map[string]string{"backup": "backup:shop/*", "restore": "restore:shop/*", "read": "read",
-		"backup-read": "backup:shop/*,read", "admin": "admin"} {
-		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+	srv, tok := serveWithTokens(t, local, map[string]string{"backup": "backup:shop/*", "restore": "restore:shop/*", "read": "read",
+		"backup-read": "backup:shop/*,read", "admin": "admin"})
 	as := func(who string) *cli {
 		c := newCLI(t)
 		c.vars["STRATA_REPO"] = srv.url
@@ -379,18 +386,8 @@ func TestServerSingleScopes(t *testing.T) {
 // shows exactly one row per record.
 func TestAuditRowsCannotBeForged(t *testing.T) {
 	local := newCLI(t)
-	dir := local.vars["STRATA_REPO"]
 	local.ok(nil, "init")
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	tok := map[string]string{}
-	for name, scope := range map[string]string{"restore": "restore:shop/*", "admin": "admin"} {
-		tok[name] = strings.TrimSpace(local.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServe(t, dir, tokens, fmt.Sprintf("127.0.0.1:%d", port))
+	srv, tok := serveWithTokens(t, local, map[string]string{"restore": "restore:shop/*", "admin": "admin"})
 	forged := "\n2026-01-01T00:00:00Z\tadmin\tdelete\t204\tok\tshop/users\tsnapshots/x\tforged\x1b[2K\u202e"
 	resp, err := http.Get(srv.url + "/v1/objects/x" + url.PathEscape(forged))
 	if err != nil {

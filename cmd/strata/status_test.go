@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-backup/strata/internal/testenv"
 	"github.com/strata-backup/strata/ops"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/local"
@@ -159,16 +158,7 @@ func TestStatusCommand(t *testing.T) {
 // tokens "reader" (read) and "writer" (backup only).
 func startStatusServer(t *testing.T, c *cli, policy string, extra ...string) (*liveServer, map[string]string) {
 	t.Helper()
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	tok := map[string]string{}
-	for name, scope := range map[string]string{"reader": "read", "writer": "backup:shop/*"} {
-		tok[name] = strings.TrimSpace(c.ok(nil, "token", "create", "--tokens", tokens, "--name", name, "--scope", scope))
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startServe(t, c.vars["STRATA_REPO"], tokens, fmt.Sprintf("127.0.0.1:%d", port), append([]string{"--policy", policy}, extra...)...), tok
+	return serveWithTokens(t, c, map[string]string{"reader": "read", "writer": "backup:shop/*"}, append([]string{"--policy", policy}, extra...)...)
 }
 
 // noRedirect is a client that shows redirects instead of following them.
