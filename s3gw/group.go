@@ -32,6 +32,7 @@ var errClosed = errors.New("s3 gateway: closing")
 type groupPut struct {
 	bucket, key string
 	body        []byte
+	etag        string // the body's MD5, hex
 	o           PutOptions
 
 	info ObjectInfo
@@ -69,7 +70,12 @@ func (g *Gateway) putSmall(ctx context.Context, bucket, key string, src io.Reade
 	if len(body) > groupObjectMax {
 		return ObjectInfo{}, io.MultiReader(bytes.NewReader(body), src), false, nil
 	}
-	p := &groupPut{bucket: bucket, key: key, body: body, o: o, done: make(chan struct{})}
+	// Hashed here, on the request's goroutine, not on the one committer.
+	sum := md5.Sum(body)
+	if o.ContentMD5 != nil && !bytes.Equal(o.ContentMD5, sum[:]) {
+		return ObjectInfo{}, nil, true, ErrBadDigest // nothing stored
+	}
+	p := &groupPut{bucket: bucket, key: key, body: body, etag: hex.EncodeToString(sum[:]), o: o, done: make(chan struct{})}
 	select {
 	case g.groups.ch <- p:
 	case <-g.groups.stopped:
@@ -155,27 +161,17 @@ type storedGroup struct {
 }
 
 // storeGroup stores the group's bodies in one content run and returns the
-// events that record them. A PUT refused here (a bad Content-MD5, a failed
-// store) has its err set and no event.
+// events that record them. When the store fails, every PUT of the group
+// has its err set and no event.
 func (g *Gateway) storeGroup(group []*groupPut) *storedGroup {
 	sg := &storedGroup{all: group}
 	// A group's writes are shared: no one request's end cancels them.
 	ctx := context.Background()
-	var inputs []engine.ContentInput
-	etags := map[*groupPut]string{}
-	for _, p := range group {
-		sum := md5.Sum(p.body)
-		if p.o.ContentMD5 != nil && !bytes.Equal(p.o.ContentMD5, sum[:]) {
-			p.err = ErrBadDigest
-			continue
-		}
-		etags[p] = hex.EncodeToString(sum[:])
-		sg.stored = append(sg.stored, p)
-		inputs = append(inputs, engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)})
+	inputs := make([]engine.ContentInput, len(group))
+	for i, p := range group {
+		inputs[i] = engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)}
 	}
-	if len(sg.stored) == 0 {
-		return sg
-	}
+	sg.stored = group
 	g.contentMu.Lock()
 	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
 	cs, err := engine.StoreContents(ctx, g.r, inputs, engine.BackupOptions{}, ov)
@@ -195,7 +191,7 @@ func (g *Gateway) storeGroup(group []*groupPut) *storedGroup {
 		return sg
 	}
 	for i, p := range sg.stored {
-		rec := &ObjectRecord{Size: cs[i].Size, ETag: etags[p], ContentType: p.o.ContentType,
+		rec := &ObjectRecord{Size: cs[i].Size, ETag: p.etag, ContentType: p.o.ContentType,
 			Meta: p.o.Meta, Checksums: p.o.Checksums, Parts: []Part{{Size: cs[i].Size, Tree: cs[i].Tree}},
 			Retention: p.o.Retention, LegalHold: p.o.LegalHold}
 		sg.recs = append(sg.recs, rec)
