@@ -205,7 +205,8 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 			c.Unproven = true
 		}
 		if err != nil {
-			c.Note = clipString(err.Error(), 1024)
+			// An unproven check's flag says so: its note is the reason alone.
+			c.Note = clipString(strings.TrimPrefix(err.Error(), source.ErrUnproven.Error()+": "), 1024)
 		}
 		rec.Checks = append(rec.Checks, c)
 		if c.Unproven {
@@ -341,9 +342,8 @@ func printDrill(w io.Writer, rec *ops.DrillRecord) {
 		case !c.OK:
 			mark = "FAILED"
 		}
-		// An unproven check's note says "unproven: why"; the mark says it once.
-		if note := strings.TrimPrefix(c.Note, mark+": "); note != "" {
-			fmt.Fprintf(w, "  %s: %s: %s\n", c.Name, mark, printable(note))
+		if c.Note != "" {
+			fmt.Fprintf(w, "  %s: %s: %s\n", c.Name, mark, printable(c.Note))
 		} else {
 			fmt.Fprintf(w, "  %s: %s\n", c.Name, mark)
 		}
