@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -822,10 +823,7 @@ func (b *backend) ListMultipartUploads(ctx context.Context, in *s3.ListMultipart
 		mu = int(*in.MaxUploads)
 	}
 	res := s3response.ListMultipartUploadsResult{Bucket: bucket, Prefix: str(in.Prefix), KeyMarker: str(in.KeyMarker), UploadIDMarker: str(in.UploadIdMarker), MaxUploads: mu}
-	for _, u := range us {
-		if in.KeyMarker != nil && (u.Key < *in.KeyMarker || u.Key == *in.KeyMarker && str(in.UploadIdMarker) == "") {
-			continue
-		}
+	for _, u := range us[uploadsAfter(us, str(in.KeyMarker), str(in.UploadIdMarker)):] {
 		if len(res.Uploads) == mu {
 			res.IsTruncated = true
 			break
@@ -834,6 +832,30 @@ func (b *backend) ListMultipartUploads(ctx context.Context, in *s3.ListMultipart
 		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
 	}
 	return res, nil
+}
+
+// uploadsAfter is where a ListMultipartUploads page starts in us (sorted
+// as ListUploads sorts): after keyMarker's uploads when uploadIDMarker is
+// empty, else right after the upload it names. When that upload has gone
+// since the last page (completed or aborted), the page starts at the first
+// of keyMarker's uploads with a greater ID, as S3 documents the marker: a
+// client paging through never loops and never misses a later key.
+func uploadsAfter(us []UploadInfo, keyMarker, uploadIDMarker string) int {
+	if keyMarker == "" {
+		return 0
+	}
+	if uploadIDMarker != "" {
+		if i := slices.IndexFunc(us, func(u UploadInfo) bool { return u.Key == keyMarker && u.ID == uploadIDMarker }); i >= 0 {
+			return i + 1
+		}
+	}
+	i := slices.IndexFunc(us, func(u UploadInfo) bool {
+		return u.Key > keyMarker || u.Key == keyMarker && uploadIDMarker != "" && u.ID > uploadIDMarker
+	})
+	if i < 0 {
+		return len(us)
+	}
+	return i
 }
 
 func (b *backend) GetObjectRetention(ctx context.Context, bucket, object, versionID string) ([]byte, error) {

@@ -340,7 +340,8 @@ func (g *Gateway) ListParts(bucket, key, id string) ([]PartInfo, error) {
 	return out, nil
 }
 
-// ListUploads lists a bucket's uploads in progress by key, then start time.
+// ListUploads lists a bucket's uploads in progress by key, then start time
+// (then ID, so pages are stable).
 func (g *Gateway) ListUploads(bucket, prefix string) ([]UploadInfo, error) {
 	if _, err := g.Bucket(bucket); err != nil {
 		return nil, err
@@ -359,7 +360,10 @@ func (g *Gateway) ListUploads(bucket, prefix string) ([]UploadInfo, error) {
 		if c := strings.Compare(a.Key, b.Key); c != 0 {
 			return c
 		}
-		return a.Started.Compare(b.Started)
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
 }
