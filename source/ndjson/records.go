@@ -165,12 +165,17 @@ func History(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte,
 	return after, nil
 }
 
-// baseReader looks keys up in one base snapshot.
+// baseReader looks keys up in one base snapshot: through its key map when
+// it has a usable one, else through its index files and blob tree, which
+// are loaded only then.
 type baseReader struct {
 	r     *repo.Repository
 	snap  index.SnapshotRef
 	field string
-	sr    *engine.SnapshotReader
+	sr    *engine.SnapshotReader // nil until the tree is needed
+
+	noKeyMap  bool  // the key map is missing or failed once: use the tree
+	keyMapErr error // why a key map the snapshot names was not used
 }
 
 func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotRef) (*baseReader, error) {
@@ -178,11 +183,20 @@ func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotR
 	if err != nil {
 		return nil, err
 	}
-	sr, err := engine.OpenSnapshot(ctx, r, snap)
-	if err != nil {
-		return nil, err
+	return &baseReader{r: r, snap: snap, field: field, noKeyMap: snap.KeyMap == nil || !snap.Sorted}, nil
+}
+
+// tree returns the snapshot's reader, opening it (loading its index
+// files) on first use.
+func (b *baseReader) tree(ctx context.Context) (*engine.SnapshotReader, error) {
+	if b.sr == nil {
+		sr, err := engine.OpenSnapshot(ctx, b.r, b.snap)
+		if err != nil {
+			return nil, err
+		}
+		b.sr = sr
 	}
-	return &baseReader{r: r, snap: snap, field: field, sr: sr}, nil
+	return b.sr, nil
 }
 
 // errNoRecordStart: a chunk holds no whole record (the middle of a record
@@ -223,13 +237,28 @@ func firstKey(chunk []byte, field string, whole bool) ([]byte, error) {
 // and the caller skips it. Unsorted exports, and sorted ones with a chunk no
 // document certainly starts in, are read from the beginning.
 func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, error) {
-	if !b.snap.Sorted {
-		return b.sr.Start().Reader(ctx), true, nil
+	if !b.noKeyMap {
+		// The key map's reader starts at a whole record: nothing to skip.
+		rd, err := b.seekKeyMap(ctx, key)
+		if err == nil {
+			return rd, true, nil
+		}
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		b.noKeyMap, b.keyMapErr = true, err
 	}
-	whole := int64(b.sr.LongestDataBlob()) < int64(b.r.Config().RecordMaxSize)
+	sr, err := b.tree(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if !b.snap.Sorted {
+		return sr.Start().Reader(ctx), true, nil
+	}
+	whole := int64(sr.LongestDataBlob()) < int64(b.r.Config().RecordMaxSize)
 	// The last chunk whose first key is below key: every document with a
 	// key ≥ key starts after that chunk's first line.
-	c, err := b.sr.Seek(ctx, func(chunk []byte) (bool, error) {
+	c, err := sr.Seek(ctx, func(chunk []byte) (bool, error) {
 		k, err := firstKey(chunk, b.field, whole)
 		if err != nil {
 			return false, err
@@ -237,7 +266,7 @@ func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, err
 		return bytes.Compare(k, key) < 0, nil
 	})
 	if errors.Is(err, errNoRecordStart) {
-		return b.sr.Start().Reader(ctx), true, nil
+		return sr.Start().Reader(ctx), true, nil
 	}
 	if err != nil {
 		return nil, false, err
@@ -277,6 +306,18 @@ func (b *baseReader) scan(ctx context.Context, from []byte, fn func(key, line []
 // lookup returns the base's document with key. In an unsorted export the
 // last line with the key wins, as in a restore.
 func (b *baseReader) lookup(ctx context.Context, key []byte) ([]byte, bool, error) {
+	viaMap := !b.noKeyMap
+	doc, found, err := b.lookupOnce(ctx, key)
+	if err != nil && viaMap && ctx.Err() == nil {
+		// The key map led to a chunk that could not be read: a lookup has
+		// emitted nothing, so it starts again from the blob tree.
+		b.noKeyMap, b.keyMapErr = true, err
+		return b.lookupOnce(ctx, key)
+	}
+	return doc, found, err
+}
+
+func (b *baseReader) lookupOnce(ctx context.Context, key []byte) ([]byte, bool, error) {
 	var doc []byte
 	found := false
 	err := b.scan(ctx, key, func(k, line []byte) error {
