@@ -255,14 +255,20 @@ func TestKeyMapCheckAndPrune(t *testing.T) {
 	if err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("check of a good key map: %v %q", err, rep.Problems)
 	}
-	ix, _, err := index.Load(ctx, r, nil)
+	files, err := r.ListIDs(ctx, repo.IndexPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	anchored := false
-	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) {
-		anchored = anchored || e.Pack == snap.KeyMap.Pack && e.ID == snap.Tree.Root[0]
-	})
+	for _, id := range files {
+		f, err := r.LoadIndex(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range f.Entries {
+			anchored = anchored || e.Pack == snap.KeyMap.Pack && e.ID == snap.Tree.Root[0]
+		}
+	}
 	if !anchored {
 		t.Fatal("the key map's pack holds no blob of the snapshot's tree")
 	}
@@ -283,4 +289,22 @@ func TestKeyMapCheckAndPrune(t *testing.T) {
 	}
 	cs.reset()
 	getAll(t, r, cs, g, snap, keyMapKeys(3000)[:8])
+
+	// Once the snapshot is forgotten, its map goes with its data.
+	if err := r.Store().Delete(ctx, repo.SnapshotName(snap.ID)); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	for i := 2; i < 4; i++ {
+		res, err := engine.Prune(ctx, r, engine.PruneOptions{Grace: time.Minute, Now: func() time.Time { return now.Add(time.Duration(i) * time.Hour) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range res.DeletedPacks {
+			deleted = deleted || id == snap.KeyMap.Pack
+		}
+	}
+	if !deleted {
+		t.Error("prune kept the key map of a forgotten snapshot")
+	}
 }
