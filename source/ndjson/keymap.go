@@ -98,11 +98,14 @@ var errKeyMapDisagrees = errors.New("key map disagrees with the chunk it names")
 // key map. Any error means the map cannot be used (none, unreadable, or
 // disagreeing with the data): the caller searches the blob tree.
 func (b *baseReader) seekKeyMap(ctx context.Context, key []byte) (io.Reader, error) {
-	km, err := engine.OpenKeyMap(ctx, b.r, b.snap.Snapshot)
-	if err != nil {
-		return nil, err
+	if b.km == nil {
+		km, err := engine.OpenKeyMap(ctx, b.r, b.snap.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		b.km = km // kept for the next lookups (diff's), with its few cached frames
 	}
-	c, exact, err := km.Seek(ctx, key)
+	c, exact, err := b.km.Seek(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -174,8 +174,9 @@ type baseReader struct {
 	field string
 	sr    *engine.SnapshotReader // nil until the tree is needed
 
-	noKeyMap  bool  // the key map is missing or failed once: use the tree
-	keyMapErr error // why a key map the snapshot names was not used
+	km        *engine.KeyMap // opened on first use
+	noKeyMap  bool           // the key map is missing or failed once: use the tree
+	keyMapErr error          // why a key map the snapshot names was not used
 }
 
 func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotRef) (*baseReader, error) {
