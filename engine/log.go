@@ -562,6 +562,7 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 		seg.Frames = append(seg.Frames, repo.SegmentRun{First: f.first, Events: f.events})
 	}
 	seg.Epoch = epoch
+	seg.KeyFilter = segmentKeyFilter(c)
 	if l := w.o.Lease; l != nil {
 		// Checked again after the pack, which may have taken a while: a
 		// pack without a manifest is harmless, a manifest is not.

@@ -38,8 +38,9 @@ func keyMapBackup(t *testing.T, r *repo.Repository, stream string, g *sample.Gen
 	oc := ndjson.NewOrderChecker("_id")
 	oc.Write(b.Bytes())
 	var notes []string
+	pos := g.Position(0)
 	id, snap, err := engine.Backup(ctx, r, bytes.NewReader(b.Bytes()), engine.BackupOptions{
-		Stream: stream, Format: engine.FormatNDJSON, Time: g.DayTime(0),
+		Stream: stream, Format: engine.FormatNDJSON, Time: g.DayTime(0), Position: &pos,
 		Describe: func(s *repo.Snapshot) { s.KeyField = "_id"; s.Sorted, _ = oc.Sorted() },
 		KeyMap:   src, KeyMapLeaf: leaf,
 		Logf: func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) },

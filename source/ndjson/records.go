@@ -72,11 +72,21 @@ func eventVersion(e *repo.Event) Version {
 // eachEvent reads and verifies every segment of p and calls fn with each
 // event p applies. All manifests are checked (chain included) first.
 func eachEvent(ctx context.Context, r *repo.Repository, p *index.Plan, fn func(*repo.Event) error) error {
+	return eachEventOf(ctx, r, p, nil, fn)
+}
+
+// eachEventOf is eachEvent that, given a key, skips the segments whose key
+// filter (FORMAT.md §15.1) says no event of theirs touches it: fn then
+// sees every event on key, and perhaps others.
+func eachEventOf(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte, fn func(*repo.Event) error) error {
 	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return err
 	}
 	for i, seg := range segs {
+		if key != nil && !seg.KeyFilter.MayContain(key) {
+			continue
+		}
 		err := engine.ReadSegment(ctx, r, p.Segments[i], seg, func(e *repo.Event) error {
 			if !p.Applies(e.Seq, e.Time) {
 				return nil
@@ -98,7 +108,7 @@ func Get(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte) (Ge
 		return GetResult{}, err
 	}
 	var last *Version
-	err := eachEvent(ctx, r, p, func(e *repo.Event) error {
+	err := eachEventOf(ctx, r, p, key, func(e *repo.Event) error {
 		if bytes.Equal(e.Key, key) {
 			v := eventVersion(e)
 			last = &v
@@ -133,7 +143,7 @@ func History(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte,
 	}
 	var before *Version // the version in effect just before since, from events
 	var after []Version
-	err := eachEvent(ctx, r, p, func(e *repo.Event) error {
+	err := eachEventOf(ctx, r, p, key, func(e *repo.Event) error {
 		if !bytes.Equal(e.Key, key) {
 			return nil
 		}
