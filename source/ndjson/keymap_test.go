@@ -309,3 +309,61 @@ func TestKeyMapCheckAndPrune(t *testing.T) {
 		t.Error("prune kept the key map of a forgotten snapshot")
 	}
 }
+
+// TestKeyMapWithParent: a backup deduplicated against its parent locates
+// the unchanged chunks in the parent's packs; its map answers gets of
+// day 2's state and passes check.
+func TestKeyMapWithParent(t *testing.T) {
+	const docs = 3000
+	g, err := sample.New(sample.Options{Docs: docs, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, cs, first := keyMapRepo(t, g, ndjson.KeyMapSource("_id"), 32)
+	parent, err := engine.Parent(ctx, r, "km")
+	if err != nil || parent == nil || parent.ID != first.ID {
+		t.Fatalf("parent: %v %v", parent, err)
+	}
+	var b bytes.Buffer
+	if err := g.Export(&b, 2); err != nil {
+		t.Fatal(err)
+	}
+	oc := ndjson.NewOrderChecker("_id")
+	oc.Write(b.Bytes())
+	pos := g.Position(2)
+	id, snap, err := engine.Backup(ctx, r, bytes.NewReader(b.Bytes()), engine.BackupOptions{
+		Stream: "km", Format: engine.FormatNDJSON, Time: g.DayTime(2), Position: &pos, Parent: parent,
+		Describe: func(s *repo.Snapshot) { s.KeyField = "_id"; s.Sorted, _ = oc.Sorted() },
+		KeyMap:   ndjson.KeyMapSource("_id"), KeyMapLeaf: 32,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.KeyMap == nil || snap.NewBlobs*2 > snap.Blobs {
+		t.Fatalf("key map %v; %d new blobs of %d: the parent should dedup most", snap.KeyMap, snap.NewBlobs, snap.Blobs)
+	}
+	ref := index.SnapshotRef{ID: id, Snapshot: snap}
+	p := &index.Plan{Stream: "km", Base: ref}
+	for _, k := range keyMapKeys(docs) {
+		got, err := ndjson.Get(ctx, r, p, []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := g.Lookup(k, g.DayTime(2))
+		if got.Found != (want != nil) || string(got.Doc) != string(want) {
+			t.Fatalf("get %s at day 2: found %v %.60s, want %.60s", k, got.Found, got.Doc, want)
+		}
+	}
+	cs.reset()
+	if _, err := ndjson.Get(ctx, r, p, []byte(sample.Key(docs/2))); err != nil {
+		t.Fatal(err)
+	}
+	if kinds := cs.reset(); kinds["index"] != 0 {
+		t.Errorf("a get through the map read index files: %v", kinds)
+	}
+	rep, err := engine.Check(ctx, r, engine.CheckOptions{})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check: %v %q", err, rep.Problems)
+	}
+}
