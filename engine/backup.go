@@ -38,6 +38,11 @@ type BackupOptions struct {
 	// manifest is written, to add what the caller learned about the export
 	// (KeyField and Sorted of an ndjson export).
 	Describe func(*repo.Snapshot)
+	// KeyMap, when set, learns the keys of the export's chunks; a snapshot
+	// that Describe marks sorted then gets a key map (FORMAT.md §26). A key
+	// map that cannot be written is reported through Logf, never fails the
+	// backup: readers do without.
+	KeyMap KeyMapSource
 
 	// Tuning: none of these changes what a restore returns.
 	Workers int // compression workers; default GOMAXPROCS
@@ -57,13 +62,15 @@ type BackupOptions struct {
 	// the stream resumes after an interruption (FORMAT.md §12.1); default
 	// 5 s, and at least a twentieth of the time the backup has run.
 	CheckpointEvery time.Duration
+	KeyMapLeaf      int       // chunks a key map leaf lists; default DefaultKeyMapLeaf
 	Progress        *Progress // counters updated as the backup runs; may be nil
 
 	// Logf, when set, receives notes about the backup (how far retention
 	// was extended, referenced objects found missing); nil discards them.
 	Logf func(format string, args ...any)
 
-	adaptiveLevel bool // Level was left to the default: choose it per frame
+	adaptiveLevel bool             // Level was left to the default: choose it per frame
+	keyMap        *keyMapCollector // KeyMap and the IDs of the chunks it saw
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -185,6 +192,9 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 			return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
 		}
 		deleteCheckpoints(ctx, r, o.Stream, res.consumed, &ck.noDel, o.Logf)
+	}
+	if o.KeyMap != nil {
+		o.keyMap = &keyMapCollector{src: o.KeyMap}
 	}
 	c, err := storeContent(ctx, r, src, &o, known, ck)
 	if err != nil {
@@ -432,6 +442,9 @@ func (b *backupRun) dedupAndGroup() error {
 			// chunks than chunks.
 			b.o.Progress.Blobs.Add(1)
 			b.store(repo.DataBlob, bt.ids[i], ch)
+			if b.o.keyMap != nil {
+				b.o.keyMap.chunk(bt.ids[i], ch)
+			}
 			if err := b.tree.Add(bt.ids[i]); err != nil {
 				return err
 			}
@@ -658,6 +671,16 @@ func writeSnapshot(ctx context.Context, r *repo.Repository, o *BackupOptions, c 
 	}
 	if o.Describe != nil {
 		o.Describe(snap)
+	}
+	if km, sealed, err := writeKeyMap(ctx, r, o, snap, c, parentIndexes); err != nil {
+		if ctx.Err() != nil {
+			return repo.ID{}, nil, fmt.Errorf("backup: packs and index are stored but the snapshot is not: %w", ctx.Err())
+		}
+		if o.Logf != nil {
+			o.Logf("backup: no key map for this snapshot (get and history search the blob tree): %v", err)
+		}
+	} else if km != nil {
+		snap.KeyMap, snap.StoredBytes = km, snap.StoredBytes+sealed
 	}
 	id, err := r.SaveSnapshot(ctx, snap)
 	if err != nil {

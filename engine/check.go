@@ -175,7 +175,11 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	for _, s := range cat.Snapshots {
 		missing := 0
 		var first repo.ID
+		var ids []repo.ID // the data blobs in order, for the key map
 		err := walkTree(ctx, br, s.Tree, func(id repo.ID) error {
+			if s.KeyMap != nil {
+				ids = append(ids, id)
+			}
 			if _, _, ok := ix.Lookup(id); !ok {
 				if missing == 0 {
 					first = id
@@ -192,6 +196,11 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		}
 		if missing > 0 {
 			rep.problem("snapshot %s (%s): %d data blobs missing from the index, first %s", s.ID.Short(), s.Stream, missing, first.Short())
+		}
+		if s.KeyMap != nil && err == nil {
+			for _, p := range checkKeyMap(ctx, r, s, ids, ix.BlobIndex) {
+				rep.problem("%s", p)
+			}
 		}
 		if err := checkLabel(ctx, r, s, o.Repair, rep); err != nil {
 			return nil, err

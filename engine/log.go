@@ -39,6 +39,9 @@ type LogOptions struct {
 	// (AcquireLease, taken before OpenLog lists the log): every segment
 	// carries its epoch, and none is written once Check fails.
 	Lease *Lease
+	// Progress, when set, counts the events taken as they arrive; nil
+	// takes the one of OpenLog's context (WithLogProgress), if any.
+	Progress *LogProgress
 }
 
 // LogStats count what a LogWriter did. Read them after Close.
@@ -165,6 +168,9 @@ func OpenLog(ctx context.Context, r *repo.Repository, o LogOptions) (*LogWriter,
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Progress == nil {
+		o.Progress = logProgressFrom(ctx)
+	}
 	logs, err := index.ListLogs(ctx, r.Store(), o.Stream)
 	if err != nil {
 		return nil, err
@@ -215,7 +221,11 @@ func (w *LogWriter) Durable() uint64 {
 
 // Append takes one event. Key and Value are copied.
 func (w *LogWriter) Append(e *repo.Event) error {
-	return w.append(e, false, 0)
+	err := w.append(e, false, 0)
+	if err == nil {
+		w.o.Progress.took(e)
+	}
+	return err
 }
 
 // AppendUncertain takes one event whose time is not known: it was
@@ -229,7 +239,11 @@ func (w *LogWriter) Append(e *repo.Event) error {
 // after, when later than the log's previous event, is a better lower bound
 // the caller knows (the time of a base snapshot the events follow).
 func (w *LogWriter) AppendUncertain(e *repo.Event, after int64) error {
-	return w.append(e, true, after)
+	err := w.append(e, true, after)
+	if err == nil {
+		w.o.Progress.took(e)
+	}
+	return err
 }
 
 func (w *LogWriter) append(e *repo.Event, uncertain bool, after int64) error {
@@ -548,6 +562,7 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 		seg.Frames = append(seg.Frames, repo.SegmentRun{First: f.first, Events: f.events})
 	}
 	seg.Epoch = epoch
+	seg.KeyFilter = segmentKeyFilter(c)
 	if l := w.o.Lease; l != nil {
 		// Checked again after the pack, which may have taken a while: a
 		// pack without a manifest is harmless, a manifest is not.

@@ -287,6 +287,7 @@ func loadPruneView(ctx context.Context, r *repo.Repository, cutoff time.Time, pr
 	if missing := reach.Len() - found.Len(); missing > 0 {
 		return nil, fmt.Errorf("%w: %d blobs that snapshots need are in no index file (run 'strata check')", ErrMissingBlob, missing)
 	}
+	markKeyMaps(v, cat.Snapshots)
 
 	// Every pack of an index file a live checkpoint names: an interrupted
 	// backup's packs wait for the backup that resumes from them.

@@ -51,6 +51,11 @@ type Segment struct {
 	Pack     SegmentPack  `json:"pack"`
 	Created  time.Time    `json:"created"` // when the segment was sealed, by the writer's clock
 	Frames   []SegmentRun `json:"frames"`
+	// KeyFilter, version 2 (FORMAT.md §15.1), is a Bloom filter of the
+	// keys the segment's events touch; optional. Readers of one key skip
+	// a segment whose filter rules the key out; an invalid one rules
+	// nothing out.
+	KeyFilter *KeyFilter `json:"key_filter,omitempty"`
 }
 
 // SegmentPack locates a segment's pack.

@@ -45,6 +45,11 @@ type Snapshot struct {
 	// without them is unproven. Read them with Proof, set them with SetProof.
 	Records *uint64 `json:"records,omitempty"`
 	Digest  string  `json:"digest,omitempty"`
+	// KeyMap, version 2 (FORMAT.md §26), names the root of the snapshot's
+	// key map: a sorted ndjson export's chunks by first key, with their
+	// locations. Optional; readers without it (or older binaries, which
+	// ignore it) search the blob tree.
+	KeyMap *KeyMapRef `json:"key_map,omitempty"`
 }
 
 // Tree is the root of a snapshot's blob list: Root holds IDs of list blobs of

@@ -225,6 +225,7 @@ func cmdBackup(env *environment, c *cobra.Command) runFunc {
 					s.SetProof(p)
 				}
 			}
+			o.KeyMap = ndjson.KeyMapSource(*keyField) // a sorted export gets a key map (FORMAT.md §26)
 		}
 		// The label's date is checked against the server's clock before any
 		// data is uploaded (the default date is this host's clock, now).

@@ -64,7 +64,10 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 				return err
 			}
 			defer release()
-			return leaseOutcome(lease, db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease}))
+			ctx, _, stopProgress := startLogProgress(ctx, env, *stream, nil)
+			err = db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease})
+			stopProgress()
+			return leaseOutcome(lease, err)
 		}
 		r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 		if err != nil {
@@ -75,10 +78,12 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 			return err
 		}
 		defer release()
-		st, err := ndjson.Capture(ctx, r, env.stdin, ndjson.CaptureOptions{
+		ctx, in, stopProgress := startLogProgress(ctx, env, *stream, env.stdin)
+		st, err := ndjson.Capture(ctx, r, in, ndjson.CaptureOptions{
 			Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
 			KeyField: *keyField, Admit: admit, Lease: lease,
 		})
+		stopProgress()
 		err = leaseOutcome(lease, err)
 		if *asJSON {
 			if jerr := writeJSON(env, logJSON{Stream: *stream, Appended: st.Appended, Stored: st.Stored, Skipped: st.Skipped, Segments: st.Segments,

@@ -51,6 +51,9 @@ func drawProgress(env *environment, what string, total, done func() int64, detai
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionUseANSICodes(true),
+		// The library's own spinner ticker (unknown totals) keeps drawing
+		// after Clear until Finish; this function redraws on its own tick.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	)
 	quit := make(chan struct{})
 	finished := make(chan struct{})

@@ -3,6 +3,7 @@ package ndjson_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +27,8 @@ type countingStore struct {
 	read, calls atomic.Int64
 	mu          sync.Mutex
 	byKind      map[string]int64 // bytes by the name's first segment
+	reads       []string         // each read's name and size, when tracing
+	trace       bool
 }
 
 func (c *countingStore) count(name string, n int) {
@@ -38,6 +41,9 @@ func (c *countingStore) count(name string, n int) {
 	}
 	kind, _, _ := strings.Cut(name, "/")
 	c.byKind[kind] += int64(n)
+	if c.trace {
+		c.reads = append(c.reads, fmt.Sprintf("%.30s…:%d", name, n))
+	}
 }
 
 func (c *countingStore) reset() map[string]int64 {
@@ -86,16 +92,34 @@ func TestGetReadCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backupAt(t, r, "big", export.Bytes(), g.DayTime(0).UnixNano(), 0)
+	oc := ndjson.NewOrderChecker("_id")
+	oc.Write(export.Bytes())
+	pos := uint64(0)
+	_, snap, err := engine.Backup(ctx, r, bytes.NewReader(export.Bytes()), engine.BackupOptions{
+		Stream: "big", Format: engine.FormatNDJSON, Time: g.DayTime(0), Position: &pos,
+		Describe: func(s *repo.Snapshot) { s.KeyField = "_id"; s.Sorted, _ = oc.Sorted() },
+		KeyMap:   ndjson.KeyMapSource("_id"), // default leaves, as 'strata backup' writes them
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.KeyMap == nil {
+		t.Fatal("no key map")
+	}
+	t.Logf("key map: pack of %d bytes (before parity); snapshot stored %d bytes", snap.KeyMap.PackLength, snap.StoredBytes)
 	export = bytes.Buffer{}
 	w, err := engine.OpenLog(ctx, r, engine.LogOptions{Stream: "big"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var touched string // a key an early day-1 event changes: its get reads the segment
 	if err := g.Events(1, 1, func(se *sample.Event) error {
 		e, err := ndjson.ParseEvent(se.AppendJSON(nil))
 		if err != nil {
 			return err
+		}
+		if touched == "" && e.Op == repo.OpPut && e.Seq > 100 {
+			touched = string(e.Key)
 		}
 		return w.Append(&e)
 	}); err != nil {
@@ -119,11 +143,26 @@ func TestGetReadCost(t *testing.T) {
 	}
 	t.Logf("stream: %d documents, export %d bytes, repository %d bytes stored (with parity); catalog load read %d bytes", docs, size, stored, catBytes)
 	var worst int64
+	// The same plan with the base's key map hidden: how a get searches a
+	// snapshot written before key maps, or one whose map is unusable.
+	noMap := *p
+	base := *p.Base.Snapshot
+	base.KeyMap = nil
+	noMap.Base.Snapshot = &base
+	keys := []string{touched}
 	for _, id := range []uint64{0, 1, uint64(docs) / 3, uint64(docs) / 2, uint64(docs) - 2} {
-		key := sample.Key(id)
+		keys = append(keys, sample.Key(id))
+	}
+	for _, key := range keys {
 		cs.reset()
+		if _, err := ndjson.Get(ctx, r, &noMap, []byte(key)); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("get %s without the key map: read %d bytes in %d calls = %.3f%% of the export; by object kind %v", key, cs.read.Load(), cs.calls.Load(), 100*float64(cs.read.Load())/float64(size), cs.reset())
 		start := time.Now()
+		cs.trace, cs.reads = true, nil
 		res, err := ndjson.Get(ctx, r, p, []byte(key))
+		cs.trace = false
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +172,7 @@ func TestGetReadCost(t *testing.T) {
 		}
 		n := cs.read.Load()
 		worst = max(worst, n)
+		t.Logf("reads: %v", cs.reads)
 		t.Logf("get %s (%s): read %d bytes in %d calls = %.3f%% of the export, %.3f%% of the stored bytes, in %s; by object kind %v",
 			key, res.Version.Op, n, cs.calls.Load(), 100*float64(n)/float64(size), 100*float64(n)/float64(stored), time.Since(start).Round(time.Millisecond), cs.reset())
 	}

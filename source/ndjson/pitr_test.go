@@ -123,6 +123,9 @@ func backupAt(t *testing.T, r *repo.Repository, stream string, export []byte, at
 	_, _, err := engine.Backup(context.Background(), r, bytes.NewReader(export), engine.BackupOptions{
 		Stream: stream, Format: engine.FormatNDJSON, Time: time.Unix(0, at), Position: &p,
 		Describe: func(s *repo.Snapshot) { s.KeyField = "_id"; s.Sorted, _ = oc.Sorted() },
+		// A key map with small leaves, so that the record-level tests
+		// cross leaves (FORMAT.md §26).
+		KeyMap: ndjson.KeyMapSource("_id"), KeyMapLeaf: 16,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -72,11 +72,21 @@ func eventVersion(e *repo.Event) Version {
 // eachEvent reads and verifies every segment of p and calls fn with each
 // event p applies. All manifests are checked (chain included) first.
 func eachEvent(ctx context.Context, r *repo.Repository, p *index.Plan, fn func(*repo.Event) error) error {
+	return eachEventOf(ctx, r, p, nil, fn)
+}
+
+// eachEventOf is eachEvent that, given a key, skips the segments whose key
+// filter (FORMAT.md §15.1) says no event of theirs touches it: fn then
+// sees every event on key, and perhaps others.
+func eachEventOf(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte, fn func(*repo.Event) error) error {
 	segs, err := engine.LoadPlanSegments(ctx, r, p)
 	if err != nil {
 		return err
 	}
 	for i, seg := range segs {
+		if key != nil && !seg.KeyFilter.MayContain(key) {
+			continue
+		}
 		err := engine.ReadSegment(ctx, r, p.Segments[i], seg, func(e *repo.Event) error {
 			if !p.Applies(e.Seq, e.Time) {
 				return nil
@@ -98,7 +108,7 @@ func Get(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte) (Ge
 		return GetResult{}, err
 	}
 	var last *Version
-	err := eachEvent(ctx, r, p, func(e *repo.Event) error {
+	err := eachEventOf(ctx, r, p, key, func(e *repo.Event) error {
 		if bytes.Equal(e.Key, key) {
 			v := eventVersion(e)
 			last = &v
@@ -133,7 +143,7 @@ func History(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte,
 	}
 	var before *Version // the version in effect just before since, from events
 	var after []Version
-	err := eachEvent(ctx, r, p, func(e *repo.Event) error {
+	err := eachEventOf(ctx, r, p, key, func(e *repo.Event) error {
 		if !bytes.Equal(e.Key, key) {
 			return nil
 		}
@@ -165,12 +175,18 @@ func History(ctx context.Context, r *repo.Repository, p *index.Plan, key []byte,
 	return after, nil
 }
 
-// baseReader looks keys up in one base snapshot.
+// baseReader looks keys up in one base snapshot: through its key map when
+// it has a usable one, else through its index files and blob tree, which
+// are loaded only then.
 type baseReader struct {
 	r     *repo.Repository
 	snap  index.SnapshotRef
 	field string
-	sr    *engine.SnapshotReader
+	sr    *engine.SnapshotReader // nil until the tree is needed
+
+	km        *engine.KeyMap // opened on first use
+	noKeyMap  bool           // the key map is missing or failed once: use the tree
+	keyMapErr error          // why a key map the snapshot names was not used
 }
 
 func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotRef) (*baseReader, error) {
@@ -178,11 +194,20 @@ func newBaseReader(ctx context.Context, r *repo.Repository, snap index.SnapshotR
 	if err != nil {
 		return nil, err
 	}
-	sr, err := engine.OpenSnapshot(ctx, r, snap)
-	if err != nil {
-		return nil, err
+	return &baseReader{r: r, snap: snap, field: field, noKeyMap: snap.KeyMap == nil || !snap.Sorted}, nil
+}
+
+// tree returns the snapshot's reader, opening it (loading its index
+// files) on first use.
+func (b *baseReader) tree(ctx context.Context) (*engine.SnapshotReader, error) {
+	if b.sr == nil {
+		sr, err := engine.OpenSnapshot(ctx, b.r, b.snap)
+		if err != nil {
+			return nil, err
+		}
+		b.sr = sr
 	}
-	return &baseReader{r: r, snap: snap, field: field, sr: sr}, nil
+	return b.sr, nil
 }
 
 // errNoRecordStart: a chunk holds no whole record (the middle of a record
@@ -223,13 +248,28 @@ func firstKey(chunk []byte, field string, whole bool) ([]byte, error) {
 // and the caller skips it. Unsorted exports, and sorted ones with a chunk no
 // document certainly starts in, are read from the beginning.
 func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, error) {
-	if !b.snap.Sorted {
-		return b.sr.Start().Reader(ctx), true, nil
+	if !b.noKeyMap {
+		// The key map's reader starts at a whole record: nothing to skip.
+		rd, err := b.seekKeyMap(ctx, key)
+		if err == nil {
+			return rd, true, nil
+		}
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		b.noKeyMap, b.keyMapErr = true, err
 	}
-	whole := int64(b.sr.LongestDataBlob()) < int64(b.r.Config().RecordMaxSize)
+	sr, err := b.tree(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if !b.snap.Sorted {
+		return sr.Start().Reader(ctx), true, nil
+	}
+	whole := int64(sr.LongestDataBlob()) < int64(b.r.Config().RecordMaxSize)
 	// The last chunk whose first key is below key: every document with a
 	// key ≥ key starts after that chunk's first line.
-	c, err := b.sr.Seek(ctx, func(chunk []byte) (bool, error) {
+	c, err := sr.Seek(ctx, func(chunk []byte) (bool, error) {
 		k, err := firstKey(chunk, b.field, whole)
 		if err != nil {
 			return false, err
@@ -237,7 +277,7 @@ func (b *baseReader) seek(ctx context.Context, key []byte) (io.Reader, bool, err
 		return bytes.Compare(k, key) < 0, nil
 	})
 	if errors.Is(err, errNoRecordStart) {
-		return b.sr.Start().Reader(ctx), true, nil
+		return sr.Start().Reader(ctx), true, nil
 	}
 	if err != nil {
 		return nil, false, err
@@ -277,6 +317,18 @@ func (b *baseReader) scan(ctx context.Context, from []byte, fn func(key, line []
 // lookup returns the base's document with key. In an unsorted export the
 // last line with the key wins, as in a restore.
 func (b *baseReader) lookup(ctx context.Context, key []byte) ([]byte, bool, error) {
+	viaMap := !b.noKeyMap
+	doc, found, err := b.lookupOnce(ctx, key)
+	if err != nil && viaMap && ctx.Err() == nil {
+		// The key map led to a chunk that could not be read: a lookup has
+		// emitted nothing, so it starts again from the blob tree.
+		b.noKeyMap, b.keyMapErr = true, err
+		return b.lookupOnce(ctx, key)
+	}
+	return doc, found, err
+}
+
+func (b *baseReader) lookupOnce(ctx context.Context, key []byte) ([]byte, bool, error) {
 	var doc []byte
 	found := false
 	err := b.scan(ctx, key, func(k, line []byte) error {
