@@ -320,13 +320,21 @@ func (e *reencrypter) run(ctx context.Context) error {
 	return nil
 }
 
-// exists reports whether name is stored (a failure of the store is an error).
-func (e *reencrypter) exists(ctx context.Context, name string) (bool, error) {
-	_, err := e.r.Store().Stat(ctx, name)
-	if errors.Is(err, repo.ErrNotFound) {
+// reput stores again the object name that a cut-short run recorded and
+// stored, perhaps only as its copy (a write whose reply was lost): the
+// same bytes, so both copies exist before what it replaces goes. It
+// reports false when neither copy is stored.
+func (e *reencrypter) reput(ctx context.Context, name string) (bool, error) {
+	b, err := e.r.Store().Get(ctx, name)
+	if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) {
 		return false, nil
+	} else if err != nil {
+		return false, err
 	}
-	return err == nil, err
+	if err := e.r.Store().Put(ctx, name, b); err != nil {
+		return false, fmt.Errorf("store %s again: %w", name, err)
+	}
+	return true, nil
 }
 
 // del deletes name (with its copy), tolerating its absence.
@@ -382,7 +390,7 @@ func (e *reencrypter) countPack(pi repo.PackInfo) {
 func (e *reencrypter) index(ctx context.Context, id repo.ID) error {
 	r, name := e.r, repo.IndexName(id)
 	if n, ok := e.j.replaced[name]; ok {
-		if ok, err := e.exists(ctx, n); err != nil {
+		if ok, err := e.reput(ctx, n); err != nil {
 			return err
 		} else if ok {
 			// Replaced by a run that was cut short before the delete.
@@ -493,7 +501,7 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 	for _, id := range ids {
 		name := repo.SnapshotName(id)
 		if n, ok := e.j.replaced[name]; ok {
-			if ok, err := e.exists(ctx, n); err != nil {
+			if ok, err := e.reput(ctx, n); err != nil {
 				return err
 			} else if ok {
 				e.seen[n] = true
@@ -502,6 +510,11 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 				}
 				e.o.Progress.add(1)
 				continue
+			}
+			// Its new manifest was never stored: the label written before
+			// it would read as a lost snapshot.
+			if err := e.del(ctx, repo.LabelsPrefix+strings.TrimPrefix(n, repo.SnapshotsPrefix)); err != nil {
+				return err
 			}
 		}
 		gen, err := e.r.ObjectGeneration(ctx, name)
@@ -513,6 +526,26 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 			return err
 		}
 		all = append(all, snap{id, s, gen})
+	}
+	// A replaced snapshot whose manifest went but whose label a kill left
+	// (the label goes last) is finished here: nothing lists it any more.
+	for old, n := range e.j.replaced {
+		id, err := repo.ParseID(strings.TrimPrefix(old, repo.SnapshotsPrefix))
+		if !strings.HasPrefix(old, repo.SnapshotsPrefix) || err != nil || e.o.DryRun {
+			continue
+		}
+		if _, err := e.r.Store().Stat(ctx, repo.LabelName(id)); errors.Is(err, repo.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if ok, err := e.reput(ctx, n); err != nil {
+			return err
+		} else if ok {
+			if err := e.finishSnapshot(ctx, id, n); err != nil {
+				return err
+			}
+		}
 	}
 	slices.SortStableFunc(all, func(a, b snap) int { return a.s.Created.Compare(b.s.Created) })
 	for _, sn := range all {
@@ -569,7 +602,7 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 func (e *reencrypter) finishSnapshot(ctx context.Context, old repo.ID, newName string) error {
 	nid := strings.TrimPrefix(newName, repo.SnapshotsPrefix)
 	e.res.Renamed[old.String()] = nid
-	if ok, err := e.exists(ctx, repo.LabelsPrefix+nid); err != nil {
+	if ok, err := e.reput(ctx, repo.LabelsPrefix+nid); err != nil {
 		return err
 	} else if !ok {
 		if lb, err := e.r.Store().Get(ctx, repo.LabelName(old)); err == nil {
@@ -653,7 +686,7 @@ func (e *reencrypter) grace() time.Duration {
 func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
 	r, name := e.r, k.Name()
 	if n, ok := e.j.replaced[name]; ok {
-		if ok, err := e.exists(ctx, n); err != nil {
+		if ok, err := e.reput(ctx, n); err != nil {
 			return err
 		} else if ok {
 			e.seen[n] = true
