@@ -71,6 +71,42 @@ type rekeyRecord struct {
 
 const rekeyVersion = 1
 
+// decodeRekeyRecord parses and checks a journal record's plaintext: version
+// 1, a known kind, and for a replacement two object names of the same kind
+// that the record may name (index files, snapshots, segment manifests).
+func decodeRekeyRecord(name string, p []byte) (rekeyRecord, error) {
+	var rec rekeyRecord
+	bad := func(why string) (rekeyRecord, error) {
+		return rekeyRecord{}, &repo.CorruptError{Object: name, Offset: -1, Reason: "re-encryption journal record: " + why}
+	}
+	if err := json.Unmarshal(p, &rec); err != nil {
+		return bad("not JSON")
+	}
+	if rec.Version != rekeyVersion {
+		return bad(fmt.Sprintf("version %d", rec.Version))
+	}
+	var prefix string
+	switch rec.Kind {
+	case "start":
+		return rec, nil
+	case "index":
+		prefix = repo.IndexPrefix
+	case "snapshot":
+		prefix = repo.SnapshotsPrefix
+	case "segment":
+		prefix = repo.LogsPrefix
+	default:
+		return bad(fmt.Sprintf("unknown kind %q", rec.Kind))
+	}
+	for _, n := range []string{rec.Old, rec.New} {
+		o, err := repo.ParseObject(n)
+		if err != nil || !strings.HasPrefix(n, prefix) || o.Kind == repo.KindCopy {
+			return bad(fmt.Sprintf("%q is not a %s name", n, rec.Kind))
+		}
+	}
+	return rec, nil
+}
+
 // rekeyJournal is the journal as loaded: the records' names and the
 // replacements they record, by old name.
 type rekeyJournal struct {
@@ -92,9 +128,9 @@ func loadRekeyJournal(ctx context.Context, r *repo.Repository) (*rekeyJournal, e
 		if err != nil {
 			return nil, fmt.Errorf("read the re-encryption journal: %w", err)
 		}
-		var rec rekeyRecord
-		if err := json.Unmarshal(p, &rec); err != nil || rec.Version != rekeyVersion {
-			return nil, &repo.CorruptError{Object: name, Offset: -1, Reason: "not a re-encryption journal record of version 1"}
+		rec, err := decodeRekeyRecord(name, p)
+		if err != nil {
+			return nil, err
 		}
 		recs = append(recs, rec)
 		j.names = append(j.names, name)
