@@ -100,6 +100,12 @@ func (f *reencryptFixture) intact(t *testing.T, name string) {
 // planned across them (a conflict), and reads back in full after a rerun.
 func (f *reencryptFixture) logIntact(t *testing.T, name string, r *repo.Repository, l *index.Log) {
 	t.Helper()
+	f.logIntactStream(t, name, r, l)
+}
+
+// logIntactStream checks one log against f.events.
+func (f *reencryptFixture) logIntactStream(t *testing.T, name string, r *repo.Repository, l *index.Log) {
+	t.Helper()
 	if l == nil {
 		t.Fatalf("%s: the log is gone", name)
 	}
@@ -387,4 +393,78 @@ func TestDecodeRekeyRecord(t *testing.T) {
 			t.Errorf("%s: %v, want ErrCorrupt", bad, err)
 		}
 	}
+}
+
+// TestReencryptConcurrentWriters: writers that opened the repository before
+// the rotation keep sealing under generation 0. What they store is
+// rewritten by a later run, and the old generation is not retired while a
+// capture holding its stream's lease has not shown that it writes under
+// the new one; once it stops, a run rewrites its last segments and a run
+// after the grace period retires. Every snapshot and every event reads
+// back exactly.
+func TestReencryptConcurrentWriters(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	ctx := t.Context()
+	t0 := time.Now()
+	old := openWith(t, f.fs, testPassword)
+	lease, err := AcquireLease(ctx, f.fs, LeaseOptions{Stream: "cap", Host: "h", PID: 1, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenLog(ctx, old, LogOptions{Stream: "cap", SegmentBytes: 300, FrameSize: 128, Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := testEvents(90)
+	appendSome := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := w.Append(&events[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendSome(0, 30)
+	if res, err := f.reencrypt(t, t0); err != nil || res.Generation != 1 {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	// After the rotation: the old writers still seal under generation 0.
+	appendSome(30, 60)
+	day := ndjson(800, 47, map[int]int{7: 1})
+	s := backup(t, old, day, BackupOptions{Stream: reStream, Format: FormatNDJSON, Time: t0.Add(-time.Minute)})
+	f.want[s.Time] = day
+	res, err := f.reencrypt(t, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Done || res.Snapshots == 0 || res.Segments == 0 || !strings.Contains(strings.Join(res.Waiting, "\n"), `"cap"`) {
+		t.Fatalf("second run, with the capture still running under generation 0: %+v", res)
+	}
+	appendSome(60, 90)
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(2 * time.Hour)
+	for i := 0; !res.Done; i++ {
+		if i == 3 {
+			t.Fatalf("not done after the capture stopped: %+v", res)
+		}
+		now = now.Add(2 * time.Hour)
+		if res, err = f.reencrypt(t, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.intact(t, "done")
+	f.sealedUnder(t, 1)
+	r := openWith(t, f.fs, otherPassword)
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events = events
+	f.logIntactStream(t, "cap", r, cat.Logs["cap"])
+	checkClean(t, r, true)
 }
