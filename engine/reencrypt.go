@@ -394,6 +394,47 @@ func (e *reencrypter) packGeneration(ctx context.Context, pi repo.PackInfo) (uin
 	return g, nil
 }
 
+// packGenerations learns the generation of every pack of packs not yet
+// known, reading their tails in parallel (two range reads each).
+func (e *reencrypter) packGenerations(ctx context.Context, packs []repo.PackInfo) error {
+	var todo []repo.PackInfo
+	for _, pi := range packs {
+		if _, ok := e.packGen[pi.ID]; !ok {
+			todo = append(todo, pi)
+		}
+	}
+	gens := make([]uint32, len(todo))
+	if err := repo.ForEach(ctx, e.r.Store(), len(todo), func(i int) error {
+		var err error
+		gens[i], err = e.r.PackGeneration(ctx, todo[i])
+		return err
+	}); err != nil {
+		return err
+	}
+	for i, pi := range todo {
+		e.packGen[pi.ID] = gens[i]
+	}
+	return nil
+}
+
+// swapPacks re-encrypts packs in parallel (each held in memory once, at
+// most repo.Concurrency of them at a time) and records their copies.
+func (e *reencrypter) swapPacks(ctx context.Context, packs []repo.PackInfo) error {
+	out := make([]repo.PackInfo, len(packs))
+	if err := repo.ForEach(ctx, e.r.Store(), len(packs), func(i int) error {
+		var err error
+		out[i], err = e.r.ReencryptPack(ctx, packs[i])
+		return err
+	}); err != nil {
+		return err
+	}
+	for i, pi := range packs {
+		e.newPack[pi.ID] = out[i]
+		e.packGen[out[i].ID] = e.target
+	}
+	return nil
+}
+
 // swapPack returns the re-encrypted copy of an old pack, writing it the
 // first time this run needs it.
 func (e *reencrypter) swapPack(ctx context.Context, pi repo.PackInfo) (repo.PackInfo, error) {
@@ -442,14 +483,13 @@ func (e *reencrypter) index(ctx context.Context, id repo.ID) error {
 	if err != nil {
 		return err
 	}
+	if err := e.packGenerations(ctx, f.Packs); err != nil {
+		return err
+	}
 	stale := gen != e.target
 	old := map[repo.ID]bool{}
 	for _, pi := range f.Packs {
-		g, err := e.packGeneration(ctx, pi)
-		if err != nil {
-			return err
-		}
-		if g != e.target {
+		if g := e.packGen[pi.ID]; g != e.target {
 			old[pi.ID] = true
 			stale = true
 			e.countPack(pi)
@@ -462,6 +502,15 @@ func (e *reencrypter) index(ctx context.Context, id repo.ID) error {
 	e.res.Indexes++
 	if e.o.DryRun {
 		return nil
+	}
+	var todo []repo.PackInfo
+	for _, pi := range f.Packs {
+		if _, done := e.newPack[pi.ID]; old[pi.ID] && !done {
+			todo = append(todo, pi)
+		}
+	}
+	if err := e.swapPacks(ctx, todo); err != nil {
+		return err
 	}
 	swap := map[repo.ID]repo.ID{}
 	nf := &repo.IndexFile{Packs: make([]repo.PackInfo, len(f.Packs)), Entries: slices.Clone(f.Entries)}
