@@ -228,6 +228,7 @@ func TestReencrypt(t *testing.T) {
 		t.Fatalf("the run rewrote %+v, the dry run said %+v", res, dry)
 	}
 	f.intact(t, "after the first run")
+	checkClean(t, openWith(t, f.fs, otherPassword), true) // a re-encryption under way is no damage
 	// Within the grace period nothing more happens.
 	if res, err = f.reencrypt(t, t0.Add(30*time.Minute)); err != nil || res.Done || res.Rotated != nil || !res.Resumed {
 		t.Fatalf("second run within the grace period: %+v, %v", res, err)
