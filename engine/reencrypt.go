@@ -47,14 +47,23 @@ type ReencryptResult struct {
 	// Renamed maps the ID of each rewritten snapshot to its new ID: a
 	// snapshot's ID is the hash of its sealed manifest.
 	Renamed map[string]string `json:"renamed,omitempty"`
-	// Prune is the prune run that marks and deletes replaced packs.
-	Prune *PruneResult `json:"prune,omitempty"`
+	// Prune is what the run's prune did: replaced packs are marked, and
+	// deleted by a run at least the grace period later.
+	Prune *ReencryptPrune `json:"prune,omitempty"`
 	// Waiting says why the old generations are not retired yet; empty
 	// when Done. Running again after the grace period finishes.
 	Waiting []string `json:"waiting,omitempty"`
 	// Retired is the retirement, when this run did it.
 	Retired *repo.RetireReport `json:"retired,omitempty"`
 	Done    bool               `json:"done"`
+}
+
+// ReencryptPrune summarizes the prune run of a re-encryption.
+type ReencryptPrune struct {
+	Marked     int   `json:"marked"`      // packs found unreferenced for the first time
+	Pending    int   `json:"pending"`     // marked packs within their grace period
+	Deleted    int   `json:"deleted"`     // packs deleted
+	FreedBytes int64 `json:"freed_bytes"` // bytes of the deleted shards
 }
 
 // rekeyRecord is one record of the re-encryption journal (FORMAT.md §4.1):
@@ -330,7 +339,7 @@ func (e *reencrypter) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.res.Prune = pr
+	e.res.Prune = &ReencryptPrune{Marked: pr.Marked, Pending: pr.Pending, Deleted: pr.Deleted, FreedBytes: pr.FreedBytes}
 	if err := e.rescan(ctx); err != nil {
 		return err
 	}

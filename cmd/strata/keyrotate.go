@@ -23,7 +23,7 @@ func cmdKeyRotate(env *environment, c *cobra.Command) runFunc {
 	fs := flagsOf(c, "--repo URL [--other-password-file FILE]... [--reencrypt [--grace D] [--dry-run]] [--json]")
 	location := repoFlag(fs, env)
 	othersFlag := fs.StringArray("other-password-file", nil, "a `file` whose first line is the password of another key file (repeat for each)")
-	asJSON := jsonFlag(fs, "print the report as JSON")
+	asJSON := jsonFlag(fs, "print the report as JSON: {from, to, resumed, rewrapped, removed}; with --reencrypt {generation, rotated (that report, when this run rotated), resumed, dry_run, packs, pack_bytes, indexes, snapshots, segments, checkpoints, renamed (old snapshot ID to new), prune {marked, pending, deleted, freed_bytes}, waiting, retired {kept, retired, rewrapped, removed}, done}")
 	reencrypt := fs.Bool("reencrypt", false, "also rewrite everything sealed under older generations and then retire them from every key file (resumable; run again after --grace to finish)")
 	grace := fs.Duration("grace", time.Hour, "with --reencrypt: how long a replaced pack stays marked before it is deleted, as prune's; longer than any backup")
 	dryRun := fs.Bool("dry-run", false, "with --reencrypt: count what would be rewritten (objects and bytes), change nothing")
