@@ -958,3 +958,13 @@ func (e *reencrypter) leases(ctx context.Context, streams []string) error {
 	}
 	return nil
 }
+
+// ReencryptPending reports whether a re-encryption is under way: its
+// journal is in the repository. A plain rotation then would re-wrap key
+// files with generations a cut-short retirement already dropped; the
+// caller continues the re-encryption instead.
+func ReencryptPending(ctx context.Context, r *repo.Repository) (bool, error) {
+	found := false
+	err := r.Store().List(ctx, repo.RekeyPrefix, func(repo.ObjectInfo) error { found = true; return nil })
+	return found, err
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -60,6 +61,11 @@ func cmdKeyRotate(env *environment, c *cobra.Command) runFunc {
 		}
 		if *dryRun {
 			return usagef("--dry-run goes with --reencrypt")
+		}
+		if pending, err := engine.ReencryptPending(ctx, r); err != nil {
+			return err
+		} else if pending {
+			return errors.New("key rotate: a re-encryption is under way (its journal is in the repository): run `strata key rotate --reencrypt` to continue it")
 		}
 		rep, err := r.RotateKeys(ctx, passwords)
 		if err != nil {

@@ -60,6 +60,10 @@ func TestKeyRotateReencrypt(t *testing.T) {
 	if first.Generation != 1 || first.Done || len(first.Waiting) == 0 || len(first.Renamed) != 2 {
 		t.Fatalf("first run: %+v", first)
 	}
+	// While it is under way, a plain rotation is refused.
+	if code, _, errs := c.run(nil, "key", "rotate", "--other-password-file", other); code == 0 || !strings.Contains(errs, "re-encryption is under way") {
+		t.Fatalf("plain rotation during a re-encryption: exit %d: %s", code, errs)
+	}
 	time.Sleep(10 * time.Millisecond)
 	second := run()
 	if !second.Done || second.Retired == nil || len(second.Retired.Kept) != 2 {
