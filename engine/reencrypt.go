@@ -274,6 +274,10 @@ func Reencrypt(ctx context.Context, r *repo.Repository, o ReencryptOptions) (*Re
 		}
 	}
 	if err := e.run(ctx); err != nil {
+		if errors.Is(err, repo.ErrCorrupt) {
+			// Damage is not rewritten under a new key: it would launder it.
+			return res, fmt.Errorf("key rotate --reencrypt: %w; repair the repository first ('strata check --read-data --repair'), then run it again to continue", err)
+		}
 		return res, fmt.Errorf("key rotate --reencrypt: %w; run it again to continue", err)
 	}
 	return res, nil

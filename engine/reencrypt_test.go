@@ -469,3 +469,26 @@ func TestReencryptConcurrentWriters(t *testing.T) {
 	f.logIntactStream(t, "cap", r, cat.Logs["cap"])
 	checkClean(t, r, true)
 }
+
+// TestReencryptRefusesDamage: a snapshot manifest damaged in both copies
+// stops the re-encryption with ErrCorrupt and a hint to repair first,
+// rather than sealing damage under the new key.
+func TestReencryptRefusesDamage(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	name := objectNames(t, f.fs, repo.SnapshotsPrefix)[0]
+	b, err := f.fs.Get(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	for _, n := range []string{name, repo.CopyName(name)} {
+		if err := f.fs.Put(t.Context(), n, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.reencrypt(t, t0)
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "repair") {
+		t.Fatalf("re-encrypting a damaged repository: %v", err)
+	}
+}
