@@ -489,7 +489,9 @@ func (e *reencrypter) index(ctx context.Context, id repo.ID) error {
 		}
 	}
 	gen, err := r.ObjectGeneration(ctx, name)
-	if err != nil {
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil // gone since the listing
+	} else if err != nil {
 		return err
 	}
 	f, err := r.LoadIndex(ctx, id)
@@ -616,7 +618,9 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 			}
 		}
 		gen, err := e.r.ObjectGeneration(ctx, name)
-		if err != nil {
+		if errors.Is(err, repo.ErrNotFound) {
+			continue // forgotten since the listing
+		} else if err != nil {
 			return err
 		}
 		s, err := e.r.LoadSnapshot(ctx, id)
@@ -792,7 +796,9 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
 		}
 	}
 	gen, err := r.ObjectGeneration(ctx, name)
-	if err != nil {
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil // forgotten since the listing
+	} else if err != nil {
 		return err
 	}
 	s, err := r.LoadSegment(ctx, k)
