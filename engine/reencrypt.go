@@ -56,6 +56,9 @@ type ReencryptResult struct {
 	// Retired is the retirement, when this run did it.
 	Retired *repo.RetireReport `json:"retired,omitempty"`
 	Done    bool               `json:"done"`
+	// JournalDamaged counts journal records that did not open or decode
+	// and were skipped (FORMAT.md §4.1: losing one costs rewriting again).
+	JournalDamaged int `json:"journal_damaged,omitempty"`
 }
 
 // ReencryptPrune summarizes the prune run of a re-encryption.
@@ -123,6 +126,7 @@ type rekeyJournal struct {
 	start    *rekeyRecord
 	replaced map[string]string // old object name → new object name
 	made     map[string]bool   // new object names
+	damaged  int               // records that did not open or decode, skipped
 }
 
 func loadRekeyJournal(ctx context.Context, r *repo.Repository) (*rekeyJournal, error) {
@@ -134,15 +138,22 @@ func loadRekeyJournal(ctx context.Context, r *repo.Repository) (*rekeyJournal, e
 	var recs []rekeyRecord
 	for _, name := range names {
 		p, err := r.OpenRekey(ctx, name)
-		if err != nil {
+		var rec rekeyRecord
+		if err == nil {
+			rec, err = decodeRekeyRecord(name, p)
+		}
+		j.names = append(j.names, name) // deleted at the end, whatever it holds
+		switch {
+		case errors.Is(err, repo.ErrCorrupt):
+			// A damaged record (or one sealed under a generation this
+			// keyring no longer holds) costs at most rewriting again: the
+			// objects themselves say what generation they are under.
+			j.damaged++
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("read the re-encryption journal: %w", err)
 		}
-		rec, err := decodeRekeyRecord(name, p)
-		if err != nil {
-			return nil, err
-		}
 		recs = append(recs, rec)
-		j.names = append(j.names, name)
 	}
 	// Later records win: a replacement recorded again (its first new
 	// object was never stored) supersedes the earlier one.
@@ -238,7 +249,7 @@ func Reencrypt(ctx context.Context, r *repo.Repository, o ReencryptOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("key rotate --reencrypt: %w", err)
 	}
-	res := &ReencryptResult{DryRun: o.DryRun, Renamed: map[string]string{}}
+	res := &ReencryptResult{DryRun: o.DryRun, Renamed: map[string]string{}, JournalDamaged: j.damaged}
 	g := r.Config().KeyGeneration
 	switch {
 	case j.start != nil && j.start.Generation <= g:

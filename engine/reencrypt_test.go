@@ -492,3 +492,42 @@ func TestReencryptRefusesDamage(t *testing.T) {
 		t.Fatalf("re-encrypting a damaged repository: %v", err)
 	}
 }
+
+// TestReencryptDamagedJournal: a journal record damaged between runs is
+// skipped and counted; the runs still finish and everything restores.
+func TestReencryptDamagedJournal(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	if _, err := f.reencrypt(t, t0); err != nil {
+		t.Fatal(err)
+	}
+	recs := objectNames(t, f.fs, repo.RekeyPrefix)
+	if len(recs) < 3 {
+		t.Fatalf("%d journal records after a run", len(recs))
+	}
+	b, err := f.fs.Get(t.Context(), recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := f.fs.Put(t.Context(), recs[0], b); err != nil {
+		t.Fatal(err)
+	}
+	var res *ReencryptResult
+	now := t0
+	for i := 0; res == nil || !res.Done; i++ {
+		if i == 3 {
+			t.Fatalf("not done: %+v", res)
+		}
+		now = now.Add(2 * time.Hour)
+		if res, err = f.reencrypt(t, now); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && res.JournalDamaged != 1 {
+			t.Fatalf("damaged records counted: %d, want 1", res.JournalDamaged)
+		}
+	}
+	f.intact(t, "done")
+	f.sealedUnder(t, openWith(t, f.fs, testPassword).Config().KeyGeneration)
+	checkClean(t, openWith(t, f.fs, testPassword), true)
+}
