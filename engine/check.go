@@ -656,13 +656,13 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 		for i := 1; i < len(l.Segments); i++ {
 			a, b := l.Segments[i-1], l.Segments[i]
 			switch s := loaded[i]; {
-			case b.First == a.Last+1 && s != nil && (s.Prev == nil || *s.Prev != a.ID):
+			case b.First == a.Last+1 && s != nil && !s.Follows(a.ID, loaded[i-1]):
 				prev := "none"
 				if s.Prev != nil {
 					prev = s.Prev.Short()
 				}
 				rep.problem("%s: does not chain to %s, the segment before it (its prev is %s): a segment was replaced, or two writers", segLabel(b), segLabel(a), prev)
-			case b.First > a.Last+1 && s != nil && s.Prev != nil && *s.Prev != a.ID:
+			case b.First > a.Last+1 && s != nil && s.Prev != nil && !s.Follows(a.ID, loaded[i-1]):
 				// A capture chains every segment to the newest one it stored,
 				// a recorded gap included, and forget removes only a prefix:
 				// the segment its prev names was stored and is gone.

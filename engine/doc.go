@@ -39,6 +39,14 @@
 // backup running concurrently never loses a pack it deduplicated against.
 // Objects under retention are deferred, not failed.
 //
+// # Re-encryption
+// Reencrypt (`key rotate --reencrypt`) rewrites every pack and sealed
+// manifest still sealed under an older key generation under the newest,
+// recording each replacement in a journal (rekey/…, FORMAT.md §4.1) before
+// storing it, leaves the replaced packs to prune's two phases, and retires
+// the old generations from the key files once nothing sealed under them
+// remains and no capture may still write under them.
+//
 // # Check
 // Check verifies manifests, index files and shards (with ReadData, every
 // shard's checksum and every blob's AEAD) and, with Repair, rebuilds

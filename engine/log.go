@@ -688,7 +688,7 @@ func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([
 		return nil, err
 	}
 	for i := 1; i < len(segs); i++ {
-		if segs[i].Prev == nil || *segs[i].Prev != p.Segments[i-1].ID {
+		if !segs[i].Follows(p.Segments[i-1].ID, segs[i-1]) {
 			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
 				Reason: fmt.Sprintf("does not chain to %s, the segment before it (a segment was replaced, or two writers)", p.Segments[i-1].Name()),
 				Hint:   "run 'strata coverage' and 'strata check'"}

@@ -29,6 +29,15 @@ func resolveOverlaps(ctx context.Context, r *repo.Repository, l *index.Log, load
 	for i, k := range l.Segments {
 		byID[k.ID] = i
 	}
+	// A prev may name the manifest a re-encryption replaced (FORMAT.md
+	// §4.1): the replacement continues that chain.
+	for i, s := range loaded {
+		if s != nil && s.Replaces != nil {
+			if _, ok := byID[*s.Replaces]; !ok {
+				byID[*s.Replaces] = i
+			}
+		}
+	}
 	chain := func(head int) []int {
 		var c []int
 		seen := map[int]bool{}

@@ -32,6 +32,10 @@ type Segment struct {
 	// Prev is the manifest ID of the segment before this one in the stream,
 	// nil for the stream's first segment.
 	Prev *ID `json:"prev,omitempty"`
+	// Replaces is set on a manifest that `key rotate --reencrypt` wrote in
+	// place of another (FORMAT.md §4.1): the replaced manifest's ID, which
+	// the next segment's Prev may still name until it is rewritten too.
+	Replaces *ID `json:"replaces,omitempty"`
 	// Gap is set when the capture saw positions Prev.Last+1..First-1 lost
 	// (the source skipped them); it says what the capture knew.
 	Gap string `json:"gap,omitempty"`
@@ -300,4 +304,15 @@ func (s *Segment) validate() error {
 		return fmt.Errorf("segment frames do not cover %d-%d", s.First, s.Last)
 	}
 	return nil
+}
+
+// Follows reports whether s chains to the segment before it, whose
+// manifest ID is predID and whose manifest is pred (nil when not loaded):
+// s's Prev names it, or names the manifest pred replaced when it was
+// re-encrypted (FORMAT.md §4.1).
+func (s *Segment) Follows(predID ID, pred *Segment) bool {
+	if s.Prev == nil {
+		return false
+	}
+	return *s.Prev == predID || pred != nil && pred.Replaces != nil && *s.Prev == *pred.Replaces
 }

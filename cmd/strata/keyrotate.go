@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -18,10 +21,13 @@ import (
 // so it runs on the store itself, never through an index server. An
 // interrupted rotation is completed by running it again.
 func cmdKeyRotate(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL [--other-password-file FILE]... [--json]")
+	fs := flagsOf(c, "--repo URL [--other-password-file FILE]... [--reencrypt [--grace D] [--dry-run]] [--json]")
 	location := repoFlag(fs, env)
 	othersFlag := fs.StringArray("other-password-file", nil, "a `file` whose first line is the password of another key file (repeat for each)")
-	asJSON := jsonFlag(fs, "print the report as JSON")
+	asJSON := jsonFlag(fs, "print the report as JSON: {from, to, resumed, rewrapped, removed}; with --reencrypt {generation, rotated (that report, when this run rotated), resumed, dry_run, packs, pack_bytes, indexes, snapshots, segments, checkpoints, renamed (old snapshot ID to new), prune {marked, pending, deleted, freed_bytes}, waiting, retired {kept, retired, rewrapped, removed}, done}")
+	reencrypt := fs.Bool("reencrypt", false, "also rewrite everything sealed under older generations and then retire them from every key file (resumable; run again after --grace to finish)")
+	grace := fs.Duration("grace", time.Hour, "with --reencrypt: how long a replaced pack stays marked before it is deleted, as prune's; longer than any backup")
+	dryRun := fs.Bool("dry-run", false, "with --reencrypt: count what would be rewritten (objects and bytes), change nothing")
 	return func(ctx context.Context, args []string) error {
 		others := *othersFlag
 		if len(args) != 0 {
@@ -49,6 +55,17 @@ func cmdKeyRotate(env *environment, c *cobra.Command) runFunc {
 		}
 		if err := localOnly(r, "key rotate"); err != nil {
 			return err
+		}
+		if *reencrypt {
+			return runReencrypt(ctx, env, r, engine.ReencryptOptions{Passwords: passwords, Grace: *grace, DryRun: *dryRun}, *asJSON)
+		}
+		if *dryRun {
+			return usagef("--dry-run goes with --reencrypt")
+		}
+		if pending, err := engine.ReencryptPending(ctx, r); err != nil {
+			return err
+		} else if pending {
+			return errors.New("key rotate: a re-encryption is under way (its journal is in the repository): run `strata key rotate --reencrypt` to continue it")
 		}
 		rep, err := r.RotateKeys(ctx, passwords)
 		if err != nil {

@@ -1,0 +1,533 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/faulty"
+	"github.com/strata-backup/strata/repo/local"
+	"github.com/strata-backup/strata/repo/mem"
+)
+
+// reencryptFixture is a repository with two passwords holding two
+// snapshots (the second deduplicated against the first) and a log of
+// several segments, all written under generation 0, plus the bytes of the
+// key files as they were (what someone may have kept).
+type reencryptFixture struct {
+	fs      *faulty.Store
+	want    map[time.Time][]byte // snapshot time → content
+	events  []repo.Event
+	oldKeys map[string][]byte
+}
+
+const reStream, reLog = "db", "ev"
+
+func newReencryptFixture(t *testing.T, inner repo.Store) *reencryptFixture {
+	t.Helper()
+	fs, r, _, day0 := rotateFixtureOn(t, inner)
+	f := &reencryptFixture{fs: fs, want: map[time.Time][]byte{}, oldKeys: map[string][]byte{}}
+	s0 := latest(t, r, reStream)
+	f.want[s0.Time] = day0
+	day1 := ndjson(800, 41, map[int]int{3: 1})
+	s1 := backup(t, r, day1, BackupOptions{Stream: reStream, Format: FormatNDJSON, Parent: s0, Time: s0.Time.Add(time.Hour)})
+	f.want[s1.Time] = day1
+	w, err := OpenLog(t.Context(), r, LogOptions{Stream: reLog, SegmentBytes: 300, FrameSize: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events = testEvents(60)
+	for i := range f.events {
+		if err := w.Append(&f.events[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.List(t.Context(), repo.KeysPrefix, func(oi repo.ObjectInfo) error {
+		b, err := fs.Get(t.Context(), oi.Name)
+		f.oldKeys[oi.Name] = b
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// intact checks what must hold after any kill: every password opens the
+// repository, every snapshot restores byte-exact, and the log reads back
+// every event in order, each segment chained to the one before.
+func (f *reencryptFixture) intact(t *testing.T, name string) {
+	t.Helper()
+	for _, pw := range [][]byte{testPassword, otherPassword} {
+		r, err := repo.Open(t.Context(), f.fs, pw)
+		if err != nil {
+			t.Fatalf("%s: open with %q: %v", name, pw, err)
+		}
+		cat, err := index.LoadCatalog(t.Context(), r)
+		if err != nil {
+			t.Fatalf("%s: catalog: %v", name, err)
+		}
+		found := map[time.Time]bool{}
+		for _, s := range cat.Snapshots {
+			want, ok := f.want[s.Time]
+			if !ok {
+				t.Fatalf("%s: unexpected snapshot %s at %v", name, s.ID.Short(), s.Time)
+			}
+			if got := restore(t, r, s); !bytes.Equal(got, want) {
+				t.Fatalf("%s: snapshot %s does not restore byte-exact", name, s.ID.Short())
+			}
+			found[s.Time] = true
+		}
+		if len(found) != len(f.want) {
+			t.Fatalf("%s: %d of %d snapshots found", name, len(found), len(f.want))
+		}
+		f.logIntact(t, name, r, cat.Logs[reLog])
+	}
+}
+
+// logIntact reads the log the way a restore plans it: by the catalog's
+// segments, each chained to its predecessor (repo.Segment.Follows). A
+// kill between storing a re-encrypted manifest and deleting the one it
+// replaces leaves both (FORMAT.md §4.1): the log then refuses to be
+// planned across them (a conflict), and reads back in full after a rerun.
+func (f *reencryptFixture) logIntact(t *testing.T, name string, r *repo.Repository, l *index.Log) {
+	t.Helper()
+	f.logIntactStream(t, name, r, l)
+}
+
+// logIntactStream checks one log against f.events.
+func (f *reencryptFixture) logIntactStream(t *testing.T, name string, r *repo.Repository, l *index.Log) {
+	t.Helper()
+	if l == nil {
+		t.Fatalf("%s: the log is gone", name)
+	}
+	if len(l.Conflicts) > 0 {
+		for _, c := range l.Conflicts {
+			if !strings.Contains(c, "overlaps") {
+				t.Fatalf("%s: log conflict %q", name, c)
+			}
+		}
+		return
+	}
+	var got []repo.Event
+	var prev *repo.Segment
+	var prevID repo.ID
+	for i, k := range l.Segments {
+		seg, err := r.LoadSegment(t.Context(), k)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if i > 0 && !seg.Follows(prevID, prev) {
+			t.Fatalf("%s: segment %d-%d does not chain", name, k.First, k.Last)
+		}
+		prev, prevID = seg, k.ID
+		if err := ReadSegment(t.Context(), r, k, seg, func(e *repo.Event) error {
+			c := *e
+			c.Key, c.Value = append([]byte{}, e.Key...), append([]byte(nil), e.Value...)
+			if len(c.Value) == 0 {
+				c.Value = nil
+			}
+			got = append(got, c)
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: read the log: %v", name, err)
+		}
+	}
+	sameEvents(t, got, f.events)
+}
+
+// sealedUnder checks that every sealed object and every pack is sealed
+// under generation g, and that the keyring holds only 0 and g.
+func (f *reencryptFixture) sealedUnder(t *testing.T, g uint32) {
+	t.Helper()
+	r := openWith(t, f.fs, testPassword)
+	if got := r.Generations(); len(got) != 2 || got[0] != 0 || got[1] != g {
+		t.Fatalf("keyring generations %v, want [0 %d]", got, g)
+	}
+	n := 0
+	for _, prefix := range []string{repo.IndexPrefix, repo.SnapshotsPrefix, repo.LogsPrefix, repo.CheckpointsPrefix, repo.RekeyPrefix} {
+		for _, name := range objectNames(t, f.fs, prefix) {
+			if strings.HasPrefix(name, repo.RekeyPrefix) {
+				t.Fatalf("journal record %s left after the re-encryption", name)
+			}
+			got, err := r.ObjectGeneration(t.Context(), name)
+			if err != nil || got != g {
+				t.Fatalf("%s: generation %d (%v), want %d", name, got, err, g)
+			}
+			n++
+		}
+	}
+	cat, err := index.LoadCatalog(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packs := map[repo.ID]bool{}
+	for _, s := range cat.Snapshots {
+		for id := range snapshotPacks(t, r, s) {
+			packs[id] = true
+		}
+	}
+	for _, l := range cat.Logs {
+		for _, k := range l.All() {
+			seg, err := r.LoadSegment(t.Context(), k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			packs[seg.Pack.ID] = true
+			if got, err := r.PackGeneration(t.Context(), seg.Pack.Info()); err != nil || got != g {
+				t.Fatalf("segment pack %s: generation %d (%v), want %d", seg.Pack.ID.Short(), got, err, g)
+			}
+		}
+	}
+	if stored := packsInStore(t, f.fs); len(stored) != len(packs) {
+		t.Fatalf("%d packs stored, %d referenced: replaced packs were left", len(stored), len(packs))
+	}
+	if n == 0 {
+		t.Fatal("no sealed objects found")
+	}
+}
+
+// reencrypt runs Reencrypt on a fresh open of the store at the instant now.
+func (f *reencryptFixture) reencrypt(t *testing.T, now time.Time) (*ReencryptResult, error) {
+	t.Helper()
+	r := openWith(t, f.fs, testPassword)
+	return Reencrypt(t.Context(), r, ReencryptOptions{Passwords: [][]byte{testPassword, otherPassword}, Now: func() time.Time { return now }})
+}
+
+func TestReencrypt(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	// A dry run counts and changes nothing.
+	puts, dels := f.fs.Calls("Put"), f.fs.Calls("Delete")
+	dry, err := Reencrypt(t.Context(), openWith(t, f.fs, testPassword), ReencryptOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.fs.Calls("Put") != puts || f.fs.Calls("Delete") != dels {
+		t.Fatal("a dry run wrote to the store")
+	}
+	if dry.Generation != 1 || dry.Packs == 0 || dry.PackBytes == 0 || dry.Indexes == 0 || dry.Snapshots != 2 || dry.Segments < 3 {
+		t.Fatalf("dry run: %+v", dry)
+	}
+	res, err := f.reencrypt(t, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Done || len(res.Waiting) == 0 || res.Rotated == nil || res.Generation != 1 {
+		t.Fatalf("first run: %+v, want a rotation to 1 waiting for the grace period", res)
+	}
+	if res.Packs != dry.Packs || res.Indexes != dry.Indexes || res.Snapshots != dry.Snapshots || res.Segments != dry.Segments {
+		t.Fatalf("the run rewrote %+v, the dry run said %+v", res, dry)
+	}
+	f.intact(t, "after the first run")
+	checkClean(t, openWith(t, f.fs, otherPassword), true) // a re-encryption under way is no damage
+	// Within the grace period nothing more happens.
+	if res, err = f.reencrypt(t, t0.Add(30*time.Minute)); err != nil || res.Done || res.Rotated != nil || !res.Resumed {
+		t.Fatalf("second run within the grace period: %+v, %v", res, err)
+	}
+	res, err = f.reencrypt(t, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Done || res.Retired == nil || len(res.Retired.Retired) != 0 || res.Prune == nil || res.Prune.Deleted == 0 {
+		t.Fatalf("run after the grace period: %+v", res)
+	}
+	f.intact(t, "done")
+	f.sealedUnder(t, 1)
+	checkClean(t, openWith(t, f.fs, otherPassword), true)
+	// A second re-encryption retires generation 1.
+	if res, err = f.reencrypt(t, t0.Add(3*time.Hour)); err != nil || res.Generation != 2 {
+		t.Fatalf("second re-encryption: %+v, %v", res, err)
+	}
+	if res, err = f.reencrypt(t, t0.Add(5*time.Hour)); err != nil || !res.Done || len(res.Retired.Retired) != 1 || res.Retired.Retired[0] != 1 {
+		t.Fatalf("second re-encryption, after the grace period: %+v, %v", res, err)
+	}
+	f.intact(t, "done twice")
+	f.sealedUnder(t, 2)
+	w := openWith(t, f.fs, testPassword)
+	day2 := ndjson(800, 43, map[int]int{9: 1})
+	s2 := backup(t, w, day2, BackupOptions{Stream: reStream, Format: FormatNDJSON, Parent: latest(t, w, reStream)})
+	f.want[s2.Time] = day2
+	f.intact(t, "a backup after")
+	checkClean(t, w, true)
+}
+
+// TestReencryptOldKeyReadsNothing: the master key and generation 1 of a
+// key file kept from before open nothing the repository now stores but
+// the config (FORMAT.md §4.1, "What re-encryption protects").
+func TestReencryptOldKeyReadsNothing(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	before := openWith(t, f.fs, testPassword) // holds generation 0 only
+	if _, err := f.reencrypt(t, t0); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.reencrypt(t, t0.Add(2*time.Hour)); err != nil || !res.Done {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	for _, prefix := range []string{repo.IndexPrefix, repo.SnapshotsPrefix, repo.LogsPrefix} {
+		for _, name := range objectNames(t, f.fs, prefix) {
+			if _, err := before.ObjectGeneration(t.Context(), name); !errors.Is(err, repo.ErrCorrupt) {
+				t.Fatalf("%s opens with the keys from before the rotation (%v)", name, err)
+			}
+		}
+	}
+}
+
+// TestReencryptKilled fails each store write of a re-encryption in turn
+// (the call not reaching the store, or landing and its reply lost), then
+// checks that every password opens the repository and every snapshot and
+// the log read back exactly, and that rerunning completes it.
+func TestReencryptKilled(t *testing.T) {
+	t.Run("mem", func(t *testing.T) { testReencryptKilled(t, 1, func() repo.Store { return mem.New() }) })
+	// The local directory store (temporary file, rename) at every
+	// seventh call: the same steps, on files.
+	t.Run("local", func(t *testing.T) {
+		testReencryptKilled(t, 7, func() repo.Store {
+			s, err := local.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+func testReencryptKilled(t *testing.T, step int, newStore func() repo.Store) {
+	type fault struct {
+		method string
+		cut    bool
+	}
+	t0 := time.Now()
+	// The two runs (rewrite, then retire after the grace period) are one
+	// sequence of store calls: a kill at call n of either.
+	for _, fl := range []fault{{"Put", false}, {"Put", true}, {"Delete", false}} {
+		for n := 1; ; n += step {
+			name := fmt.Sprintf("%s %d cut=%v", fl.method, n, fl.cut)
+			f := newReencryptFixture(t, newStore())
+			f.fs.Reset()
+			if fl.cut {
+				f.fs.CutOnce(fl.method, n)
+			} else {
+				f.fs.FailOnce(fl.method, n, nil)
+			}
+			_, err1 := f.reencrypt(t, t0)
+			res, err2 := f.reencrypt(t, t0.Add(2*time.Hour))
+			fired := f.fs.Calls(fl.method) >= n
+			f.fs.Reset()
+			if !fired {
+				if n < 20 {
+					t.Fatalf("%s: only %d calls of %s", name, n-1, fl.method)
+				}
+				t.Logf("%s cut=%v: failed calls 1 to %d, every %d", fl.method, fl.cut, n-1, step)
+				break
+			}
+			if err1 == nil && err2 == nil && res.Done && !fl.cut {
+				t.Fatalf("%s: both runs succeeded though a store call failed", name)
+			}
+			f.intact(t, name)
+			// Reruns complete it: at most two more (one to rewrite what
+			// the failed run left, one after its grace period).
+			now := t0.Add(2 * time.Hour)
+			for i := 0; res == nil || !res.Done; i++ {
+				if i == 4 {
+					t.Fatalf("%s: not done after %d reruns: %+v", name, i, res)
+				}
+				now = now.Add(2 * time.Hour)
+				if res, err2 = f.reencrypt(t, now); err2 != nil {
+					t.Fatalf("%s: rerun: %v", name, err2)
+				}
+			}
+			f.intact(t, name+", rerun")
+			r := openWith(t, f.fs, otherPassword)
+			f.sealedUnder(t, r.Config().KeyGeneration)
+			checkClean(t, r, false)
+			if n > 400 {
+				t.Fatalf("%s: more store calls than expected", name)
+			}
+		}
+	}
+}
+
+// FuzzDecodeRekeyRecord: a journal record's decoder never panics, and what
+// it accepts encodes back to a record it accepts again.
+func FuzzDecodeRekeyRecord(f *testing.F) {
+	f.Add([]byte(`{"version":1,"generation":2,"kind":"start","time":"2026-12-05T00:00:00Z"}`))
+	f.Add([]byte(`{"version":1,"generation":2,"kind":"index","old":"index/` + strings.Repeat("a", 64) + `","new":"index/` + strings.Repeat("b", 64) + `"}`))
+	f.Add([]byte(`{"version":1,"kind":"snapshot","old":"snapshots/x","new":"index/y"}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		rec, err := decodeRekeyRecord("rekey/x", p)
+		if err != nil {
+			if !errors.Is(err, repo.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeRekeyRecord("rekey/x", b); err != nil {
+			t.Fatalf("re-encoded record refused: %v", err)
+		}
+	})
+}
+
+func TestDecodeRekeyRecord(t *testing.T) {
+	ok := `{"version":1,"generation":2,"kind":"segment","old":"logs/s/@00000000000000000001-00000000000000000002.1767225601500000000-1767225601500000000.` + strings.Repeat("a", 64) + `","new":"logs/s/@00000000000000000001-00000000000000000002.1767225601500000000-1767225601500000000.` + strings.Repeat("b", 64) + `"}`
+	if _, err := decodeRekeyRecord("rekey/x", []byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`nope`, `{"version":2,"kind":"start"}`, `{"version":1,"kind":"other"}`,
+		`{"version":1,"kind":"index","old":"snapshots/` + strings.Repeat("a", 64) + `","new":"index/` + strings.Repeat("b", 64) + `"}`,
+		`{"version":1,"kind":"index","old":"copies/index/` + strings.Repeat("a", 64) + `","new":"index/` + strings.Repeat("b", 64) + `"}`} {
+		if _, err := decodeRekeyRecord("rekey/x", []byte(bad)); !errors.Is(err, repo.ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
+// TestReencryptConcurrentWriters: writers that opened the repository before
+// the rotation keep sealing under generation 0. What they store is
+// rewritten by a later run, and the old generation is not retired while a
+// capture holding its stream's lease has not shown that it writes under
+// the new one; once it stops, a run rewrites its last segments and a run
+// after the grace period retires. Every snapshot and every event reads
+// back exactly.
+func TestReencryptConcurrentWriters(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	ctx := t.Context()
+	t0 := time.Now()
+	old := openWith(t, f.fs, testPassword)
+	lease, err := AcquireLease(ctx, f.fs, LeaseOptions{Stream: "cap", Host: "h", PID: 1, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenLog(ctx, old, LogOptions{Stream: "cap", SegmentBytes: 300, FrameSize: 128, Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := testEvents(90)
+	appendSome := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := w.Append(&events[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendSome(0, 30)
+	if res, err := f.reencrypt(t, t0); err != nil || res.Generation != 1 {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	// After the rotation: the old writers still seal under generation 0.
+	appendSome(30, 60)
+	day := ndjson(800, 47, map[int]int{7: 1})
+	s := backup(t, old, day, BackupOptions{Stream: reStream, Format: FormatNDJSON, Time: t0.Add(-time.Minute)})
+	f.want[s.Time] = day
+	res, err := f.reencrypt(t, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Done || res.Snapshots == 0 || res.Segments == 0 || !strings.Contains(strings.Join(res.Waiting, "\n"), `"cap"`) {
+		t.Fatalf("second run, with the capture still running under generation 0: %+v", res)
+	}
+	appendSome(60, 90)
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(2 * time.Hour)
+	for i := 0; !res.Done; i++ {
+		if i == 3 {
+			t.Fatalf("not done after the capture stopped: %+v", res)
+		}
+		now = now.Add(2 * time.Hour)
+		if res, err = f.reencrypt(t, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.intact(t, "done")
+	f.sealedUnder(t, 1)
+	r := openWith(t, f.fs, otherPassword)
+	cat, err := index.LoadCatalog(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events = events
+	f.logIntactStream(t, "cap", r, cat.Logs["cap"])
+	checkClean(t, r, true)
+}
+
+// TestReencryptRefusesDamage: a snapshot manifest damaged in both copies
+// stops the re-encryption with ErrCorrupt and a hint to repair first,
+// rather than sealing damage under the new key.
+func TestReencryptRefusesDamage(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	name := objectNames(t, f.fs, repo.SnapshotsPrefix)[0]
+	b, err := f.fs.Get(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	for _, n := range []string{name, repo.CopyName(name)} {
+		if err := f.fs.Put(t.Context(), n, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.reencrypt(t, t0)
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "repair") {
+		t.Fatalf("re-encrypting a damaged repository: %v", err)
+	}
+}
+
+// TestReencryptDamagedJournal: a journal record damaged between runs is
+// skipped and counted; the runs still finish and everything restores.
+func TestReencryptDamagedJournal(t *testing.T) {
+	f := newReencryptFixture(t, mem.New())
+	t0 := time.Now()
+	if _, err := f.reencrypt(t, t0); err != nil {
+		t.Fatal(err)
+	}
+	recs := objectNames(t, f.fs, repo.RekeyPrefix)
+	if len(recs) < 3 {
+		t.Fatalf("%d journal records after a run", len(recs))
+	}
+	b, err := f.fs.Get(t.Context(), recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := f.fs.Put(t.Context(), recs[0], b); err != nil {
+		t.Fatal(err)
+	}
+	var res *ReencryptResult
+	now := t0
+	for i := 0; res == nil || !res.Done; i++ {
+		if i == 3 {
+			t.Fatalf("not done: %+v", res)
+		}
+		now = now.Add(2 * time.Hour)
+		if res, err = f.reencrypt(t, now); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && res.JournalDamaged != 1 {
+			t.Fatalf("damaged records counted: %d, want 1", res.JournalDamaged)
+		}
+	}
+	f.intact(t, "done")
+	f.sealedUnder(t, openWith(t, f.fs, testPassword).Config().KeyGeneration)
+	checkClean(t, openWith(t, f.fs, testPassword), true)
+}
