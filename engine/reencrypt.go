@@ -676,6 +676,10 @@ func (e *reencrypter) snapshots(ctx context.Context, ids []repo.ID) error {
 		if e.o.DryRun {
 			continue
 		}
+		// A key map locates chunks by pack ID, and this run renames the
+		// packs: the resealed snapshot goes without one (FORMAT.md §26),
+		// and gets read through the index files until the next backup.
+		ns.KeyMap = nil
 		so, err := e.r.SealSnapshot(&ns)
 		if err != nil {
 			return err
