@@ -18,8 +18,8 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/internal/mongotest"
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/source"
 	"github.com/strata-backup/strata/repo/mem"
+	"github.com/strata-backup/strata/source"
 )
 
 type syncLog struct {
