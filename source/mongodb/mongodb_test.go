@@ -390,6 +390,25 @@ func TestRestoreAtInstants(t *testing.T) {
 	if !errors.Is(err, repo.ErrProofMismatch) {
 		t.Fatalf("restore into a target written to meanwhile: %v, want ErrProofMismatch", err)
 	}
+	// A second base of the quiet source at the log's last position: the
+	// first base plus the log replays to exactly its proof.
+	head, _ := cat.Log("s").Newest()
+	pos := head.Last
+	res, err := Backup(ctx, cli, cfg, r, BackupOptions{Stream: "s", Position: &pos})
+	step(err)
+	if res.Unproven != nil {
+		t.Fatalf("second base unproven: %v", res.Unproven)
+	}
+	cat2, err := index.LoadCatalog(ctx, r)
+	step(err)
+	snaps := cat2.Stream("s")
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots", len(snaps))
+	}
+	sp, err := source.ReplayProof(ctx, r, cat2, snaps[0], snaps[1])
+	if err != nil || sp.Events == 0 {
+		t.Fatalf("replay proof of the base and the log to the second base: %v (%d events)", err, sp.Events)
+	}
 	// The index of the base is recreated.
 	var specs []bson.M
 	cur, err := tgt.Client.Database("shop_0").Collection("users").Indexes().List(ctx)

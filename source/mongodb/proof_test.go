@@ -5,11 +5,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/strata-backup/strata/engine"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/internal/mongotest"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/source"
 )
 
 func canonOf(t testing.TB, d bson.D) []byte {
@@ -188,4 +193,59 @@ func FuzzCanonicalRecord(f *testing.F) {
 			t.Fatalf("field order changed the record: %x %x / %x %x", k, v, k2, v2)
 		}
 	})
+}
+
+// TestUnprovenBase: a base stored without a proof (as before bases had
+// one) restores, its target verified against the state computed from it,
+// and is reported unproven, never proven; its snapshot proof is
+// ErrUnproven. The same bytes stored with a proof check out.
+func TestUnprovenBase(t *testing.T) {
+	tgt := mongotest.Start(t, mongotest.Options{})
+	ctx := t.Context()
+	r := newRepo(t)
+	var base bytes.Buffer
+	for _, l := range formatVector(t, "mongodb-base") {
+		base.WriteString(l[len("line: "):] + "\n")
+	}
+	var zero uint64
+	id, snap, err := engine.Backup(ctx, r, bytes.NewReader(base.Bytes()), engine.BackupOptions{Stream: "s", Format: engine.FormatNDJSON, Position: &zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := index.SnapshotRef{ID: id, Snapshot: snap}
+	if err := source.SnapshotProof(ctx, r, ref); !errors.Is(err, source.ErrUnproven) {
+		t.Fatalf("snapshot proof of an unproven base: %v", err)
+	}
+	p := &index.Plan{Stream: "s", Base: ref, Target: index.Target{Position: 0, ByPos: true}, From: 1}
+	sp, err := source.ProveState(ctx, r, p)
+	if err != nil || sp.Proof.Records != 1 {
+		t.Fatalf("state of an unproven base: %v %v", sp, err)
+	}
+	cli, cfg := connect(t, tgt, "")
+	st, err := Restore(ctx, cli, cfg, r, p, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Checked || st.Verified != "" || !strings.Contains(st.Unproven, "records no proof") || st.Proof != sp.Proof {
+		t.Fatalf("restore of an unproven base: %+v", st)
+	}
+	// Stored with its proof, the same base is proven; a wrong recorded
+	// proof is a mismatch.
+	_, snap2, err := engine.Backup(ctx, r, bytes.NewReader(base.Bytes()), engine.BackupOptions{Stream: "t", Format: engine.FormatNDJSON, Position: &zero,
+		Describe: func(s *repo.Snapshot) {
+			if err := proveBase(ctx, r, s); err != nil {
+				t.Error(err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := snap2.Proof(); !ok || got != sp.Proof {
+		t.Fatalf("recorded proof %v, computed %v", got, sp.Proof)
+	}
+	bad := *snap2
+	bad.SetProof(repo.Proof{Records: 1})
+	if err := source.SnapshotProof(ctx, r, index.SnapshotRef{ID: id, Snapshot: &bad}); !errors.Is(err, repo.ErrProofMismatch) {
+		t.Fatalf("a wrong recorded proof: %v", err)
+	}
 }
