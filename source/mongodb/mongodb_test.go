@@ -599,7 +599,7 @@ func TestApplyRecorded(t *testing.T) {
 	}
 	// The same entries applied in memory by the prover give the proof of
 	// what the server holds.
-	sp := &stateProver{root: repo.NewDigester(make([]byte, 32)), colls: map[string]*nsState{}, touched: map[string]bool{}}
+	sp := newStateProver(repo.NewDigester(make([]byte, 32)))
 	var all [][]Op
 	for _, rec := range recs {
 		ops, _ := parseRec(t, rec).Ops(OpsOptions{})
@@ -608,8 +608,9 @@ func TestApplyRecorded(t *testing.T) {
 		}
 		all = append(all, ops)
 	}
+	sp.endTouch()
 	for _, ops := range all {
-		if err := sp.apply(ops); err != nil {
+		if err := sp.apply(ops, true); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package mongodb
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -49,10 +50,18 @@ func proveState(ctx context.Context, r *repo.Repository, p *index.Plan) (source.
 }
 
 // nsState is what the prover knows of one namespace: the digest of its
-// documents that no entry touches, and the touched ones themselves.
+// documents whose final state is known, and the documents it holds.
 type nsState struct {
-	d    *repo.Digester    // records of untouched documents
-	docs map[string][]byte // canonical _id -> document (touched, present)
+	d    *repo.Digester    // records of documents no later write changes
+	docs map[string][]byte // RecordKey -> document held (present)
+}
+
+// keyInfo is what the first pass over the log learned of one document.
+type keyInfo struct {
+	last int64 // the index of the last log write to it; 0: written only by the base's entries
+	// needDoc: its last write is an update (or it is written only by the
+	// base's entries), so its document must be held to apply it.
+	needDoc bool
 }
 
 // StateResult is the proof of a plan's state computed in memory.
@@ -66,13 +75,23 @@ type StateResult struct {
 	DBs     map[string]bool
 }
 
-// stateProver computes a plan's state in memory. Memory is the documents
-// the plan's oplog entries touch (held whole, to apply updates to them)
-// and one digester per namespace; every other document is only hashed.
+// stateProver computes a plan's state in memory. A document whose last
+// write in the log is a whole document (insert, replacement, delete) is
+// hashed when that write is applied and never held; one whose last write
+// is an update is held whole from the base (or its last whole image) on,
+// to apply the updates to. Memory is therefore a small record per document
+// the log writes, those documents that end with an update, and one
+// digester per namespace; the base's other documents are only hashed.
 type stateProver struct {
 	root    *repo.Digester
 	colls   map[string]*nsState
-	touched map[string]bool // RecordKey of documents held in memory
+	touched map[string]*keyInfo // by RecordKey
+	seq     int64               // log writes seen, in the current pass
+	renamed map[string]bool     // namespaces the log renames
+}
+
+func newStateProver(root *repo.Digester) *stateProver {
+	return &stateProver{root: root, colls: map[string]*nsState{}, touched: map[string]*keyInfo{}, renamed: map[string]bool{}}
 }
 
 func (s *stateProver) ns(ns string) *nsState {
@@ -84,20 +103,54 @@ func (s *stateProver) ns(ns string) *nsState {
 	return n
 }
 
-// touch marks the documents an op writes as held in memory.
+func isWrite(k OpKind) bool {
+	switch k {
+	case OpInsert, OpReplace, OpUpdate, OpDiff, OpDelete:
+		return true
+	}
+	return false
+}
+
+// touch records the log writes of ops (the first pass over the log).
 func (s *stateProver) touch(ops []Op) error {
 	for i := range ops {
 		op := &ops[i]
-		switch op.Kind {
-		case OpInsert, OpReplace, OpUpdate, OpDiff, OpDelete:
-			k, err := RecordKey(op.DB+"."+op.Coll, op.ID)
-			if err != nil {
-				return err
-			}
-			s.touched[string(k)] = true
+		if op.Kind == OpRename {
+			s.renamed[op.DB+"."+op.Coll] = true
 		}
+		if !isWrite(op.Kind) {
+			continue
+		}
+		k, err := RecordKey(op.DB+"."+op.Coll, op.ID)
+		if err != nil {
+			return err
+		}
+		s.seq++
+		ki := s.touched[string(k)]
+		if ki == nil {
+			ki = &keyInfo{}
+			s.touched[string(k)] = ki
+		}
+		ki.last = s.seq
+		ki.needDoc = op.Kind == OpUpdate || op.Kind == OpDiff
 	}
 	return nil
+}
+
+// endTouch ends the first pass: the documents of a namespace the log
+// renames are held whatever their last write, since their records change
+// name with it.
+func (s *stateProver) endTouch() {
+	s.seq = 0
+	if len(s.renamed) == 0 {
+		return
+	}
+	for k, ki := range s.touched {
+		n, w := binary.Uvarint([]byte(k))
+		if w > 0 && uint64(len(k)-w) >= n && s.renamed[k[w:w+int(n)]] {
+			ki.needDoc = true
+		}
+	}
 }
 
 // scanBase reads the base's documents of the namespaces only (all when
@@ -118,7 +171,7 @@ func (s *stateProver) scanBase(br *BaseReader, only map[string]bool) ([]*Entry, 
 		case rec.Collection != nil:
 			cur = rec.Collection.NS
 			keep = only == nil || only[cur]
-			if keep && !SkipDB(rec.Collection.DB()) && !skipColl(rec.Collection.Name()) {
+			if keep {
 				s.ns(cur)
 			}
 		case rec.Document != nil:
@@ -130,10 +183,13 @@ func (s *stateProver) scanBase(br *BaseReader, only map[string]bool) ([]*Entry, 
 				return nil, Trailer{}, err
 			}
 			n := s.ns(cur)
-			if s.touched[string(k)] {
-				n.docs[string(k)] = rec.Document
-			} else {
+			switch ki := s.touched[string(k)]; {
+			case ki == nil:
 				n.d.Add(k, v)
+			case ki.needDoc:
+				n.docs[string(k)] = rec.Document
+			default:
+				// A later whole write replaces or deletes it.
 			}
 		case rec.Oplog != nil:
 			entries = append(entries, rec.Oplog)
@@ -141,9 +197,9 @@ func (s *stateProver) scanBase(br *BaseReader, only map[string]bool) ([]*Entry, 
 	}
 }
 
-// apply applies ops in memory. idempotent is set for the base's own
-// entries, whose documents may already reflect them.
-func (s *stateProver) apply(ops []Op) error {
+// apply applies ops in memory; inLog is set for the log's entries (after
+// the base's own).
+func (s *stateProver) apply(ops []Op, inLog bool) error {
 	for i := range ops {
 		op := &ops[i]
 		ns := op.DB + "." + op.Coll
@@ -153,9 +209,27 @@ func (s *stateProver) apply(ops []Op) error {
 			if err != nil {
 				return err
 			}
+			if inLog {
+				s.seq++
+			}
+			ki := s.touched[string(k)]
+			if ki == nil {
+				return fmt.Errorf("%w: a write the prover's first pass did not see", ErrCorrupt)
+			}
 			n := s.ns(ns)
-			if !s.touched[string(k)] {
-				return fmt.Errorf("%w: a write to a document the prover did not hold", ErrCorrupt)
+			if !ki.needDoc {
+				// Only the last write counts, and it is whole.
+				if inLog && s.seq == ki.last {
+					delete(n.docs, string(k))
+					if op.Kind != OpDelete {
+						k, v, err := CanonicalRecord(ns, op.Doc)
+						if err != nil {
+							return err
+						}
+						n.d.Add(k, v)
+					}
+				}
+				continue
 			}
 			doc, ok := n.docs[string(k)]
 			switch op.Kind {
@@ -195,8 +269,7 @@ func (s *stateProver) apply(ops []Op) error {
 				continue
 			}
 			if from.d.Proof().Records > 0 {
-				// Its untouched documents are digested under the old
-				// name only.
+				// Those documents are digested under the old name only.
 				return fmt.Errorf("%w: collection %s is renamed to %s by the log; the prover would have to read its documents again", source.ErrUnproven, ns, to)
 			}
 			n := &nsState{d: s.root.Fork(), docs: map[string][]byte{}}
@@ -205,7 +278,15 @@ func (s *stateProver) apply(ops []Op) error {
 				if err != nil {
 					return err
 				}
-				s.touched[string(k)] = true
+				ki := s.touched[string(k)]
+				switch {
+				case ki == nil:
+					s.touched[string(k)] = &keyInfo{needDoc: true}
+				case !ki.needDoc && ki.last > s.seq:
+					continue // a later whole write replaces it
+				case !ki.needDoc:
+					ki.needDoc = true // held from here on
+				}
 				n.docs[string(k)] = doc
 			}
 			delete(s.colls, ns)
@@ -249,7 +330,7 @@ func (s *stateProver) proof(keep func(db, coll string) bool) (repo.Proof, error)
 // cannot apply as the server would (a rename of a collection whose
 // documents it did not hold, a path through a scalar) is ErrUnproven.
 func ComputeState(ctx context.Context, r *repo.Repository, p *index.Plan, keep func(db, coll string) bool) (StateResult, error) {
-	s := &stateProver{root: r.NewDigester(), colls: map[string]*nsState{}, touched: map[string]bool{}}
+	s := newStateProver(r.NewDigester())
 	res := StateResult{DBs: map[string]bool{}}
 	if p.Base.Position != nil {
 		res.Reached = *p.Base.Position
@@ -264,6 +345,7 @@ func ComputeState(ctx context.Context, r *repo.Repository, p *index.Plan, keep f
 	if err := eachLogged(ctx, r, p, segs, func(le *LoggedEntry) error { return s.touch(le.Ops) }); err != nil {
 		return res, err
 	}
+	s.endTouch()
 	var baseOps [][]Op
 	var tr Trailer
 	err := readBase(ctx, r, p.Base, func(br *BaseReader) error {
@@ -296,8 +378,9 @@ func ComputeState(ctx context.Context, r *repo.Repository, p *index.Plan, keep f
 				if err != nil {
 					return res, err
 				}
-				if !s.touched[string(k)] {
-					s.touched[string(k)] = true
+				if s.touched[string(k)] == nil {
+					// Written only by the base's entries: held.
+					s.touched[string(k)] = &keyInfo{needDoc: true}
 					again[op.DB+"."+op.Coll] = true
 				}
 			}
@@ -316,7 +399,7 @@ func ComputeState(ctx context.Context, r *repo.Repository, p *index.Plan, keep f
 		}
 	}
 	for _, ops := range baseOps {
-		if err := s.apply(ops); err != nil {
+		if err := s.apply(ops, false); err != nil {
 			return res, fmt.Errorf("base %s: %w", p.Base.ID.Short(), unproven(err))
 		}
 	}
@@ -325,7 +408,7 @@ func ComputeState(ctx context.Context, r *repo.Repository, p *index.Plan, keep f
 		if !le.Entry.TS.After(end) {
 			return fmt.Errorf("%w: position %d holds oplog entry %s, not after the base's end %s: the base and the log disagree", ErrCorrupt, le.Seq, le.Entry.TS, end)
 		}
-		if err := s.apply(le.Ops); err != nil {
+		if err := s.apply(le.Ops, true); err != nil {
 			return fmt.Errorf("oplog entry %s (position %d): %w", le.Entry.TS, le.Seq, unproven(err))
 		}
 		res.Events++

@@ -119,7 +119,7 @@ func TestProofVectorFromBase(t *testing.T) {
 		v[string(k)] = string(val)
 	}
 	master, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-	s := &stateProver{root: repo.NewDigester(master), colls: map[string]*nsState{}, touched: map[string]bool{}}
+	s := newStateProver(repo.NewDigester(master))
 	br, err := NewBaseReader(&base)
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +134,11 @@ func TestProofVectorFromBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.touch(ops); err != nil {
+	k, err := RecordKey("shop.users", ops[0].ID)
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.touched[string(k)] = &keyInfo{needDoc: true}
 	delete(s.colls, "shop.users")
 	base.Reset()
 	for _, l := range formatVector(t, "mongodb-base") {
@@ -146,7 +148,7 @@ func TestProofVectorFromBase(t *testing.T) {
 	if _, _, err := s.scanBase(br, map[string]bool{"shop.users": true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.apply(ops); err != nil {
+	if err := s.apply(ops, false); err != nil {
 		t.Fatal(err)
 	}
 	p, err := s.proof(nil)
