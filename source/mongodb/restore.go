@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -63,7 +64,8 @@ type RestoreStats struct {
 	Proof    repo.Proof
 	Verified string
 	Unproven string
-	Checked  bool // the target was read back and matched the computed state
+	Checked  bool          // the target was read back and matched the computed state
+	Verify   time.Duration // spent verifying: the state computed, the target read back
 }
 
 // LoggedEntry is one oplog entry of a plan with how to decode it.
@@ -308,7 +310,10 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	if err := a.flush(); err != nil {
 		return st, fmt.Errorf("apply the log through %s: %w (the target holds a partial state: restore again with --force)", st.Last, err)
 	}
-	return st, verifyRestore(ctx, cli, cfg, r, p, sc, srcDBs, &st, o)
+	vstart := time.Now()
+	err = verifyRestore(ctx, cli, cfg, r, p, sc, srcDBs, &st, o)
+	st.Verify = time.Since(vstart)
+	return st, err
 }
 
 // checkTarget refuses a target holding collections in the restore's scope
