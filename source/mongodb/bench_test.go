@@ -112,8 +112,9 @@ func TestThroughput(t *testing.T) {
 	})
 	t.Logf("read and decoded %d entries in %s (%.0f entries/s), holding them: peak heap +%s", nEntries, load.Round(time.Millisecond), float64(nEntries)/load.Seconds(), mib(heldPeak))
 	t.Logf("computed the state in memory (%d events, %d documents) in %s (%.0f entries/s): peak heap +%s", res.Events, res.Proof.Records, prove.Round(time.Millisecond), float64(res.Events)/prove.Seconds(), mib(provePeak))
-	t.Logf("restored %d entries into FerretDB in %s (%.0f entries/s), of which verifying (state computed, target read back) %s; apply alone %.0f entries/s; peak heap +%s",
-		rst.Entries, el.Round(time.Millisecond), float64(rst.Entries)/el.Seconds(), rst.Verify.Round(time.Millisecond), float64(rst.Entries)/(el-rst.Verify).Seconds(), mib(restorePeak))
+	t.Logf("restored %d entries into FerretDB in %s (%.0f entries/s), of which waiting on the server's writes %s, verifying (state computed, target read back) %s of which reading back %s, the rest %s; apply alone %.0f entries/s; peak heap +%s",
+		rst.Entries, el.Round(time.Millisecond), float64(rst.Entries)/el.Seconds(), rst.Server.Round(time.Millisecond), rst.Verify.Round(time.Millisecond), rst.ReadBack.Round(time.Millisecond),
+		(el - rst.Server - rst.Verify).Round(time.Millisecond), float64(rst.Entries)/(el-rst.Verify).Seconds(), mib(restorePeak))
 	var oplogN int64
 	if oplogN, err = oplogColl(cli).CountDocuments(t.Context(), bson.D{{Key: "ns", Value: bson.D{{Key: "$regex", Value: "^bench[.]"}}}}); err != nil {
 		t.Fatal(err)

@@ -100,8 +100,9 @@ func TestRestoreMemory(t *testing.T) {
 		}
 	})
 	el := time.Since(start)
-	t.Logf("streaming restore with verification: %d entries in %s (%.0f/s; verify %s): peak heap +%s, peak RSS %s",
-		st.Entries, el.Round(time.Millisecond), float64(st.Entries)/el.Seconds(), st.Verify.Round(time.Millisecond), mib(restorePeak), mib(restoreRSS))
+	t.Logf("streaming restore with verification: %d entries in %s (%.0f/s; waiting on the server's writes %s, verify %s of which reading the target back %s, the rest %s): peak heap +%s, peak RSS %s",
+		st.Entries, el.Round(time.Millisecond), float64(st.Entries)/el.Seconds(), st.Server.Round(time.Millisecond), st.Verify.Round(time.Millisecond), st.ReadBack.Round(time.Millisecond),
+		(el - st.Server - st.Verify).Round(time.Millisecond), mib(restorePeak), mib(restoreRSS))
 	if !st.Checked || st.Proof.Records != uint64(n) {
 		t.Fatalf("restore not verified: %+v", st)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -64,11 +65,13 @@ func verifyRestore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.R
 		beforeVerify()
 	}
 	got := r.NewDigester()
+	t0 := time.Now()
 	for db := range srcDBs {
 		if err := readBack(ctx, cli, cfg, sc, db, got); err != nil {
 			return fmt.Errorf("read the target back to verify it: %w", err)
 		}
 	}
+	st.ReadBack = time.Since(t0)
 	st.Proof = got.Proof()
 	what := fmt.Sprintf("mongodb %s after the restore, against the state computed from snapshot %s and %d oplog entries", cfg, p.Base.ID.Short(), res.Events)
 	if err := res.Scoped.Check(what, st.Proof); err != nil {
