@@ -314,6 +314,9 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 			c.next = pos + 1
 			c.o.Logf("%s: new base snapshot %s at position %d, oplog %s (%d collections, %d documents): %s",
 				c.o.Stream, res.ID.Short(), pos, res.Trailer.EndTS(), res.Trailer.Collections, res.Trailer.Documents, why)
+			if res.Unproven != nil {
+				c.o.Logf("%s: warning: base snapshot %s records no proof (it is unproven): %v", c.o.Stream, res.ID.Short(), res.Unproven)
+			}
 			c.lastT = max(c.lastT, res.Snapshot.Time.UnixNano())
 			return res.Trailer.EndTS(), nil
 		}

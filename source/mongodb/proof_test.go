@@ -251,3 +251,23 @@ func TestUnprovenBase(t *testing.T) {
 		t.Fatalf("a wrong recorded proof: %v", err)
 	}
 }
+
+// FuzzApplyUpdate: an update from the oplog applied in memory to any
+// document gives a document or an error, never a panic.
+func FuzzApplyUpdate(f *testing.F) {
+	f.Add([]byte(ej(f, `{"_id":1,"a":[1,{"b":2}],"c":{"d":1}}`)), []byte(ej(f, `{"$set":{"a.1.b":3,"a.4":1,"c.e.f":2},"$unset":{"c.d":"","a.0":""}}`)))
+	f.Fuzz(func(t *testing.T, doc, update []byte) {
+		if bson.Raw(doc).Validate() != nil || bson.Raw(update).Validate() != nil {
+			return
+		}
+		var u bson.D
+		if bson.Unmarshal(update, &u) != nil {
+			return
+		}
+		if out, err := applyUpdate(doc, u); err == nil {
+			if err := out.Validate(); err != nil {
+				t.Fatalf("applied update gives invalid BSON: %v", err)
+			}
+		}
+	})
+}
