@@ -340,6 +340,7 @@ const settle = time.Second
 // least settle old, until an error.
 func (c *capture) poll(ctx context.Context, from Timestamp) (Timestamp, error) {
 	lastSeal := time.Now()
+	late := newLateCheck(from)
 	for {
 		if !from.IsZero() {
 			first, err := FirstTimestamp(ctx, c.cli)
@@ -378,6 +379,9 @@ func (c *capture) poll(ctx context.Context, from Timestamp) (Timestamp, error) {
 		err = cur.Err()
 		cur.Close(ctx)
 		if err != nil {
+			return from, err
+		}
+		if err := late.check(ctx, c.cli, from, int64(n)); err != nil {
 			return from, err
 		}
 		if time.Since(lastSeal) >= c.o.Interval/4 {
