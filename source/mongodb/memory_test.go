@@ -26,6 +26,10 @@ func TestRestoreMemory(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set STRATA_MONGODB_MEM=N to restore a log of N entries and report the memory it takes")
 	}
+	if os.Getenv("STRATA_MONGODB_ORDERED") != "" {
+		orderedBulk = true // the restore's bulk writes as they were, to compare
+		t.Cleanup(func() { orderedBulk = false })
+	}
 	ctx := t.Context()
 	r := newRepo(t)
 	var base bytes.Buffer

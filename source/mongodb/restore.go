@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
@@ -451,9 +450,10 @@ func (a *applier) add(op *Op, m mongo.WriteModel) error {
 	return nil
 }
 
-// orderedBulk makes bulk writes ordered; a batch never changes one
-// document twice (add flushes first), so its order is free.
-var orderedBulk = os.Getenv("STRATA_MONGODB_ORDERED") != ""
+// orderedBulk makes bulk writes ordered, for benchmarks to compare; a
+// batch never changes one document twice (add flushes first), so its
+// order is free and they are unordered.
+var orderedBulk = false
 
 // ignorable reports errors of idempotent replay: what the command would
 // create exists, or what it would remove is gone.
