@@ -158,9 +158,9 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	}
 	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%d collections, %d documents, %d indexes, exact at oplog %s) + %d oplog entries through %s, in %s\n",
 		stream, t, d.cfg, p.Base.ID.Short(), st.Collections, st.Documents, st.Indexes, st.BaseEnd, st.Entries, st.Last, time.Since(start).Round(time.Millisecond))
-	proof := "its proof matched " + st.Verified
+	proof := "the recorded proof of " + st.Verified + " matched too"
 	if st.Verified == "" {
-		proof = "unproven: " + st.Unproven
+		proof = "no recorded proof to compare it with (unproven): " + st.Unproven
 	}
 	if st.Checked {
 		fmt.Fprintf(env.Stderr, "verified: the target holds the %d documents of the state computed from the repository, digest equal; %s\n", st.Proof.Records, proof)
