@@ -30,10 +30,8 @@ import (
 // must not recurse without end on crafted input.
 const maxCanonDepth = 128
 
-// canonical type bytes that carry no payload.
-const (
-	canonNaN = 0x7ff8000000000000
-)
+// canonNaN is the bits every NaN is encoded as.
+const canonNaN = 0x7ff8000000000000
 
 // RecordKey returns the canonical record key of the document with this
 // _id in namespace ns.
