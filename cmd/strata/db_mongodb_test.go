@@ -182,9 +182,29 @@ func TestMongoCLIKilledCapture(t *testing.T) {
 	if o := c.ok(nil, "check", "--read-data"); !strings.Contains(o, "no problems") {
 		t.Fatalf("check: %s", o)
 	}
+	// The base records a proof: a drill at its instant proves the state,
+	// and one at the newest instant computes it over the log.
+	var snaps []struct {
+		Time string `json:"time"`
+	}
+	if err := json.Unmarshal([]byte(c.ok(nil, "snapshots", "--stream", "m", "--json")), &snaps); err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots: %v %+v", err, snaps)
+	}
+	out := c.ok(nil, "drill", "--stream", "m", "--at", snaps[0].Time)
+	for _, want := range []string{"state-proof: ok", "snapshot-proof: ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drill of the base: no %q\n%s", want, out)
+		}
+	}
+	if out := c.ok(nil, "drill", "--stream", "m"); !strings.Contains(out, "snapshot-proof: ok") {
+		t.Errorf("drill at the newest instant:\n%s", out)
+	}
 	for i, in := range []instant{in1, in2} {
 		name := fmt.Sprintf("r%d", i)
-		c.ok(nil, "restore", "--stream", "m", "--at", in.at, "--target", tgt.URI+name)
+		code, _, errs := c.run(nil, "restore", "--stream", "m", "--at", in.at, "--target", tgt.URI+name)
+		if code != 0 || !strings.Contains(errs, "verified: the target holds") {
+			t.Errorf("restore at %s does not say it verified the target:\n%s", in.at, errs)
+		}
 		if got := mongoState(t, tgt.Client, name); got != in.state {
 			t.Fatalf("restore at %s:\n got %s\nwant %s", in.at, got, in.state)
 		}

@@ -31,6 +31,8 @@ type BackupResult struct {
 	ID       repo.ID
 	Snapshot *repo.Snapshot
 	Trailer  Trailer
+	// Unproven says why the snapshot records no proof; nil when it does.
+	Unproven error
 }
 
 // Backup takes a base with mongodump --oplog semantics: it notes the
@@ -60,11 +62,15 @@ func Backup(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposito
 	}()
 	var id repo.ID
 	var snap *repo.Snapshot
+	var unproven error
 	// engine.Backup needs the time before it starts: it is set through
 	// Describe once the dump has ended and End is known.
 	id, snap, err = engine.Backup(ctx, r, pr, engine.BackupOptions{
 		Stream: o.Stream, Format: engine.FormatNDJSON, Position: o.Position, Parent: o.Parent, Host: o.Host,
-		Describe: func(s *repo.Snapshot) { s.Time = at.UTC() },
+		Describe: func(s *repo.Snapshot) {
+			s.Time = at.UTC()
+			unproven = proveBase(ctx, r, s)
+		},
 	})
 	pr.CloseWithError(errors.New("backup stopped"))
 	derr := <-done
@@ -74,7 +80,7 @@ func Backup(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposito
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("mongodb %s: snapshot: %w", cfg, err)
 	}
-	return BackupResult{ID: id, Snapshot: snap, Trailer: tr}, nil
+	return BackupResult{ID: id, Snapshot: snap, Trailer: tr, Unproven: unproven}, nil
 }
 
 // dump writes a base to w and returns its trailer and the time of its End.

@@ -3,8 +3,11 @@ package mongodb
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,10 @@ func TestThroughput(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("STRATA_MONGODB_BENCH"))
 	if n <= 0 {
 		t.Skip("set STRATA_MONGODB_BENCH=N to measure capture and restore of N oplog entries")
+	}
+	docBytes := 100
+	if b, _ := strconv.Atoi(os.Getenv("STRATA_MONGODB_BENCH_BYTES")); b > 0 {
+		docBytes = b
 	}
 	src := mongotest.Start(t, mongotest.Options{OplogBytes: 1 << 30})
 	tgt := mongotest.Start(t, mongotest.Options{})
@@ -46,7 +53,7 @@ func TestThroughput(t *testing.T) {
 			for i := w * batch; i < n; i += writers * batch {
 				var docs []any
 				for j := i; j < min(i+batch, n); j++ {
-					docs = append(docs, bson.D{{Key: "_id", Value: int64(j)}, {Key: "v", Value: fmt.Sprintf("%0100d", j)}, {Key: "at", Value: bson.NewDateTimeFromTime(time.Unix(int64(j), 0))}})
+					docs = append(docs, bson.D{{Key: "_id", Value: int64(j)}, {Key: "v", Value: fmt.Sprintf("%0*d", docBytes, j)}, {Key: "at", Value: bson.NewDateTimeFromTime(time.Unix(int64(j), 0))}})
 				}
 				if _, err := c.InsertMany(t.Context(), docs); err != nil {
 					t.Error(err)
@@ -71,21 +78,43 @@ func TestThroughput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
-	entries, err := LoadEntries(t.Context(), r, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := time.Since(start)
+	// Before: the restore held the decoded log (LoadEntries) before its
+	// first write. After: it streams the log, twice.
+	var entries []LoggedEntry
+	var load time.Duration
+	heldPeak := peakHeap(func() {
+		start = time.Now()
+		if entries, err = LoadEntries(t.Context(), r, p); err != nil {
+			t.Fatal(err)
+		}
+		load = time.Since(start)
+	})
+	nEntries := len(entries)
+	entries = nil
+	var res StateResult
+	var prove time.Duration
+	provePeak := peakHeap(func() {
+		start = time.Now()
+		if res, err = ComputeState(t.Context(), r, p, nil); err != nil {
+			t.Fatal(err)
+		}
+		prove = time.Since(start)
+	})
 	tcli, tcfg := connect(t, tgt, "")
-	start = time.Now()
-	rst, err := Restore(t.Context(), tcli, tcfg, r, p, RestoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	el := time.Since(start)
-	t.Logf("read and decoded %d entries in %s (%.0f entries/s); restored %d entries into FerretDB in %s (%.0f entries/s)",
-		len(entries), load.Round(time.Millisecond), float64(len(entries))/load.Seconds(), rst.Entries, el.Round(time.Millisecond), float64(rst.Entries)/el.Seconds())
+	var rst RestoreStats
+	var el time.Duration
+	restorePeak := peakHeap(func() {
+		start = time.Now()
+		if rst, err = Restore(t.Context(), tcli, tcfg, r, p, RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		el = time.Since(start)
+	})
+	t.Logf("read and decoded %d entries in %s (%.0f entries/s), holding them: peak heap +%s", nEntries, load.Round(time.Millisecond), float64(nEntries)/load.Seconds(), mib(heldPeak))
+	t.Logf("computed the state in memory (%d events, %d documents) in %s (%.0f entries/s): peak heap +%s", res.Events, res.Proof.Records, prove.Round(time.Millisecond), float64(res.Events)/prove.Seconds(), mib(provePeak))
+	t.Logf("restored %d entries into FerretDB in %s (%.0f entries/s), of which waiting on the server's writes %s, verifying (state computed, target read back) %s of which reading back %s, the rest %s; apply alone %.0f entries/s; peak heap +%s",
+		rst.Entries, el.Round(time.Millisecond), float64(rst.Entries)/el.Seconds(), rst.Server.Round(time.Millisecond), rst.Verify.Round(time.Millisecond), rst.ReadBack.Round(time.Millisecond),
+		(el - rst.Server - rst.Verify).Round(time.Millisecond), float64(rst.Entries)/(el-rst.Verify).Seconds(), mib(restorePeak))
 	var oplogN int64
 	if oplogN, err = oplogColl(cli).CountDocuments(t.Context(), bson.D{{Key: "ns", Value: bson.D{{Key: "$regex", Value: "^bench[.]"}}}}); err != nil {
 		t.Fatal(err)
@@ -130,4 +159,41 @@ func BenchmarkCaptureStore(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// peakHeap runs f and returns the peak of the Go heap in use while it ran,
+// above what was in use before, sampled every 2 ms.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	f()
+	close(stop)
+	<-done
+	if p := peak.Load(); p > base {
+		return p - base
+	}
+	return 0
 }

@@ -314,6 +314,9 @@ func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 			c.next = pos + 1
 			c.o.Logf("%s: new base snapshot %s at position %d, oplog %s (%d collections, %d documents): %s",
 				c.o.Stream, res.ID.Short(), pos, res.Trailer.EndTS(), res.Trailer.Collections, res.Trailer.Documents, why)
+			if res.Unproven != nil {
+				c.o.Logf("%s: warning: base snapshot %s records no proof (it is unproven): %v", c.o.Stream, res.ID.Short(), res.Unproven)
+			}
 			c.lastT = max(c.lastT, res.Snapshot.Time.UnixNano())
 			return res.Trailer.EndTS(), nil
 		}
@@ -337,6 +340,7 @@ const settle = time.Second
 // least settle old, until an error.
 func (c *capture) poll(ctx context.Context, from Timestamp) (Timestamp, error) {
 	lastSeal := time.Now()
+	late := newLateCheck(from)
 	for {
 		if !from.IsZero() {
 			first, err := FirstTimestamp(ctx, c.cli)
@@ -375,6 +379,9 @@ func (c *capture) poll(ctx context.Context, from Timestamp) (Timestamp, error) {
 		err = cur.Err()
 		cur.Close(ctx)
 		if err != nil {
+			return from, err
+		}
+		if err := late.check(ctx, c.cli, from, int64(n)); err != nil {
 			return from, err
 		}
 		if time.Since(lastSeal) >= c.o.Interval/4 {

@@ -34,4 +34,13 @@
 // and $unset paths, or a $v:2 diff applied in memory), delete, or a
 // command (create, drop, rename, indexes), with applyOps expanded (oplog.go,
 // diff.go).
+//
+// # Proof
+//
+// A base records the proof (FORMAT.md §11.1, §23.5) of its documents at
+// its trailer's end: canonical records (canon.go) of the state the
+// prover computes in memory, without a server, from the stored base and
+// log (proof.go, memapply.go). Restores read the target back against it
+// (verify.go); drill and check use the prover through
+// source.RegisterStateProver.
 package mongodb

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-backup/strata/internal/mongotest"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/mem"
+	"github.com/strata-backup/strata/source"
 )
 
 type syncLog struct {
@@ -216,6 +217,11 @@ func restoreInto(t *testing.T, cat *index.Catalog, r *repo.Repository, tgt *mong
 	if err != nil {
 		t.Fatalf("restore at %s: %v", target, err)
 	}
+	// Every restore reads the target back and compares it with the state
+	// computed from the repository (FORMAT.md §23.5).
+	if !st.Checked || st.Proof.Records == 0 && st.Documents > 0 {
+		t.Fatalf("restore at %s: the target was not verified: %+v", target, st)
+	}
 	return st
 }
 
@@ -352,10 +358,56 @@ func TestRestoreAtInstants(t *testing.T) {
 	if len(instants) < 10 {
 		t.Fatalf("only %d instants", len(instants))
 	}
+	// The base records a proof, which its content gives again.
+	base := cat.Stream("s")[0]
+	if _, ok := base.Proof(); !ok {
+		t.Fatalf("base %s records no proof", base.ID.Short())
+	}
+	step(source.SnapshotProof(ctx, r, base))
 	for i, in := range instants {
 		target := "shop_" + fmt.Sprint(i)
-		restoreInto(t, cat, r, tgt, index.Target{Time: in.at}, RestoreOptions{Database: target})
+		st := restoreInto(t, cat, r, tgt, index.Target{Time: in.at}, RestoreOptions{Database: target})
 		sameState(t, fmt.Sprintf("instant %d (%s)", i, in.name), dumpState(t, tgt.Client, target), in.want)
+		// The prover of drill and check computes the same state without
+		// a server.
+		p, err := cat.Plan("s", index.Target{Time: in.at})
+		step(err)
+		sp, err := source.ProveState(ctx, r, p)
+		step(err)
+		if sp.Proof != st.Proof {
+			t.Errorf("instant %d: the prover computed %v, the restore read back %v", i, sp.Proof, st.Proof)
+		}
+	}
+	// A target written to during the restore fails its verification.
+	beforeVerify = func() {
+		tgt.Client.Database("tampered").Collection("users").InsertOne(ctx, bson.D{{Key: "_id", Value: "stray"}})
+	}
+	p, err := cat.Plan("s", index.Target{Time: instants[3].at})
+	step(err)
+	tcli, tcfg := connect(t, tgt, "tampered")
+	_, err = Restore(ctx, tcli, tcfg, r, p, RestoreOptions{Database: "tampered"})
+	beforeVerify = nil
+	if !errors.Is(err, repo.ErrProofMismatch) {
+		t.Fatalf("restore into a target written to meanwhile: %v, want ErrProofMismatch", err)
+	}
+	// A second base of the quiet source at the log's last position: the
+	// first base plus the log replays to exactly its proof.
+	head, _ := cat.Log("s").Newest()
+	pos := head.Last
+	res, err := Backup(ctx, cli, cfg, r, BackupOptions{Stream: "s", Position: &pos})
+	step(err)
+	if res.Unproven != nil {
+		t.Fatalf("second base unproven: %v", res.Unproven)
+	}
+	cat2, err := index.LoadCatalog(ctx, r)
+	step(err)
+	snaps := cat2.Stream("s")
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots", len(snaps))
+	}
+	sp, err := source.ReplayProof(ctx, r, cat2, snaps[0], snaps[1])
+	if err != nil || sp.Events == 0 {
+		t.Fatalf("replay proof of the base and the log to the second base: %v (%d events)", err, sp.Events)
 	}
 	// The index of the base is recreated.
 	var specs []bson.M
@@ -387,9 +439,9 @@ func TestRestoreAtInstants(t *testing.T) {
 
 	// A target holding the collection is refused without --force, and
 	// overwritten with it.
-	p, err := cat.Plan("s", index.Target{Time: last.at})
+	p, err = cat.Plan("s", index.Target{Time: last.at})
 	step(err)
-	tcli, tcfg := connect(t, tgt, "coll")
+	tcli, tcfg = connect(t, tgt, "coll")
 	if _, err := Restore(ctx, tcli, tcfg, r, p, RestoreOptions{Database: "coll", Collections: []string{"users"}}); !errors.Is(err, ErrTargetNotEmpty) {
 		t.Fatalf("restore into a non-empty target: %v, want ErrTargetNotEmpty", err)
 	}
@@ -544,6 +596,34 @@ func TestApplyRecorded(t *testing.T) {
 	}
 	if err := a.flush(); err != nil {
 		t.Fatal(err)
+	}
+	// The same entries applied in memory by the prover give the proof of
+	// what the server holds.
+	sp := newStateProver(repo.NewDigester(make([]byte, 32)))
+	var all [][]Op
+	for _, rec := range recs {
+		ops, _ := parseRec(t, rec).Ops(OpsOptions{})
+		if err := sp.touch(ops); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ops)
+	}
+	sp.endTouch()
+	for _, ops := range all {
+		if err := sp.apply(ops, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantProof, err := sp.proof(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := repo.NewDigester(make([]byte, 32))
+	if err := readBack(ctx, tgt.Client, Config{}, &scope{colls: map[string]bool{}}, "shop", back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Proof() != wantProof || wantProof.Records != 2 {
+		t.Fatalf("the server holds %v, the prover computed %v", back.Proof(), wantProof)
 	}
 	got := dumpState(t, tgt.Client, "shop")
 	want := `final: {"_id":1,"name":"bob","addr":{"city":"Oslo"},"tags":["a","z"],"items":[{"q":1},{"q":2,"r":true}],"n":1} {"_id":3,"y":2}`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -37,6 +38,10 @@ type RestoreOptions struct {
 	Batch int
 	// Log receives progress lines; may be nil.
 	Logf func(format string, a ...any)
+	// Expect, when set, returns the recorded proof of a snapshot at the
+	// log position the restore reached, with what names it, and false when
+	// there is none: the state restored must match it.
+	Expect func(pos uint64) (repo.Proof, string, bool)
 }
 
 // RestoreStats say what a restore did.
@@ -50,6 +55,22 @@ type RestoreStats struct {
 	Last        Timestamp // the newest oplog entry the target now reflects
 	Dropped     int64     // target collections dropped under Force
 	Missing     int64     // updates of documents the target did not hold (idempotent replay)
+	Through     uint64    // the last log position applied (0: none after the base)
+	// Proof is what the target holds in the restore's scope, read back
+	// when the restore is done (FORMAT.md §11.1, §23.5); it equals the
+	// state computed in memory from the base and log. Verified names the
+	// recorded proof that state also matched, "" when none applies
+	// (Unproven then says why).
+	Proof    repo.Proof
+	Verified string
+	Unproven string
+	Checked  bool          // the target was read back and matched the computed state
+	Verify   time.Duration // spent verifying: the state computed, the target read back
+	// Server is the time spent waiting on the target's document writes
+	// (inserts of the base's documents and bulk writes of the log's).
+	Server time.Duration
+	// ReadBack is the part of Verify spent reading the target back.
+	ReadBack time.Duration
 }
 
 // LoggedEntry is one oplog entry of a plan with how to decode it.
@@ -138,13 +159,28 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	for _, c := range o.Collections {
 		sc.colls[c] = true
 	}
-	entries, err := LoadEntries(ctx, r, p)
-	if err != nil {
+	// The log is read and verified before the first write, and read again
+	// as it is applied: memory does not grow with the log.
+	var segs []*repo.Segment
+	if len(p.Segments) > 0 {
+		var err error
+		if segs, err = engine.LoadPlanSegments(ctx, r, p); err != nil {
+			return st, err
+		}
+	}
+	srcDBs := map[string]bool{}
+	if err := eachLogged(ctx, r, p, segs, func(le *LoggedEntry) error {
+		for _, op := range le.Ops {
+			if !SkipDB(op.DB) {
+				srcDBs[op.DB] = true
+			}
+		}
+		return nil
+	}); err != nil {
 		return st, err
 	}
 	// The base's namespaces, read before any write to check the target.
 	var nss []string
-	srcDBs := map[string]bool{}
 	if err := readBase(ctx, r, p.Base, func(br *BaseReader) error {
 		for {
 			rec, err := br.Next()
@@ -162,13 +198,6 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	}); err != nil {
 		return st, err
 	}
-	for _, le := range entries {
-		for _, op := range le.Ops {
-			if !SkipDB(op.DB) {
-				srcDBs[op.DB] = true
-			}
-		}
-	}
 	if o.Database != "" && len(srcDBs) > 1 {
 		return st, fmt.Errorf("the stream holds %d databases; restore them under their own names (a target URL without a database), or name one with --collections DB.COLL", len(srcDBs))
 	}
@@ -179,7 +208,7 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 	// The base: collections and documents, then its oplog entries.
 	var baseOplog []*Entry
 	var tr Trailer
-	err = readBase(ctx, r, p.Base, func(br *BaseReader) error {
+	err := readBase(ctx, r, p.Base, func(br *BaseReader) error {
 		var cur *Collection
 		var docs []any
 		var size int
@@ -187,7 +216,9 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 			if len(docs) == 0 {
 				return nil
 			}
+			t0 := time.Now()
 			_, err := a.coll(cur.DB(), cur.Name()).InsertMany(ctx, docs)
+			st.Server += time.Since(t0)
 			docs, size = docs[:0], 0
 			return err
 		}
@@ -268,20 +299,28 @@ func Restore(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Reposit
 		return st, fmt.Errorf("base %s: replay its oplog: %w (the target holds a partial restore: restore again with --force)", p.Base.ID.Short(), err)
 	}
 	a.replay = false
-	for _, le := range entries {
+	err = eachLogged(ctx, r, p, segs, func(le *LoggedEntry) error {
 		if !le.Entry.TS.After(st.BaseEnd) {
-			return st, fmt.Errorf("%w: position %d holds oplog entry %s, not after the base's end %s: the base and the log disagree", ErrCorrupt, le.Seq, le.Entry.TS, st.BaseEnd)
+			return fmt.Errorf("%w: position %d holds oplog entry %s, not after the base's end %s: the base and the log disagree", ErrCorrupt, le.Seq, le.Entry.TS, st.BaseEnd)
 		}
 		if err := a.apply(le.Ops); err != nil {
-			return st, fmt.Errorf("apply oplog entry %s (position %d): %w (the target holds a partial state: restore again with --force)", le.Entry.TS, le.Seq, err)
+			return fmt.Errorf("apply oplog entry %s (position %d): %w", le.Entry.TS, le.Seq, err)
 		}
 		st.Entries++
 		st.Last = le.Entry.TS
+		st.Through = le.Seq
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("%w (the target holds a partial state: restore again with --force)", err)
 	}
 	if err := a.flush(); err != nil {
 		return st, fmt.Errorf("apply the log through %s: %w (the target holds a partial state: restore again with --force)", st.Last, err)
 	}
-	return st, nil
+	vstart := time.Now()
+	err = verifyRestore(ctx, cli, cfg, r, p, sc, srcDBs, &st, o)
+	st.Verify = time.Since(vstart)
+	return st, err
 }
 
 // checkTarget refuses a target holding collections in the restore's scope
@@ -376,7 +415,10 @@ func (a *applier) flush() error {
 			continue
 		}
 		db, coll, _ := cutNS(ns)
-		if _, err := a.cli.Database(db).Collection(coll).BulkWrite(a.ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+		t0 := time.Now()
+		_, err := a.cli.Database(db).Collection(coll).BulkWrite(a.ctx, models, options.BulkWrite().SetOrdered(orderedBulk))
+		a.st.Server += time.Since(t0)
+		if err != nil {
 			return fmt.Errorf("%s: %w", ns, err)
 		}
 		a.pending[ns] = models[:0]
@@ -407,6 +449,11 @@ func (a *applier) add(op *Op, m mongo.WriteModel) error {
 	}
 	return nil
 }
+
+// orderedBulk makes bulk writes ordered, for benchmarks to compare; a
+// batch never changes one document twice (add flushes first), so its
+// order is free and they are unordered.
+var orderedBulk = false
 
 // ignorable reports errors of idempotent replay: what the command would
 // create exists, or what it would remove is gone.

@@ -89,6 +89,9 @@ func (d *mongoDatabase) Backup(ctx context.Context, r *repo.Repository, stream s
 		return err
 	}
 	fmt.Fprintln(env.Stdout, res.ID)
+	if res.Unproven != nil {
+		fmt.Fprintf(env.Stderr, "warning: snapshot %s records no proof (it is unproven): %v\n", res.ID.Short(), res.Unproven)
+	}
 	pos := "no log position: the stream has a log, whose capture takes its bases; this snapshot restores only as itself"
 	if res.Snapshot.Position != nil {
 		pos = fmt.Sprintf("log position %d", *res.Snapshot.Position)
@@ -141,12 +144,29 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	start := time.Now()
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
 		Force: o.Force, Collections: colls, Database: d.cfg.Database, Logf: env.Logf("strata restore: "),
+		Expect: func(pos uint64) (repo.Proof, string, bool) {
+			for _, s := range cat.Stream(stream) {
+				if want, ok := s.Proof(); ok && s.Position != nil && *s.Position == pos {
+					return want, fmt.Sprintf("snapshot %s at position %d", s.ID.Short(), pos), true
+				}
+			}
+			return repo.Proof{}, "", false
+		},
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%d collections, %d documents, %d indexes, exact at oplog %s) + %d oplog entries through %s, in %s\n",
 		stream, t, d.cfg, p.Base.ID.Short(), st.Collections, st.Documents, st.Indexes, st.BaseEnd, st.Entries, st.Last, time.Since(start).Round(time.Millisecond))
+	proof := "the recorded proof of " + st.Verified + " matched too"
+	if st.Verified == "" {
+		proof = "no recorded proof to compare it with (unproven): " + st.Unproven
+	}
+	if st.Checked {
+		fmt.Fprintf(env.Stderr, "verified: the target holds the %d documents of the state computed from the repository, digest equal; %s\n", st.Proof.Records, proof)
+	} else {
+		fmt.Fprintf(env.Stderr, "not verified: %s\n", st.Unproven)
+	}
 	if st.Missing > 0 {
 		fmt.Fprintf(env.Stderr, "note: %d updates found no document to change (replayed entries whose document a later entry deletes)\n", st.Missing)
 	}
