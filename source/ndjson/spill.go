@@ -2,6 +2,7 @@ package ndjson
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -155,8 +156,8 @@ func (s *runSource) next() (change, bool, error) {
 	if klen > maxSpillRecord {
 		return change{}, false, s.bad(fmt.Errorf("key of %d bytes", klen))
 	}
-	key := make([]byte, klen)
-	if _, err := io.ReadFull(s.r, key); err != nil {
+	key, err := readN(s.r, klen)
+	if err != nil {
 		return change{}, false, s.bad(err)
 	}
 	flag, err := s.r.ReadByte()
@@ -174,11 +175,26 @@ func (s *runSource) next() (change, bool, error) {
 	if err != nil || dlen > maxSpillRecord {
 		return change{}, false, s.bad(fmt.Errorf("document length %d: %v", dlen, err))
 	}
-	doc := make([]byte, dlen)
-	if _, err := io.ReadFull(s.r, doc); err != nil {
+	doc, err := readN(s.r, dlen)
+	if err != nil {
 		return change{}, false, s.bad(err)
 	}
 	return change{key: string(key), doc: doc}, true, nil
+}
+
+// readN reads n bytes, allocating as they arrive past 64 KiB, so a length
+// that lies (a damaged run) costs what the file holds, not what it claims.
+func readN(r io.Reader, n uint64) ([]byte, error) {
+	if n <= 64<<10 {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	var b bytes.Buffer
+	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // maxSpillRecord bounds a key or document read back from a run; the runs
