@@ -36,12 +36,15 @@ func Restore(ctx context.Context, r *repo.Repository, snap index.SnapshotRef, w 
 	if err != nil {
 		return 0, fmt.Errorf("restore %s: load index: %w", snap.ID.Short(), err)
 	}
-	br := newBlobReader(r, ix.BlobIndex, 16)
+	// Eight frames cover the revisits of a day-N snapshot (a changed blob
+	// between two runs of an older frame) and the list blobs' frames.
+	br := newBlobReader(r, ix.BlobIndex, 8)
 	br.damaged = ix.damaged
 
 	// Frames are fetched by Workers goroutines; the writes below take them
-	// back in tree order.
-	frames := newOrdered(o.Workers, 4*o.Workers, func(j *restoreJob) {
+	// back in tree order. Each frame waiting for the writer holds ~256 KiB:
+	// twice the workers keep them busy without the memory of a deeper queue.
+	frames := newOrdered(o.Workers, 2*o.Workers, func(j *restoreJob) {
 		plain, err := br.frame(ctx, j.pack, j.entries[0].Location)
 		if err == nil {
 			j.out = make([][]byte, len(j.entries))

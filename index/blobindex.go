@@ -12,20 +12,42 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
+// entry is one blob of a BlobIndex: 44 bytes, pointer-free, so a restore of
+// a million blobs holds ~44 MB of index that the garbage collector never
+// scans. The frame (pack, offset, sealed length) is shared by the ~100
+// blobs of a frame, so it lives once in BlobIndex.frames.
 type entry struct {
-	id                                   repo.ID
-	pack                                 uint32 // into BlobIndex.packs
-	frameOff, frameLen, blobOff, blobLen uint32
-	typ                                  repo.BlobType
+	id    repo.ID
+	frame uint32 // into BlobIndex.frames
+	off   uint32 // blob offset in the frame's plaintext
+	// lenType is the blob's length with its type in the top bit: a blob
+	// is at most repo.MaxFrameRaw (32 MiB) long, so the bit is free.
+	lenType uint32
+}
+
+const typeBit = 1 << 31
+
+// frameLoc is one frame of a BlobIndex.
+type frameLoc struct {
+	pack        uint32 // into BlobIndex.packs
+	off, length uint32
 }
 
 // BlobIndex maps blob IDs to locations. Build it with Add, then call Seal
-// once; after Seal it is read-only and safe for concurrent lookups.
+// once; after Seal it is read-only and safe for concurrent lookups. Its
+// entries live outside the Go heap where the platform allows (arena.go) and
+// are released when the index is collected.
 type BlobIndex struct {
 	mu      sync.Mutex
 	packs   []repo.PackInfo
-	packNo  map[repo.ID]uint32
-	entries []entry
+	packNo  map[repo.ID]uint32 // while building; nil after Seal
+	frames  []frameLoc
+	frameNo map[frameLoc]uint32 // while building; nil after Seal
+	arena   *arena
+	// building holds the entries Add appended, in blocks of blockEntries;
+	// Seal moves them into one sorted block and frees these.
+	building []*block
+	entries  []entry // after Seal
 	// fence[p] is the first entry whose ID starts with the 16-bit prefix p
 	// or a greater one: IDs are uniform, so a lookup searches ~n/65536 entries.
 	fence  []uint32
@@ -33,14 +55,25 @@ type BlobIndex struct {
 }
 
 // NewBlobIndex returns an empty index.
-func NewBlobIndex() *BlobIndex { return &BlobIndex{packNo: map[repo.ID]uint32{}} }
+func NewBlobIndex() *BlobIndex {
+	ix := &BlobIndex{packNo: map[repo.ID]uint32{}, frameNo: map[frameLoc]uint32{}}
+	attachArena(ix)
+	return ix
+}
 
-// Add merges an index file, keeping only the entries keep accepts (nil keeps all).
+// Add merges an index file, keeping only the entries keep accepts (nil keeps
+// all). It MUST NOT be called after Seal. An entry the compact form cannot
+// hold (a blob over 2 GiB or of an unknown type, which no valid index file
+// has: DecodeIndexFile refuses both) is left out, so a lookup of it reports
+// the blob missing rather than a wrong location.
 func (ix *BlobIndex) Add(f *repo.IndexFile, keep func(repo.IndexEntry) bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for _, e := range f.Entries {
 		if keep != nil && !keep(e) {
+			continue
+		}
+		if e.BlobLength >= typeBit || e.Type > repo.ListBlob {
 			continue
 		}
 		n, ok := ix.packNo[e.Pack]
@@ -53,8 +86,44 @@ func (ix *BlobIndex) Add(f *repo.IndexFile, keep func(repo.IndexEntry) bool) {
 				}
 			}
 		}
-		ix.entries = append(ix.entries, entry{id: e.ID, pack: n, frameOff: e.FrameOffset, frameLen: e.FrameLength, blobOff: e.BlobOffset, blobLen: e.BlobLength, typ: e.Type})
+		fl := frameLoc{pack: n, off: e.FrameOffset, length: e.FrameLength}
+		fn, ok := ix.frameNo[fl]
+		if !ok {
+			fn = uint32(len(ix.frames))
+			ix.frames = append(ix.frames, fl)
+			ix.frameNo[fl] = fn
+		}
+		lt := e.BlobLength
+		if e.Type == repo.ListBlob {
+			lt |= typeBit
+		}
+		ix.add(entry{id: e.ID, frame: fn, off: e.BlobOffset, lenType: lt})
 	}
+}
+
+// add appends one entry to the building blocks; ix.mu is held.
+func (ix *BlobIndex) add(e entry) {
+	n := len(ix.building)
+	if n == 0 || len(ix.building[n-1].entries) == cap(ix.building[n-1].entries) {
+		b := newBlock(blockEntries)
+		ix.arena.blocks = append(ix.arena.blocks, b)
+		ix.building = append(ix.building, b)
+		n++
+	}
+	b := ix.building[n-1]
+	b.entries = append(b.entries, e) // within capacity: never reallocates
+}
+
+// take moves the entries into one block of n, freeing the blocks they came
+// from as it goes, so the peak is the index plus one block; ix.mu is held.
+func (ix *BlobIndex) take(from []*block, n int) []entry {
+	all := newBlock(n)
+	for _, b := range from {
+		all.entries = append(all.entries, b.entries...)
+		b.free()
+	}
+	ix.arena.blocks = append(slices.DeleteFunc(ix.arena.blocks, func(b *block) bool { return slices.Contains(from, b) }), all)
+	return all.entries
 }
 
 // Seal sorts the entries and builds the lookup fences. When a blob has
@@ -62,9 +131,25 @@ func (ix *BlobIndex) Add(f *repo.IndexFile, keep func(repo.IndexEntry) bool) {
 func (ix *BlobIndex) Seal() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if ix.sealed {
+		return
+	}
+	n := 0
+	for _, b := range ix.building {
+		n += len(b.entries)
+	}
+	ix.entries = ix.take(ix.building, n)
+	ix.building = nil
 	slices.SortFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
 	ix.entries = slices.CompactFunc(ix.entries, func(a, b entry) bool { return a.id == b.id })
-	ix.entries = slices.Clip(ix.entries)
+	if len(ix.entries) < n-n/8 {
+		// Many duplicates (blobs stored by concurrent writers): shed the slack.
+		sorted := ix.arena.blocks[len(ix.arena.blocks)-1] // take put it last
+		sorted.entries = ix.entries
+		ix.entries = ix.take([]*block{sorted}, len(ix.entries))
+	}
+	ix.frames = slices.Clip(ix.frames)
+	ix.packNo, ix.frameNo = nil, nil
 	ix.fence = make([]uint32, 1<<16+1)
 	i := 0
 	for p := range 1 << 16 {
@@ -93,9 +178,20 @@ func (ix *BlobIndex) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
 	if !ok {
 		return repo.IndexEntry{}, repo.PackInfo{}, false
 	}
-	e := run[i]
-	p := ix.packs[e.pack]
-	return repo.IndexEntry{ID: e.id, Type: e.typ, Location: repo.Location{Pack: p.ID, FrameOffset: e.frameOff, FrameLength: e.frameLen, BlobOffset: e.blobOff, BlobLength: e.blobLen}}, p, true
+	e, p := ix.expand(&run[i])
+	runtime.KeepAlive(ix) // run points into ix's arena
+	return e, p, true
+}
+
+// expand turns a compact entry back into the repository's form.
+func (ix *BlobIndex) expand(e *entry) (repo.IndexEntry, repo.PackInfo) {
+	f := ix.frames[e.frame]
+	p := ix.packs[f.pack]
+	typ := repo.DataBlob
+	if e.lenType&typeBit != 0 {
+		typ = repo.ListBlob
+	}
+	return repo.IndexEntry{ID: e.id, Type: typ, Location: repo.Location{Pack: p.ID, FrameOffset: f.off, FrameLength: f.length, BlobOffset: e.off, BlobLength: e.lenType &^ typeBit}}, p
 }
 
 // Packs returns every pack the index knows.
@@ -103,10 +199,10 @@ func (ix *BlobIndex) Packs() []repo.PackInfo { return ix.packs }
 
 // Each calls fn for every entry in ID order.
 func (ix *BlobIndex) Each(fn func(repo.IndexEntry, repo.PackInfo)) {
-	for _, e := range ix.entries {
-		p := ix.packs[e.pack]
-		fn(repo.IndexEntry{ID: e.id, Type: e.typ, Location: repo.Location{Pack: p.ID, FrameOffset: e.frameOff, FrameLength: e.frameLen, BlobOffset: e.blobOff, BlobLength: e.blobLen}}, p)
+	for i := range ix.entries {
+		fn(ix.expand(&ix.entries[i]))
 	}
+	runtime.KeepAlive(ix)
 }
 
 // LoadError lists the index files Load could not read, by ID.

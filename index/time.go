@@ -72,23 +72,26 @@ func ParseUnixNanos(s string) (int64, error) {
 			break
 		}
 	}
-	bad := fmt.Errorf("time %q: want unix seconds (fractions up to nanoseconds) or RFC 3339", s)
+	// Built only on failure: a change log parses a time per event.
+	bad := func() error {
+		return fmt.Errorf("time %q: want unix seconds (fractions up to nanoseconds) or RFC 3339", s)
+	}
 	if intPart == "" || len(frac) > 9 || len(intPart) > 1 && intPart[0] == '0' {
-		return 0, bad
+		return 0, bad()
 	}
 	if len(s) > len(intPart) && frac == "" {
-		return 0, bad
+		return 0, bad()
 	}
 	sec, err := strconv.ParseUint(intPart, 10, 63)
 	if err != nil || sec > (1<<63-1)/1_000_000_000-1 {
-		return 0, bad
+		return 0, bad()
 	}
 	var ns uint64
 	for i := 0; i < 9; i++ {
 		ns *= 10
 		if i < len(frac) {
 			if frac[i] < '0' || frac[i] > '9' {
-				return 0, bad
+				return 0, bad()
 			}
 			ns += uint64(frac[i] - '0')
 		}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
 	"github.com/strata-backup/strata/repo"
 )
@@ -16,6 +14,12 @@ import (
 // final document, or that it was deleted.
 type Changes struct {
 	m map[string][]byte // nil value: deleted
+	// With a spill (NewSpillingChanges): the bytes m holds, the bound past
+	// which it is written out as a run, and the first spill error, which
+	// Merge returns.
+	held, bound int
+	spill       *spill
+	err         error
 }
 
 // NewChanges returns an empty set of changes.
@@ -26,27 +30,25 @@ func NewChanges() *Changes { return &Changes{m: map[string][]byte{}} }
 func (c *Changes) Apply(e *repo.Event) {
 	switch e.Op {
 	case repo.OpPut:
-		c.m[string(e.Key)] = append([]byte{}, e.Value...) // never nil: nil means deleted
+		c.set(string(e.Key), append([]byte{}, e.Value...)) // never nil: nil means deleted
 	case repo.OpDelete:
-		c.m[string(e.Key)] = nil
+		c.set(string(e.Key), nil)
 	}
 }
 
-// Len returns the number of keys touched.
+func (c *Changes) set(key string, doc []byte) {
+	old, present := c.m[key]
+	c.m[key] = doc
+	c.account(key, old, present, doc)
+}
+
+// Len returns the number of keys touched that it holds in memory: all of
+// them unless it spilled (Merge counts those).
 func (c *Changes) Len() int { return len(c.m) }
 
 type change struct {
 	key string
 	doc []byte // nil: deleted
-}
-
-func (c *Changes) sorted() []change {
-	out := make([]change, 0, len(c.m))
-	for k, v := range c.m {
-		out = append(out, change{k, v})
-	}
-	slices.SortFunc(out, func(a, b change) int { return strings.Compare(a.key, b.key) })
-	return out
 }
 
 // ErrUnsorted is returned by Merge when the export's keys do not strictly
@@ -61,19 +63,38 @@ var ErrUnsorted = errors.New("export is not sorted by key")
 // It writes a line at a time, through w itself when w is a *bufio.Writer
 // (flushed at the end), else through a buffer of its own.
 func Merge(src io.Reader, field string, ch *Changes, w io.Writer) error {
+	_, err := mergeChanges(src, field, ch, w)
+	return err
+}
+
+// mergeChanges is Merge; it also returns the number of keys the changes
+// touch.
+func mergeChanges(src io.Reader, field string, ch *Changes, w io.Writer) (int, error) {
+	cs, err := ch.source()
+	if err != nil {
+		return 0, err
+	}
 	bw, ok := w.(*bufio.Writer)
 	if !ok {
 		bw = bufio.NewWriterSize(w, 1<<20)
 	}
-	changes := ch.sorted()
-	ci := 0
+	keys := 0
+	cur, more, err := cs.next()
+	if err != nil {
+		return 0, err
+	}
+	advance := func() error {
+		keys++
+		cur, more, err = cs.next()
+		return err
+	}
 	emit := func(doc []byte) {
 		bw.Write(doc)
 		bw.WriteByte('\n')
 	}
 	var prev []byte
 	lineNo := 0
-	err := eachLine(src, func(line []byte) error {
+	err = eachLine(src, func(line []byte) error {
 		lineNo++
 		key, err := KeyOf(line, field)
 		if err != nil {
@@ -83,38 +104,52 @@ func Merge(src io.Reader, field string, ch *Changes, w io.Writer) error {
 			return fmt.Errorf("%w: line %d", ErrUnsorted, lineNo)
 		}
 		prev = append(prev[:0], key...)
-		for ci < len(changes) && changes[ci].key < string(key) {
-			if changes[ci].doc != nil {
-				emit(changes[ci].doc)
+		for more && cur.key < string(key) {
+			if cur.doc != nil {
+				emit(cur.doc)
 			}
-			ci++
+			if err := advance(); err != nil {
+				return err
+			}
 		}
-		if ci < len(changes) && changes[ci].key == string(key) {
-			if changes[ci].doc != nil {
-				emit(changes[ci].doc)
+		if more && cur.key == string(key) {
+			if cur.doc != nil {
+				emit(cur.doc)
 			}
-			ci++
-			return nil
+			return advance()
 		}
 		emit(line)
 		return nil
 	})
 	if err != nil {
-		return err
+		return keys, err
 	}
-	for ; ci < len(changes); ci++ {
-		if changes[ci].doc != nil {
-			emit(changes[ci].doc)
+	for more {
+		if cur.doc != nil {
+			emit(cur.doc)
+		}
+		if err := advance(); err != nil {
+			return keys, err
 		}
 	}
-	return bw.Flush()
+	return keys, bw.Flush()
 }
 
 // MergeUnsorted does what Merge does for an export in any order, by
-// holding every document in memory. A later line with the same key as an
-// earlier one wins.
+// collecting every document first: in memory, or, when ch spills, in a
+// spilling set of its own with ch's bound. A later line with the same key
+// as an earlier one wins.
 func MergeUnsorted(src io.Reader, field string, ch *Changes, w io.Writer) error {
+	_, err := mergeUnsorted(src, field, ch, w)
+	return err
+}
+
+func mergeUnsorted(src io.Reader, field string, ch *Changes, w io.Writer) (int, error) {
 	all := NewChanges()
+	if ch.spill != nil {
+		all = NewSpillingChanges(ch.spill.dir, ch.bound)
+	}
+	defer all.Close()
 	lineNo := 0
 	err := eachLine(src, func(line []byte) error {
 		lineNo++
@@ -126,16 +161,26 @@ func MergeUnsorted(src io.Reader, field string, ch *Changes, w io.Writer) error 
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for k, v := range ch.m {
-		if v == nil {
-			delete(all.m, k)
-		} else {
-			all.m[k] = v
+	cs, err := ch.source()
+	if err != nil {
+		return 0, err
+	}
+	keys := 0
+	for {
+		c, ok, err := cs.next()
+		if err != nil {
+			return keys, err
 		}
+		if !ok {
+			break
+		}
+		keys++
+		all.set(c.key, c.doc)
 	}
-	return Merge(bytes.NewReader(nil), field, all, w)
+	_, err = mergeChanges(bytes.NewReader(nil), field, all, w)
+	return keys, err
 }
 
 // eachLine calls fn with each non-blank line of src, without its newline.

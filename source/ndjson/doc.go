@@ -13,6 +13,8 @@
 // # Point-in-time restore
 // RestoreAt: the base snapshot's documents with the plan's events folded
 // per key (Changes) and merged in (Merge, MergeUnsorted), sorted by key.
+// Past a bound the changes spill to sorted runs in a temporary file
+// (NewSpillingChanges), merged back k-way.
 //
 // # Record-level reads
 // Get (one document at an instant), History (every version of one

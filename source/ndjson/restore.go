@@ -49,7 +49,10 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 	if err != nil {
 		return st, err
 	}
-	ch := NewChanges()
+	// The day's changes spill to a temporary file past a bound, so memory
+	// does not follow the number of documents changed.
+	ch := NewSpillingChanges("", DefaultSpillBytes)
+	defer ch.Close()
 	for i, seg := range segs {
 		err := engine.ReadSegment(ctx, r, p.Segments[i], seg, func(e *repo.Event) error {
 			st.EventsRead++
@@ -65,8 +68,6 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 		}
 		st.Segments++
 	}
-	st.KeysChanged = ch.Len()
-
 	out := newProofWriter(w, r.NewDigester(), field)
 	w = out
 	pr, pw := io.Pipe()
@@ -77,9 +78,9 @@ func RestoreAt(ctx context.Context, r *repo.Repository, p *index.Plan, w io.Writ
 		done <- err
 	}()
 	if base.Sorted {
-		err = Merge(pr, field, ch, w)
+		st.KeysChanged, err = mergeChanges(pr, field, ch, w)
 	} else {
-		err = MergeUnsorted(pr, field, ch, w)
+		st.KeysChanged, err = mergeUnsorted(pr, field, ch, w)
 	}
 	pr.CloseWithError(errAbandoned) // unblock the restore if the merge stopped early
 	if rerr := <-done; rerr != nil && !errors.Is(rerr, errAbandoned) {

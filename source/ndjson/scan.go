@@ -116,6 +116,14 @@ func scanString(b []byte, i int) (int, error) {
 	start := i
 	i++
 	for i < len(b) {
+		// Most bytes of a document's strings are plain: skip them with one
+		// table lookup each before looking at what ends or escapes.
+		for i < len(b) && !stringSpecial[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -143,6 +151,16 @@ func scanString(b []byte, i int) (int, error) {
 	}
 	return start, syntaxErr(start, "unterminated string")
 }
+
+// stringSpecial marks the bytes scanString must look at: the closing
+// quote, the escape and the control characters a string may not hold.
+var stringSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
