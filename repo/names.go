@@ -26,6 +26,7 @@ const (
 	DrillsPrefix      = "drills/"      // drills/<19 digits>.json: a restore drill's result (FORMAT.md §24)
 	ScrubPrefix       = "scrub/"       // scrub/<19 digits>.json: a scrub pass's progress and findings (FORMAT.md §24)
 	CheckpointsPrefix = "checkpoints/" // checkpoints/<stream>/@<64 hex>: a running backup's index files (FORMAT.md §12.1)
+	RekeyPrefix       = "rekey/"       // rekey/<64 hex>: a record of a re-encryption's journal (FORMAT.md §4.1)
 	// CopiesPrefix (copies.go): copies/<name>, the second copy of a metadata object (FORMAT.md §25)
 	// LeasesPrefix (lease.go): leases/<stream>/@<generation:20>: a stream's writer lease (FORMAT.md §15)
 )
@@ -50,6 +51,7 @@ const (
 	KindCopy                       // copies/<name>: the second copy of a metadata object (FORMAT.md §25)
 	KindLease                      // leases/<stream>/@<generation>
 	KindCheckpoint                 // checkpoints/<stream>/@<id>
+	KindRekey                      // rekey/<id>
 )
 
 // kinds lists every kind with its prefix (or, for single objects, its
@@ -76,6 +78,7 @@ var kinds = []struct {
 	{KindCopy, "copy", CopiesPrefix, false, ""},
 	{KindLease, "lease", LeasesPrefix, false, ""},
 	{KindCheckpoint, "checkpoint", CheckpointsPrefix, false, ""},
+	{KindRekey, "re-encryption journal", RekeyPrefix, false, ""},
 }
 
 // String names the kind for messages.
@@ -151,7 +154,7 @@ func ParseObject(name string) (Object, error) {
 	var err error
 	switch o.Kind {
 	case KindConfig, KindLayout:
-	case KindKey, KindIndex, KindSnapshot, KindLabel:
+	case KindKey, KindIndex, KindSnapshot, KindLabel, KindRekey:
 		o.ID, err = ParseID(name[len(o.Kind.Prefix()):])
 	case KindData:
 		o.ID, o.Shard, err = ParseShardName(name)

@@ -14,7 +14,7 @@ func TestParseObjectKinds(t *testing.T) {
 	}{
 		{ConfigName, KindConfig}, {LayoutName, KindLayout}, {KeyName(id), KindKey}, {ShardName(id, 12), KindData},
 		{IndexName(id), KindIndex}, {SnapshotName(id), KindSnapshot}, {LabelName(id), KindLabel}, {seg.Name(), KindSegment},
-		{PruneMarksName(42), KindPruneMarks}, {AuditName(7), KindAudit},
+		{PruneMarksName(42), KindPruneMarks}, {AuditName(7), KindAudit}, {RekeyPrefix + id.String(), KindRekey},
 	} {
 		o, err := ParseObject(tc.name)
 		if err != nil || o.Kind != tc.kind {
@@ -38,7 +38,7 @@ func TestParseObjectKinds(t *testing.T) {
 	}
 	for _, bad := range []string{"", "configx", "config/", "stores/", "keys/", "index/" + strings.ToUpper(id.String()),
 		"data/zz/" + id.String() + ".1", "prune/marks-.json", "prune/marks-1x.json", "audit/99999999999999999999.jsonl",
-		"labels/../keys/x", "other/x", strings.Repeat("a", MaxNameLen+1)} {
+		"labels/../keys/x", "other/x", "rekey/x", strings.Repeat("a", MaxNameLen+1)} {
 		if _, err := ParseObject(bad); err == nil {
 			t.Fatalf("ParseObject(%q) accepted", bad)
 		}

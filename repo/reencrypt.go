@@ -15,10 +15,6 @@ import (
 // adRekey binds a re-encryption journal record (FORMAT.md §4.1).
 const adRekey = "strata:rekey"
 
-// RekeyPrefix holds the journal of a re-encryption in progress:
-// rekey/<hex BLAKE3 of the stored bytes>, each a sealed JSON record.
-const RekeyPrefix = "rekey/"
-
 // WriteGeneration is the key generation new objects are sealed under: the
 // config's key_generation (FORMAT.md §4.1).
 func (r *Repository) WriteGeneration() uint32 { return r.keys.gen }

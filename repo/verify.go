@@ -48,7 +48,7 @@ func VerifyObject(name string, data []byte) error {
 			return corrupt(name, -1, "holds shard %d of pack %s, not what its name says", h.Index, ID(h.PackID).Short())
 		}
 		return nil
-	case KindIndex, KindSnapshot, KindSegment, KindCheckpoint:
+	case KindIndex, KindSnapshot, KindSegment, KindCheckpoint, KindRekey:
 		return verifyContentID(name, o.ID, data)
 	case KindLabel:
 		_, err := DecodeLabel(name, data)

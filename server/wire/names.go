@@ -73,6 +73,10 @@ func ParseObject(name string) (Object, error) {
 		// clients neither read nor write them by name.
 		err = fmt.Errorf("%q is a metadata copy, which the server keeps itself", name)
 	}
+	if err == nil && p.Kind == repo.KindRekey {
+		// Re-encryption runs where the store is reachable (FORMAT.md §4.1).
+		err = fmt.Errorf("%q is a re-encryption journal record, which no client writes through the server", name)
+	}
 	o := Object{Name: name, Class: classOf[p.Kind], Segment: p.Segment, Stamp: p.Stamp, Stream: p.Stream, Gen: p.Gen}
 	if p.Kind == repo.KindSnapshot || p.Kind == repo.KindLabel {
 		o.ID = p.ID
@@ -95,7 +99,7 @@ func ParsePrefix(p string) (Prefix, error) {
 	if p == "" {
 		return out, nil
 	}
-	if k := repo.KindOfPrefix(p); k != 0 {
+	if k := repo.KindOfPrefix(p); k != 0 && k != repo.KindRekey {
 		out.Class = classOf[k]
 		return out, nil
 	}
