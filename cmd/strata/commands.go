@@ -282,7 +282,7 @@ func cmdSnapshots(env *environment, c *cobra.Command) runFunc {
 }
 
 func cmdRestore(env *environment, c *cobra.Command) runFunc {
-	fs := flagsOf(c, "--repo URL --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force [--no-rollback-point]] [--collections A,B]] [--json with --dry-run]")
+	fs := flagsOf(c, "--repo URL --stream NAME [--snapshot ID | --at TIME | --at-position N] [--dry-run] [--key-prefix P | --keys-from FILE] [--to PATH|- [--force] | --target URL [--force [--no-rollback-point]] [--collections A,B]] [--json with --dry-run or --target]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
 	snapID := fs.String("snapshot", "", "snapshot ID or unique prefix (default: the latest of the stream)")
