@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/retry"
 )
 
 // BackupOptions are what the caller says about one backup. The zero value
@@ -101,3 +102,10 @@ type UsageError struct{ Err error }
 
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
+
+// ReconnectBackoff paces a capture's reconnections to its database and
+// its retried base snapshots: from 1 s, doubling, up to 30 s. Every
+// database source uses it, so they all wait alike.
+func ReconnectBackoff() retry.Backoff {
+	return retry.Backoff{Policy: retry.Policy{Base: time.Second, Max: 30 * time.Second}}
+}
