@@ -75,7 +75,9 @@ type CaptureReport struct {
 // RestoreReport is what a Restore wrote into a database: one shape for
 // every source (restore's summary, and restore --target --json).
 type RestoreReport struct {
-	Target   string  // the database written: its URL without a password
+	// Target is the database written, as the operator named it (a URL
+	// without its password); "" lets the caller fill in the URL it opened.
+	Target   string
 	Snapshot repo.ID // the plan's base snapshot
 	// Base is the source's words on what the base held ("4.0 MiB of
 	// RDB", "revision 12, 40 keys").

@@ -133,5 +133,8 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 	if err != nil {
 		return rb.failed(sourceUsage(err))
 	}
+	if rep.Target == "" {
+		rep.Target = source.RedactURL(dbURL)
+	}
 	return printRestore(env, stream, t, rep, start, asJSON)
 }

@@ -183,6 +183,9 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 	if d.db != nil {
 		var rep source.RestoreReport
 		if rep, err = d.db.Restore(ctx, d.r, d.cat, stream, t, source.RestoreOptions{Force: d.force}); err == nil {
+			if rep.Target == "" {
+				rep.Target = d.target
+			}
 			err = printRestore(d.env, stream, t, rep, start, false)
 		}
 	} else {

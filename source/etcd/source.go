@@ -118,7 +118,7 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 	if err != nil {
 		return source.RestoreReport{}, err
 	}
-	rep := source.RestoreReport{Target: d.cfg.String(), Snapshot: p.Base.ID, Base: fmt.Sprintf("revision %d, %d keys", st.BaseRevision, st.BaseKeys),
+	rep := source.RestoreReport{Snapshot: p.Base.ID, Base: fmt.Sprintf("revision %d, %d keys", st.BaseRevision, st.BaseKeys),
 		Events: st.Revisions, Unit: "revisions", Reached: fmt.Sprintf("source revision %d", st.LastRevision)}
 	if st.SplitRevisions > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d revisions too large for one transaction were split (%d transactions in all)", st.SplitRevisions, st.Transactions))
