@@ -55,6 +55,16 @@ type Holder interface {
 	Held(ctx context.Context) (n int64, what string, err error)
 }
 
+// Partitioned is the optional interface of a Source whose restores can
+// be limited to some of its collections (RestoreOptions.Collections). The
+// CLI refuses --collections for a Source without it, before it reads
+// anything; a Source without it never sees Collections set.
+type Partitioned interface {
+	// RestoresCollections does nothing: having it says that Restore
+	// honours RestoreOptions.Collections.
+	RestoresCollections()
+}
+
 // PositionResolver is the optional interface of a Source whose log
 // positions can also be named in the database's own terms (MongoDB: an
 // oplog timestamp). The CLI asks for it (by type assertion) when
@@ -88,8 +98,8 @@ type CaptureOptions struct {
 type RestoreOptions struct {
 	Force  bool // replace what the target holds
 	DryRun bool // show the plan, write nothing
-	// Collections ("a,b") restores only these collections; only sources
-	// with collections (mongodb://) take it, the others refuse it.
+	// Collections ("a,b") restores only these collections; only a
+	// Partitioned source is given it.
 	Collections string
 }
 

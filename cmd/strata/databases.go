@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/strata-backup/strata/index"
@@ -40,12 +39,12 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 	if snapID != "" && (target != nil || posName != "") {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
 	}
-	if o.Collections != "" && !strings.HasPrefix(dbURL, "mongodb://") && !strings.HasPrefix(dbURL, "mongodb+srv://") {
-		return usagef("--collections: only a mongodb:// target has collections")
-	}
 	db, err := openDatabase(env, dbURL)
 	if err != nil {
 		return err
+	}
+	if _, ok := db.(source.Partitioned); o.Collections != "" && !ok {
+		return usagef("--collections: %s has no collections to choose from (only a mongodb:// target has them)", source.RedactURL(dbURL))
 	}
 	r, err := openRepo(ctx, env, location)
 	if err != nil {

@@ -154,6 +154,11 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	return rep, nil
 }
 
+var _ source.Partitioned = (*mongoDatabase)(nil)
+
+// RestoresCollections says Restore takes RestoreOptions.Collections.
+func (d *mongoDatabase) RestoresCollections() {}
+
 var _ source.Holder = (*mongoDatabase)(nil)
 
 // Held counts the collections in the databases a restore would write.
