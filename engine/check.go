@@ -13,6 +13,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/shard"
+	"golang.org/x/sync/errgroup"
 )
 
 // CheckOptions choose how deep a check goes. The zero value checks structure.
@@ -366,38 +367,6 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 	for _, pi := range *damaged {
 		already[pi.ID] = true
 	}
-	var mu sync.Mutex
-	packs := make(chan repo.PackInfo)
-	var wg sync.WaitGroup
-	var fatal error
-	for range o.Workers {
-		wg.Go(func() {
-			for pi := range packs {
-				problems, srep, pack, err := verifyPack(ctx, r, pi, byPack[pi.ID])
-				shardDamage := srep.Damaged()
-				if sp := segPacks[pi.ID]; sp != nil && err == nil {
-					var more []string
-					more, err = verifySegment(r, sp, pack)
-					problems = append(problems, more...)
-				}
-				mu.Lock()
-				if err != nil && fatal == nil {
-					fatal = err
-				}
-				rep.Problems = append(rep.Problems, problems...)
-				rep.PacksRead++
-				rep.BytesRead += packBytes(pi)
-				o.Progress.add(packBytes(pi))
-				bad.add(pi.ID, srep.Missing...)
-				bad.add(pi.ID, slices.Collect(maps.Keys(srep.Bad))...)
-				if shardDamage && !already[pi.ID] {
-					*damaged = append(*damaged, pi)
-					already[pi.ID] = true
-				}
-				mu.Unlock()
-			}
-		})
-	}
 	all := allPacks(ix, segs)
 	slices.SortFunc(all, func(a, b repo.PackInfo) int { return a.ID.Compare(b.ID) })
 	if o.Select != nil {
@@ -408,14 +377,41 @@ func readAllData(ctx context.Context, r *repo.Repository, ix *checkIndex, segs [
 		total += packBytes(pi)
 	}
 	o.Progress.setTotal(total)
+	var mu sync.Mutex
+	var fatal error // the first store failure; the other packs are still read
+	var g errgroup.Group
+	g.SetLimit(o.Workers)
 	for _, pi := range all {
 		if ctx.Err() != nil {
 			break
 		}
-		packs <- pi
+		g.Go(func() error {
+			problems, srep, pack, err := verifyPack(ctx, r, pi, byPack[pi.ID])
+			shardDamage := srep.Damaged()
+			if sp := segPacks[pi.ID]; sp != nil && err == nil {
+				var more []string
+				more, err = verifySegment(r, sp, pack)
+				problems = append(problems, more...)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && fatal == nil {
+				fatal = err
+			}
+			rep.Problems = append(rep.Problems, problems...)
+			rep.PacksRead++
+			rep.BytesRead += packBytes(pi)
+			o.Progress.add(packBytes(pi))
+			bad.add(pi.ID, srep.Missing...)
+			bad.add(pi.ID, slices.Collect(maps.Keys(srep.Bad))...)
+			if shardDamage && !already[pi.ID] {
+				*damaged = append(*damaged, pi)
+				already[pi.ID] = true
+			}
+			return nil
+		})
 	}
-	close(packs)
-	wg.Wait()
+	_ = g.Wait() // every failure is in fatal or rep.Problems
 	if fatal != nil {
 		return fatal
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 // LogOptions describe a change-log capture. Stream is required.
@@ -557,22 +558,20 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 		epoch = l.Epoch()
 	}
 	frames := make([]repo.Frame, len(c.frames))
-	errs := make([]error, len(c.frames))
-	sem := make(chan struct{}, w.o.Workers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(w.o.Workers)
 	start := 0
 	for i, f := range c.frames {
 		blob := c.buf[start:f.end]
 		start = f.end
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			info := repo.BlobInfo{Type: repo.LogBlob, ID: w.r.BlobID(repo.LogBlob, blob), Len: uint32(len(blob))}
-			frames[i], errs[i] = w.r.SealFrame([]repo.BlobInfo{info}, [][]byte{blob}, w.o.Level)
+			var err error
+			frames[i], err = w.r.SealFrame([]repo.BlobInfo{info}, [][]byte{blob}, w.o.Level)
+			return err
 		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return repo.SegmentKey{}, 0, err
 	}
 	pack, _, err := w.r.BuildPack(frames)

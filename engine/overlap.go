@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,7 @@ func resolveOverlaps(ctx context.Context, r *repo.Repository, l *index.Log, load
 	}
 	slices.SortStableFunc(heads, func(a, b int) int {
 		if ka, kb := l.Segments[a], l.Segments[b]; ka.Last != kb.Last {
-			return -cmpU64(ka.Last, kb.Last)
+			return -cmp.Compare(ka.Last, kb.Last)
 		}
 		return strings.Compare(l.Segments[a].Name(), l.Segments[b].Name())
 	})
@@ -123,16 +124,6 @@ func resolveOverlaps(ctx context.Context, r *repo.Repository, l *index.Log, load
 			l.Stream, segLabel(k), segLabel(head), same))
 	}
 	return removed, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readsBack reads every segment of chain c, checking its events.

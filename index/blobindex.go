@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/strata-backup/strata/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 // entry is one blob of a BlobIndex: 44 bytes, pointer-free, so a restore of
@@ -238,32 +239,29 @@ func Load(ctx context.Context, r *repo.Repository, keep func(repo.IndexEntry) bo
 		return nil, 0, fmt.Errorf("list index files: %w", err)
 	}
 	ix := NewBlobIndex()
-	work := make(chan repo.ID)
 	var mu sync.Mutex
 	failed := map[repo.ID]error{}
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0)*2, 8) {
-		wg.Go(func() {
-			for id := range work {
-				f, err := r.LoadIndex(ctx, id)
-				if err != nil {
-					mu.Lock()
-					failed[id] = err
-					mu.Unlock()
-					continue
-				}
-				ix.Add(f, keep)
-			}
-		})
-	}
+	// Decoding is CPU work and each reader holds one file: two readers a
+	// core, and no more than the store serves at once.
+	var g errgroup.Group
+	g.SetLimit(min(runtime.GOMAXPROCS(0)*2, repo.Concurrency(r.Store())))
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- id
+		g.Go(func() error {
+			f, err := r.LoadIndex(ctx, id)
+			if err != nil {
+				mu.Lock()
+				failed[id] = err
+				mu.Unlock()
+				return nil
+			}
+			ix.Add(f, keep)
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // every failure is in failed
 	ix.Seal()
 	if ctx.Err() != nil {
 		return nil, 0, ctx.Err()

@@ -9,5 +9,6 @@ import (
 	_ "github.com/strata-backup/strata/repo/s3"        // s3://, s3+http://
 	_ "github.com/strata-backup/strata/source/etcd"    // etcd://
 	_ "github.com/strata-backup/strata/source/mongodb" // mongodb://, mongodb+srv://
+	_ "github.com/strata-backup/strata/source/ndjson"  // ndjson:PATH, ndjson:- (exports and event files)
 	_ "github.com/strata-backup/strata/source/redis"   // redis://
 )

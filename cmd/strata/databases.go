@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/strata-backup/strata/index"
@@ -16,18 +14,17 @@ import (
 // registered for its scheme (package source); a bad URL is a usage error.
 func openDatabase(env *environment, raw string) (source.Source, error) {
 	src, err := source.Open(raw, env.sourceEnv())
-	var ue *source.URLError
-	if errors.As(err, &ue) {
-		return nil, usageError{err.Error()}
-	}
-	return src, err
+	return src, sourceUsage(err)
 }
 
 // sourceEnv is what the CLI gives a source: its host name, output, the
 // secrets it may read and the plan printer for dry runs.
 func (env *environment) sourceEnv() *source.Env {
 	return &source.Env{
-		Host: env.host, Stdout: env.stdout, Stderr: env.stderr, Secret: env.optionalSecret,
+		Host: env.host, Stdin: env.stdin, Stdout: env.stdout, Stderr: env.stderr, Secret: env.optionalSecret,
+		Progress: func(what string, total int64, done func() int64, detail func() string) func() {
+			return startProgress(env, what, total, done, detail)
+		},
 		PrintPlan: func(ctx context.Context, r *repo.Repository, p *index.Plan) error {
 			return printPlan(ctx, env, r, p, false)
 		},
@@ -38,16 +35,16 @@ func (env *environment) sourceEnv() *source.Env {
 // (given, or the latest) or the state at target. A forced restore into a
 // database that holds anything first takes a rollback point of it
 // (rollback.go), unless noRollback.
-func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, posName string, o source.RestoreOptions, noRollback bool) error {
+func restoreDatabase(ctx context.Context, env *environment, location, stream, dbURL, snapID string, target *index.Target, posName string, o source.RestoreOptions, noRollback, asJSON bool) error {
 	if snapID != "" && (target != nil || posName != "") {
 		return usagef("--snapshot and --at/--at-position exclude each other: the plan picks the snapshot")
-	}
-	if o.Collections != "" && !strings.HasPrefix(dbURL, "mongodb://") && !strings.HasPrefix(dbURL, "mongodb+srv://") {
-		return usagef("--collections: only a mongodb:// target has collections")
 	}
 	db, err := openDatabase(env, dbURL)
 	if err != nil {
 		return err
+	}
+	if _, ok := db.(source.Partitioned); o.Collections != "" && !ok {
+		return usagef("--collections: %s has no collections to choose from (only a mongodb:// target has them)", source.RedactURL(dbURL))
 	}
 	r, err := openRepo(ctx, env, location)
 	if err != nil {
@@ -107,8 +104,8 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 		}
 	}
 	if o.DryRun {
-		if err := db.Restore(ctx, r, cat, stream, t, o); err != nil || !o.Force || noRollback {
-			return err
+		if _, err := db.Restore(ctx, r, cat, stream, t, o); err != nil || !o.Force || noRollback {
+			return sourceUsage(err)
 		}
 		_, err := fmt.Fprintf(env.stdout, "rollback point: if the target holds anything, it is first backed up into stream %s.rollback.<UTC time> (--no-rollback-point skips this)\n", stream)
 		return err
@@ -130,5 +127,13 @@ func restoreDatabase(ctx context.Context, env *environment, location, stream, db
 			return err
 		}
 	}
-	return rb.failed(db.Restore(ctx, r, cat, stream, t, o))
+	start := time.Now()
+	rep, err := db.Restore(ctx, r, cat, stream, t, o)
+	if err != nil {
+		return rb.failed(sourceUsage(err))
+	}
+	if rep.Target == "" {
+		rep.Target = source.RedactURL(dbURL)
+	}
+	return printRestore(env, stream, t, rep, start, asJSON)
 }

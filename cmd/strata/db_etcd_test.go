@@ -310,7 +310,13 @@ func TestEtcdCompactionGap(t *testing.T) {
 	}
 
 	tgt := etcdtest.Start(t)
-	c.ok(nil, "restore", "--stream", "g", "--target", tgt.URL, "--at-position", strconv.FormatInt(rev1, 10))
+	// A restore into a database reports through restore's one --json shape.
+	var rj restoreJSON
+	out = c.ok(nil, "restore", "--stream", "g", "--target", tgt.URL, "--at-position", strconv.FormatInt(rev1, 10), "--json")
+	if err := json.Unmarshal([]byte(out), &rj); err != nil || rj.Stream != "g" || rj.Target != tgt.URL || len(rj.Snapshot) != 64 ||
+		rj.Unit != "revisions" || rj.Reached != fmt.Sprintf("source revision %d", rev1) || rj.Notes == nil || !strings.HasPrefix(rj.Verified, "the target holds") {
+		t.Fatalf("restore --target --json: %+v (%v)\n%s", rj, err, out)
+	}
 	got, _ := tgt.Dump(t)
 	sameKeys(t, "before the gap", got, before)
 	c.ok(nil, "restore", "--stream", "g", "--target", tgt.URL, "--at-position", strconv.FormatInt(rev3, 10), "--force")

@@ -83,7 +83,7 @@ func cmdDrill(env *environment, c *cobra.Command) runFunc {
 		}
 		slices.Sort(streams)
 		all, allErr := cat, err
-		d := drill{r: r, db: db, force: *force, target: source.RedactURL(*dbTarget)}
+		d := drill{env: env, r: r, db: db, force: *force, target: source.RedactURL(*dbTarget)}
 		if *dbTarget == "" {
 			d.target = ""
 		}
@@ -151,6 +151,7 @@ type drill struct {
 	cat    *index.Catalog
 	catErr error // manifests the catalog could not read
 	db     source.Source
+	env    *environment // prints a --target restore's report
 	force  bool
 	target string // redacted, for the record
 }
@@ -180,7 +181,13 @@ func (d *drill) run(ctx context.Context, stream string, pick func(index.Coverage
 	}
 	var sp source.StateProof
 	if d.db != nil {
-		err = d.db.Restore(ctx, d.r, d.cat, stream, t, source.RestoreOptions{Force: d.force})
+		var rep source.RestoreReport
+		if rep, err = d.db.Restore(ctx, d.r, d.cat, stream, t, source.RestoreOptions{Force: d.force}); err == nil {
+			if rep.Target == "" {
+				rep.Target = d.target
+			}
+			err = printRestore(d.env, stream, t, rep, start, false)
+		}
 	} else {
 		sp, err = source.ProveState(ctx, d.r, p)
 		switch {

@@ -14,13 +14,13 @@ import (
 
 // startLogProgress shows a capture's catch-up on a terminal ('strata
 // log'): events taken, their rate, the position reached, and, for events
-// read from in (--stdin), the bytes read, with a percentage and the time
-// left when in is a regular file of known size. in is nil for a --source
-// capture, whose events the bar counts instead. It returns the context
-// the capture must run with (its log writer counts into the bar), the
-// reader to capture from, and stop, which erases the bar and, with
+// read through in (countInput of --stdin), the bytes read, with a
+// percentage and the time left when the input is a regular file of known
+// size. in is nil for a --source capture, whose events the bar counts
+// instead. It returns the context the capture must run with (its log
+// writer counts into the bar) and stop, which erases the bar and, with
 // --verbose, prints the rate; stop MUST be called before the summary.
-func startLogProgress(ctx context.Context, env *environment, stream string, in io.Reader) (context.Context, io.Reader, func()) {
+func startLogProgress(ctx context.Context, env *environment, stream string, in *countingReader) (context.Context, func()) {
 	lp := &engine.LogProgress{}
 	ctx = engine.WithLogProgress(ctx, lp)
 	start := time.Now()
@@ -38,30 +38,36 @@ func startLogProgress(ctx context.Context, env *environment, stream string, in i
 	if in == nil {
 		stop = drawProgress(env, what, func() int64 { return 0 }, lp.Events.Load, detail, false)
 	} else {
-		var total int64
-		if f, ok := in.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				if off, err := f.Seek(0, io.SeekCurrent); err == nil {
-					total = fi.Size() - off
-				}
-			}
-		}
-		cr := &countingReader{r: in}
-		in = cr
-		stop = drawProgress(env, what, func() int64 { return total }, cr.n.Load, detail, true)
+		stop = drawProgress(env, what, func() int64 { return in.total }, in.n.Load, detail, true)
 	}
-	return ctx, in, func() {
+	return ctx, func() {
 		stop()
 		env.verbosef("log %s: took %d events (%s of keys and values) in %s, %.0f events/s, up to position %d",
 			stream, lp.Events.Load(), source.HumanBytes(lp.Bytes.Load()), time.Since(start).Round(time.Millisecond), rate(), lp.Position.Load())
 	}
 }
 
+// countInput wraps a capture's input (--stdin) so that a progress bar can
+// show the bytes read, and learns its size when it is a regular file
+// (what is left of it from where it stands).
+func countInput(in io.Reader) *countingReader {
+	cr := &countingReader{r: in}
+	if f, ok := in.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if off, err := f.Seek(0, io.SeekCurrent); err == nil {
+				cr.total = fi.Size() - off
+			}
+		}
+	}
+	return cr
+}
+
 // countingReader counts the bytes read through it, for a progress bar
 // read from another goroutine.
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r     io.Reader
+	n     atomic.Int64
+	total int64 // the input's size when known, else 0
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {

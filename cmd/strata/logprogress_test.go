@@ -58,7 +58,8 @@ func TestProgressLog(t *testing.T) {
 	defer f.Close()
 	var errb bytes.Buffer
 	env := &environment{stderr: &errb, stderrTTY: true, verbose: true}
-	ctx, in, stop := startLogProgress(context.Background(), env, "s", f)
+	in := countInput(f)
+	ctx, stop := startLogProgress(context.Background(), env, "s", in)
 	captureInto(t, ctx, in, 20) // half the file
 	time.Sleep(4 * progressEvery)
 	stop()
@@ -74,7 +75,7 @@ func TestProgressLog(t *testing.T) {
 
 	errb.Reset()
 	env = &environment{stderr: &errb, stderrTTY: true}
-	ctx, _, stop = startLogProgress(context.Background(), env, "db", nil)
+	ctx, stop = startLogProgress(context.Background(), env, "db", nil)
 	captureInto(t, ctx, nil, 7)
 	time.Sleep(4 * progressEvery)
 	stop()
@@ -90,7 +91,8 @@ func TestProgressLog(t *testing.T) {
 
 	for _, env := range []*environment{{stderr: &errb}, {stderr: &errb, stderrTTY: true, quiet: true}} {
 		errb.Reset()
-		ctx, in, stop := startLogProgress(context.Background(), env, "s", strings.NewReader(strings.Repeat("x", 100)))
+		in := countInput(strings.NewReader(strings.Repeat("x", 100)))
+		ctx, stop := startLogProgress(context.Background(), env, "s", in)
 		captureInto(t, ctx, in, 5)
 		time.Sleep(3 * progressEvery)
 		stop()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/spf13/cobra"
 	"io"
@@ -25,12 +24,12 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 	fs := flagsOf(c, "--repo URL --stream NAME (--stdin [--key-field F] | --source URL) [--segment-bytes N] [--segment-interval D] [--standby] [--lease-interval D] [--json]")
 	location := repoFlag(fs, env)
 	stream := streamFlag(fs)
-	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input (required)")
+	stdin := fs.Bool("stdin", false, "read change events (NDJSON) from standard input")
 	segBytes := fs.Int("segment-bytes", 16<<20, "seal a segment when its events reach this many bytes")
 	interval := fs.Duration("segment-interval", 10*time.Second, "seal a segment when its first event is this old: the most a crash can lose (RPO)")
 	keyField := fs.String("key-field", ndjson.DefaultKeyField, "stdin: the document field that holds each document's key, as the stream's snapshots have it; a put's doc must hold its key there")
-	asJSON := jsonFlag(fs, `with --stdin: print, at the end, {"stream","appended","stored","skipped","segments","gaps","encoded_bytes","stored_bytes"}`)
-	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT or etcd://HOST:PORT[,HOST:PORT...] (password from STRATA_SOURCE_PASSWORD)")
+	asJSON := jsonFlag(fs, `print, at the end, {"stream","appended","stored","skipped","segments","gaps","encoded_bytes","stored_bytes"}, and a database's "bases","reconnects","dropped","newest" when it has them`)
+	sourceURL := fs.String("source", "", "capture a live database's changes instead: redis://[user@]HOST:PORT, etcd://HOST:PORT[,HOST:PORT...] or mongodb://[USER@]HOST[:PORT][/DB] (password from STRATA_SOURCE_PASSWORD); or events from a file, ndjson:PATH[?key-field=F]")
 	lf := addLeaseFlags(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := lf.check(); err != nil {
@@ -48,27 +47,30 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 			return usagef("--segment-interval must be positive")
 		case keyFieldOK(*keyField) != nil:
 			return keyFieldOK(*keyField)
+		case *sourceURL != "" && fs.Changed("key-field"):
+			return usagef("--key-field goes with --stdin; with --source, an ndjson: URL takes ?key-field=F")
 		}
+		// --stdin is the export source ndjson:-: every capture goes
+		// through a source.Source.
+		var src source.Source
+		var in *countingReader
+		var err error
 		if *sourceURL != "" {
-			db, err := openDatabase(env, *sourceURL)
-			if err != nil {
-				return err
-			}
-			// Events are dated by their arrival here, not by a client's claim.
-			r, _, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
-			if err != nil {
-				return err
-			}
-			lease, ctx, release, err := takeLease(ctx, env, r, *stream, lf)
-			if err != nil {
-				return err
-			}
-			defer release()
-			ctx, _, stopProgress := startLogProgress(ctx, env, *stream, nil)
-			err = db.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease})
-			stopProgress()
-			return leaseOutcome(lease, err)
+			src, err = openDatabase(env, *sourceURL)
+		} else {
+			// The bar counts the bytes read from stdin (it starts once
+			// the lease is held, after any password prompt).
+			in = countInput(env.stdin)
+			withIn := *env
+			withIn.stdin = in
+			src, err = openExport(&withIn, "-", "", *keyField, false, false)
 		}
+		if err != nil {
+			return err
+		}
+		// A database's events are dated by their arrival here, not by a
+		// client's claim; admit refuses an event dated past what an index
+		// server's clock allows (one sent on stdin, say).
 		r, admit, err := openRepoToWrite(ctx, env, *location, *stream, time.Time{})
 		if err != nil {
 			return err
@@ -78,35 +80,11 @@ func cmdLog(env *environment, c *cobra.Command) runFunc {
 			return err
 		}
 		defer release()
-		ctx, in, stopProgress := startLogProgress(ctx, env, *stream, env.stdin)
-		st, err := ndjson.Capture(ctx, r, in, ndjson.CaptureOptions{
-			Stream: *stream, SegmentBytes: *segBytes, Interval: *interval, Logf: env.sourceEnv().Logf("strata log: "),
-			KeyField: *keyField, Admit: admit, Lease: lease,
-		})
+		ctx, stopProgress := startLogProgress(ctx, env, *stream, in)
+		rep, err := src.Capture(ctx, r, *stream, source.CaptureOptions{SegmentBytes: *segBytes, Interval: *interval, Lease: lease, Admit: admit})
 		stopProgress()
-		err = leaseOutcome(lease, err)
-		if *asJSON {
-			if jerr := writeJSON(env, logJSON{Stream: *stream, Appended: st.Appended, Stored: st.Stored, Skipped: st.Skipped, Segments: st.Segments,
-				Gaps: st.Gaps, EncodedBytes: st.EncodedBytes, StoredBytes: st.StoredBytes}); jerr != nil {
-				return errors.Join(err, jerr)
-			}
-		}
-		env.summaryf("log %s: %d events stored in %d segments (%s sealed), %d already stored and skipped, %d gaps%s",
-			*stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.NotStored())
-		return err
+		return printCapture(env, *stream, rep, *asJSON, sourceUsage(leaseOutcome(lease, err)))
 	}
-}
-
-// logJSON is log --json's object: what the capture stored.
-type logJSON struct {
-	Stream       string `json:"stream"`
-	Appended     int64  `json:"appended"`
-	Stored       int64  `json:"stored"`
-	Skipped      int64  `json:"skipped"`
-	Segments     int64  `json:"segments"`
-	Gaps         int64  `json:"gaps"`
-	EncodedBytes int64  `json:"encoded_bytes"`
-	StoredBytes  int64  `json:"stored_bytes"`
 }
 
 // restoreTarget parses --at or --at-position (index.ParseTarget).

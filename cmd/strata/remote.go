@@ -35,10 +35,11 @@ func localOnly(r *repo.Repository, what string) error {
 }
 
 // restoreOptions tunes a restore: through a server every frame is a
-// request, so more of them are in flight.
+// request, so as many are in flight as the store takes at once
+// (repo.Concurrency: its limit decorator's, or the default).
 func restoreOptions(r *repo.Repository) engine.RestoreOptions {
 	if remoteOf(r) != nil {
-		return engine.RestoreOptions{Workers: 16}
+		return engine.RestoreOptions{Workers: repo.Concurrency(r.Store())}
 	}
 	return engine.RestoreOptions{}
 }

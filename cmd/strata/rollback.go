@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -70,22 +69,18 @@ func takeRollbackPoint(ctx context.Context, env *environment, r *repo.Repository
 		}
 	}
 	fmt.Fprintf(env.stderr, "the target holds %d %s: taking a rollback point of them into stream %s before the restore\n", n, what, name)
-	// The source prints the snapshot's ID on its Stdout: keep it, as the
-	// restore's own output has no place for it.
-	var ids bytes.Buffer
-	benv := env.sourceEnv()
-	benv.Stdout = &ids
-	bdb, err := source.Open(dbURL, benv)
+	// The restore's own output has no place for the snapshot's ID: the
+	// summary and the command below name it.
+	start := time.Now()
+	rep, err := db.Backup(ctx, r, name, source.BackupOptions{})
+	if rep.Snapshot == nil {
+		return nil, refuse(err)
+	}
+	printBackupSummary(env, name, rep, start)
 	if err != nil {
 		return nil, refuse(err)
 	}
-	if err := bdb.Backup(ctx, r, name); err != nil {
-		return nil, refuse(err)
-	}
-	id := strings.TrimSpace(ids.String())
-	if len(id) != 64 || strings.ContainsAny(id, " \n") {
-		return nil, refuse(fmt.Errorf("the backup of the target printed %q, not one snapshot ID", id))
-	}
+	id := rep.ID.String()
 	p := &rollbackPoint{stream: name, snapshot: id}
 	p.command = shellJoin("strata", "restore", "--repo", commandLocation(location), "--stream", name,
 		"--snapshot", id, "--target", commandURL(dbURL), "--force")

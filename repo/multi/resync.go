@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/strata-backup/strata/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 // Report says what Resync did.
@@ -91,35 +92,30 @@ func (s *Store) Resync(ctx context.Context) (Report, error) {
 		mu       sync.Mutex
 		failures []error
 	)
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(resyncWorkers, max(len(names), 1)) {
-		wg.Go(func() {
-			for name := range work {
-				res := s.resyncOne(ctx, name, have)
-				mu.Lock()
-				for _, i := range res.restored {
-					rep.Stores[i].Restored = append(rep.Stores[i].Restored, name)
-				}
-				for _, i := range res.replaced {
-					rep.Stores[i].Replaced = append(rep.Stores[i].Replaced, name)
-				}
-				if res.unrecoverable {
-					rep.Unrecoverable = append(rep.Unrecoverable, name)
-				}
-				failures = append(failures, res.errs...)
-				mu.Unlock()
-			}
-		})
-	}
+	var g errgroup.Group
+	g.SetLimit(resyncWorkers)
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- name
+		g.Go(func() error {
+			res := s.resyncOne(ctx, name, have)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range res.restored {
+				rep.Stores[i].Restored = append(rep.Stores[i].Restored, name)
+			}
+			for _, i := range res.replaced {
+				rep.Stores[i].Replaced = append(rep.Stores[i].Replaced, name)
+			}
+			if res.unrecoverable {
+				rep.Unrecoverable = append(rep.Unrecoverable, name)
+			}
+			failures = append(failures, res.errs...)
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // every failure is in failures
 
 	for i := range rep.Stores {
 		slices.Sort(rep.Stores[i].Restored)

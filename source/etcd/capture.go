@@ -14,6 +14,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/retry"
+	"github.com/strata-backup/strata/source"
 )
 
 // CaptureOptions describe a continuous capture. Stream is required.
@@ -34,7 +35,13 @@ type CaptureOptions struct {
 	Lease *engine.Lease
 }
 
-func (o *CaptureOptions) setDefaults() {
+// validate checks the stream and fills the defaults of zero fields, as
+// every options struct of the project does (STYLE.md: "zero value is a
+// valid default, checked by validate()").
+func (o *CaptureOptions) validate() error {
+	if err := repo.ValidStream(o.Stream); err != nil {
+		return err
+	}
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
 	}
@@ -47,6 +54,7 @@ func (o *CaptureOptions) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	return nil
 }
 
 // CaptureStats say what a capture did.
@@ -72,8 +80,10 @@ func (e *errResync) Error() string { return e.reason }
 // revision. Connection errors are retried with backoff; it gives up on
 // refused credentials and on a failing repository.
 func Capture(ctx context.Context, cli *clientv3.Client, cfg Config, r *repo.Repository, o CaptureOptions) (CaptureStats, error) {
-	o.setDefaults()
 	var st CaptureStats
+	if err := o.validate(); err != nil {
+		return st, err
+	}
 	// Sealed segments must be stored even when ctx ends the capture.
 	w, err := engine.OpenLog(context.WithoutCancel(ctx), r, engine.LogOptions{
 		Lease: o.Lease, Stream: o.Stream, SegmentBytes: o.SegmentBytes,
@@ -137,7 +147,7 @@ func (c *capture) run(ctx context.Context) error {
 			return err
 		}
 	}
-	backoff := captureBackoff()
+	backoff := source.ReconnectBackoff()
 	for {
 		next, err := c.watch(ctx, start)
 		if next > start {
@@ -193,14 +203,10 @@ func (c *capture) newestBase(ctx context.Context) (int64, bool, error) {
 // revision to watch from, the one after it. Connection errors are retried
 // until ctx ends.
 func (c *capture) takeBase(ctx context.Context, why string) (int64, error) {
-	backoff := captureBackoff()
+	backoff := source.ReconnectBackoff()
 	for {
-		var parent *index.SnapshotRef
-		if cat, _ := index.LoadCatalog(ctx, c.r); cat != nil {
-			if p, err := cat.Latest(c.o.Stream); err == nil {
-				parent = &p
-			}
-		}
+		// A damaged manifest only loses a parent candidate (engine.Parent).
+		parent, _ := engine.Parent(ctx, c.r, c.o.Stream)
 		res, err := Backup(ctx, c.cli, c.cfg, c.r, BackupOptions{Stream: c.o.Stream, Parent: parent, Host: c.o.Host, Now: c.o.Now})
 		if err == nil {
 			c.st.Bases++
@@ -406,9 +412,4 @@ func stamped(ctx context.Context, in clientv3.WatchChan, now func() time.Time) <
 		}
 	}()
 	return out
-}
-
-// captureBackoff paces reconnections: from 1 s, doubling, up to 30 s.
-func captureBackoff() retry.Backoff {
-	return retry.Backoff{Policy: retry.Policy{Base: time.Second, Max: 30 * time.Second}}
 }

@@ -53,11 +53,14 @@ func newEtcdDatabase(u *url.URL, env *source.Env) (source.Source, error) {
 	return &etcdDatabase{cfg: cfg, env: env}, nil
 }
 
-func (d *etcdDatabase) Backup(ctx context.Context, r *repo.Repository, stream string) error {
+func (d *etcdDatabase) Backup(ctx context.Context, r *repo.Repository, stream string, bo source.BackupOptions) (source.BackupReport, error) {
+	if err := bo.FromDatabase(); err != nil {
+		return source.BackupReport{}, err
+	}
 	env := d.env
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.BackupReport{}, err
 	}
 	defer cli.Close()
 	o := BackupOptions{Stream: stream, Host: env.Host, Logf: env.Logf("")}
@@ -66,47 +69,46 @@ func (d *etcdDatabase) Backup(ctx context.Context, r *repo.Repository, stream st
 	}
 	res, err := Backup(ctx, cli, d.cfg, r, o)
 	if err != nil {
-		return err
+		return source.BackupReport{}, err
 	}
-	fmt.Fprintln(env.Stdout, res.ID)
-	fmt.Fprintf(env.Stderr, "snapshot %s of %s: etcd revision %d, %d keys, %s export, %s stored before parity\n",
-		res.ID.Short(), stream, res.Revision, res.Keys, source.HumanBytes(res.Snapshot.Size), source.HumanBytes(res.Snapshot.StoredBytes))
-	return nil
+	return source.BackupReport{ID: res.ID, Snapshot: res.Snapshot, Detail: fmt.Sprintf("etcd revision %d, %d keys", res.Revision, res.Keys)}, nil
 }
 
-func (d *etcdDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) error {
+func (d *etcdDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) (source.CaptureReport, error) {
 	env := d.env
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.CaptureReport{}, err
 	}
 	defer cli.Close()
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
 		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease,
 		Logf: env.Logf("strata log: "),
 	})
-	fmt.Fprintf(env.Stderr, "log %s: %d revisions stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest revision %d%s\n",
-		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())
-	return err
+	rep := source.CaptureReport{LogStats: st.LogStats, Unit: "revisions", Bases: st.Bases, Reconnects: st.Reconnects}
+	if st.Last > 0 {
+		rep.Newest = fmt.Sprintf("revision %d", st.Last)
+	}
+	return rep, err
 }
 
-func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) error {
+func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) (source.RestoreReport, error) {
 	env := d.env
 	p, err := cat.Plan(stream, t)
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
 	defer cli.Close()
 	if o.DryRun {
 		n, err := CountKeys(ctx, cli, d.cfg)
 		if err != nil {
-			return err
+			return source.RestoreReport{}, err
 		}
-		return env.PrintDryRun(ctx, r, p, d.cfg.String(), n, "keys", o.Force,
+		return source.RestoreReport{}, env.PrintDryRun(ctx, r, p, d.cfg.String(), n, "keys", o.Force,
 			"--force would delete them first", "the restore would be refused without --force")
 	}
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
@@ -114,16 +116,15 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 		Logf:  env.Logf("strata restore: "),
 	})
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
-	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (revision %d, %d keys) + %d revisions, through source revision %d, in %d transactions",
-		stream, t, d.cfg, p.Base.ID.Short(), st.BaseRevision, st.BaseKeys, st.Revisions, st.LastRevision, st.Transactions)
+	rep := source.RestoreReport{Snapshot: p.Base.ID, Base: fmt.Sprintf("revision %d, %d keys", st.BaseRevision, st.BaseKeys),
+		Events: st.Revisions, Unit: "revisions", Reached: fmt.Sprintf("source revision %d", st.LastRevision)}
 	if st.SplitRevisions > 0 {
-		fmt.Fprintf(env.Stderr, " (%d revisions too large for one transaction were split)", st.SplitRevisions)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d revisions too large for one transaction were split (%d transactions in all)", st.SplitRevisions, st.Transactions))
 	}
-	fmt.Fprintln(env.Stderr)
 	if st.LeasedKeys > 0 {
-		fmt.Fprintf(env.Stderr, "note: %d writes of lease-bound keys were restored without a lease: those keys will not expire in the target\n", st.LeasedKeys)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d writes of lease-bound keys were restored without a lease: those keys will not expire in the target", st.LeasedKeys))
 	}
 	// The read-back is Restore's; say what it proved. A state past the
 	// base that is a later snapshot's is checked against its proof too.
@@ -137,14 +138,14 @@ func (d *etcdDatabase) Restore(ctx context.Context, r *repo.Repository, cat *ind
 			want, ok := s.Proof()
 			if ok && s.Position != nil && *s.Position == uint64(st.LastRevision) {
 				if err := want.Check(fmt.Sprintf("revision %d (snapshot %s)", st.LastRevision, s.ID.Short()), st.Proof); err != nil {
-					return err
+					return source.RestoreReport{}, err
 				}
 				proof = "snapshot " + s.ID.Short() + " is at the revision reached, and its proof matched"
 			}
 		}
 	}
-	fmt.Fprintf(env.Stderr, "verified: the target holds the %d keys written, digest equal; %s\n", st.Proof.Records, proof)
-	return nil
+	rep.Verified = fmt.Sprintf("the target holds the %d keys written, digest equal; %s", st.Proof.Records, proof)
+	return rep, nil
 }
 
 var _ source.Holder = (*etcdDatabase)(nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/retry"
+	"github.com/strata-backup/strata/source"
 )
 
 // CaptureOptions describe a continuous capture. Stream is required.
@@ -31,13 +32,20 @@ type CaptureOptions struct {
 	Lease *engine.Lease
 }
 
-func (o *CaptureOptions) setDefaults() {
+// validate checks the stream and fills the defaults of zero fields, as
+// every options struct of the project does (STYLE.md: "zero value is a
+// valid default, checked by validate()").
+func (o *CaptureOptions) validate() error {
+	if err := repo.ValidStream(o.Stream); err != nil {
+		return err
+	}
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	return nil
 }
 
 // CaptureStats say what a capture did.
@@ -68,8 +76,10 @@ var errRefresh = errors.New("cursor refresh")
 // point it records a gap and takes a new base. Events carry the entries'
 // own wall times, so entries read again after a restart keep their times.
 func Capture(ctx context.Context, cli *mongo.Client, cfg Config, r *repo.Repository, o CaptureOptions) (CaptureStats, error) {
-	o.setDefaults()
 	var st CaptureStats
+	if err := o.validate(); err != nil {
+		return st, err
+	}
 	fullImage, err := IsFerretDB(ctx, cli)
 	if err != nil {
 		return st, classify(cfg, err)
@@ -110,7 +120,7 @@ func (c *capture) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	backoff := captureBackoff()
+	backoff := source.ReconnectBackoff()
 	for {
 		nf, err := c.tail(ctx, from)
 		if nf.After(from) {
@@ -294,7 +304,7 @@ func readBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, f
 // The base takes the next free position and skips it: a stream with a log
 // shows a gap there, so no plan mixes the old log with the new base.
 func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
-	backoff := captureBackoff()
+	backoff := source.ReconnectBackoff()
 	for {
 		var parent *index.SnapshotRef
 		pos := c.next
@@ -504,9 +514,4 @@ func (c *capture) store(e *Entry) error {
 	c.lastT = t
 	c.next++
 	return nil
-}
-
-// captureBackoff paces reconnections: from 1 s, doubling, up to 30 s.
-func captureBackoff() retry.Backoff {
-	return retry.Backoff{Policy: retry.Policy{Base: time.Second, Max: 30 * time.Second}}
 }

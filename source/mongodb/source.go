@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/strata-backup/strata/engine"
 	"github.com/strata-backup/strata/index"
@@ -59,11 +58,14 @@ func newMongoDatabase(u *url.URL, env *source.Env) (source.Source, error) {
 	return &mongoDatabase{cfg: cfg, env: env}, nil
 }
 
-func (d *mongoDatabase) Backup(ctx context.Context, r *repo.Repository, stream string) error {
+func (d *mongoDatabase) Backup(ctx context.Context, r *repo.Repository, stream string, bo source.BackupOptions) (source.BackupReport, error) {
+	if err := bo.FromDatabase(); err != nil {
+		return source.BackupReport{}, err
+	}
 	env := d.env
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.BackupReport{}, err
 	}
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	o := BackupOptions{Stream: stream, Host: env.Host}
@@ -86,62 +88,60 @@ func (d *mongoDatabase) Backup(ctx context.Context, r *repo.Repository, stream s
 	}
 	res, err := Backup(ctx, cli, d.cfg, r, o)
 	if err != nil {
-		return err
+		return source.BackupReport{}, err
 	}
-	fmt.Fprintln(env.Stdout, res.ID)
+	rep := source.BackupReport{ID: res.ID, Snapshot: res.Snapshot,
+		Detail: fmt.Sprintf("oplog %s, %d collections, %d documents, %d oplog entries replayed over them",
+			res.Trailer.EndTS(), res.Trailer.Collections, res.Trailer.Documents, res.Trailer.Oplog)}
 	if res.Unproven != nil {
-		fmt.Fprintf(env.Stderr, "warning: snapshot %s records no proof (it is unproven): %v\n", res.ID.Short(), res.Unproven)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: snapshot %s records no proof (it is unproven): %v", res.ID.Short(), res.Unproven))
 	}
-	pos := "no log position: the stream has a log, whose capture takes its bases; this snapshot restores only as itself"
-	if res.Snapshot.Position != nil {
-		pos = fmt.Sprintf("log position %d", *res.Snapshot.Position)
+	if res.Snapshot.Position == nil {
+		rep.Notes = append(rep.Notes, "no log position: the stream has a log, whose capture takes its bases; this snapshot restores only as itself")
 	}
-	fmt.Fprintf(env.Stderr, "snapshot %s of %s: oplog %s, %d collections, %d documents, %d oplog entries replayed over them, %s export, %s stored before parity (%s)\n",
-		res.ID.Short(), stream, res.Trailer.EndTS(), res.Trailer.Collections, res.Trailer.Documents, res.Trailer.Oplog,
-		source.HumanBytes(res.Snapshot.Size), source.HumanBytes(res.Snapshot.StoredBytes), pos)
-	return nil
+	return rep, nil
 }
 
-func (d *mongoDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) error {
+func (d *mongoDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) (source.CaptureReport, error) {
 	env := d.env
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.CaptureReport{}, err
 	}
 	defer cli.Disconnect(context.WithoutCancel(ctx))
-	logf := env.Logf("strata log: ")
 	st, err := Capture(ctx, cli, d.cfg, r, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: logf,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: env.Logf("strata log: "),
 	})
-	logf("%s: %d oplog entries stored in %d segments (%s sealed), %d already stored and skipped, %d gaps, %d base snapshots, %d reconnects; newest oplog entry %s%s",
-		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Skipped, st.Gaps, st.Bases, st.Reconnects, st.Last, st.NotStored())
-	return err
+	rep := source.CaptureReport{LogStats: st.LogStats, Unit: "oplog entries", Bases: st.Bases, Reconnects: st.Reconnects}
+	if st.Last != (Timestamp{}) {
+		rep.Newest = "oplog entry " + st.Last.String()
+	}
+	return rep, err
 }
 
-func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) error {
+func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) (source.RestoreReport, error) {
 	env := d.env
 	p, err := cat.Plan(stream, t)
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
 	if p.Base.Format != engine.FormatNDJSON {
-		return fmt.Errorf("%w: snapshot %s is a %s export, not a MongoDB base", index.ErrNotRestorable, p.Base.ID.Short(), p.Base.Format)
+		return source.RestoreReport{}, fmt.Errorf("%w: snapshot %s is a %s export, not a MongoDB base", index.ErrNotRestorable, p.Base.ID.Short(), p.Base.Format)
 	}
 	cli, err := Connect(ctx, d.cfg)
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	colls := append(ParseCollections(o.Collections), d.cfg.Collections...)
 	if o.DryRun {
 		n, err := CountCollections(ctx, cli, d.cfg)
 		if err != nil {
-			return err
+			return source.RestoreReport{}, err
 		}
-		return env.PrintDryRun(ctx, r, p, d.cfg.String(), int64(n), "collections", o.Force,
+		return source.RestoreReport{}, env.PrintDryRun(ctx, r, p, d.cfg.String(), int64(n), "collections", o.Force,
 			"--force would drop those the restore writes", "the restore is refused without --force if it writes any of them")
 	}
-	start := time.Now()
 	st, err := Restore(ctx, cli, d.cfg, r, p, RestoreOptions{
 		Force: o.Force, Collections: colls, Database: d.cfg.Database, Logf: env.Logf("strata restore: "),
 		Expect: func(pos uint64) (repo.Proof, string, bool) {
@@ -154,24 +154,30 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 		},
 	})
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
-	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%d collections, %d documents, %d indexes, exact at oplog %s) + %d oplog entries through %s, in %s\n",
-		stream, t, d.cfg, p.Base.ID.Short(), st.Collections, st.Documents, st.Indexes, st.BaseEnd, st.Entries, st.Last, time.Since(start).Round(time.Millisecond))
+	rep := source.RestoreReport{Target: d.cfg.String(), Snapshot: p.Base.ID,
+		Base:   fmt.Sprintf("%d collections, %d documents, %d indexes, exact at oplog %s", st.Collections, st.Documents, st.Indexes, st.BaseEnd),
+		Events: st.Entries, Unit: "oplog entries", Reached: "oplog " + st.Last.String()}
 	proof := "the recorded proof of " + st.Verified + " matched too"
 	if st.Verified == "" {
 		proof = "no recorded proof to compare it with (unproven): " + st.Unproven
 	}
 	if st.Checked {
-		fmt.Fprintf(env.Stderr, "verified: the target holds the %d documents of the state computed from the repository, digest equal; %s\n", st.Proof.Records, proof)
+		rep.Verified = fmt.Sprintf("the target holds the %d documents of the state computed from the repository, digest equal; %s", st.Proof.Records, proof)
 	} else {
-		fmt.Fprintf(env.Stderr, "not verified: %s\n", st.Unproven)
+		rep.Notes = append(rep.Notes, "not verified: "+st.Unproven)
 	}
 	if st.Missing > 0 {
-		fmt.Fprintf(env.Stderr, "note: %d updates found no document to change (replayed entries whose document a later entry deletes)\n", st.Missing)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d updates found no document to change (replayed entries whose document a later entry deletes)", st.Missing))
 	}
-	return nil
+	return rep, nil
 }
+
+var _ source.Partitioned = (*mongoDatabase)(nil)
+
+// RestoresCollections says Restore takes RestoreOptions.Collections.
+func (d *mongoDatabase) RestoresCollections() {}
 
 var _ source.Holder = (*mongoDatabase)(nil)
 

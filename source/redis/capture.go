@@ -293,10 +293,8 @@ func (c *capture) fullSync(ctx context.Context, conn *Conn, s Sync) error {
 		}
 		c.co.Logf("%s: full resync (%s): position %d is a gap; the new RDB becomes the base at position %d", c.o.name(), why, pos, pos)
 	}
-	var parent *index.SnapshotRef
-	if p, err := c.cat.Latest(c.co.Stream); err == nil {
-		parent = &p
-	}
+	// A damaged manifest only loses a parent candidate (engine.Parent).
+	parent, _ := engine.Parent(ctx, c.r, c.co.Stream)
 	t := time.Unix(0, max(arrived.UnixNano(), c.lastT)).UTC()
 	hdr := AppendBaseHeader(nil, Base{ReplID: s.ReplID, Offset: s.Offset})
 	rdbIn, prover := proveRDB(c.r, rdb)

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
@@ -57,61 +56,57 @@ func newRedisDatabase(u *url.URL, env *source.Env) (source.Source, error) {
 	return &redisDatabase{o: Options{Addr: net.JoinHostPort(host, port), User: u.User.Username(), Password: pw, Name: name}, env: env}, nil
 }
 
-func (d *redisDatabase) Backup(ctx context.Context, r *repo.Repository, stream string) error {
+func (d *redisDatabase) Backup(ctx context.Context, r *repo.Repository, stream string, o source.BackupOptions) (source.BackupReport, error) {
+	if err := o.FromDatabase(); err != nil {
+		return source.BackupReport{}, err
+	}
 	env := d.env
-	logf := env.Logf("strata backup: ")
-	res, err := Backup(ctx, r, d.o, BackupOptions{Stream: stream, Host: env.Host, Logf: logf})
+	res, err := Backup(ctx, r, d.o, BackupOptions{Stream: stream, Host: env.Host, Logf: env.Logf("strata backup: ")})
 	if err != nil {
-		return err
+		return source.BackupReport{}, err
 	}
 	pos := "no log position"
 	if res.Positioned {
 		pos = fmt.Sprintf("log position %d", *res.Snapshot.Position)
 	}
-	logf("%s: snapshot %s of %s at replication offset %d (%s), %s", d.o.Name, res.ID.Short(), stream, res.Base.Offset, pos, source.HumanBytes(res.Snapshot.Size))
-	fmt.Fprintln(env.Stdout, res.ID)
-	return nil
+	return source.BackupReport{ID: res.ID, Snapshot: res.Snapshot,
+		Detail: fmt.Sprintf("%s at replication offset %d (%s)", d.o.Name, res.Base.Offset, pos)}, nil
 }
 
-func (d *redisDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) error {
+func (d *redisDatabase) Capture(ctx context.Context, r *repo.Repository, stream string, o source.CaptureOptions) (source.CaptureReport, error) {
 	env := d.env
-	logf := env.Logf("strata log: ")
 	st, err := Capture(ctx, r, d.o, CaptureOptions{
-		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: logf,
+		Stream: stream, SegmentBytes: o.SegmentBytes, Interval: o.Interval, Host: env.Host, Lease: o.Lease, Logf: env.Logf("strata log: "),
 	})
-	logf("%s: %d commands stored in %d segments (%s sealed), %d PING/REPLCONF dropped, %d base snapshots, %d gaps, %d reconnects%s",
-		stream, st.Stored, st.Segments, source.HumanBytes(st.StoredBytes), st.Dropped, st.Bases, st.Gaps, st.Reconnects, st.NotStored())
-	return err
+	return source.CaptureReport{LogStats: st.LogStats, Unit: "commands", Bases: st.Bases, Reconnects: st.Reconnects, Dropped: st.Dropped}, err
 }
 
-func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) error {
+func (d *redisDatabase) Restore(ctx context.Context, r *repo.Repository, cat *index.Catalog, stream string, t index.Target, o source.RestoreOptions) (source.RestoreReport, error) {
 	env := d.env
 	p, err := cat.Plan(stream, t)
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
 	if o.DryRun {
 		if err := env.PrintPlan(ctx, r, p); err != nil {
-			return err
+			return source.RestoreReport{}, err
 		}
 		fmt.Fprintf(env.Stdout, "target %s: its whole contents would be replaced (it must be empty, or give --force)\n", d.o.Name)
-		return nil
+		return source.RestoreReport{}, nil
 	}
-	start := time.Now()
 	st, err := Restore(ctx, r, p, d.o, RestoreOptions{Force: o.Force, Logf: env.Logf("strata restore: "), Expect: expectAt(cat, stream)})
 	if err != nil {
-		return err
+		return source.RestoreReport{}, err
 	}
-	cut := ""
+	rep := source.RestoreReport{Target: d.o.Name, Snapshot: p.Base.ID, Base: source.HumanBytes(st.RDBBytes) + " of RDB",
+		Events: st.Commands, Unit: "commands", Reached: fmt.Sprintf("position %d", st.Through)}
 	if st.CutMulti {
-		cut = " (the target fell inside a MULTI/EXEC unit, which was left out)"
+		rep.Notes = append(rep.Notes, "the target fell inside a MULTI/EXEC unit, which was left out")
 	}
-	fmt.Fprintf(env.Stderr, "restored %s at %s into %s: snapshot %s (%s of RDB) + %d commands through position %d%s, in %s\n",
-		stream, t, d.o.Name, p.Base.ID.Short(), source.HumanBytes(st.RDBBytes), st.Commands, st.Through, cut, time.Since(start).Round(time.Millisecond))
 	if st.Verified != "" {
-		fmt.Fprintf(env.Stderr, "verified: the target holds %d keys without an expiry, digest %x…, as %s records\n", st.Proof.Records, st.Proof.Digest[:6], st.Verified)
+		rep.Verified = fmt.Sprintf("the target holds %d keys without an expiry, digest %x…, as %s records", st.Proof.Records, st.Proof.Digest[:6], st.Verified)
 	}
-	return nil
+	return rep, nil
 }
 
 // expectAt finds the recorded proof of a snapshot of the stream at a
