@@ -306,12 +306,10 @@ func readBase(ctx context.Context, r *repo.Repository, base index.SnapshotRef, f
 func (c *capture) takeBase(ctx context.Context, why string) (Timestamp, error) {
 	backoff := source.ReconnectBackoff()
 	for {
-		var parent *index.SnapshotRef
+		// A damaged manifest only loses a parent candidate (engine.Parent).
+		parent, _ := engine.Parent(ctx, c.r, c.o.Stream)
 		pos := c.next
-		if cat, _ := index.LoadCatalog(ctx, c.r); cat != nil {
-			if p, err := cat.Latest(c.o.Stream); err == nil {
-				parent = &p
-			}
+		if cat, _ := index.LoadStreamCatalog(ctx, c.r, c.o.Stream); cat != nil {
 			for _, s := range cat.Stream(c.o.Stream) {
 				if s.Position != nil && *s.Position >= pos {
 					pos = *s.Position + 1

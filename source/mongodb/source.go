@@ -69,15 +69,12 @@ func (d *mongoDatabase) Backup(ctx context.Context, r *repo.Repository, stream s
 	}
 	defer cli.Disconnect(context.WithoutCancel(ctx))
 	o := BackupOptions{Stream: stream, Host: env.Host}
-	cat, err := index.LoadCatalog(ctx, r)
-	if err != nil {
+	// A damaged manifest only loses a parent candidate (engine.Parent).
+	if o.Parent, err = engine.Parent(ctx, r, stream); err != nil {
 		fmt.Fprintf(env.Stderr, "warning: %v\n", err)
 	}
 	hasLog := false
-	if cat != nil {
-		if p, err := cat.Latest(stream); err == nil {
-			o.Parent = &p
-		}
+	if cat, _ := index.LoadStreamCatalog(ctx, r, stream); cat != nil {
 		_, hasLog = cat.Log(stream).Newest()
 	}
 	if !hasLog {
