@@ -65,6 +65,15 @@ type Partitioned interface {
 	RestoresCollections()
 }
 
+// RollbackCaveat is the optional interface of a Holder whose rollback
+// point does not undo everything a forced restore does. The CLI prints
+// the caveat under the command that puts the rollback point back.
+type RollbackCaveat interface {
+	// RollbackCaveat says what restoring the rollback point leaves as the
+	// forced restore made it, in one line.
+	RollbackCaveat() string
+}
+
 // PositionResolver is the optional interface of a Source whose log
 // positions can also be named in the database's own terms (MongoDB: an
 // oplog timestamp). The CLI asks for it (by type assertion) when

@@ -85,8 +85,8 @@ func takeRollbackPoint(ctx context.Context, env *environment, r *repo.Repository
 	p.command = shellJoin("strata", "restore", "--repo", commandLocation(location), "--stream", name,
 		"--snapshot", id, "--target", commandURL(dbURL), "--force")
 	fmt.Fprintf(env.stderr, "rollback point: snapshot %s of stream %s holds what the target held; to put it back:\n  %s\n", id[:16], name, p.command)
-	if strings.HasPrefix(dbURL, "mongodb") {
-		fmt.Fprintln(env.stderr, "  (MongoDB: collections the restore adds that the target did not hold are left by that command; drop them)")
+	if c, ok := db.(source.RollbackCaveat); ok {
+		fmt.Fprintf(env.stderr, "  (%s)\n", c.RollbackCaveat())
 	}
 	return p, nil
 }

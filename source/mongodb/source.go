@@ -171,7 +171,16 @@ func (d *mongoDatabase) Restore(ctx context.Context, r *repo.Repository, cat *in
 	return rep, nil
 }
 
-var _ source.Partitioned = (*mongoDatabase)(nil)
+var (
+	_ source.Partitioned    = (*mongoDatabase)(nil)
+	_ source.RollbackCaveat = (*mongoDatabase)(nil)
+)
+
+// RollbackCaveat: a rollback point holds the collections the target held;
+// putting it back replaces those and leaves any the restore added.
+func (d *mongoDatabase) RollbackCaveat() string {
+	return "MongoDB: collections the restore adds that the target did not hold are left by that command; drop them"
+}
 
 // RestoresCollections says Restore takes RestoreOptions.Collections.
 func (d *mongoDatabase) RestoresCollections() {}
