@@ -2,12 +2,14 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -675,18 +677,29 @@ func EachPlanEvent(ctx context.Context, r *repo.Repository, p *index.Plan, segs 
 // in parallel: each is intact, and each chains to the one before it (its
 // Prev names it); a time target is not inside a time-uncertain span; and an
 // untrusted plan (an index server's) proves that it reaches its target.
-// Every point-in-time restore calls it before writing anything, whatever
-// the stream's kind.
+// A plan lists every member of a twin group (index.Log.Twins: a
+// re-encryption cut short between storing a replacement manifest and
+// deleting the old one); it keeps the member that replaces the others,
+// which holds the same events, and refuses a group that is not one
+// replacement chain as an overlap of two writers. p.Segments is set to
+// the segments kept (a new slice: the catalog's is shared), which the
+// returned manifests match one for one. Every point-in-time restore calls
+// it before writing anything, whatever the stream's kind.
 func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
 	segs := make([]*repo.Segment, len(p.Segments))
+	errs := make([]error, len(p.Segments))
 	err := repo.ForEach(ctx, r.Store(), len(p.Segments), func(i int) error {
-		var err error
-		segs[i], err = r.LoadSegment(ctx, p.Segments[i])
-		return err
+		segs[i], errs[i] = r.LoadSegment(ctx, p.Segments[i])
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	keys, segs, err := resolveTwins(p.Stream, p.Segments, segs, errs)
+	if err != nil {
+		return nil, err
+	}
+	p.Segments = keys
 	for i := 1; i < len(segs); i++ {
 		if !segs[i].Follows(p.Segments[i-1].ID, segs[i-1]) {
 			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,
@@ -705,4 +718,85 @@ func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([
 		}
 	}
 	return segs, nil
+}
+
+// resolveTwins keeps one segment of each run of twins in keys (adjacent
+// keys whose names agree but for the ID, index.SameName), with its loaded
+// manifest (segs, or errs where it did not load): the one that replaces
+// each of the others, directly or through others of the run
+// (Segment.Replaces). Every member holds the same events then, and the
+// replacement is the one a completed re-encryption keeps. A run with no
+// such member is two writers' segments over the same positions: refused,
+// wrapping index.ErrNotRestorable, like any overlap. The manifests of the
+// members replaced are not needed and may be damaged. A key without twins
+// is kept when its manifest loaded; its error is returned otherwise. When
+// there are no twins, keys and segs come back as given.
+func resolveTwins(stream string, keys []repo.SegmentKey, segs []*repo.Segment, errs []error) ([]repo.SegmentKey, []*repo.Segment, error) {
+	twins := false
+	for i := range keys {
+		if i > 0 && index.SameName(keys[i-1], keys[i]) {
+			twins = true
+		} else if errs[i] != nil && (i+1 == len(keys) || !index.SameName(keys[i], keys[i+1])) {
+			return nil, nil, errs[i]
+		}
+	}
+	if !twins {
+		return keys, segs, nil
+	}
+	outK := make([]repo.SegmentKey, 0, len(keys))
+	outS := make([]*repo.Segment, 0, len(keys))
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && index.SameName(keys[i], keys[j]) {
+			j++
+		}
+		h, err := replacementOf(stream, keys[i:j], segs[i:j], errs[i:j])
+		if err != nil {
+			return nil, nil, err
+		}
+		outK, outS = append(outK, keys[i+h]), append(outS, segs[i+h])
+		i = j
+	}
+	return outK, outS, nil
+}
+
+// replacementOf returns the index of the member of a run of twins that
+// replaces every other, following Replaces through members that loaded.
+func replacementOf(stream string, keys []repo.SegmentKey, segs []*repo.Segment, errs []error) (int, error) {
+	if len(keys) == 1 {
+		return 0, errs[0]
+	}
+	at := make(map[repo.ID]int, len(keys))
+	for i, k := range keys {
+		at[k.ID] = i
+	}
+	var firstErr error
+	for h, s := range segs {
+		if s == nil {
+			firstErr = cmp.Or(firstErr, errs[h])
+			continue
+		}
+		reached := map[int]bool{h: true}
+		for c := s; c != nil && c.Replaces != nil; {
+			i, ok := at[*c.Replaces]
+			if !ok || reached[i] {
+				break
+			}
+			reached[i] = true
+			c = segs[i]
+		}
+		if len(reached) == len(keys) {
+			return h, nil
+		}
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.Name()
+	}
+	if firstErr != nil {
+		// A member that does not load may be the replacement: damage, which
+		// check --repair heals from the manifest's copy, not an overlap.
+		return 0, firstErr
+	}
+	return 0, fmt.Errorf("%w: the log of %q has overlapping segments (two writers?): %s hold the same positions and none replaces the others", index.ErrNotRestorable, stream, strings.Join(names, ", "))
 }

@@ -339,7 +339,7 @@ func (e *reencrypter) run(ctx context.Context) error {
 	slices.Sort(streams)
 	for _, s := range streams {
 		for _, k := range logs[s].All() {
-			if err := e.segment(ctx, k); err != nil {
+			if err := e.segment(ctx, k, logs[s].Group(k)); err != nil {
 				return err
 			}
 			e.o.Progress.add(1)
@@ -800,7 +800,13 @@ func (e *reencrypter) grace() time.Duration {
 // generation, or whose prev names a replaced manifest. The new manifest
 // says which it Replaces, so the next segment, whose prev still names the
 // old one, chains to it until it is rewritten in turn.
-func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
+//
+// group is k's twin group (index.Log.Group), nil when it has none: a
+// member that replaces k is its replacement even without a journal record
+// (one that was lost or damaged), so k is deleted rather than rewritten
+// into a second replacement of the same manifest, which no reader could
+// tell from a second writer's segment.
+func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey, group []repo.SegmentKey) error {
 	r, name := e.r, k.Name()
 	if n, ok := e.j.replaced[name]; ok {
 		if ok, err := e.reput(ctx, n); err != nil {
@@ -809,6 +815,20 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
 			e.seen[n] = true
 			return e.del(ctx, name)
 		}
+	}
+	for _, o := range group {
+		if o.ID == k.ID {
+			continue
+		}
+		s, err := r.LoadSegment(ctx, o)
+		if err != nil || s.Replaces == nil || *s.Replaces != k.ID {
+			continue // not its replacement, or damaged: decided as without it
+		}
+		if e.o.DryRun {
+			return nil
+		}
+		e.segNew[k.ID] = o.ID
+		return e.del(ctx, name)
 	}
 	gen, err := r.ObjectGeneration(ctx, name)
 	if errors.Is(err, repo.ErrNotFound) {
@@ -840,7 +860,7 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
 	}
 	if gen == e.target && pgen == e.target && prev == nil {
 		e.seen[name] = true
-		if !e.j.made[name] {
+		if !e.j.made[name] && s.Replaces == nil { // a capture's, not a re-encryption's
 			e.native[name] = true
 		}
 		return nil
