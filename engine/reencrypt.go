@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -218,6 +219,10 @@ type reencrypter struct {
 	counted map[repo.ID]bool          // old packs counted in Packs
 	native  map[string]bool           // segment names found sealed under target, not written by a re-encryption
 	segNew  map[repo.ID]repo.ID       // segment manifest ID → the ID of the manifest that replaced it
+	// twinOf maps the ID in a listed manifest's replaces field to the ID
+	// of the manifest that, in this run, replaces it now: a twin it
+	// replaced is deleted, not rewritten (segment).
+	twinOf map[repo.ID]repo.ID
 	seen    map[string]bool           // metadata names found (or made) under target
 	waiting []string
 }
@@ -276,7 +281,7 @@ func Reencrypt(ctx context.Context, r *repo.Repository, o ReencryptOptions) (*Re
 	res.Generation = g
 	e := &reencrypter{r: r, o: o, j: j, res: res, target: g,
 		packGen: map[repo.ID]uint32{}, newPack: map[repo.ID]repo.PackInfo{}, counted: map[repo.ID]bool{},
-		native: map[string]bool{}, seen: map[string]bool{}, segNew: map[repo.ID]repo.ID{}}
+		native: map[string]bool{}, seen: map[string]bool{}, segNew: map[repo.ID]repo.ID{}, twinOf: map[repo.ID]repo.ID{}}
 	for old, n := range j.replaced {
 		ok, err1 := repo.ParseSegmentName(old)
 		nk, err2 := repo.ParseSegmentName(n)
@@ -816,19 +821,27 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey, group []re
 			return e.del(ctx, name)
 		}
 	}
-	for _, o := range group {
-		if o.ID == k.ID {
-			continue
+	if len(group) > 0 {
+		by, ok := e.twinOf[k.ID] // a twin that replaces k was handled first
+		for _, o := range group {
+			if ok {
+				break
+			}
+			if o.ID == k.ID {
+				continue
+			}
+			s, err := r.LoadSegment(ctx, o)
+			if err == nil && s.Replaces != nil && *s.Replaces == k.ID {
+				by, ok = o.ID, true
+			} // else not its replacement, or damaged: decided as without it
 		}
-		s, err := r.LoadSegment(ctx, o)
-		if err != nil || s.Replaces == nil || *s.Replaces != k.ID {
-			continue // not its replacement, or damaged: decided as without it
+		if ok {
+			if e.o.DryRun {
+				return nil
+			}
+			e.segNew[k.ID] = by
+			return e.del(ctx, name)
 		}
-		if e.o.DryRun {
-			return nil
-		}
-		e.segNew[k.ID] = o.ID
-		return e.del(ctx, name)
 	}
 	gen, err := r.ObjectGeneration(ctx, name)
 	if errors.Is(err, repo.ErrNotFound) {
@@ -857,6 +870,9 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey, group []re
 		if p != *s.Prev {
 			prev = &p
 		}
+	}
+	if len(group) > 0 && s.Replaces != nil {
+		defer func() { e.twinOf[*s.Replaces] = cmp.Or(e.segNew[k.ID], k.ID) }()
 	}
 	if gen == e.target && pgen == e.target && prev == nil {
 		e.seen[name] = true
