@@ -222,8 +222,8 @@ type reencrypter struct {
 	// twinOf maps the ID in a listed manifest's replaces field to the ID
 	// of the manifest that, in this run, replaces it now: a twin it
 	// replaced is deleted, not rewritten (segment).
-	twinOf map[repo.ID]repo.ID
-	seen    map[string]bool           // metadata names found (or made) under target
+	twinOf  map[repo.ID]repo.ID
+	seen    map[string]bool // metadata names found (or made) under target
 	waiting []string
 }
 
