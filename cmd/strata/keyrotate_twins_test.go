@@ -95,4 +95,34 @@ func TestRestoreBesideReplacedSegment(t *testing.T) {
 			t.Fatalf("after the rerun, restore at position %d differs", p)
 		}
 	}
+
+	// Another writer's manifest of the same name, replacing nothing: all
+	// three commands say overlap.
+	if r, err = repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"])); err != nil {
+		t.Fatal(err)
+	}
+	if logs, err = index.ListLogs(ctx, st, "s"); err != nil {
+		t.Fatal(err)
+	}
+	k = logs["s"].Segments[len(segs)/2]
+	if s, err = r.LoadSegment(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	ns = *s
+	ns.Replaces, ns.Created = nil, ns.Created.Add(time.Second)
+	if _, err := r.SaveSegment(ctx, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(c.ok(nil, "coverage", "--stream", "s", "--json")), &cov); err != nil {
+		t.Fatal(err)
+	}
+	if len(cov.Conflicts) != 1 {
+		t.Fatalf("coverage of two writers' same-name segments: %+v", cov)
+	}
+	if code, _, errs := c.run(nil, "restore", "--stream", "s", "--at-position", fmt.Sprint(n)); code == 0 || !strings.Contains(errs, "overlapping") {
+		t.Fatalf("restore across two writers' same-name segments: exit %d: %s", code, errs)
+	}
+	if code, out, _ := c.run(nil, "check"); code == 0 || !strings.Contains(out, "overlapping") {
+		t.Fatalf("check of two writers' same-name segments: exit %d: %s", code, out)
+	}
 }
