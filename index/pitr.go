@@ -348,8 +348,10 @@ type Plan struct {
 	// last time after Target.Time, or its last position at or past
 	// Target.Position), which proves that no event the restore must apply
 	// lies beyond them (see ProveEnd). Only when the target is the newest
-	// captured event itself does no such segment exist. Shared with the
-	// catalog: do not modify.
+	// captured event itself does no such segment exist. A twin group
+	// (Log.Twins) stands as all its members, adjacent, which
+	// engine.LoadPlanSegments resolves to one. Shared with the catalog:
+	// do not modify (assign a new slice).
 	Segments []repo.SegmentKey
 	// Untrusted marks a plan made by someone else (an index server): before
 	// any byte is written, the restore MUST check ProveEnd and Uncertain on
