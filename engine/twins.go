@@ -92,17 +92,17 @@ func replacementOf(stream string, keys []repo.SegmentKey, segs []*repo.Segment, 
 	return 0, fmt.Errorf("%w: the log of %q has overlapping segments (two writers?): %s hold the same positions and none replaces the others", index.ErrNotRestorable, stream, strings.Join(names, ", "))
 }
 
-// TwinConflicts decides l's twin groups (index.Log.Twins) on their
-// manifests, as a restore does, and describes each that is two writers'
-// segments rather than a re-encryption's replacement: what a coverage
-// made from names alone adds to its conflicts so that it agrees with
-// restores. A group whose member does not load is left to check (the
-// restore refuses it with that damage). err is for the store only.
-func TwinConflicts(ctx context.Context, r *repo.Repository, l *index.Log) ([]string, error) {
+// DecideTwins decides l's twin groups (index.Log.Twins) on their
+// manifests, as a restore does: it returns l when every group is a
+// re-encryption's replacement (or has a member that does not load, which
+// check reports and a restore refuses as damage), and l.Unfolded() when
+// some group is two writers' segments, so that coverage made from it
+// shows the overlap, its conflict and the windows it ends, as restores
+// refuse it. err is for the store only.
+func DecideTwins(ctx context.Context, r *repo.Repository, l *index.Log) (*index.Log, error) {
 	if l == nil || len(l.Twins) == 0 {
-		return nil, nil
+		return l, nil
 	}
-	var out []string
 	for _, k := range l.Segments {
 		g := l.Group(k)
 		if g == nil {
@@ -117,10 +117,8 @@ func TwinConflicts(ctx context.Context, r *repo.Repository, l *index.Log) ([]str
 			}
 		}
 		if _, err := replacementOf(l.Stream, g, segs, errs); errors.Is(err, index.ErrNotRestorable) {
-			for _, m := range g[1:] {
-				out = append(out, fmt.Sprintf("%s overlaps %s (the same name but for the ID, and neither replaces the other)", m.Name(), g[0].Name()))
-			}
+			return l.Unfolded(), nil
 		}
 	}
-	return out, nil
+	return l, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/spf13/cobra"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -225,15 +224,14 @@ func cmdCoverage(env *environment, c *cobra.Command) runFunc {
 			if err != nil {
 				fmt.Fprintf(env.stderr, "warning: %v\n", err)
 			}
-			full := cat.Coverage(*stream)
 			// Names alone show twins as one segment; their manifests say
 			// whether they are two writers' (FORMAT.md §15, "Twins").
-			twins, err := engine.TwinConflicts(ctx, r, cat.Logs[*stream])
-			if err != nil {
-				return err
+			if l := cat.Logs[*stream]; l != nil {
+				if cat.Logs[*stream], err = engine.DecideTwins(ctx, r, l); err != nil {
+					return err
+				}
 			}
-			full.Conflicts = append(slices.Clip(full.Conflicts), twins...)
-			j := wire.CoverageOf(full, time.Now())
+			j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
 			cov = &j
 		}
 		// Nothing restorable is exit 7 (after the output, which still shows
