@@ -117,6 +117,10 @@ func (f *reencryptFixture) logIntactStream(t *testing.T, name string, r *repo.Re
 	if len(l.Conflicts) > 0 {
 		t.Fatalf("%s: log conflicts %q", name, l.Conflicts)
 	}
+	// Coverage decided on the manifests (strata coverage) agrees.
+	if d, err := DecideTwins(t.Context(), r, l); err != nil || d != l {
+		t.Fatalf("%s: twins decided as an overlap (%v): %v", name, err, d.Conflicts)
+	}
 	zero := uint64(0)
 	base := index.SnapshotRef{ID: repo.ID{1}, Snapshot: &repo.Snapshot{Stream: l.Stream, Time: time.Unix(0, f.events[0].Time-1), Position: &zero}}
 	cat := &index.Catalog{Snapshots: []index.SnapshotRef{base}, Logs: map[string]*index.Log{l.Stream: l}}

@@ -53,6 +53,9 @@ func TestTwoWritersSameNameRefused(t *testing.T) {
 	if _, err := LoadPlanSegments(t.Context(), r, p); !errors.Is(err, index.ErrNotRestorable) || !strings.Contains(err.Error(), "overlapping") {
 		t.Fatalf("a plan across two writers' same-name segments: %v", err)
 	}
+	if d, err := DecideTwins(t.Context(), r, cat.Logs[reLog]); err != nil || len(d.Conflicts) != 1 || len(d.Twins) != 0 {
+		t.Fatalf("coverage's view of two writers' same-name segments: conflicts %v (%v)", d.Conflicts, err)
+	}
 	rep, err := Check(t.Context(), r, CheckOptions{})
 	if err != nil {
 		t.Fatal(err)
