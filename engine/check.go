@@ -747,9 +747,10 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 // cut short, reported as a note: keys holds its replacement, loaded its
 // manifest, and the replaced members are verified too and returned as
 // twins (their packs are referenced until they go). When some group is
-// not, or when l has overlaps besides, it is two writers' segments: l comes back Unfolded, keys its
-// Segments and loaded nil, so the caller reports and repairs the overlap
-// as any other. Only failures of the store itself are returned as err.
+// not (two writers' segments), or l has overlaps besides, l comes back
+// Unfolded, keys its Segments and loaded nil, so the caller reports and
+// repairs the overlap as any other. Only failures of the store itself
+// are returned as err.
 func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *CheckReport) (_ *index.Log, keys []repo.SegmentKey, loaded []*repo.Segment, twins []checkedSegment, _ error) {
 	if len(l.Conflicts) > 0 {
 		// Overlaps besides: repair decides them all by their chains, which
@@ -757,6 +758,9 @@ func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *Chec
 		u := l.Unfolded()
 		return u, u.Segments, nil, nil, nil
 	}
+	// Findings go to rep only when the groups are decided here: an
+	// unfolded log is checked again from the start by the caller.
+	var sub CheckReport
 	all := make([]repo.SegmentKey, 0, len(l.Segments)+len(l.Twins))
 	for _, k := range l.Segments {
 		if g := l.Group(k); g != nil {
@@ -789,9 +793,9 @@ func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *Chec
 			keys, loaded = append(keys, all[i]), append(loaded, segs[i])
 			switch {
 			case errors.Is(errs[i], repo.ErrNotFound):
-				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[i])))
+				sub.Notes = append(sub.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[i])))
 			case errs[i] != nil:
-				rep.problem("%s: %v", segLabel(all[i]), errs[i])
+				sub.problem("%s: %v", segLabel(all[i]), errs[i])
 			}
 			i = j
 			continue
@@ -804,13 +808,13 @@ func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *Chec
 		for m := i; m < j; m++ {
 			switch {
 			case errors.Is(errs[m], repo.ErrNotFound):
-				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[m])))
+				sub.Notes = append(sub.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[m])))
 			case errs[m] != nil:
-				rep.problem("%s: %v", segLabel(all[m]), errs[m])
+				sub.problem("%s: %v", segLabel(all[m]), errs[m])
 			case err != nil || m != i+h:
 				twins = append(twins, checkedSegment{key: all[m], seg: segs[m]})
 				if err == nil {
-					rep.Notes = append(rep.Notes, fmt.Sprintf("%s: replaced by %s, a re-encryption cut short before deleting it; restores read the replacement (the same events); 'strata key rotate --reencrypt' deletes it (FORMAT.md §4.1)",
+					sub.Notes = append(sub.Notes, fmt.Sprintf("%s: replaced by %s, a re-encryption cut short before deleting it; restores read the replacement (the same events); 'strata key rotate --reencrypt' deletes it (FORMAT.md §4.1)",
 						segLabel(all[m]), all[i+h].ID.Short()))
 				}
 			}
@@ -823,9 +827,12 @@ func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *Chec
 		} else {
 			keys, loaded = append(keys, all[i+h]), append(loaded, segs[i+h])
 		}
-		rep.Segments += j - i - 1
+		sub.Segments += j - i - 1
 		i = j
 	}
+	rep.Problems = append(rep.Problems, sub.Problems...)
+	rep.Notes = append(rep.Notes, sub.Notes...)
+	rep.Segments += sub.Segments
 	return l, keys, loaded, twins, nil
 }
 
