@@ -277,7 +277,10 @@ func (c *Client) PlanFor(ctx context.Context, r *repo.Repository, stream string,
 		return nil, fmt.Errorf("the server's plan starts at position %d, which does not follow its base", wp.From)
 	}
 	next := wp.From
-	for _, k := range segs {
+	for i, k := range segs {
+		if i > 0 && index.SameName(segs[i-1], k) {
+			continue // a twin (FORMAT.md §4.1): LoadPlanSegments keeps the replacement
+		}
 		if k.First > next || k.Last < next {
 			return nil, fmt.Errorf("the server's plan lists segment %s out of order", k.Name())
 		}

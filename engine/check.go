@@ -626,16 +626,34 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 	var out []checkedSegment
 	for _, stream := range slices.Sorted(maps.Keys(cat.Logs)) {
 		l := cat.Logs[stream]
-		loaded := make([]*repo.Segment, len(l.Segments))
-		errs := make([]error, len(l.Segments))
-		if err := repo.ForEach(ctx, r.Store(), len(l.Segments), func(i int) error {
-			loaded[i], errs[i] = r.LoadSegment(ctx, l.Segments[i])
-			return nil
-		}); err != nil {
-			return nil, err
+		// keys are the segments a restore reads: l.Segments, with the
+		// replacement in place of each twin group's first member.
+		keys := l.Segments
+		var loaded []*repo.Segment
+		if len(l.Twins) > 0 {
+			var twins []checkedSegment
+			var err error
+			l, keys, loaded, twins, err = checkTwins(ctx, r, l, rep)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, twins...)
 		}
-		rep.Segments += len(l.Segments)
-		for i, k := range l.Segments {
+		errs := make([]error, len(keys))
+		if loaded == nil {
+			loaded = make([]*repo.Segment, len(keys))
+			if err := repo.ForEach(ctx, r.Store(), len(keys), func(i int) error {
+				loaded[i], errs[i] = r.LoadSegment(ctx, keys[i])
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		rep.Segments += len(keys)
+		for i, k := range keys {
+			if loaded[i] == nil && errs[i] == nil {
+				continue // a twin group's member that failed: reported by checkTwins
+			}
 			switch err := errs[i]; {
 			case err == nil:
 				out = append(out, checkedSegment{key: k, seg: loaded[i]})
@@ -649,8 +667,8 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 		}
 		// The first segment of a run may name a segment forget removed, or
 		// one before a gap: only links inside a run are checked.
-		for i := 1; i < len(l.Segments); i++ {
-			a, b := l.Segments[i-1], l.Segments[i]
+		for i := 1; i < len(keys); i++ {
+			a, b := keys[i-1], keys[i]
 			switch s := loaded[i]; {
 			case b.First == a.Last+1 && s != nil && !s.Follows(a.ID, loaded[i-1]):
 				prev := "none"
@@ -676,8 +694,8 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 		// Before the first segment: forget removes segments no kept snapshot
 		// needs, so a missing predecessor is damage only when a snapshot of
 		// the stream needs its positions.
-		if len(l.Segments) > 0 && loaded[0] != nil && loaded[0].Prev != nil {
-			first := l.Segments[0]
+		if len(keys) > 0 && loaded[0] != nil && loaded[0].Prev != nil {
+			first := keys[0]
 			for _, sn := range cat.Stream(stream) {
 				if sn.Position != nil && *sn.Position+1 < first.First {
 					rep.problem("%s: the segment manifest before it is missing: its prev names %s, and snapshot %s (position %d) needs positions %d-%d",
@@ -717,6 +735,101 @@ func checkLogs(ctx context.Context, r *repo.Repository, cat *index.Catalog, repa
 		}
 	}
 	return out, nil
+}
+
+// checkTwins decides each twin group of l (index.Log.Twins: manifests
+// whose names agree but for the ID) on the manifests, as a restore does
+// (resolveTwins). A group that is one replacement chain is a re-encryption
+// cut short, reported as a note: keys holds its replacement, loaded its
+// manifest, and the replaced members are verified too and returned as
+// twins (their packs are referenced until they go). When some group is
+// not (two writers' segments), or l has overlaps besides, l comes back
+// Unfolded, keys its Segments and loaded nil, so the caller reports and
+// repairs the overlap as any other. Only failures of the store itself
+// are returned as err.
+func checkTwins(ctx context.Context, r *repo.Repository, l *index.Log, rep *CheckReport) (_ *index.Log, keys []repo.SegmentKey, loaded []*repo.Segment, twins []checkedSegment, _ error) {
+	if len(l.Conflicts) > 0 {
+		// Overlaps besides: repair decides them all by their chains, which
+		// follow replacements (resolveOverlaps).
+		u := l.Unfolded()
+		return u, u.Segments, nil, nil, nil
+	}
+	// Findings go to rep only when the groups are decided here: an
+	// unfolded log is checked again from the start by the caller.
+	var sub CheckReport
+	all := make([]repo.SegmentKey, 0, len(l.Segments)+len(l.Twins))
+	for _, k := range l.Segments {
+		if g := l.Group(k); g != nil {
+			all = append(all, g...)
+		} else {
+			all = append(all, k)
+		}
+	}
+	segs := make([]*repo.Segment, len(all))
+	errs := make([]error, len(all))
+	if err := repo.ForEach(ctx, r.Store(), len(all), func(i int) error {
+		segs[i], errs[i] = r.LoadSegment(ctx, all[i])
+		return nil
+	}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, repo.ErrNotFound) && !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrUnsupportedVersion) {
+			return nil, nil, nil, nil, fmt.Errorf("%s: %w", all[i].Name(), err)
+		}
+	}
+	keys = make([]repo.SegmentKey, 0, len(l.Segments))
+	loaded = make([]*repo.Segment, 0, len(l.Segments))
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && index.SameName(all[i], all[j]) {
+			j++
+		}
+		if j == i+1 {
+			keys, loaded = append(keys, all[i]), append(loaded, segs[i])
+			switch {
+			case errors.Is(errs[i], repo.ErrNotFound):
+				sub.Notes = append(sub.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[i])))
+			case errs[i] != nil:
+				sub.problem("%s: %v", segLabel(all[i]), errs[i])
+			}
+			i = j
+			continue
+		}
+		h, err := replacementOf(l.Stream, all[i:j], segs[i:j], errs[i:j])
+		if errors.Is(err, index.ErrNotRestorable) {
+			u := l.Unfolded()
+			return u, u.Segments, nil, nil, nil
+		}
+		for m := i; m < j; m++ {
+			switch {
+			case errors.Is(errs[m], repo.ErrNotFound):
+				sub.Notes = append(sub.Notes, fmt.Sprintf("%s: removed while the check ran", segLabel(all[m])))
+			case errs[m] != nil:
+				sub.problem("%s: %v", segLabel(all[m]), errs[m])
+			case err != nil || m != i+h:
+				twins = append(twins, checkedSegment{key: all[m], seg: segs[m]})
+				if err == nil {
+					sub.Notes = append(sub.Notes, fmt.Sprintf("%s: replaced by %s, a re-encryption cut short before deleting it; restores read the replacement (the same events); 'strata key rotate --reencrypt' deletes it (FORMAT.md §4.1)",
+						segLabel(all[m]), all[i+h].ID.Short()))
+				}
+			}
+		}
+		if err != nil {
+			// A member that does not load may be the replacement: its
+			// damage is reported above (its copy heals it); the chain past
+			// the group is still checked.
+			keys, loaded = append(keys, all[i]), append(loaded, nil)
+		} else {
+			keys, loaded = append(keys, all[i+h]), append(loaded, segs[i+h])
+		}
+		sub.Segments += j - i - 1
+		i = j
+	}
+	rep.Problems = append(rep.Problems, sub.Problems...)
+	rep.Notes = append(rep.Notes, sub.Notes...)
+	rep.Segments += sub.Segments
+	return l, keys, loaded, twins, nil
 }
 
 // allPacks returns the indexed packs, then the packs of segments that no

@@ -705,18 +705,29 @@ func EachPlanEvent(ctx context.Context, r *repo.Repository, p *index.Plan, segs 
 // in parallel: each is intact, and each chains to the one before it (its
 // Prev names it); a time target is not inside a time-uncertain span; and an
 // untrusted plan (an index server's) proves that it reaches its target.
-// Every point-in-time restore calls it before writing anything, whatever
-// the stream's kind.
+// A plan lists every member of a twin group (index.Log.Twins: a
+// re-encryption cut short between storing a replacement manifest and
+// deleting the old one); it keeps the member that replaces the others,
+// which holds the same events, and refuses a group that is not one
+// replacement chain as an overlap of two writers. p.Segments is set to
+// the segments kept (a new slice: the catalog's is shared), which the
+// returned manifests match one for one. Every point-in-time restore calls
+// it before writing anything, whatever the stream's kind.
 func LoadPlanSegments(ctx context.Context, r *repo.Repository, p *index.Plan) ([]*repo.Segment, error) {
 	segs := make([]*repo.Segment, len(p.Segments))
+	errs := make([]error, len(p.Segments))
 	err := repo.ForEach(ctx, r.Store(), len(p.Segments), func(i int) error {
-		var err error
-		segs[i], err = r.LoadSegment(ctx, p.Segments[i])
-		return err
+		segs[i], errs[i] = r.LoadSegment(ctx, p.Segments[i])
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	keys, segs, err := resolveTwins(p.Stream, p.Segments, segs, errs)
+	if err != nil {
+		return nil, err
+	}
+	p.Segments = keys
 	for i := 1; i < len(segs); i++ {
 		if !segs[i].Follows(p.Segments[i-1].ID, segs[i-1]) {
 			return nil, &repo.CorruptError{Object: p.Segments[i].Name(), Offset: -1,

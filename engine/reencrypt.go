@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -218,7 +219,11 @@ type reencrypter struct {
 	counted map[repo.ID]bool          // old packs counted in Packs
 	native  map[string]bool           // segment names found sealed under target, not written by a re-encryption
 	segNew  map[repo.ID]repo.ID       // segment manifest ID → the ID of the manifest that replaced it
-	seen    map[string]bool           // metadata names found (or made) under target
+	// twinOf maps the ID in a listed manifest's replaces field to the ID
+	// of the manifest that, in this run, replaces it now: a twin it
+	// replaced is deleted, not rewritten (segment).
+	twinOf  map[repo.ID]repo.ID
+	seen    map[string]bool // metadata names found (or made) under target
 	waiting []string
 }
 
@@ -276,7 +281,7 @@ func Reencrypt(ctx context.Context, r *repo.Repository, o ReencryptOptions) (*Re
 	res.Generation = g
 	e := &reencrypter{r: r, o: o, j: j, res: res, target: g,
 		packGen: map[repo.ID]uint32{}, newPack: map[repo.ID]repo.PackInfo{}, counted: map[repo.ID]bool{},
-		native: map[string]bool{}, seen: map[string]bool{}, segNew: map[repo.ID]repo.ID{}}
+		native: map[string]bool{}, seen: map[string]bool{}, segNew: map[repo.ID]repo.ID{}, twinOf: map[repo.ID]repo.ID{}}
 	for old, n := range j.replaced {
 		ok, err1 := repo.ParseSegmentName(old)
 		nk, err2 := repo.ParseSegmentName(n)
@@ -339,7 +344,7 @@ func (e *reencrypter) run(ctx context.Context) error {
 	slices.Sort(streams)
 	for _, s := range streams {
 		for _, k := range logs[s].All() {
-			if err := e.segment(ctx, k); err != nil {
+			if err := e.segment(ctx, k, logs[s].Group(k)); err != nil {
 				return err
 			}
 			e.o.Progress.add(1)
@@ -800,13 +805,41 @@ func (e *reencrypter) grace() time.Duration {
 // generation, or whose prev names a replaced manifest. The new manifest
 // says which it Replaces, so the next segment, whose prev still names the
 // old one, chains to it until it is rewritten in turn.
-func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
+//
+// group is k's twin group (index.Log.Group), nil when it has none: a
+// member that replaces k is its replacement even without a journal record
+// (one that was lost or damaged), so k is deleted rather than rewritten
+// into a second replacement of the same manifest, which no reader could
+// tell from a second writer's segment.
+func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey, group []repo.SegmentKey) error {
 	r, name := e.r, k.Name()
 	if n, ok := e.j.replaced[name]; ok {
 		if ok, err := e.reput(ctx, n); err != nil {
 			return err
 		} else if ok {
 			e.seen[n] = true
+			return e.del(ctx, name)
+		}
+	}
+	if len(group) > 0 {
+		by, ok := e.twinOf[k.ID] // a twin that replaces k was handled first
+		for _, o := range group {
+			if ok {
+				break
+			}
+			if o.ID == k.ID {
+				continue
+			}
+			s, err := r.LoadSegment(ctx, o)
+			if err == nil && s.Replaces != nil && *s.Replaces == k.ID {
+				by, ok = o.ID, true
+			} // else not its replacement, or damaged: decided as without it
+		}
+		if ok {
+			if e.o.DryRun {
+				return nil
+			}
+			e.segNew[k.ID] = by
 			return e.del(ctx, name)
 		}
 	}
@@ -838,9 +871,12 @@ func (e *reencrypter) segment(ctx context.Context, k repo.SegmentKey) error {
 			prev = &p
 		}
 	}
+	if len(group) > 0 && s.Replaces != nil {
+		defer func() { e.twinOf[*s.Replaces] = cmp.Or(e.segNew[k.ID], k.ID) }()
+	}
 	if gen == e.target && pgen == e.target && prev == nil {
 		e.seen[name] = true
-		if !e.j.made[name] {
+		if !e.j.made[name] && s.Replaces == nil { // a capture's, not a re-encryption's
 			e.native[name] = true
 		}
 		return nil

@@ -17,6 +17,9 @@
 // # Log
 // A stream's segments sorted by position and cut into runs of contiguous
 // ones (NewLog); overlaps are conflicts, a jump between runs is a gap.
+// Twins, segments whose names agree but for the manifest ID (a
+// re-encryption cut short leaves them), are one candidate that plans list
+// whole; engine.LoadPlanSegments decides them on the manifests.
 //
 // # Plan
 // Point-in-time recovery: a Target (a time, or a position) is planned as

@@ -35,10 +35,41 @@ type Log struct {
 	// writer with a higher epoch wrote from. They are not in Segments, so
 	// nothing plans, chains or continues from them.
 	Fenced []repo.SegmentKey
+	// Twins are the segments whose names equal one in Segments in
+	// everything but the manifest ID (stream, range, times, mark and
+	// epoch), by First: a re-encryption killed between storing a
+	// replacement manifest and deleting the one it replaces leaves such a
+	// pair (FORMAT.md §4.1). A name cannot say whether one replaces the
+	// other, so the planner keeps the whole group as one candidate
+	// (Segments holds the member whose ID sorts first) and plans list
+	// every member; engine.LoadPlanSegments resolves it on the manifests
+	// and refuses a group that is not one replacement chain, as an
+	// overlap of two writers.
+	Twins []repo.SegmentKey
+	// groups maps the ID of every member of a twin group to the whole
+	// group, the Segments member first; nil without twins.
+	groups map[repo.ID][]repo.SegmentKey
 	// maxEpoch and maxLast are the highest epoch and last position of any
 	// segment, fenced ones included: With's fast path needs no fencing
 	// when a segment is past both.
 	maxEpoch, maxLast uint64
+}
+
+// SameName reports whether a and b are twins: their names agree in
+// everything but the manifest ID.
+func SameName(a, b repo.SegmentKey) bool {
+	a.ID = b.ID
+	return a == b
+}
+
+// Group returns every member of k's twin group (k included, the member in
+// Segments first), or nil when no other segment has k's name but for the
+// ID. The result is shared: do not modify.
+func (l *Log) Group(k repo.SegmentKey) []repo.SegmentKey {
+	if l == nil {
+		return nil
+	}
+	return l.groups[k.ID]
 }
 
 // Fence splits segs (one stream's) into the live ones and those a writer
@@ -81,12 +112,13 @@ func Fence(segs []repo.SegmentKey) (live, fenced []repo.SegmentKey) {
 	return live, fenced
 }
 
-// All returns every segment of the log, fenced ones included, by First.
+// All returns every segment of the log, fenced ones and twins included,
+// by First.
 func (l *Log) All() []repo.SegmentKey {
-	if len(l.Fenced) == 0 {
+	if len(l.Fenced) == 0 && len(l.Twins) == 0 {
 		return l.Segments
 	}
-	all := append(slices.Clone(l.Segments), l.Fenced...)
+	all := append(append(slices.Clone(l.Segments), l.Fenced...), l.Twins...)
 	sortSegments(all)
 	return all
 }
@@ -99,7 +131,24 @@ func sortSegments(segs []repo.SegmentKey) {
 		if a.Last != b.Last {
 			return cmp.Compare(a.Last, b.Last)
 		}
-		return cmp.Compare(a.Epoch, b.Epoch)
+		if a.Epoch != b.Epoch {
+			return cmp.Compare(a.Epoch, b.Epoch)
+		}
+		// Twins (and the rare overlap of equal ranges) in one order
+		// whatever the listing's, so the member planned first is fixed.
+		if a.FirstTime != b.FirstTime {
+			return cmp.Compare(a.FirstTime, b.FirstTime)
+		}
+		if a.LastTime != b.LastTime {
+			return cmp.Compare(a.LastTime, b.LastTime)
+		}
+		if a.Uncertain != b.Uncertain {
+			if a.Uncertain {
+				return 1
+			}
+			return -1
+		}
+		return a.ID.Compare(b.ID)
 	})
 }
 
@@ -110,7 +159,20 @@ type logRun struct {
 
 // NewLog sorts segs (all of one stream), sets aside the fenced ones
 // (Fence) and finds the runs of the rest.
-func NewLog(stream string, segs []repo.SegmentKey) *Log {
+func NewLog(stream string, segs []repo.SegmentKey) *Log { return newLog(stream, segs, true) }
+
+// Unfolded returns the log with its twins (Twins) counted as overlapping
+// segments, as a log without re-encryption would: for check --repair,
+// once the manifests showed that a group is two writers' and not a
+// replacement.
+func (l *Log) Unfolded() *Log {
+	if len(l.Twins) == 0 {
+		return l
+	}
+	return newLog(l.Stream, slices.Clone(l.All()), false)
+}
+
+func newLog(stream string, segs []repo.SegmentKey, fold bool) *Log {
 	sortSegments(segs)
 	var maxEpoch, maxLast uint64
 	for _, k := range segs {
@@ -118,6 +180,10 @@ func NewLog(stream string, segs []repo.SegmentKey) *Log {
 	}
 	segs, fenced := Fence(segs)
 	l := &Log{Stream: stream, Segments: segs, Fenced: fenced, maxEpoch: maxEpoch, maxLast: maxLast}
+	if fold {
+		l.foldTwins()
+		segs = l.Segments
+	}
 	for i, k := range segs {
 		if k.Uncertain {
 			l.uncertain = append(l.uncertain, i)
@@ -134,6 +200,39 @@ func NewLog(stream string, segs []repo.SegmentKey) *Log {
 		}
 	}
 	return l
+}
+
+// foldTwins moves every twin (a segment whose name equals the one before
+// it but for the ID) from Segments to Twins and records the groups.
+// Segments are sorted, so twins are adjacent.
+func (l *Log) foldTwins() {
+	segs := l.Segments
+	i := 1
+	for i < len(segs) && !SameName(segs[i-1], segs[i]) {
+		i++
+	}
+	if i >= len(segs) {
+		return // none: Segments stays the sorted input, uncopied
+	}
+	keep := slices.Clone(segs[:i])
+	l.groups = map[repo.ID][]repo.SegmentKey{}
+	for ; i < len(segs); i++ {
+		rep := keep[len(keep)-1]
+		if !SameName(rep, segs[i]) {
+			keep = append(keep, segs[i])
+			continue
+		}
+		g, ok := l.groups[rep.ID]
+		if !ok {
+			g = []repo.SegmentKey{rep}
+		}
+		g = append(g, segs[i])
+		for _, m := range g {
+			l.groups[m.ID] = g
+		}
+		l.Twins = append(l.Twins, segs[i])
+	}
+	l.Segments = keep
 }
 
 // ListLogs lists the segment manifests under logs/ (one stream's when stream
@@ -202,7 +301,7 @@ func (l *Log) With(k repo.SegmentKey) *Log {
 		return NewLog(l.Stream, append(slices.Clone(l.All()), k))
 	}
 	nl := &Log{Stream: l.Stream, Segments: append(l.Segments, k), runs: slices.Clone(l.runs), uncertain: l.uncertain,
-		Fenced: l.Fenced, maxEpoch: max(l.maxEpoch, k.Epoch), maxLast: max(l.maxLast, k.Last)}
+		Fenced: l.Fenced, Twins: l.Twins, groups: l.groups, maxEpoch: max(l.maxEpoch, k.Epoch), maxLast: max(l.maxLast, k.Last)}
 	if k.Uncertain {
 		nl.uncertain = append(slices.Clip(l.uncertain), n)
 	}
@@ -249,8 +348,10 @@ type Plan struct {
 	// last time after Target.Time, or its last position at or past
 	// Target.Position), which proves that no event the restore must apply
 	// lies beyond them (see ProveEnd). Only when the target is the newest
-	// captured event itself does no such segment exist. Shared with the
-	// catalog: do not modify.
+	// captured event itself does no such segment exist. A twin group
+	// (Log.Twins) stands as all its members, adjacent, which
+	// engine.LoadPlanSegments resolves to one. Shared with the catalog:
+	// do not modify (assign a new slice).
 	Segments []repo.SegmentKey
 	// Untrusted marks a plan made by someone else (an index server): before
 	// any byte is written, the restore MUST check ProveEnd and Uncertain on
@@ -563,8 +664,36 @@ func (l *Log) plan(s SnapshotRef, t Target, all []SnapshotRef) (_ *Plan, past bo
 	// A capped subslice, not a copy: plans are read-only, and copying would
 	// cost more than the search at 100k segments.
 	hi = min(hi, len(segs))
-	p.Segments = segs[lo:hi:hi]
+	p.Segments = l.withTwins(segs[lo:hi:hi])
 	return p, false, nil
+}
+
+// withTwins returns segs with every twin group's other members listed
+// right after the member in Segments: the reader of the plan loads them
+// all and keeps the one that replaces the others (FORMAT.md §4.1). segs
+// itself when no twin is among them.
+func (l *Log) withTwins(segs []repo.SegmentKey) []repo.SegmentKey {
+	if len(l.groups) == 0 {
+		return segs
+	}
+	var out []repo.SegmentKey
+	for i, k := range segs {
+		g := l.groups[k.ID]
+		if g == nil {
+			if out != nil {
+				out = append(out, k)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]repo.SegmentKey, 0, len(segs)+len(g)), segs[:i]...)
+		}
+		out = append(out, g...)
+	}
+	if out == nil {
+		return segs
+	}
+	return out
 }
 
 // checkUncertain refuses t when it lies strictly inside a time-uncertain

@@ -202,6 +202,13 @@ func cmdCoverage(env *environment, c *cobra.Command) runFunc {
 			if err != nil {
 				fmt.Fprintf(env.stderr, "warning: %v\n", err)
 			}
+			// Names alone show twins as one segment; their manifests say
+			// whether they are two writers' (FORMAT.md §15, "Twins").
+			if l := cat.Logs[*stream]; l != nil {
+				if cat.Logs[*stream], err = engine.DecideTwins(ctx, r, l); err != nil {
+					return err
+				}
+			}
 			j := wire.CoverageOf(cat.Coverage(*stream), time.Now())
 			cov = &j
 		}
