@@ -23,7 +23,7 @@ func TestLeaseThroughServer(t *testing.T) {
 	f.start()
 	ctx := t.Context()
 	o := func(host string) engine.LeaseOptions {
-		return engine.LeaseOptions{Stream: "shop/users", Host: host, PID: 1, Interval: 30 * time.Millisecond, Missed: 3}
+		return engine.LeaseOptions{Stream: "shop/users", Host: host, PID: 1, Interval: 100 * time.Millisecond, Missed: 5}
 	}
 	const n = 4
 	type res struct {
@@ -61,7 +61,7 @@ func TestLeaseThroughServer(t *testing.T) {
 			t.Fatalf("%s took or saw a lease: %v, want 403", who, err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // about ten renewals
+	time.Sleep(600 * time.Millisecond) // about six renewals
 	if err := holder.Check(); err != nil {
 		t.Fatalf("holder lost its lease: %v", err)
 	}
