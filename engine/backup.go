@@ -71,6 +71,9 @@ type BackupOptions struct {
 
 	adaptiveLevel bool             // Level was left to the default: choose it per frame
 	keyMap        *keyMapCollector // KeyMap and the IDs of the chunks it saw
+	// dropIndex: Content.Index is not wanted (a Backup without a key map),
+	// so the run does not keep every entry it indexed until it ends.
+	dropIndex bool
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -196,6 +199,9 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if o.KeyMap != nil {
 		o.keyMap = &keyMapCollector{src: o.KeyMap}
 	}
+	// Only the key map reads the run's entries back (writeKeyMap): without
+	// one, holding them would grow the backup's memory with the export.
+	o.dropIndex = o.keyMap == nil
 	c, err := storeContent(ctx, r, src, &o, known, ck)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
@@ -224,7 +230,7 @@ type Content struct {
 	NewBlobs    int64 // blobs (data and list) written by this run
 	StoredBytes int64 // sealed frame bytes written, before parity
 	Indexes     []repo.ID
-	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index
+	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index (left empty by Backup without a key map)
 }
 
 // StoreContent chunks src (FormatRaw or FormatNDJSON in o.Format), stores
@@ -650,6 +656,12 @@ func (b *backupRun) flushIndex() error {
 		return err
 	}
 	b.newIndexes = append(b.newIndexes, id)
+	if b.o.dropIndex {
+		// The next file's entries reuse the arrays (SaveIndex is done
+		// with them); IndexFlush bounds them.
+		b.indexEntries, b.indexPacks = b.indexEntries[:0], b.indexPacks[:0]
+		return nil
+	}
 	b.allIndex.Packs = append(b.allIndex.Packs, b.indexPacks...)
 	b.allIndex.Entries = append(b.allIndex.Entries, b.indexEntries...)
 	b.indexEntries, b.indexPacks = nil, nil
