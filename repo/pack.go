@@ -63,7 +63,7 @@ type Frame struct {
 }
 
 var (
-	zstdEncoders sync.Map // zstd.EncoderLevel -> *zstd.Encoder
+	zstdEncoders sync.Map // encoderKey -> *zstd.Encoder
 	zstdDecoder  *zstd.Decoder
 )
 
@@ -75,16 +75,35 @@ func init() {
 	}
 }
 
-func encoder(level zstd.EncoderLevel) *zstd.Encoder {
-	if e, ok := zstdEncoders.Load(level); ok {
+// smallWindow is the zstd window of the encoders that compress frames of
+// at most that many bytes (the default FrameSize of 256 KiB plus its last
+// blob): no match reaches further back than the frame's start, so the
+// output is the same as with the level's own 4–8 MiB window, and each
+// encoder's history buffer is 640 KiB instead of 4–8 MiB (EncodeAll keeps
+// one per worker, for each level in use).
+const smallWindow = 512 << 10
+
+type encoderKey struct {
+	level zstd.EncoderLevel
+	small bool // window smallWindow
+}
+
+// encoder returns the shared encoder for level, for frames of n bytes.
+func encoder(level zstd.EncoderLevel, n int) *zstd.Encoder {
+	k := encoderKey{level, n <= smallWindow}
+	if e, ok := zstdEncoders.Load(k); ok {
 		return e.(*zstd.Encoder)
 	}
 	// EncodeAll is safe for concurrent use; one encoder per level serves every worker.
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(0), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
+	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(0), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true)}
+	if k.small {
+		opts = append(opts, zstd.WithWindowSize(smallWindow))
+	}
+	e, err := zstd.NewWriter(nil, opts...)
 	if err != nil {
 		panic(err)
 	}
-	actual, _ := zstdEncoders.LoadOrStore(level, e)
+	actual, _ := zstdEncoders.LoadOrStore(k, e)
 	return actual.(*zstd.Encoder)
 }
 
@@ -149,7 +168,7 @@ func (r *Repository) SealFrame(infos []BlobInfo, blobs [][]byte, level zstd.Enco
 		plain = append(plain, b...)
 	}
 	if level != 0 && raw >= 64 && !Incompressible(plain[1:]) {
-		comp := encoder(level).EncodeAll(plain[1:], []byte{frameZstd})
+		comp := encoder(level, len(plain)-1).EncodeAll(plain[1:], []byte{frameZstd})
 		if float64(len(comp)-1) <= compressionPays*float64(raw) {
 			plain = comp
 		}
