@@ -377,8 +377,16 @@ type backupRun struct {
 	allIndex     repo.IndexFile // every index file written, for StoreContent's callers
 }
 
+// batchBytes sizes the batches of chunks hashed together. Up to about
+// 3×Workers batches are in flight between the reader and dedupAndGroup (in
+// the hashers' queue and waiting in order), so their size is most of the
+// chunk bytes a backup holds: 256 KiB (~100 record chunks) keeps that near
+// 2 MiB at two workers, where 1 MiB batches held ~7 MiB, and a batch is
+// still far more work than its hand-offs.
+const batchBytes = 256 << 10
+
 // readChunks reads and chunks the inputs in turn, in batches of about
-// 1 MiB, and submits each batch to the hashers, whose results dedupAndGroup
+// batchBytes, and submits each batch to the hashers, whose results dedupAndGroup
 // takes in order. The last batch of each input (possibly empty) is marked.
 func (b *backupRun) readChunks(inputs []ContentInput) {
 	defer b.batches.close()
@@ -387,7 +395,7 @@ func (b *backupRun) readChunks(inputs []ContentInput) {
 		for end := false; !end; {
 			bt := batch{input: i}
 			size := 0
-			for size < 1<<20 {
+			for size < batchBytes {
 				c, err := ch.Next()
 				if err == io.EOF {
 					end = true

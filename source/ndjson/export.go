@@ -136,15 +136,22 @@ func (c *ExportChecker) Close() error {
 // once it is found, and at the latest the Read that meets the end of src.
 // Read the returned reader to its end (or its error) to stop the goroutine.
 func (c *ExportChecker) Reader(src io.Reader) io.Reader {
-	r := &checkedReader{src: src, c: c, work: make(chan []byte, 4), done: make(chan struct{})}
+	r := &checkedReader{src: src, c: c, work: make(chan []byte, checkAhead), free: make(chan []byte, checkAhead+2), done: make(chan struct{})}
 	go r.check()
 	return r
 }
+
+// checkAhead is how many reads the checking may trail behind the reader.
+// Each is a copy of up to a read's length (the chunker reads ~1 MiB), so the
+// bound is most of the checker's memory; two absorb the jitter of either
+// side, and the buffers go round through free instead of to the collector.
+const checkAhead = 2
 
 type checkedReader struct {
 	src    io.Reader
 	c      *ExportChecker
 	work   chan []byte // copies of what was read, in order; closed at the end
+	free   chan []byte // buffers of checked copies, for the next reads
 	done   chan struct{}
 	failed atomic.Bool // the checker found a bad line
 	ended  bool
@@ -159,6 +166,10 @@ func (r *checkedReader) check() {
 		}
 		if _, err := r.c.Write(b); err != nil {
 			r.failed.Store(true)
+		}
+		select { // the checker keeps no reference to what it was given
+		case r.free <- b[:0]:
+		default:
 		}
 	}
 	// On a bad export too: it stops the proof's workers and removes the
@@ -178,7 +189,12 @@ func (r *checkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.src.Read(p)
 	if n > 0 {
-		r.work <- bytes.Clone(p[:n])
+		var b []byte
+		select {
+		case b = <-r.free:
+		default:
+		}
+		r.work <- append(b, p[:n]...)
 	}
 	if err == io.EOF {
 		return n, r.finish()
