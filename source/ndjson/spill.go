@@ -35,6 +35,8 @@ type spill struct {
 	w    *bufio.Writer
 	size int64
 	runs [][2]int64 // [start, end) of each run, oldest first
+	// unlinked: the file's name was removed when it was made.
+	unlinked bool
 }
 
 // NewSpillingChanges returns an empty set of changes that spills to a
@@ -64,6 +66,10 @@ func (s *spill) open(pattern string) error {
 	if err != nil {
 		return err
 	}
+	// Unlinked at once where the system allows it (the open file stays
+	// usable): a process killed, or a backup abandoned before its reader
+	// ends, then leaves no file behind.
+	s.unlinked = os.Remove(f.Name()) == nil
 	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
 	return nil
 }
@@ -93,10 +99,13 @@ func (s *spill) remove() error {
 	if s.f == nil {
 		return nil
 	}
-	name := s.f.Name()
+	name, unlinked := s.f.Name(), s.unlinked
 	err := s.f.Close()
-	s.f, s.w, s.runs, s.size = nil, nil, nil, 0
-	return errors.Join(err, os.Remove(name))
+	s.f, s.w, s.runs, s.size, s.unlinked = nil, nil, nil, 0, false
+	if !unlinked {
+		err = errors.Join(err, os.Remove(name))
+	}
+	return err
 }
 
 // account counts a put or delete of key into the bytes held, replacing old
