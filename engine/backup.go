@@ -599,6 +599,9 @@ func (b *backupRun) storePacks() {
 			continue
 		}
 		pack, pfs, err := b.r.BuildPack(job.frames)
+		// The frames are in pack now: let them go while it uploads (job
+		// stays live for job.cut), ~PackSize less per uploader.
+		job.frames = nil
 		var pi repo.PackInfo
 		if err == nil {
 			pi, err = b.r.WritePack(b.ctx, pack)
