@@ -71,6 +71,9 @@ type BackupOptions struct {
 
 	adaptiveLevel bool             // Level was left to the default: choose it per frame
 	keyMap        *keyMapCollector // KeyMap and the IDs of the chunks it saw
+	// dropIndex: Content.Index is not wanted (a Backup without a key map),
+	// so the run does not keep every entry it indexed until it ends.
+	dropIndex bool
 }
 
 // Progress counts a running backup. Fields are updated atomically.
@@ -196,6 +199,9 @@ func Backup(ctx context.Context, r *repo.Repository, src io.Reader, o BackupOpti
 	if o.KeyMap != nil {
 		o.keyMap = &keyMapCollector{src: o.KeyMap}
 	}
+	// Only the key map reads the run's entries back (writeKeyMap): without
+	// one, holding them would grow the backup's memory with the export.
+	o.dropIndex = o.keyMap == nil
 	c, err := storeContent(ctx, r, src, &o, known, ck)
 	if err != nil {
 		return repo.ID{}, nil, fmt.Errorf("backup failed, no snapshot written: %w", err)
@@ -224,7 +230,7 @@ type Content struct {
 	NewBlobs    int64 // blobs (data and list) written by this run
 	StoredBytes int64 // sealed frame bytes written, before parity
 	Indexes     []repo.ID
-	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index
+	Index       repo.IndexFile // every pack and entry of Indexes, for callers that keep a live index (left empty by Backup without a key map)
 }
 
 // StoreContent chunks src (FormatRaw or FormatNDJSON in o.Format), stores
@@ -371,8 +377,16 @@ type backupRun struct {
 	allIndex     repo.IndexFile // every index file written, for StoreContent's callers
 }
 
+// batchBytes sizes the batches of chunks hashed together. Up to about
+// 3×Workers batches are in flight between the reader and dedupAndGroup (in
+// the hashers' queue and waiting in order), so their size is most of the
+// chunk bytes a backup holds: 256 KiB (~100 record chunks) keeps that near
+// 2 MiB at two workers, where 1 MiB batches held ~7 MiB, and a batch is
+// still far more work than its hand-offs.
+const batchBytes = 256 << 10
+
 // readChunks reads and chunks the inputs in turn, in batches of about
-// 1 MiB, and submits each batch to the hashers, whose results dedupAndGroup
+// batchBytes, and submits each batch to the hashers, whose results dedupAndGroup
 // takes in order. The last batch of each input (possibly empty) is marked.
 func (b *backupRun) readChunks(inputs []ContentInput) {
 	defer b.batches.close()
@@ -381,7 +395,7 @@ func (b *backupRun) readChunks(inputs []ContentInput) {
 		for end := false; !end; {
 			bt := batch{input: i}
 			size := 0
-			for size < 1<<20 {
+			for size < batchBytes {
 				c, err := ch.Next()
 				if err == io.EOF {
 					end = true
@@ -585,6 +599,9 @@ func (b *backupRun) storePacks() {
 			continue
 		}
 		pack, pfs, err := b.r.BuildPack(job.frames)
+		// The frames are in pack now: let them go while it uploads (job
+		// stays live for job.cut), ~PackSize less per uploader.
+		job.frames = nil
 		var pi repo.PackInfo
 		if err == nil {
 			pi, err = b.r.WritePack(b.ctx, pack)
@@ -650,6 +667,12 @@ func (b *backupRun) flushIndex() error {
 		return err
 	}
 	b.newIndexes = append(b.newIndexes, id)
+	if b.o.dropIndex {
+		// The next file's entries reuse the arrays (SaveIndex is done
+		// with them); IndexFlush bounds them.
+		b.indexEntries, b.indexPacks = b.indexEntries[:0], b.indexPacks[:0]
+		return nil
+	}
 	b.allIndex.Packs = append(b.allIndex.Packs, b.indexPacks...)
 	b.allIndex.Entries = append(b.allIndex.Entries, b.indexEntries...)
 	b.indexEntries, b.indexPacks = nil, nil

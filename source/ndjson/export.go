@@ -2,12 +2,10 @@ package ndjson
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
-	"slices"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -35,7 +33,9 @@ const MaxExportLine = 256 << 20
 //
 // Duplicate keys in a sorted export are adjacent and refused as they come;
 // in any other they are found by Close, from 128-bit hashes of every key
-// (24 bytes of memory a document until the export ends). With AllowDuplicates they are let
+// (24 bytes a document until the export ends, spilled in sorted runs to a
+// temporary file past DefaultKeyHashBytes, so memory stays bounded). With
+// AllowDuplicates they are let
 // through: the export is stored as it is, and every reader that treats it
 // as a set of documents (point-in-time restores, get, history, diff) takes
 // the last line with a key (FORMAT.md §16).
@@ -50,7 +50,7 @@ type ExportChecker struct {
 	prev    []byte
 	sorted  bool
 	why     string
-	hashes  []keyHash // every key's, to find repeats in an unsorted export
+	hashes  *keyHashes // every key's, to find repeats in an unsorted export
 	s1, s2  maphash.Seed
 	err     error
 	partial bool // c.line holds the start of line lineNo
@@ -61,7 +61,10 @@ type ExportChecker struct {
 // NewExportChecker returns a checker for documents keyed by field. With
 // allowDuplicates, a key may appear on several lines (the last one wins).
 func NewExportChecker(field string, allowDuplicates bool) *ExportChecker {
-	return &ExportChecker{field: field, allowDup: allowDuplicates, maxLine: MaxExportLine, sorted: true, s1: maphash.MakeSeed(), s2: maphash.MakeSeed()}
+	return &ExportChecker{
+		field: field, allowDup: allowDuplicates, maxLine: MaxExportLine, sorted: true,
+		s1: maphash.MakeSeed(), s2: maphash.MakeSeed(), hashes: newKeyHashes("", DefaultKeyHashBytes),
+	}
 }
 
 // Write implements io.Writer. It returns an error wrapping ErrBadExport at
@@ -103,8 +106,10 @@ func (c *ExportChecker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close checks the last line when the export does not end in a newline.
-// Call it once the export has been read to its end.
+// Close checks the last line when the export does not end in a newline,
+// and an unsorted export's keys for repeats. Call it once the export has
+// been read to its end, or has failed: it also removes the temporary file
+// of key hashes.
 func (c *ExportChecker) Close() error {
 	if c.err == nil && c.partial {
 		c.partial = false
@@ -113,6 +118,9 @@ func (c *ExportChecker) Close() error {
 	}
 	if c.err == nil {
 		c.err = c.duplicates()
+	}
+	if err := c.hashes.close(); err != nil && c.err == nil {
+		c.err = fmt.Errorf("remove key hashes: %w", err)
 	}
 	c.endProof()
 	return c.err
@@ -128,15 +136,22 @@ func (c *ExportChecker) Close() error {
 // once it is found, and at the latest the Read that meets the end of src.
 // Read the returned reader to its end (or its error) to stop the goroutine.
 func (c *ExportChecker) Reader(src io.Reader) io.Reader {
-	r := &checkedReader{src: src, c: c, work: make(chan []byte, 4), done: make(chan struct{})}
+	r := &checkedReader{src: src, c: c, work: make(chan []byte, checkAhead), free: make(chan []byte, checkAhead+2), done: make(chan struct{})}
 	go r.check()
 	return r
 }
+
+// checkAhead is how many reads the checking may trail behind the reader.
+// Each is a copy of up to a read's length (the chunker reads ~1 MiB), so the
+// bound is most of the checker's memory; two absorb the jitter of either
+// side, and the buffers go round through free instead of to the collector.
+const checkAhead = 2
 
 type checkedReader struct {
 	src    io.Reader
 	c      *ExportChecker
 	work   chan []byte // copies of what was read, in order; closed at the end
+	free   chan []byte // buffers of checked copies, for the next reads
 	done   chan struct{}
 	failed atomic.Bool // the checker found a bad line
 	ended  bool
@@ -152,11 +167,14 @@ func (r *checkedReader) check() {
 		if _, err := r.c.Write(b); err != nil {
 			r.failed.Store(true)
 		}
+		select { // the checker keeps no reference to what it was given
+		case r.free <- b[:0]:
+		default:
+		}
 	}
-	if !r.failed.Load() {
-		r.c.Close()
-	}
-	r.c.endProof() // stops the proof's workers on a bad export too
+	// On a bad export too: it stops the proof's workers and removes the
+	// key hashes' file; the checker's error stays the first bad line.
+	r.c.Close()
 }
 
 func (r *checkedReader) Read(p []byte) (int, error) {
@@ -171,7 +189,12 @@ func (r *checkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.src.Read(p)
 	if n > 0 {
-		r.work <- bytes.Clone(p[:n])
+		var b []byte
+		select {
+		case b = <-r.free:
+		default:
+		}
+		r.work <- append(b, p[:n]...)
 	}
 	if err == io.EOF {
 		return n, r.finish()
@@ -262,40 +285,19 @@ func (c *ExportChecker) check(line []byte) error {
 		// Whether the export stays sorted is known only at its end, and a
 		// key out of order may repeat any earlier one: every key's hash is
 		// kept until then.
-		c.hashes = append(c.hashes, keyHash{maphash.Bytes(c.s1, key), maphash.Bytes(c.s2, key), c.lineNo})
+		c.hashes.add(keyHash{maphash.Bytes(c.s1, key), maphash.Bytes(c.s2, key), c.lineNo})
 	}
 	return nil
 }
 
-// keyHash is 128 bits of a key's hash and the line it is on. Two keys
-// collide with probability about n²/2¹²⁹ for n documents: never, in practice.
-type keyHash struct {
-	h1, h2 uint64
-	line   int64
-}
-
 // duplicates finds a repeated key in an unsorted export, naming both lines.
 func (c *ExportChecker) duplicates() error {
-	hs := c.hashes
-	c.hashes = nil
 	if c.sorted || c.allowDup {
 		return nil // a sorted export's repeats were adjacent, and refused as they came
 	}
-	slices.SortFunc(hs, func(a, b keyHash) int {
-		if a.h1 != b.h1 {
-			return cmp.Compare(a.h1, b.h1)
-		}
-		if a.h2 != b.h2 {
-			return cmp.Compare(a.h2, b.h2)
-		}
-		return cmp.Compare(a.line, b.line)
-	})
-	// Report the earliest line whose key repeats an earlier one.
-	var line, first int64
-	for i := 1; i < len(hs); i++ {
-		if hs[i].h1 == hs[i-1].h1 && hs[i].h2 == hs[i-1].h2 && (line == 0 || hs[i].line < line) {
-			line, first = hs[i].line, hs[i-1].line
-		}
+	line, first, err := c.hashes.firstRepeat()
+	if err != nil {
+		return fmt.Errorf("check the export's keys for repeats: %w", err)
 	}
 	if line != 0 {
 		return fmt.Errorf("%w: line %d: its key repeats line %d (--allow-duplicate-keys lets the last one win)", ErrBadExport, line, first)

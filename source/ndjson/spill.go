@@ -35,6 +35,8 @@ type spill struct {
 	w    *bufio.Writer
 	size int64
 	runs [][2]int64 // [start, end) of each run, oldest first
+	// unlinked: the file's name was removed when it was made.
+	unlinked bool
 }
 
 // NewSpillingChanges returns an empty set of changes that spills to a
@@ -48,13 +50,62 @@ func NewSpillingChanges(dir string, bound int) *Changes {
 // Close removes the temporary file of a spilled set; a set that never
 // spilled has none.
 func (c *Changes) Close() error {
-	if c.spill == nil || c.spill.f == nil {
+	if c.spill == nil {
 		return nil
 	}
-	name := c.spill.f.Name()
-	err := c.spill.f.Close()
-	c.spill.f = nil
-	return errors.Join(err, os.Remove(name))
+	return c.spill.remove()
+}
+
+// open creates the temporary file (named by pattern, as os.CreateTemp
+// takes it) unless it exists.
+func (s *spill) open(pattern string) error {
+	if s.f != nil {
+		return nil
+	}
+	f, err := os.CreateTemp(s.dir, pattern)
+	if err != nil {
+		return err
+	}
+	// Unlinked at once where the system allows it (the open file stays
+	// usable): a process killed, or a backup abandoned before its reader
+	// ends, then leaves no file behind.
+	s.unlinked = os.Remove(f.Name()) == nil
+	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+	return nil
+}
+
+// endRun ends the run that began at offset start (s.size when it began),
+// whose bytes were written through s.w and counted into s.size.
+func (s *spill) endRun(start int64) error {
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	s.runs = append(s.runs, [2]int64{start, s.size})
+	return nil
+}
+
+// readers returns a reader of each run, oldest first, each buffering
+// bufSize bytes.
+func (s *spill) readers(bufSize int) []*bufio.Reader {
+	out := make([]*bufio.Reader, len(s.runs))
+	for i, r := range s.runs {
+		out[i] = bufio.NewReaderSize(io.NewSectionReader(s.f, r[0], r[1]-r[0]), bufSize)
+	}
+	return out
+}
+
+// remove closes and removes the temporary file, if one was made.
+func (s *spill) remove() error {
+	if s.f == nil {
+		return nil
+	}
+	name, unlinked := s.f.Name(), s.unlinked
+	err := s.f.Close()
+	s.f, s.w, s.runs, s.size, s.unlinked = nil, nil, nil, 0, false
+	if !unlinked {
+		err = errors.Join(err, os.Remove(name))
+	}
+	return err
 }
 
 // account counts a put or delete of key into the bytes held, replacing old
@@ -76,12 +127,8 @@ func (c *Changes) account(key string, old []byte, present bool, doc []byte) {
 // uvarint key length, key, then 0 (deleted) or 1 + uvarint length + doc.
 func (c *Changes) spillRun() error {
 	s := c.spill
-	if s.f == nil {
-		f, err := os.CreateTemp(s.dir, "strata-changes-*")
-		if err != nil {
-			return fmt.Errorf("spill changes: %w", err)
-		}
-		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+	if err := s.open("strata-changes-*"); err != nil {
+		return fmt.Errorf("spill changes: %w", err)
 	}
 	start := s.size
 	var hdr [2*binary.MaxVarintLen64 + 1]byte
@@ -100,10 +147,9 @@ func (c *Changes) spillRun() error {
 		s.w.Write(ch.doc)
 		s.size += int64(n + len(ch.key) + 1 + m + len(ch.doc))
 	}
-	if err := s.w.Flush(); err != nil {
+	if err := s.endRun(start); err != nil {
 		return fmt.Errorf("spill changes: %w", err)
 	}
-	s.runs = append(s.runs, [2]int64{start, s.size})
 	clear(c.m)
 	c.m = map[string][]byte{} // the old map's buckets are garbage now
 	c.held = 0
@@ -120,24 +166,39 @@ func (c *Changes) sortedHeld() []change {
 	return out
 }
 
-// changeSource yields changes in strictly ascending key order.
-type changeSource interface {
-	next() (change, bool, error)
+// runRecord is a record of a spilled run: compare orders records, and a
+// run holds them in strictly ascending order.
+type runRecord[T any] interface {
+	compare(T) int
 }
 
-// heldSource yields a sorted slice.
-type heldSource struct {
-	ch []change
+// recordSource yields records in strictly ascending order.
+type recordSource[T any] interface {
+	next() (T, bool, error)
+}
+
+// changeSource yields changes in strictly ascending key order.
+type changeSource = recordSource[change]
+
+func (c change) compare(o change) int { return strings.Compare(c.key, o.key) }
+
+// sliceSource yields a sorted slice.
+type sliceSource[T any] struct {
+	ch []T
 	i  int
 }
 
-func (h *heldSource) next() (change, bool, error) {
+func (h *sliceSource[T]) next() (T, bool, error) {
 	if h.i == len(h.ch) {
-		return change{}, false, nil
+		var zero T
+		return zero, false, nil
 	}
 	h.i++
 	return h.ch[h.i-1], true, nil
 }
+
+// heldSource yields the sorted changes held in memory.
+type heldSource = sliceSource[change]
 
 // runSource reads one spilled run.
 type runSource struct {
@@ -208,53 +269,58 @@ func (s *runSource) bad(err error) error {
 	return fmt.Errorf("read spilled changes %s: %w", s.name, err)
 }
 
-// mergeSource merges sources (oldest first) into one ascending stream in
-// which, for a key several hold, the newest source's change wins.
-type mergeSource struct {
-	src  []changeSource
-	head []change
+// mergeRuns merges sources (oldest first) into one ascending stream in
+// which, for a record several hold (compare says equal), the newest
+// source's wins and the others are skipped.
+type mergeRuns[T runRecord[T]] struct {
+	src  []recordSource[T]
+	head []T
 	ok   []bool
 	init bool
 }
 
-func (m *mergeSource) next() (change, bool, error) {
+// mergeSource merges changes: a later run wins a key.
+type mergeSource = mergeRuns[change]
+
+func (m *mergeRuns[T]) next() (T, bool, error) {
+	var zero T
 	if !m.init {
 		m.init = true
-		m.head = make([]change, len(m.src))
+		m.head = make([]T, len(m.src))
 		m.ok = make([]bool, len(m.src))
 		for i := range m.src {
 			if err := m.advance(i); err != nil {
-				return change{}, false, err
+				return zero, false, err
 			}
 		}
 	}
 	best := -1
 	for i := range m.src {
-		if m.ok[i] && (best < 0 || m.head[i].key <= m.head[best].key) {
-			best = i // on equal keys the later (newer) source wins
+		if m.ok[i] && (best < 0 || m.head[i].compare(m.head[best]) <= 0) {
+			best = i // on equal records the later (newer) source wins
 		}
 	}
 	if best < 0 {
-		return change{}, false, nil
+		return zero, false, nil
 	}
 	out := m.head[best]
 	for i := range m.src {
-		if m.ok[i] && m.head[i].key == out.key {
+		if m.ok[i] && m.head[i].compare(out) == 0 {
 			if err := m.advance(i); err != nil {
-				return change{}, false, err
+				return zero, false, err
 			}
 		}
 	}
 	return out, true, nil
 }
 
-func (m *mergeSource) advance(i int) error {
+func (m *mergeRuns[T]) advance(i int) error {
 	c, ok, err := m.src[i].next()
 	if err != nil {
 		return err
 	}
-	if ok && m.ok[i] && c.key <= m.head[i].key {
-		return fmt.Errorf("spilled changes out of order at key %q", c.key)
+	if ok && m.ok[i] && c.compare(m.head[i]) <= 0 {
+		return errors.New("spilled run out of order (the temporary file changed under us)")
 	}
 	m.head[i], m.ok[i] = c, ok
 	return nil
@@ -271,9 +337,8 @@ func (c *Changes) source() (changeSource, error) {
 		return held, nil
 	}
 	srcs := make([]changeSource, 0, len(c.spill.runs)+1)
-	for _, r := range c.spill.runs {
-		sr := io.NewSectionReader(c.spill.f, r[0], r[1]-r[0])
-		srcs = append(srcs, &runSource{r: bufio.NewReaderSize(sr, 32<<10), name: c.spill.f.Name()})
+	for _, r := range c.spill.readers(32 << 10) {
+		srcs = append(srcs, &runSource{r: r, name: c.spill.f.Name()})
 	}
 	return &mergeSource{src: append(srcs, held)}, nil
 }
