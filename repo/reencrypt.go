@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -274,43 +275,10 @@ func (r *Repository) RetireGenerations(ctx context.Context, passwords [][]byte) 
 			}
 		}
 	}
-	done := map[int]string{}
-	for _, s := range slots {
-		if len(s.ring) == len(target) {
-			if err := r.store.Put(ctx, s.name, s.b); err != nil { // both copies, as RotateKeys
-				return rep, fmt.Errorf("key retire: rewrite %s: %w", s.name, err)
-			}
-			done[s.pw] = s.name
-		}
-	}
-	mine := r.keyName
-	for _, s := range slots {
-		if len(s.ring) == len(target) {
-			continue
-		}
-		if _, ok := done[s.pw]; !ok {
-			kf := *s.kf
-			if err := kf.wrap(target, passwords[s.pw]); err != nil {
-				return rep, err
-			}
-			b, err := jsonMarshal(&kf)
-			if err != nil {
-				return rep, err
-			}
-			name := KeyName(hashObject(b))
-			if err := r.store.Put(ctx, name, b); err != nil {
-				return rep, fmt.Errorf("key retire: store the re-wrapped %s: %w", s.name, err)
-			}
-			done[s.pw] = name
-			rep.Rewrapped = append(rep.Rewrapped, name)
-		}
-		if err := r.store.Delete(ctx, s.name); err != nil && !errors.Is(err, ErrNotFound) {
-			return rep, fmt.Errorf("key retire: delete the replaced %s: %w", s.name, err)
-		}
-		rep.Removed = append(rep.Removed, s.name)
-		if s.name == mine {
-			mine = done[s.pw]
-		}
+	mine, rewrapped, removed, err := r.rewrapKeyFiles(ctx, slots, target, passwords, "key retire")
+	rep.Rewrapped, rep.Removed = rewrapped, removed
+	if err != nil {
+		return rep, err
 	}
 	keys, err := deriveRing(target, r.cfg.Cipher, g)
 	if err != nil {
@@ -321,14 +289,6 @@ func (r *Repository) RetireGenerations(ctx context.Context, passwords [][]byte) 
 	for gen := range retired {
 		rep.Retired = append(rep.Retired, gen)
 	}
-	sortU32(rep.Retired)
+	slices.Sort(rep.Retired)
 	return rep, nil
-}
-
-func sortU32(s []uint32) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

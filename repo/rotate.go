@@ -89,45 +89,10 @@ func (r *Repository) RotateKeys(ctx context.Context, passwords [][]byte) (Rotate
 
 	// (1) Re-wrap. A password that already opens a file holding the
 	// target keyring needs no second one: its older files just go.
-	done := map[int]string{}
-	for _, s := range slots {
-		if len(s.ring) == len(target) {
-			// Written by the run that was cut short, perhaps as only one
-			// of its two copies (§25): store it again, the same bytes.
-			if err := r.store.Put(ctx, s.name, s.b); err != nil {
-				return rep, fmt.Errorf("key rotate: rewrite %s: %w", s.name, err)
-			}
-			done[s.pw] = s.name
-		}
-	}
-	mine := r.keyName
-	for _, s := range slots {
-		if len(s.ring) == len(target) {
-			continue
-		}
-		if _, ok := done[s.pw]; !ok {
-			kf := *s.kf
-			if err := kf.wrap(target, passwords[s.pw]); err != nil {
-				return rep, err
-			}
-			b, err := jsonMarshal(&kf)
-			if err != nil {
-				return rep, err
-			}
-			name := KeyName(hashObject(b))
-			if err := r.store.Put(ctx, name, b); err != nil {
-				return rep, fmt.Errorf("key rotate: store the re-wrapped %s: %w", s.name, err)
-			}
-			done[s.pw] = name
-			rep.Rewrapped = append(rep.Rewrapped, name)
-		}
-		if err := r.store.Delete(ctx, s.name); err != nil && !errors.Is(err, ErrNotFound) {
-			return rep, fmt.Errorf("key rotate: delete the replaced %s: %w", s.name, err)
-		}
-		rep.Removed = append(rep.Removed, s.name)
-		if s.name == mine {
-			mine = done[s.pw]
-		}
+	mine, rewrapped, removed, err := r.rewrapKeyFiles(ctx, slots, target, passwords, "key rotate")
+	rep.Rewrapped, rep.Removed = rewrapped, removed
+	if err != nil {
+		return rep, err
 	}
 
 	// (2) Commit: from here on new data is written under the new generation.
@@ -146,6 +111,55 @@ func (r *Repository) RotateKeys(ctx context.Context, passwords [][]byte) (Rotate
 	}
 	r.cfg, r.keys, r.ring, r.keyName = cfg, newKeys, target, mine
 	return rep, nil
+}
+
+// rewrapKeyFiles gives every password of slots one key file wrapping
+// target: a file that already wraps it is stored again (a cut-short run
+// may have written one of its two copies, §25); any other file is
+// re-wrapped, the new file stored, then the old one deleted, file by
+// file, so each password opens the repository at any interruption. It
+// returns the name of the key file that now stands for the one r was
+// opened with, and the files written and removed; what names the errors.
+func (r *Repository) rewrapKeyFiles(ctx context.Context, slots []keySlot, target Keyring, passwords [][]byte, what string) (mine string, rewrapped, removed []string, err error) {
+	done := map[int]string{}
+	for _, s := range slots {
+		if len(s.ring) == len(target) {
+			if err := r.store.Put(ctx, s.name, s.b); err != nil {
+				return "", rewrapped, removed, fmt.Errorf("%s: rewrite %s: %w", what, s.name, err)
+			}
+			done[s.pw] = s.name
+		}
+	}
+	mine = r.keyName
+	for _, s := range slots {
+		if len(s.ring) == len(target) {
+			continue
+		}
+		if _, ok := done[s.pw]; !ok {
+			kf := *s.kf
+			if err := kf.wrap(target, passwords[s.pw]); err != nil {
+				return "", rewrapped, removed, err
+			}
+			b, err := jsonMarshal(&kf)
+			if err != nil {
+				return "", rewrapped, removed, err
+			}
+			name := KeyName(hashObject(b))
+			if err := r.store.Put(ctx, name, b); err != nil {
+				return "", rewrapped, removed, fmt.Errorf("%s: store the re-wrapped %s: %w", what, s.name, err)
+			}
+			done[s.pw] = name
+			rewrapped = append(rewrapped, name)
+		}
+		if err := r.store.Delete(ctx, s.name); err != nil && !errors.Is(err, ErrNotFound) {
+			return "", rewrapped, removed, fmt.Errorf("%s: delete the replaced %s: %w", what, s.name, err)
+		}
+		removed = append(removed, s.name)
+		if s.name == mine {
+			mine = done[s.pw]
+		}
+	}
+	return mine, rewrapped, removed, nil
 }
 
 // openKeySlots reads every key file and opens each with the first password
