@@ -32,19 +32,41 @@ func addDoc(d *repo.Digester, key, line []byte, buf *bytes.Buffer) error {
 // and LF outside strings. Text without any is returned as is, without a
 // copy; otherwise the result is in buf.
 func compactJSON(buf *bytes.Buffer, b []byte) []byte {
-	in := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case in && c == '\\':
-			i++ // the escaped byte cannot end the string
-		case c == '"':
-			in = !in
-		case !in && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i+1)
+		case ' ', '\t', '\r', '\n':
 			return compactFrom(buf, b, i)
+		default:
+			i++
 		}
 	}
 	return b
+}
+
+// stringEnd returns the index just past the quote that closes the string
+// whose contents start at b[i], or len(b) when none does. Strings are most
+// of a document's bytes, so it jumps from quote to quote (a vectorised
+// search) and looks back at the backslashes before each: an odd run
+// escapes the quote. The run cannot reach back past b[i], since b[i-1] is
+// the opening quote or an escaped one.
+func stringEnd(b []byte, i int) int {
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		q := i + j
+		k := q
+		for k > i && b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
 }
 
 // compactFrom is compactJSON from b[i], the first whitespace outside a
