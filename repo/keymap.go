@@ -254,14 +254,22 @@ func DecodeKeyMapLeaf(name string, p []byte) ([]KeyMapEntry, error) {
 	}
 	np := d.count(IDSize + 3)
 	packs := make([]PackInfo, 0, np)
+	listed := make(map[ID]bool, np)
 	for i := 0; i < np && d.err == nil; i++ {
 		var pi PackInfo
 		d.id(&pi.ID)
 		pi.Length = d.uvarint()
 		pi.K, pi.M = int(d.byte()), int(d.byte())
-		if d.err == nil && (pi.K < 1 || pi.K+pi.M > 255 || pi.Length < 1 || pi.Length > maxPackSize) {
+		switch {
+		case d.err != nil:
+		case pi.K < 1 || pi.K+pi.M > 255 || pi.Length < 1 || pi.Length > maxPackSize:
 			d.fail("pack %d: fields out of range", i)
+		case listed[pi.ID]:
+			// A pack has one length and one shard layout: a second
+			// listing could give its entries another.
+			d.fail("pack %d: %s listed twice", i, pi.ID.Short())
 		}
+		listed[pi.ID] = true
 		packs = append(packs, pi)
 	}
 	n := d.count(1 + 5 + IDSize)
