@@ -10,8 +10,6 @@ import (
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/internal/redistest"
 	"github.com/strata-backup/strata/ops"
-	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/local"
 )
 
 // redisDrillStream captures a Redis stream: the capture's base, a
@@ -119,14 +117,7 @@ func TestDrillRedis(t *testing.T) {
 	// A manifest whose recorded proof is wrong: check --read-data
 	// recomputes it from the RDB and exits 3.
 	ctx := context.Background()
-	st, err := local.Open(c.vars["STRATA_REPO"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := c.repository()
 	cat, err := index.LoadCatalog(ctx, r)
 	if err != nil {
 		t.Fatal(err)

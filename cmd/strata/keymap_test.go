@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/strata-backup/strata/index"
-	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/local"
 )
 
 // backup --key-map writes a key map for a sorted export (FORMAT.md §26);
@@ -25,14 +23,7 @@ func TestBackupKeyMapOptIn(t *testing.T) {
 		t.Fatalf("log with key-map=: exit %d\n%s", code, errs)
 	}
 	ctx := context.Background()
-	st, err := local.Open(c.vars["STRATA_REPO"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := c.repository()
 	cat, err := index.LoadCatalog(ctx, r)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/local"
 )
 
 // TestRestoreBesideReplacedSegment: a re-encryption killed between storing
@@ -39,14 +38,7 @@ func TestRestoreBesideReplacedSegment(t *testing.T) {
 	// What the kill leaves: a replacement of a middle segment stored, the
 	// old manifest not yet deleted.
 	ctx := context.Background()
-	st, err := local.Open(c.vars["STRATA_REPO"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, st := c.repository()
 	logs, err := index.ListLogs(ctx, st, "s")
 	if err != nil {
 		t.Fatal(err)

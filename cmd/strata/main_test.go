@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/local"
 )
 
 // cli runs strata in-process with the given environment variables and stdin.
@@ -50,6 +53,21 @@ func (c *cli) ok(stdin []byte, args ...string) string {
 		c.t.Fatalf("strata %s: exit %d\n%s", strings.Join(args, " "), code, errs)
 	}
 	return out
+}
+
+// repository opens the CLI's local repository in the test's process, to
+// look at or damage what the commands stored.
+func (c *cli) repository() (*repo.Repository, *local.Store) {
+	c.t.Helper()
+	st, err := local.Open(c.vars["STRATA_REPO"])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), st, []byte(c.vars["STRATA_PASSWORD"]))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r, st
 }
 
 func genNDJSON(n int, seed uint64) []byte {

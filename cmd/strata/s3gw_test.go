@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-backup/strata/repo"
-	"github.com/strata-backup/strata/repo/local"
 	"github.com/strata-backup/strata/s3gw"
 )
 
@@ -38,14 +36,7 @@ func TestCLIS3UsersAndRestore(t *testing.T) {
 
 	// Objects written through the gateway, then a view at an instant on disk.
 	ctx := context.Background()
-	st, err := local.Open(c.vars["STRATA_REPO"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, st, []byte(c.vars["STRATA_PASSWORD"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := c.repository()
 	g, err := s3gw.Open(ctx, r, s3gw.Options{})
 	if err != nil {
 		t.Fatal(err)
