@@ -163,6 +163,26 @@ func (r *rdbReader) count() (uint64, error) {
 	return n, err
 }
 
+// skipCounts reads n lengths whose values nothing needs.
+func (r *rdbReader) skipCounts(n int) error {
+	for range n {
+		if _, err := r.count(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipStrings reads n strings whose values nothing needs.
+func (r *rdbReader) skipStrings(n int) error {
+	for range n {
+		if _, err := r.str(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // str reads an RDB string: plain, an integer, or LZF-compressed.
 func (r *rdbReader) str() ([]byte, error) {
 	n, enc, err := r.length()
@@ -297,30 +317,22 @@ func DecodeRDB(rd io.Reader, fn func(k *RDBKey) error) error {
 			}
 			continue
 		case rdbOpResizeDB:
-			if _, err := r.count(); err != nil {
-				return err
-			}
-			if _, err := r.count(); err != nil {
+			if err := r.skipCounts(2); err != nil {
 				return err
 			}
 			continue
 		case rdbOpSlotInfo:
-			for range 3 {
-				if _, err := r.count(); err != nil {
-					return err
-				}
+			if err := r.skipCounts(3); err != nil {
+				return err
 			}
 			continue
 		case rdbOpAux:
-			if _, err := r.str(); err != nil {
-				return err
-			}
-			if _, err := r.str(); err != nil {
+			if err := r.skipStrings(2); err != nil {
 				return err
 			}
 			continue
 		case rdbOpFunction2:
-			if _, err := r.str(); err != nil {
+			if err := r.skipStrings(1); err != nil {
 				return err
 			}
 			continue
@@ -342,7 +354,7 @@ func DecodeRDB(rd io.Reader, fn func(k *RDBKey) error) error {
 			}
 			continue
 		case rdbOpIdle:
-			if _, err := r.count(); err != nil {
+			if err := r.skipCounts(1); err != nil {
 				return err
 			}
 			continue
@@ -583,10 +595,8 @@ func (r *rdbReader) stream(t byte) ([]byte, error) {
 	if t >= rdbTypeStreamLP2 {
 		meta += 5 // first id, max deleted id, entries added
 	}
-	for range meta {
-		if _, err := r.count(); err != nil {
-			return nil, err
-		}
+	if err := r.skipCounts(meta); err != nil {
+		return nil, err
 	}
 	groups, err := r.count()
 	if err != nil {
@@ -600,10 +610,8 @@ func (r *rdbReader) stream(t byte) ([]byte, error) {
 		if t >= rdbTypeStreamLP2 {
 			n++ // entries read
 		}
-		for range n {
-			if _, err := r.count(); err != nil {
-				return nil, err
-			}
+		if err := r.skipCounts(n); err != nil {
+			return nil, err
 		}
 		pel, err := r.count()
 		if err != nil {
