@@ -236,8 +236,9 @@ func TestConcurrentCapturesOneWins(t *testing.T) {
 		}
 		// Both inputs stay open until one capture has ended, so both run
 		// at once whatever the scheduling.
-		go apipe.Write(feed)
-		go bpipe.Write(feed)
+		wrote := map[*exec.Cmd]chan struct{}{a: make(chan struct{}), b: make(chan struct{})}
+		go func() { apipe.Write(feed); close(wrote[a]) }()
+		go func() { bpipe.Write(feed); close(wrote[b]) }()
 		exited := make(chan *exec.Cmd, 2)
 		go func() { a.Wait(); exited <- a }()
 		go func() { b.Wait(); exited <- b }()
@@ -249,6 +250,7 @@ func TestConcurrentCapturesOneWins(t *testing.T) {
 		if first == b {
 			winner, wpipe, loser = a, apipe, berr
 		}
+		<-wrote[winner] // all of the feed is in the pipe before it closes, or the input ends mid-line
 		wpipe.Close()
 		<-exited
 		if !winner.ProcessState.Success() {
