@@ -5,13 +5,14 @@
 # fresh local repository without parity), and the gateway's peak RSS. Needs
 # the aws CLI. The data comes from `strata sample`.
 # Usage: bench/s3gw-speed.sh [DOCS]   (default 1200000 documents, about 1 GiB)
+# STRATA=/path/to/strata runs that binary instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docs=${1:-1200000}
 work=$(mktemp -d)
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/strata" ./cmd/strata
-S=$work/strata
+S=${STRATA:-$work/strata}
+[ -n "${STRATA:-}" ] || go build -o "$S" ./cmd/strata
 "$S" sample --docs "$docs" > "$work/export.ndjson"
 export STRATA_PASSWORD=bench
 secs() { local t0; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }'; }

@@ -49,10 +49,14 @@ type BlobIndex struct {
 	// Seal moves them into one sorted block and frees these.
 	building []*block
 	entries  []entry // after Seal
-	// fence[p] is the first entry whose ID starts with the 16-bit prefix p
-	// or a greater one: IDs are uniform, so a lookup searches ~n/65536 entries.
-	fence  []uint32
-	sealed bool
+	// fence[p] is the first entry whose ID starts with the fenceBits-bit
+	// prefix p or a greater one: IDs are uniform, so a lookup searches
+	// ~n/2^fenceBits entries. Small indexes take fewer bits (fenceBitsFor),
+	// so that many of them (the S3 gateway's layers) do not each carry a
+	// 256 KiB fence.
+	fence     []uint32
+	fenceBits uint
+	sealed    bool
 }
 
 // NewBlobIndex returns an empty index.
@@ -151,19 +155,33 @@ func (ix *BlobIndex) Seal() {
 	}
 	ix.frames = slices.Clip(ix.frames)
 	ix.packNo, ix.frameNo = nil, nil
-	ix.fence = make([]uint32, 1<<16+1)
+	ix.fenceBits = fenceBitsFor(len(ix.entries))
+	buckets := 1 << ix.fenceBits
+	ix.fence = make([]uint32, buckets+1)
 	i := 0
-	for p := range 1 << 16 {
-		for i < len(ix.entries) && prefix16(ix.entries[i].id) < p {
+	for p := range buckets {
+		for i < len(ix.entries) && prefixOf(ix.entries[i].id, ix.fenceBits) < p {
 			i++
 		}
 		ix.fence[p] = uint32(i)
 	}
-	ix.fence[1<<16] = uint32(len(ix.entries))
+	ix.fence[buckets] = uint32(len(ix.entries))
 	ix.sealed = true
 }
 
-func prefix16(id repo.ID) int { return int(id[0])<<8 | int(id[1]) }
+// fenceBitsFor is the fence width for n entries: about eight entries a
+// fence bucket, at most 16 bits (a 256 KiB fence, ~15 entries a bucket at
+// a million blobs).
+func fenceBitsFor(n int) uint {
+	bits := uint(0)
+	for bits < 16 && n>>(bits+3) > 0 {
+		bits++
+	}
+	return bits
+}
+
+// prefixOf is the first bits bits of id (bits ≤ 16).
+func prefixOf(id repo.ID, bits uint) int { return (int(id[0])<<8 | int(id[1])) >> (16 - bits) }
 
 // Len returns the number of distinct blobs (after Seal).
 func (ix *BlobIndex) Len() int { return len(ix.entries) }
@@ -173,7 +191,7 @@ func (ix *BlobIndex) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
 	if !ix.sealed {
 		return repo.IndexEntry{}, repo.PackInfo{}, false
 	}
-	pre := prefix16(id)
+	pre := prefixOf(id, ix.fenceBits)
 	run := ix.entries[ix.fence[pre]:ix.fence[pre+1]]
 	i, ok := slices.BinarySearchFunc(run, id, func(e entry, id repo.ID) int { return e.id.Compare(id) })
 	if !ok {

@@ -105,7 +105,7 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 	if ix == nil {
 		return nil, fmt.Errorf("s3 gateway: load index: %w", err)
 	}
-	g := &Gateway{r: r, o: o, loc: &locator{base: ix, extra: map[repo.ID]located{}},
+	g := &Gateway{r: r, o: o, loc: newLocator(ix),
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
 		known: index.NewIDSet(ix.Len() + 1024),
 		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),

@@ -2,6 +2,7 @@ package s3gw
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -20,12 +21,31 @@ type located struct {
 	p repo.PackInfo
 }
 
+// locatorPending is how many new locations the locator holds in a map
+// before it seals them into a compact layer: ~200 bytes each in the Go
+// heap there, against the layers' 44 bytes outside it.
+const locatorPending = 4096
+
 // locator finds blobs in the index loaded at start and in those the
-// gateway wrote since (engine.BlobLocator).
+// gateway wrote since (engine.BlobLocator). A gateway stores blobs for as
+// long as it runs, so their locations are kept as the index keeps them:
+// compact and outside the Go heap. The newest few thousand wait in a map;
+// then they are sealed into a layer, and the newest layer is merged into
+// its predecessor whenever it has grown to half that one's size. Lookups
+// therefore search O(log n) layers, and each location is copied O(log n)
+// times over the gateway's life.
 type locator struct {
 	base  *index.BlobIndex // sealed; read-only
-	mu    sync.RWMutex
-	extra map[repo.ID]located
+	addMu sync.Mutex       // one add at a time: its merges run outside mu
+	mu    sync.RWMutex     // guards pending (its contents) and layers
+	// pending is written only under both locks, so add may read it with
+	// addMu alone while lookups read it.
+	pending map[repo.ID]located
+	layers  []*index.BlobIndex // oldest (largest) first
+}
+
+func newLocator(base *index.BlobIndex) *locator {
+	return &locator{base: base, pending: map[repo.ID]located{}}
 }
 
 func (l *locator) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
@@ -34,20 +54,55 @@ func (l *locator) Lookup(id repo.ID) (repo.IndexEntry, repo.PackInfo, bool) {
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	x, ok := l.extra[id]
-	return x.e, x.p, ok
+	if x, ok := l.pending[id]; ok {
+		return x.e, x.p, true
+	}
+	for i := len(l.layers) - 1; i >= 0; i-- {
+		if e, p, ok := l.layers[i].Lookup(id); ok {
+			return e, p, true
+		}
+	}
+	return repo.IndexEntry{}, repo.PackInfo{}, false
 }
 
+// add publishes the locations of an index file the gateway stored.
 func (l *locator) add(f *repo.IndexFile) {
+	l.addMu.Lock()
+	defer l.addMu.Unlock()
 	packs := map[repo.ID]repo.PackInfo{}
 	for _, p := range f.Packs {
 		packs[p.ID] = p
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, e := range f.Entries {
-		l.extra[e.ID] = located{e, packs[e.Pack]}
+		l.pending[e.ID] = located{e, packs[e.Pack]}
 	}
+	full := len(l.pending) >= locatorPending
+	l.mu.Unlock()
+	if !full {
+		return
+	}
+	// Build the new layers while lookups go on against the old ones.
+	sealed := &repo.IndexFile{}
+	seen := map[repo.ID]bool{}
+	for _, x := range l.pending {
+		sealed.Entries = append(sealed.Entries, x.e)
+		if !seen[x.p.ID] {
+			seen[x.p.ID] = true
+			sealed.Packs = append(sealed.Packs, x.p)
+		}
+	}
+	layer := index.NewBlobIndex()
+	layer.Add(sealed, nil)
+	layer.Seal()
+	layers := append(slices.Clone(l.layers), layer)
+	for n := len(layers); n >= 2 && 2*layers[n-1].Len() >= layers[n-2].Len(); n = len(layers) {
+		layers = append(layers[:n-2], index.Merge(layers[n-2], layers[n-1]))
+	}
+	l.mu.Lock()
+	l.layers = layers
+	l.pending = map[repo.ID]located{}
+	l.mu.Unlock()
 }
 
 // overlaySet is the known set of one content store: blobs the repository

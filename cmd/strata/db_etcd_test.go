@@ -375,6 +375,16 @@ var etcdBin struct {
 	err  error
 }
 
+// TestMain removes the binary strataBinary built, which outlives every
+// test that used it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if etcdBin.path != "" {
+		os.RemoveAll(filepath.Dir(etcdBin.path))
+	}
+	os.Exit(code)
+}
+
 // strataBinary builds the strata binary once for the tests that kill it.
 func strataBinary(t *testing.T) string {
 	t.Helper()
