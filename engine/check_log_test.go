@@ -159,7 +159,7 @@ func TestCheckSegmentPackShards(t *testing.T) {
 			s.Delete(t.Context(), repo.ShardName(seg.Pack.ID, 0))
 		}},
 		{"lost parity shard", true, func(t *testing.T, s *mem.Store, seg *repo.Segment) {
-			s.Delete(t.Context(), repo.ShardName(seg.Pack.ID, 2))
+			s.Delete(t.Context(), repo.ShardName(seg.Pack.ID, seg.Pack.K)) // the first parity shard
 		}},
 		{"flipped payload", false, func(t *testing.T, s *mem.Store, seg *repo.Segment) {
 			mutate(t, s, repo.ShardName(seg.Pack.ID, 1), flipAt(func(int) int { return shard.HeaderSize + 3 }))

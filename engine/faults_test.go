@@ -70,7 +70,7 @@ func TestCrashAtEveryWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	writes := fs.Calls("Put")
-	if writes < 20 {
+	if writes < 15 {
 		t.Fatalf("the backup made only %d writes; the test needs more packs", writes)
 	}
 	step := 1

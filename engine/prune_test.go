@@ -28,6 +28,7 @@ type pruneFixture struct {
 	a, b, c             index.SnapshotRef
 	dataA, dataB, dataC []byte
 	exclusive, kept     map[repo.ID]bool // packs only a references; packs b, c or the log reference
+	shards              map[repo.ID]int  // every pack's shard count before any prune (k+m of its own)
 	clock               time.Time
 }
 
@@ -77,6 +78,7 @@ func newPruneFixture(t *testing.T, s repo.Store) *pruneFixture {
 	if len(res.Remove) != 1 || res.Remove[0].ID != f.a.ID {
 		t.Fatalf("forget removed %d snapshots", len(res.Remove))
 	}
+	f.shards = packsInStore(t, f.s)
 	return f
 }
 
@@ -162,7 +164,7 @@ func (f *pruneFixture) swept(t *testing.T) {
 		}
 	}
 	for id := range f.kept {
-		if have[id] != 3 {
+		if have[id] != f.shards[id] {
 			t.Fatalf("pack %s that a remaining snapshot or segment needs has %d shards", id.Short(), have[id])
 		}
 	}
@@ -418,7 +420,7 @@ func TestPruneRetained(t *testing.T) {
 				// Its packs stay, or it would list missing packs.
 				have := packsInStore(t, f.s)
 				for id := range f.exclusive {
-					if have[id] != 3 {
+					if have[id] != f.shards[id] {
 						t.Fatalf("pack %s of the locked index file was deleted", id.Short())
 					}
 				}
@@ -491,7 +493,7 @@ func TestPruneRefusesPartialView(t *testing.T) {
 			if !ok || f.b.Tree.Height == 0 {
 				t.Fatal("fixture: b has no list blobs")
 			}
-			for i := range 3 {
+			for i := range pi.K + pi.M {
 				f.s.Delete(t.Context(), repo.ShardName(pi.ID, i))
 			}
 		}},

@@ -233,9 +233,9 @@ func TestScrubRepairs(t *testing.T) {
 	}
 	c.take()
 
-	// Two shards of a 2+1 pack lost: nothing can rebuild it.
+	// Two shards of a pack with one parity shard lost: nothing can rebuild it.
 	s.Delete(t.Context(), repo.ShardName(ids[1], 0))
-	s.Delete(t.Context(), repo.ShardName(ids[1], 2))
+	s.Delete(t.Context(), repo.ShardName(ids[1], 1))
 	res, err = Scrub(t.Context(), r, o)
 	if err != nil {
 		t.Fatal(err)

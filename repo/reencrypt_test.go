@@ -70,7 +70,7 @@ func TestReencryptPack(t *testing.T) {
 	}
 	// Damage a frame byte in every shard holding it: the pack cannot be
 	// reconstructed, and nothing is written.
-	for i := 0; i < 3; i++ {
+	for i := range pi.K + pi.M {
 		name := repo.ShardName(pi.ID, i)
 		b, _ := st.Get(ctx, name)
 		b[len(b)/2] ^= 1

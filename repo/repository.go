@@ -258,14 +258,30 @@ func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]ID, error) {
 	return ids, err
 }
 
+// MinShardPayload is the smallest data shard payload a writer splits a
+// pack into, when the pack is too small to give each of the config's k
+// data shards this much (FORMAT.md §9): a small pack is split into fewer
+// data shards, with the config's m parity shards as always.
+const MinShardPayload = 64 << 10
+
+// DataShardsFor returns the number of data shards for a pack of n bytes
+// under a config of k: the fewest that give each at least
+// MinShardPayload bytes, at least 1 and at most k. A small pack then costs
+// 1+m objects instead of k+m, and survives the loss of any m of them as
+// before: only its parity's share of the bytes grows.
+func DataShardsFor(n, k int) int {
+	return max(1, min(k, (n+MinShardPayload-1)/MinShardPayload))
+}
+
 // WritePack erasure-codes a sealed pack and stores its shards in parallel.
 // Only when it returns nil may an index file reference the pack.
 func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, error) {
-	id, shards, err := shard.Encode(pack, r.cfg.DataShards, r.cfg.ParityShards)
+	k := DataShardsFor(len(pack), r.cfg.DataShards)
+	id, shards, err := shard.Encode(pack, k, r.cfg.ParityShards)
 	if err != nil {
 		return PackInfo{}, err
 	}
-	pi := PackInfo{ID: ID(id), Length: uint64(len(pack)), K: r.cfg.DataShards, M: r.cfg.ParityShards}
+	pi := PackInfo{ID: ID(id), Length: uint64(len(pack)), K: k, M: r.cfg.ParityShards}
 	errs := make([]error, len(shards))
 	var wg sync.WaitGroup
 	for i, obj := range shards {

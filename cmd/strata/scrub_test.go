@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func scrubRepo(t *testing.T) (*cli, []repo.ID) {
 	c := newCLI(t)
 	c.ok(nil, "init", "--data-shards", "2", "--parity-shards", "1")
 	for i := range 4 {
-		c.ok(genNDJSON(2000, uint64(i)), "backup", "--stream", "s", "--format", "ndjson", "--stdin")
+		c.ok(genNDJSON(5000, uint64(i)), "backup", "--stream", "s", "--format", "ndjson", "--stdin")
 	}
 	seen := map[repo.ID]bool{}
 	var ids []repo.ID
@@ -44,6 +45,25 @@ func scrubRepo(t *testing.T) (*cli, []repo.ID) {
 	})
 	if len(ids) < 4 {
 		t.Fatalf("the repository has %d packs", len(ids))
+	}
+	// Packs with three shards (two data shards) first: a small pack has
+	// one data shard (FORMAT.md §9), and losing two shards of it would
+	// leave no trace of it for a keyless scrub to report.
+	shards := func(id repo.ID) int {
+		n := 0
+		for i := range 3 {
+			if _, err := os.Stat(shardFile(c, id, i)); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	slices.SortStableFunc(ids, func(a, b repo.ID) int { return shards(b) - shards(a) })
+	if shards(ids[2]) != 3 {
+		for _, id := range ids {
+			t.Log(id.Short(), shards(id))
+		}
+		t.Fatal("the repository has fewer than three packs of three shards")
 	}
 	return c, ids
 }
@@ -109,7 +129,7 @@ func TestCheckReadDataSubset(t *testing.T) {
 // remains.
 func TestScrubExitCodes(t *testing.T) {
 	c, ids := scrubRepo(t)
-	name := shardFile(c, ids[1], 2)
+	name := shardFile(c, ids[1], 1) // a pack has at least two shards here: k ≥ 1, m = 1
 	good, _ := os.ReadFile(name)
 	bad := append([]byte(nil), good...)
 	bad[len(bad)-5] ^= 0x10
@@ -141,7 +161,7 @@ func TestScrubExitCodes(t *testing.T) {
 		t.Fatal("scrub did not rebuild the damaged shard")
 	}
 
-	// Two of the three shards of a pack gone: beyond parity.
+	// Two shards of a pack with one parity shard gone: beyond parity.
 	os.Remove(shardFile(c, ids[2], 0))
 	os.Remove(shardFile(c, ids[2], 1))
 	code, out, errs := c.run(nil, "scrub", "--cycle", "1d")
@@ -175,9 +195,9 @@ func TestServeScrubHealsShard(t *testing.T) {
 	bad := append([]byte(nil), good...)
 	bad[shard.HeaderSize+10] ^= 0x01
 	writeFile(t, healed, bad)
-	// Two of three shards gone: beyond parity.
+	// Two shards gone, with one parity shard: beyond parity.
 	os.Remove(shardFile(c, ids[1], 0))
-	os.Remove(shardFile(c, ids[1], 2))
+	os.Remove(shardFile(c, ids[1], 1))
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
