@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/strata-backup/strata/repo/shard"
 )
 
 // BlobType says what a blob holds (FORMAT.md, "Blobs").
@@ -58,8 +60,9 @@ type BlobInfo struct {
 // Frame is a sealed run of blobs, ready to be appended to a pack.
 type Frame struct {
 	Blobs  []BlobInfo
-	Sealed []byte // nonce || AEAD(mode || payload) || tag
-	Raw    int    // sum of blob lengths
+	Sealed []byte  // nonce || AEAD(mode || payload) || tag
+	Raw    int     // sum of blob lengths
+	buf    *[]byte // Sealed's pooled buffer, for Release
 }
 
 var (
@@ -185,8 +188,11 @@ func (r *Repository) SealFrame(infos []BlobInfo, blobs [][]byte, level zstd.Enco
 		}
 	}
 	aead := r.keys.data
-	sealed := make([]byte, 0, aead.NonceSize()+len(plain)+aead.Overhead())
-	return Frame{Blobs: infos, Sealed: seal(sealed, aead, plain, adFrame), Raw: raw}, nil
+	// The sealed frame lives until its pack is encoded; a caller that
+	// releases it gives the buffer back for a later frame.
+	sb := sealedBuffer(aead.NonceSize() + len(plain) + aead.Overhead())
+	*sb = seal(*sb, aead, plain, adFrame)
+	return Frame{Blobs: infos, Sealed: *sb, Raw: raw, buf: sb}, nil
 }
 
 // frameScratch holds *[]byte buffers SealFrame compresses through.
@@ -263,22 +269,42 @@ type PackFrame struct {
 	Blobs  []BlobInfo
 }
 
-// BuildPack concatenates frames and appends the sealed trailer.
+// BuildPack concatenates frames and appends the sealed trailer: the whole
+// pack in one buffer, for callers that need its bytes. Writers that only
+// store the pack use EncodePack (or StoreFrames), which lays the pack out
+// as its shard objects directly and saves a copy of every byte.
 func (r *Repository) BuildPack(frames []Frame) ([]byte, []PackFrame, error) {
-	size := packTailSize + 64
-	for _, f := range frames {
-		size += len(f.Sealed) + 8 + len(f.Blobs)*(IDSize+4)
-	}
-	if size > maxPackSize {
-		return nil, nil, fmt.Errorf("pack of %d bytes exceeds the limit %d", size, maxPackSize)
+	tail, pfs, size, err := r.packTail(frames)
+	if err != nil {
+		return nil, nil, err
 	}
 	pack := make([]byte, 0, size)
+	for _, f := range frames {
+		pack = append(pack, f.Sealed...)
+	}
+	return append(pack, tail...), pfs, nil
+}
+
+// packTail returns what follows the frames of a pack of frames (the
+// sealed trailer, its length and the magic), the frames' places in the
+// pack, and the pack's length.
+func (r *Repository) packTail(frames []Frame) ([]byte, []PackFrame, int, error) {
+	size := packTailSize + 64
+	framesLen := 0
+	for _, f := range frames {
+		size += len(f.Sealed) + 8 + len(f.Blobs)*(IDSize+4)
+		framesLen += len(f.Sealed)
+	}
+	if size > maxPackSize {
+		return nil, nil, 0, fmt.Errorf("pack of %d bytes exceeds the limit %d", size, maxPackSize)
+	}
 	trailer := []byte{trailerVersion}
 	trailer = binary.AppendUvarint(trailer, uint64(len(frames)))
 	pfs := make([]PackFrame, len(frames))
+	off := 0
 	for i, f := range frames {
-		pfs[i] = PackFrame{Offset: uint32(len(pack)), Length: uint32(len(f.Sealed)), Blobs: f.Blobs}
-		pack = append(pack, f.Sealed...)
+		pfs[i] = PackFrame{Offset: uint32(off), Length: uint32(len(f.Sealed)), Blobs: f.Blobs}
+		off += len(f.Sealed)
 		trailer = binary.AppendUvarint(trailer, uint64(len(f.Sealed)))
 		trailer = binary.AppendUvarint(trailer, uint64(len(f.Blobs)))
 		for _, b := range f.Blobs {
@@ -287,11 +313,138 @@ func (r *Repository) BuildPack(frames []Frame) ([]byte, []PackFrame, error) {
 			trailer = binary.AppendUvarint(trailer, uint64(b.Len))
 		}
 	}
-	start := len(pack)
-	pack = seal(pack, r.keys.metadata, trailer, adTrailer)
-	pack = binary.LittleEndian.AppendUint32(pack, uint32(len(pack)-start))
-	pack = append(pack, packMagic...)
-	return pack, pfs, nil
+	tail := seal(make([]byte, 0, r.keys.metadata.NonceSize()+len(trailer)+r.keys.metadata.Overhead()+packTailSize), r.keys.metadata, trailer, adTrailer)
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(len(tail)))
+	tail = append(tail, packMagic...)
+	return tail, pfs, framesLen + len(tail), nil
+}
+
+// EncodedPack is a pack laid out as its k+m shard objects, ready for
+// PutPack: what EncodePack builds from frames. Release gives its buffer
+// back for the next pack.
+type EncodedPack struct {
+	Info   PackInfo
+	Frames []PackFrame // the frames' places in the pack, for its index entries
+	objs   [][]byte
+	buf    *[]byte // from shardBuffers; nil once released
+	dirty  bool    // a Put failed: a store may still read buf
+}
+
+// EncodePack builds the pack of frames (frames, then the sealed trailer)
+// straight into its shard objects (FORMAT.md §9): each frame's bytes are
+// copied once, to their place in a data shard's payload, and the parity is
+// computed in place. The buffer comes from a pool; the frames may be
+// released as soon as EncodePack returns.
+func (r *Repository) EncodePack(frames []Frame) (*EncodedPack, error) {
+	tail, pfs, size, err := r.packTail(frames)
+	if err != nil {
+		return nil, err
+	}
+	k, m := r.cfg.DataShards, r.cfg.ParityShards
+	if err := shard.ValidKM(k, m); err != nil {
+		return nil, err
+	}
+	buf := shardBuffer(shard.ObjectsSize(k, m, size))
+	w, err := shard.NewWriter(k, m, size, *buf)
+	if err != nil {
+		shardBuffers.Put(buf)
+		return nil, err
+	}
+	for _, f := range frames {
+		w.Write(f.Sealed) // cannot fail: size counts every byte
+	}
+	w.Write(tail)
+	id, objs, err := w.Finish()
+	if err != nil {
+		shardBuffers.Put(buf)
+		return nil, err
+	}
+	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(size), K: k, M: m}, Frames: pfs, objs: objs, buf: buf}, nil
+}
+
+// encodeBytes lays a whole pack's bytes out as its shard objects, in a
+// pooled buffer.
+func (r *Repository) encodeBytes(pack []byte) (*EncodedPack, error) {
+	k, m := r.cfg.DataShards, r.cfg.ParityShards
+	if err := shard.ValidKM(k, m); err != nil {
+		return nil, err
+	}
+	if len(pack) == 0 || len(pack) > shard.MaxPackLen {
+		return nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", len(pack), shard.MaxPackLen)
+	}
+	buf := shardBuffer(shard.ObjectsSize(k, m, len(pack)))
+	w, err := shard.NewWriter(k, m, len(pack), *buf)
+	if err == nil {
+		_, err = w.Write(pack)
+	}
+	var id [32]byte
+	var objs [][]byte
+	if err == nil {
+		id, objs, err = w.Finish()
+	}
+	if err != nil {
+		shardBuffers.Put(buf)
+		return nil, err
+	}
+	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(len(pack)), K: k, M: m}, objs: objs, buf: buf}, nil
+}
+
+// Release gives the pack's buffer back to the pool; the pack must not be
+// used afterwards. A pack one of whose Puts failed is left to the garbage
+// collector instead: a store's failed request may still be reading it.
+// Release may be called more than once.
+func (p *EncodedPack) Release() {
+	if p.buf != nil && !p.dirty {
+		shardBuffers.Put(p.buf)
+	}
+	p.buf, p.objs = nil, nil
+}
+
+// sealedFrames holds *[]byte buffers of released sealed frames. It is
+// apart from frameScratch, whose buffers are a whole frame's plaintext:
+// a pack waiting to be encoded holds dozens of sealed frames, each a
+// fraction of that when compressed.
+var sealedFrames sync.Pool
+
+// sealedBuffer returns an empty buffer of at least n bytes' capacity, and
+// not much more, from sealedFrames, or a new one rounded up to 16 KiB.
+func sealedBuffer(n int) *[]byte {
+	if p, ok := sealedFrames.Get().(*[]byte); ok {
+		if c := cap(*p); c >= n && c <= 2*n+16<<10 {
+			*p = (*p)[:0]
+			return p
+		}
+		sealedFrames.Put(p)
+	}
+	b := make([]byte, 0, (n+16<<10-1)&^(16<<10-1))
+	return &b
+}
+
+// shardBuffers holds *[]byte buffers that packs are encoded into: one a
+// pack in flight (a backup has at most Uploads+1), so the ~1.25× pack size
+// each takes is reused rather than allocated for every pack.
+var shardBuffers sync.Pool
+
+// shardBuffer returns a buffer of at least n bytes' length from
+// shardBuffers, or a new one rounded up to a whole MiB so that packs of
+// slightly different sizes share buffers.
+func shardBuffer(n int) *[]byte {
+	if p, ok := shardBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, (n+1<<20-1)&^(1<<20-1))
+	return &b
+}
+
+// Release gives a sealed frame's buffer back to the pool SealFrame takes
+// it from; f.Sealed must not be used afterwards. Frames not released are
+// simply left to the garbage collector.
+func (f *Frame) Release() {
+	if f.buf != nil {
+		sealedFrames.Put(f.buf)
+	}
+	f.buf, f.Sealed = nil, nil
 }
 
 // maxPackSize bounds packs so offsets fit in 32 bits with room to spare.

@@ -259,23 +259,53 @@ func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]ID, error) {
 }
 
 // WritePack erasure-codes a sealed pack and stores its shards in parallel.
-// Only when it returns nil may an index file reference the pack.
+// Only when it returns nil may an index file reference the pack. Writers
+// that build the pack from frames use StoreFrames, which saves a copy.
 func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, error) {
-	id, shards, err := shard.Encode(pack, r.cfg.DataShards, r.cfg.ParityShards)
+	p, err := r.encodeBytes(pack)
 	if err != nil {
 		return PackInfo{}, err
 	}
-	pi := PackInfo{ID: ID(id), Length: uint64(len(pack)), K: r.cfg.DataShards, M: r.cfg.ParityShards}
-	errs := make([]error, len(shards))
+	defer p.Release()
+	if err := r.PutPack(ctx, p); err != nil {
+		return PackInfo{}, err
+	}
+	return p.Info, nil
+}
+
+// StoreFrames builds the pack of frames straight into its shard objects
+// (EncodePack) and stores them (PutPack). Only when it returns nil may an
+// index file reference the pack. The frames may be released once it
+// returns; the PackFrames say where each one is.
+func (r *Repository) StoreFrames(ctx context.Context, frames []Frame) (PackInfo, []PackFrame, error) {
+	p, err := r.EncodePack(frames)
+	if err != nil {
+		return PackInfo{}, nil, err
+	}
+	defer p.Release()
+	if err := r.PutPack(ctx, p); err != nil {
+		return PackInfo{}, nil, err
+	}
+	return p.Info, p.Frames, nil
+}
+
+// PutPack stores the shard objects of an encoded pack in parallel. Only
+// when it returns nil may an index file reference the pack.
+func (r *Repository) PutPack(ctx context.Context, p *EncodedPack) error {
+	if p.objs == nil {
+		return errors.New("put pack: the pack was released")
+	}
+	errs := make([]error, len(p.objs))
 	var wg sync.WaitGroup
-	for i, obj := range shards {
-		wg.Go(func() { errs[i] = r.store.Put(ctx, ShardName(pi.ID, i), obj) })
+	for i, obj := range p.objs {
+		wg.Go(func() { errs[i] = r.store.Put(ctx, ShardName(p.Info.ID, i), obj) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return PackInfo{}, fmt.Errorf("write pack %s: %w", pi.ID.Short(), err)
+		p.dirty = true
+		return fmt.Errorf("write pack %s: %w", p.Info.ID.Short(), err)
 	}
-	return pi, nil
+	return nil
 }
 
 // ReadFrame returns the sealed bytes of one frame. It reads only the data

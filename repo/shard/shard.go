@@ -94,6 +94,10 @@ func encoder(k, m int) (reedsolomon.Encoder, error) {
 	return actual.(reedsolomon.Encoder), nil
 }
 
+// ValidKM reports whether k data and m parity shards are a valid erasure
+// coding (FORMAT.md §9): 1 ≤ k, 0 ≤ m, k+m ≤ 255.
+func ValidKM(k, m int) error { return validKM(k, m) }
+
 func validKM(k, m int) error {
 	if k < 1 || m < 0 || k+m > 255 {
 		return fmt.Errorf("erasure coding %d+%d: need 1 ≤ k, 0 ≤ m, k+m ≤ 255", k, m)
@@ -102,44 +106,132 @@ func validKM(k, m int) error {
 }
 
 // Encode splits a sealed pack into k data and m parity shard objects and
-// returns the pack ID (BLAKE3 of the pack) with them, in shard order.
+// returns the pack ID (BLAKE3 of the pack) with them, in shard order. The
+// objects are disjoint slices of one new buffer; a writer that builds the
+// pack itself uses NewWriter instead and saves the copy of the pack.
 func Encode(pack []byte, k, m int) ([32]byte, [][]byte, error) {
-	if err := validKM(k, m); err != nil {
+	w, err := NewWriter(k, m, len(pack), nil)
+	if err != nil {
 		return [32]byte{}, nil, err
 	}
-	if len(pack) == 0 || len(pack) > MaxPackLen {
-		return [32]byte{}, nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", len(pack), MaxPackLen)
+	if _, err := w.Write(pack); err != nil {
+		return [32]byte{}, nil, err
 	}
-	id := blake3.Sum256(pack)
-	h := NewHeader(k, m, uint64(len(pack)), id)
+	return w.Finish()
+}
+
+// ObjectsSize returns the bytes the k+m shard objects of a pack of packLen
+// bytes take together: the buffer NewWriter needs.
+func ObjectsSize(k, m, packLen int) int {
+	return (k + m) * (Overhead + int(shardLen(uint64(packLen), k)))
+}
+
+// Writer lays a pack of a length known in advance out as its k+m shard
+// objects while the pack's bytes are written to it: each byte is copied
+// once, straight to its place in its data shard's payload, and the pack ID
+// is hashed as the bytes go by. Finish then adds the padding, headers,
+// parity (computed in place) and checksums. The result is byte for byte
+// what Encode of the whole pack gives (FORMAT.md §9). A Writer is not safe
+// for concurrent use.
+type Writer struct {
+	h    Header
+	objs [][]byte
+	pos  int // pack bytes written
+	sum  *blake3.Hasher
+	done bool
+}
+
+// NewWriter returns a Writer for a pack of packLen bytes split k+m. The
+// objects are laid out in buf when its capacity is at least
+// ObjectsSize(k, m, packLen) (a pooled buffer: its old contents do not
+// matter, every byte is overwritten), else in a new buffer.
+func NewWriter(k, m, packLen int, buf []byte) (*Writer, error) {
+	if err := validKM(k, m); err != nil {
+		return nil, err
+	}
+	if packLen <= 0 || packLen > MaxPackLen {
+		return nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", packLen, MaxPackLen)
+	}
+	h := NewHeader(k, m, uint64(packLen), [32]byte{})
+	size := ObjectsSize(k, m, packLen)
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	per := int(h.Size())
 	objs := make([][]byte, k+m)
-	payloads := make([][]byte, k+m)
 	for i := range objs {
-		h.Index = i
-		obj := make([]byte, 0, h.Size())
-		obj = h.append(obj)
-		obj = obj[:HeaderSize+int(h.ShardLen)] // zeroed by make: the padding
-		if i < k {
-			start := min(len(pack), i*int(h.ShardLen))
-			copy(obj[HeaderSize:], pack[start:min(len(pack), start+int(h.ShardLen))])
-		}
-		objs[i] = obj
-		payloads[i] = obj[HeaderSize:len(obj):len(obj)]
+		objs[i] = buf[i*per : (i+1)*per : (i+1)*per]
 	}
-	if m > 0 {
-		enc, err := encoder(k, m)
+	return &Writer{h: h, objs: objs, sum: blake3.New()}, nil
+}
+
+// Write appends p to the pack. Writing past the length given to NewWriter,
+// or after Finish, is an error and writes nothing.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("shard: write after finish")
+	}
+	if len(p) > int(w.h.PackLen)-w.pos {
+		return 0, fmt.Errorf("shard: write of %d bytes at %d overruns the pack of %d", len(p), w.pos, w.h.PackLen)
+	}
+	w.sum.Write(p)
+	w.place(p)
+	return len(p), nil
+}
+
+// place copies p to pack offset w.pos onward in the data payloads.
+func (w *Writer) place(p []byte) {
+	s := int(w.h.ShardLen)
+	for len(p) > 0 {
+		i, in := w.pos/s, w.pos%s
+		n := copy(w.objs[i][HeaderSize+in:HeaderSize+s], p)
+		w.pos += n
+		p = p[n:]
+	}
+}
+
+// Finish completes the objects once the whole pack is written and returns
+// the pack ID with them, in shard order. The objects are slices of the
+// Writer's buffer: they stay valid as long as it is not reused.
+func (w *Writer) Finish() ([32]byte, [][]byte, error) {
+	if w.done {
+		return [32]byte{}, nil, errors.New("shard: finish called twice")
+	}
+	if w.pos != int(w.h.PackLen) {
+		return [32]byte{}, nil, fmt.Errorf("shard: pack of %d bytes finished after %d", w.h.PackLen, w.pos)
+	}
+	w.done = true
+	var id [32]byte
+	w.sum.Sum(id[:0])
+	w.h.PackID = id
+	// The last data payloads' padding: fewer than k zero bytes, which may
+	// spread over several shards when the shard length is below k.
+	var zeros [255]byte
+	w.place(zeros[:w.h.K*int(w.h.ShardLen)-w.pos])
+	payloads := make([][]byte, len(w.objs))
+	for i, obj := range w.objs {
+		h := w.h
+		h.Index = i
+		h.append(obj[:0])
+		payloads[i] = obj[HeaderSize : HeaderSize+int(h.ShardLen) : HeaderSize+int(h.ShardLen)]
+	}
+	if w.h.M > 0 {
+		enc, err := encoder(w.h.K, w.h.M)
 		if err != nil {
 			return [32]byte{}, nil, err
 		}
+		// Encode overwrites the parity payloads whole, whatever they held.
 		if err := enc.Encode(payloads); err != nil {
 			return [32]byte{}, nil, fmt.Errorf("shard: encode: %w", err)
 		}
 	}
-	for i, obj := range objs {
-		sum := blake3.Sum256(obj)
-		objs[i] = append(obj, sum[:]...)
+	for _, obj := range w.objs {
+		body := obj[:len(obj)-ChecksumSize]
+		sum := blake3.Sum256(body)
+		copy(obj[len(body):], sum[:])
 	}
-	return id, objs, nil
+	return id, w.objs, nil
 }
 
 // Verify checks a shard object on its own: magic, version, lengths and
