@@ -33,7 +33,7 @@ func TestStoreFramesMatchesBuildPack(t *testing.T) {
 			for i := range nframes {
 				b := make([]byte, 1+rnd.IntN(70000))
 				for j := range b {
-					b[j] = byte(rnd.IntN(4+i*60)) // some compress, some do not
+					b[j] = byte(rnd.IntN(4 + i*60)) // some compress, some do not
 				}
 				info := repo.BlobInfo{Type: repo.DataBlob, ID: r.BlobID(repo.DataBlob, b), Len: uint32(len(b))}
 				f, err := r.SealFrame([]repo.BlobInfo{info}, [][]byte{b}, zstd.SpeedFastest)
