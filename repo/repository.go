@@ -289,19 +289,20 @@ func (r *Repository) StoreFrames(ctx context.Context, frames []Frame) (PackInfo,
 	return p.Info, p.Frames, nil
 }
 
-// PutPack stores the shard objects of an encoded pack in parallel. Only
+// PutPack stores the shard objects of an encoded pack as one batch
+// (PutBatch: in parallel, or with fewer syncs where the store can). Only
 // when it returns nil may an index file reference the pack.
 func (r *Repository) PutPack(ctx context.Context, p *EncodedPack) error {
 	if p.objs == nil {
 		return errors.New("put pack: the pack was released")
 	}
-	errs := make([]error, len(p.objs))
-	var wg sync.WaitGroup
-	for i, obj := range p.objs {
-		wg.Go(func() { errs[i] = r.store.Put(ctx, ShardName(p.Info.ID, i), obj) })
+	names := make([]string, len(p.objs))
+	for i := range names {
+		names[i] = ShardName(p.Info.ID, i)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	// One batch: the local directory syncs the pack's directory once
+	// rather than once per shard.
+	if err := PutBatch(ctx, r.store, names, p.objs); err != nil {
 		p.dirty = true
 		return fmt.Errorf("write pack %s: %w", p.Info.ID.Short(), err)
 	}
