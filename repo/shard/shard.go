@@ -128,16 +128,15 @@ func ObjectsSize(k, m, packLen int) int {
 
 // Writer lays a pack of a length known in advance out as its k+m shard
 // objects while the pack's bytes are written to it: each byte is copied
-// once, straight to its place in its data shard's payload, and the pack ID
-// is hashed as the bytes go by. Finish then adds the padding, headers,
-// parity (computed in place) and checksums. The result is byte for byte
+// once, straight to its place in its data shard's payload. Finish then
+// hashes the pack ID and adds the padding, headers, parity (computed in
+// place) and checksums. The result is byte for byte
 // what Encode of the whole pack gives (FORMAT.md §9). A Writer is not safe
 // for concurrent use.
 type Writer struct {
 	h    Header
 	objs [][]byte
 	pos  int // pack bytes written
-	sum  *blake3.Hasher
 	done bool
 }
 
@@ -163,7 +162,7 @@ func NewWriter(k, m, packLen int, buf []byte) (*Writer, error) {
 	for i := range objs {
 		objs[i] = buf[i*per : (i+1)*per : (i+1)*per]
 	}
-	return &Writer{h: h, objs: objs, sum: blake3.New()}, nil
+	return &Writer{h: h, objs: objs}, nil
 }
 
 // Write appends p to the pack. Writing past the length given to NewWriter,
@@ -175,7 +174,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if len(p) > int(w.h.PackLen)-w.pos {
 		return 0, fmt.Errorf("shard: write of %d bytes at %d overruns the pack of %d", len(p), w.pos, w.h.PackLen)
 	}
-	w.sum.Write(p)
 	w.place(p)
 	return len(p), nil
 }
@@ -202,8 +200,18 @@ func (w *Writer) Finish() ([32]byte, [][]byte, error) {
 		return [32]byte{}, nil, fmt.Errorf("shard: pack of %d bytes finished after %d", w.h.PackLen, w.pos)
 	}
 	w.done = true
+	// The pack ID is hashed over the data payloads, in runs of S bytes:
+	// the hasher copies into its own buffer whatever does not fill its
+	// 8 KiB blocks, which would be most of each frame if it hashed frame
+	// by frame as they are written.
+	sum := blake3.New()
+	for i, rem := 0, w.pos; rem > 0; i++ {
+		n := min(int(w.h.ShardLen), rem)
+		sum.Write(w.objs[i][HeaderSize : HeaderSize+n])
+		rem -= n
+	}
 	var id [32]byte
-	w.sum.Sum(id[:0])
+	sum.Sum(id[:0])
 	w.h.PackID = id
 	// The last data payloads' padding: fewer than k zero bytes, which may
 	// spread over several shards when the shard length is below k.
