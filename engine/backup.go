@@ -598,21 +598,16 @@ func (b *backupRun) storePacks() {
 		if b.ctx.Err() != nil {
 			continue
 		}
-		// The pack is built straight into its shard objects, in a pooled
-		// buffer: the frames' bytes are copied once, and the frames go
-		// back to their pool before the upload (job stays live for
-		// job.cut), ~PackSize less per uploader.
+		// The pack is built straight into its shard objects, the frames'
+		// bytes copied once; the frames can go before the upload (job
+		// stays live for job.cut), ~PackSize less per uploader.
 		p, err := b.r.EncodePack(job.frames)
-		for i := range job.frames {
-			job.frames[i].Release()
-		}
 		job.frames = nil
 		var pi repo.PackInfo
 		var pfs []repo.PackFrame
 		if err == nil {
 			err = b.r.PutPack(b.ctx, p)
 			pi, pfs = p.Info, p.Frames
-			p.Release()
 		}
 		b.uploadMu.Lock()
 		if err == nil {

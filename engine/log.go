@@ -575,9 +575,6 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 		return repo.SegmentKey{}, 0, err
 	}
 	pi, _, err := w.r.StoreFrames(ctx, frames)
-	for i := range frames {
-		frames[i].Release()
-	}
 	if err != nil {
 		return repo.SegmentKey{}, 0, err
 	}

@@ -15,10 +15,9 @@ import (
 )
 
 // TestStoreFramesMatchesBuildPack: a pack stored by StoreFrames (built
-// straight into its shard objects, in pooled buffers reused from pack to
-// pack) has BuildPack's frames, trailer, length and PackFrames, and its
-// shards are byte for byte shard.Encode of the pack they hold. Several packs of shrinking and
-// growing sizes run through the pool, and released frames are reused.
+// straight into its shard objects) has BuildPack's frames, trailer,
+// length and PackFrames, and its shards are byte for byte shard.Encode of
+// the pack they hold, for packs of several sizes.
 func TestStoreFramesMatchesBuildPack(t *testing.T) {
 	ctx := t.Context()
 	st := mem.New()
@@ -51,9 +50,6 @@ func TestStoreFramesMatchesBuildPack(t *testing.T) {
 			pi, pfs, err := r.StoreFrames(ctx, frames)
 			if err != nil {
 				t.Fatal(err)
-			}
-			for i := range frames {
-				frames[i].Release()
 			}
 			if pi.Length != uint64(len(pack)) || pi.K != 4 || pi.M != 2 {
 				t.Fatalf("pack info %+v, want length %d 4+2", pi, len(pack))
@@ -89,28 +85,5 @@ func TestStoreFramesMatchesBuildPack(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestEncodePackReleased: a released pack cannot be put.
-func TestEncodePackReleased(t *testing.T) {
-	ctx := t.Context()
-	r, err := repo.Init(ctx, mem.New(), []byte("pw"), repo.InitOptions{DataShards: 2, ParityShards: 1, KDF: testKDF})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := []byte("one blob")
-	f, err := r.SealFrame([]repo.BlobInfo{{Type: repo.DataBlob, ID: r.BlobID(repo.DataBlob, b), Len: uint32(len(b))}}, [][]byte{b}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := r.EncodePack([]repo.Frame{f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Release()
-	p.Release()
-	if err := r.PutPack(ctx, p); err == nil {
-		t.Fatal("put of a released pack accepted")
 	}
 }

@@ -60,9 +60,8 @@ type BlobInfo struct {
 // Frame is a sealed run of blobs, ready to be appended to a pack.
 type Frame struct {
 	Blobs  []BlobInfo
-	Sealed []byte  // nonce || AEAD(mode || payload) || tag
-	Raw    int     // sum of blob lengths
-	buf    *[]byte // Sealed's pooled buffer, for Release
+	Sealed []byte // nonce || AEAD(mode || payload) || tag
+	Raw    int    // sum of blob lengths
 }
 
 var (
@@ -188,11 +187,8 @@ func (r *Repository) SealFrame(infos []BlobInfo, blobs [][]byte, level zstd.Enco
 		}
 	}
 	aead := r.keys.data
-	// The sealed frame lives until its pack is encoded; a caller that
-	// releases it gives the buffer back for a later frame.
-	sb := sealedBuffer(aead.NonceSize() + len(plain) + aead.Overhead())
-	*sb = seal(*sb, aead, plain, adFrame)
-	return Frame{Blobs: infos, Sealed: *sb, Raw: raw, buf: sb}, nil
+	sealed := make([]byte, 0, aead.NonceSize()+len(plain)+aead.Overhead())
+	return Frame{Blobs: infos, Sealed: seal(sealed, aead, plain, adFrame), Raw: raw}, nil
 }
 
 // frameScratch holds *[]byte buffers SealFrame compresses through.
@@ -320,34 +316,25 @@ func (r *Repository) packTail(frames []Frame) ([]byte, []PackFrame, int, error) 
 }
 
 // EncodedPack is a pack laid out as its k+m shard objects, ready for
-// PutPack: what EncodePack builds from frames. Release gives its buffer
-// back for the next pack.
+// PutPack: what EncodePack builds from frames.
 type EncodedPack struct {
 	Info   PackInfo
 	Frames []PackFrame // the frames' places in the pack, for its index entries
 	objs   [][]byte
-	buf    *[]byte // from shardBuffers; nil once released
-	dirty  bool    // a Put failed: a store may still read buf
 }
 
 // EncodePack builds the pack of frames (frames, then the sealed trailer)
 // straight into its shard objects (FORMAT.md §9): each frame's bytes are
-// copied once, to their place in a data shard's payload, and the parity is
-// computed in place. The buffer comes from a pool; the frames may be
-// released as soon as EncodePack returns.
+// copied once, to their place in a data shard's payload, the pack is never
+// whole in one buffer, and the parity is computed in place. The frames are
+// not needed once EncodePack returns.
 func (r *Repository) EncodePack(frames []Frame) (*EncodedPack, error) {
 	tail, pfs, size, err := r.packTail(frames)
 	if err != nil {
 		return nil, err
 	}
-	k, m := r.cfg.DataShards, r.cfg.ParityShards
-	if err := shard.ValidKM(k, m); err != nil {
-		return nil, err
-	}
-	buf := shardBuffer(shard.ObjectsSize(k, m, size))
-	w, err := shard.NewWriter(k, m, size, *buf)
+	w, err := shard.NewWriter(r.cfg.DataShards, r.cfg.ParityShards, size)
 	if err != nil {
-		shardBuffers.Put(buf)
 		return nil, err
 	}
 	for _, f := range frames {
@@ -356,95 +343,9 @@ func (r *Repository) EncodePack(frames []Frame) (*EncodedPack, error) {
 	w.Write(tail)
 	id, objs, err := w.Finish()
 	if err != nil {
-		shardBuffers.Put(buf)
 		return nil, err
 	}
-	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(size), K: k, M: m}, Frames: pfs, objs: objs, buf: buf}, nil
-}
-
-// encodeBytes lays a whole pack's bytes out as its shard objects, in a
-// pooled buffer.
-func (r *Repository) encodeBytes(pack []byte) (*EncodedPack, error) {
-	k, m := r.cfg.DataShards, r.cfg.ParityShards
-	if err := shard.ValidKM(k, m); err != nil {
-		return nil, err
-	}
-	if len(pack) == 0 || len(pack) > shard.MaxPackLen {
-		return nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", len(pack), shard.MaxPackLen)
-	}
-	buf := shardBuffer(shard.ObjectsSize(k, m, len(pack)))
-	w, err := shard.NewWriter(k, m, len(pack), *buf)
-	if err == nil {
-		_, err = w.Write(pack)
-	}
-	var id [32]byte
-	var objs [][]byte
-	if err == nil {
-		id, objs, err = w.Finish()
-	}
-	if err != nil {
-		shardBuffers.Put(buf)
-		return nil, err
-	}
-	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(len(pack)), K: k, M: m}, objs: objs, buf: buf}, nil
-}
-
-// Release gives the pack's buffer back to the pool; the pack must not be
-// used afterwards. A pack one of whose Puts failed is left to the garbage
-// collector instead: a store's failed request may still be reading it.
-// Release may be called more than once.
-func (p *EncodedPack) Release() {
-	if p.buf != nil && !p.dirty {
-		shardBuffers.Put(p.buf)
-	}
-	p.buf, p.objs = nil, nil
-}
-
-// sealedFrames holds *[]byte buffers of released sealed frames. It is
-// apart from frameScratch, whose buffers are a whole frame's plaintext:
-// a pack waiting to be encoded holds dozens of sealed frames, each a
-// fraction of that when compressed.
-var sealedFrames sync.Pool
-
-// sealedBuffer returns an empty buffer of at least n bytes' capacity, and
-// not much more, from sealedFrames, or a new one rounded up to 16 KiB.
-func sealedBuffer(n int) *[]byte {
-	if p, ok := sealedFrames.Get().(*[]byte); ok {
-		if c := cap(*p); c >= n && c <= 2*n+16<<10 {
-			*p = (*p)[:0]
-			return p
-		}
-		sealedFrames.Put(p)
-	}
-	b := make([]byte, 0, (n+16<<10-1)&^(16<<10-1))
-	return &b
-}
-
-// shardBuffers holds *[]byte buffers that packs are encoded into: one a
-// pack in flight (a backup has at most Uploads+1), so the ~1.25× pack size
-// each takes is reused rather than allocated for every pack.
-var shardBuffers sync.Pool
-
-// shardBuffer returns a buffer of at least n bytes' length from
-// shardBuffers, or a new one rounded up to a whole MiB so that packs of
-// slightly different sizes share buffers.
-func shardBuffer(n int) *[]byte {
-	if p, ok := shardBuffers.Get().(*[]byte); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	b := make([]byte, n, (n+1<<20-1)&^(1<<20-1))
-	return &b
-}
-
-// Release gives a sealed frame's buffer back to the pool SealFrame takes
-// it from; f.Sealed must not be used afterwards. Frames not released are
-// simply left to the garbage collector.
-func (f *Frame) Release() {
-	if f.buf != nil {
-		sealedFrames.Put(f.buf)
-	}
-	f.buf, f.Sealed = nil, nil
+	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(size), K: r.cfg.DataShards, M: r.cfg.ParityShards}, Frames: pfs, objs: objs}, nil
 }
 
 // maxPackSize bounds packs so offsets fit in 32 bits with room to spare.

@@ -138,7 +138,6 @@ func (r *Repository) ReencryptPack(ctx context.Context, pi PackInfo) (PackInfo, 
 	if err != nil {
 		return PackInfo{}, err
 	}
-	defer out.Release()
 	for i, npf := range out.Frames {
 		if npf.Offset != pfs[i].Offset || npf.Length != pfs[i].Length {
 			return PackInfo{}, fmt.Errorf("reencrypt %s: frame %d moved (%d+%d, was %d+%d): the cipher changed", name, i, npf.Offset, npf.Length, pfs[i].Offset, pfs[i].Length)

@@ -258,15 +258,15 @@ func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]ID, error) {
 	return ids, err
 }
 
-// WritePack erasure-codes a sealed pack and stores its shards in parallel.
-// Only when it returns nil may an index file reference the pack. Writers
-// that build the pack from frames use StoreFrames, which saves a copy.
+// WritePack erasure-codes a sealed pack and stores its shards. Only when
+// it returns nil may an index file reference the pack. Writers that build
+// the pack from frames use StoreFrames, which saves a copy.
 func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, error) {
-	p, err := r.encodeBytes(pack)
+	id, objs, err := shard.Encode(pack, r.cfg.DataShards, r.cfg.ParityShards)
 	if err != nil {
 		return PackInfo{}, err
 	}
-	defer p.Release()
+	p := &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(len(pack)), K: r.cfg.DataShards, M: r.cfg.ParityShards}, objs: objs}
 	if err := r.PutPack(ctx, p); err != nil {
 		return PackInfo{}, err
 	}
@@ -275,14 +275,12 @@ func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, erro
 
 // StoreFrames builds the pack of frames straight into its shard objects
 // (EncodePack) and stores them (PutPack). Only when it returns nil may an
-// index file reference the pack. The frames may be released once it
-// returns; the PackFrames say where each one is.
+// index file reference the pack. The PackFrames say where each frame is.
 func (r *Repository) StoreFrames(ctx context.Context, frames []Frame) (PackInfo, []PackFrame, error) {
 	p, err := r.EncodePack(frames)
 	if err != nil {
 		return PackInfo{}, nil, err
 	}
-	defer p.Release()
 	if err := r.PutPack(ctx, p); err != nil {
 		return PackInfo{}, nil, err
 	}
@@ -293,9 +291,6 @@ func (r *Repository) StoreFrames(ctx context.Context, frames []Frame) (PackInfo,
 // (PutBatch: in parallel, or with fewer syncs where the store can). Only
 // when it returns nil may an index file reference the pack.
 func (r *Repository) PutPack(ctx context.Context, p *EncodedPack) error {
-	if p.objs == nil {
-		return errors.New("put pack: the pack was released")
-	}
 	names := make([]string, len(p.objs))
 	for i := range names {
 		names[i] = ShardName(p.Info.ID, i)
@@ -303,7 +298,6 @@ func (r *Repository) PutPack(ctx context.Context, p *EncodedPack) error {
 	// One batch: the local directory syncs the pack's directory once
 	// rather than once per shard.
 	if err := PutBatch(ctx, r.store, names, p.objs); err != nil {
-		p.dirty = true
 		return fmt.Errorf("write pack %s: %w", p.Info.ID.Short(), err)
 	}
 	return nil

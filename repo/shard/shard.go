@@ -106,11 +106,11 @@ func validKM(k, m int) error {
 }
 
 // Encode splits a sealed pack into k data and m parity shard objects and
-// returns the pack ID (BLAKE3 of the pack) with them, in shard order. The
-// objects are disjoint slices of one new buffer; a writer that builds the
-// pack itself uses NewWriter instead and saves the copy of the pack.
+// returns the pack ID (BLAKE3 of the pack) with them, in shard order. A
+// writer that builds the pack itself uses NewWriter instead and saves the
+// copy of the pack.
 func Encode(pack []byte, k, m int) ([32]byte, [][]byte, error) {
-	w, err := NewWriter(k, m, len(pack), nil)
+	w, err := NewWriter(k, m, len(pack))
 	if err != nil {
 		return [32]byte{}, nil, err
 	}
@@ -120,19 +120,12 @@ func Encode(pack []byte, k, m int) ([32]byte, [][]byte, error) {
 	return w.Finish()
 }
 
-// ObjectsSize returns the bytes the k+m shard objects of a pack of packLen
-// bytes take together: the buffer NewWriter needs.
-func ObjectsSize(k, m, packLen int) int {
-	return (k + m) * (Overhead + int(shardLen(uint64(packLen), k)))
-}
-
 // Writer lays a pack of a length known in advance out as its k+m shard
 // objects while the pack's bytes are written to it: each byte is copied
 // once, straight to its place in its data shard's payload. Finish then
 // hashes the pack ID and adds the padding, headers, parity (computed in
-// place) and checksums. The result is byte for byte
-// what Encode of the whole pack gives (FORMAT.md §9). A Writer is not safe
-// for concurrent use.
+// place) and checksums. The result is byte for byte what Encode of the
+// whole pack gives (FORMAT.md §9). A Writer is not safe for concurrent use.
 type Writer struct {
 	h    Header
 	objs [][]byte
@@ -140,11 +133,11 @@ type Writer struct {
 	done bool
 }
 
-// NewWriter returns a Writer for a pack of packLen bytes split k+m. The
-// objects are laid out in buf when its capacity is at least
-// ObjectsSize(k, m, packLen) (a pooled buffer: its old contents do not
-// matter, every byte is overwritten), else in a new buffer.
-func NewWriter(k, m, packLen int, buf []byte) (*Writer, error) {
+// NewWriter returns a Writer for a pack of packLen bytes split k+m. Each
+// shard object is its own allocation: a store may hold on to one while
+// the pack's other objects are gone, and the garbage collector reuses
+// half-MiB spans more readily than one span of the whole pack.
+func NewWriter(k, m, packLen int) (*Writer, error) {
 	if err := validKM(k, m); err != nil {
 		return nil, err
 	}
@@ -152,15 +145,9 @@ func NewWriter(k, m, packLen int, buf []byte) (*Writer, error) {
 		return nil, fmt.Errorf("shard: pack of %d bytes: want 1 to %d", packLen, MaxPackLen)
 	}
 	h := NewHeader(k, m, uint64(packLen), [32]byte{})
-	size := ObjectsSize(k, m, packLen)
-	if cap(buf) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
-	per := int(h.Size())
 	objs := make([][]byte, k+m)
 	for i := range objs {
-		objs[i] = buf[i*per : (i+1)*per : (i+1)*per]
+		objs[i] = make([]byte, h.Size())
 	}
 	return &Writer{h: h, objs: objs}, nil
 }
@@ -190,8 +177,7 @@ func (w *Writer) place(p []byte) {
 }
 
 // Finish completes the objects once the whole pack is written and returns
-// the pack ID with them, in shard order. The objects are slices of the
-// Writer's buffer: they stay valid as long as it is not reused.
+// the pack ID with them, in shard order; the caller owns them.
 func (w *Writer) Finish() ([32]byte, [][]byte, error) {
 	if w.done {
 		return [32]byte{}, nil, errors.New("shard: finish called twice")
@@ -214,7 +200,9 @@ func (w *Writer) Finish() ([32]byte, [][]byte, error) {
 	sum.Sum(id[:0])
 	w.h.PackID = id
 	// The last data payloads' padding: fewer than k zero bytes, which may
-	// spread over several shards when the shard length is below k.
+	// spread over several shards when the shard length is below k. (New
+	// objects are zero already; written all the same, so the padding does
+	// not rest on where the objects came from.)
 	var zeros [255]byte
 	w.place(zeros[:w.h.K*int(w.h.ShardLen)-w.pos])
 	payloads := make([][]byte, len(w.objs))
@@ -229,7 +217,6 @@ func (w *Writer) Finish() ([32]byte, [][]byte, error) {
 		if err != nil {
 			return [32]byte{}, nil, err
 		}
-		// Encode overwrites the parity payloads whole, whatever they held.
 		if err := enc.Encode(payloads); err != nil {
 			return [32]byte{}, nil, fmt.Errorf("shard: encode: %w", err)
 		}
