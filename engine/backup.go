@@ -589,7 +589,7 @@ func (b *backupRun) assemblePacks() {
 	}
 }
 
-// storePacks seals, erasure-codes and stores packs and writes an index
+// storePacks builds, erasure-codes and stores packs and writes an index
 // file every IndexFlush entries. Uploads of them run at once (each with
 // its shards in parallel), so one pack's fsyncs or round trips overlap the
 // next one's; memory stays at about Uploads+2 packs.
@@ -598,13 +598,16 @@ func (b *backupRun) storePacks() {
 		if b.ctx.Err() != nil {
 			continue
 		}
-		pack, pfs, err := b.r.BuildPack(job.frames)
-		// The frames are in pack now: let them go while it uploads (job
+		// The pack is built straight into its shard objects, the frames'
+		// bytes copied once; the frames can go before the upload (job
 		// stays live for job.cut), ~PackSize less per uploader.
+		p, err := b.r.EncodePack(job.frames)
 		job.frames = nil
 		var pi repo.PackInfo
+		var pfs []repo.PackFrame
 		if err == nil {
-			pi, err = b.r.WritePack(b.ctx, pack)
+			err = b.r.PutPack(b.ctx, p)
+			pi, pfs = p.Info, p.Frames
 		}
 		b.uploadMu.Lock()
 		if err == nil {

@@ -157,11 +157,7 @@ func writeKeyMap(ctx context.Context, r *repo.Repository, o *BackupOptions, snap
 	if _, _, err := add(repo.ListBlob, bytes.Clone(anchor)); err != nil {
 		return nil, 0, err
 	}
-	pack, pfs, err := r.BuildPack(frames)
-	if err != nil {
-		return nil, 0, err
-	}
-	pi, err := r.WritePack(ctx, pack)
+	pi, pfs, err := r.StoreFrames(ctx, frames)
 	if err != nil {
 		return nil, 0, err
 	}

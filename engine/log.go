@@ -574,11 +574,7 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 	if err := g.Wait(); err != nil {
 		return repo.SegmentKey{}, 0, err
 	}
-	pack, _, err := w.r.BuildPack(frames)
-	if err != nil {
-		return repo.SegmentKey{}, 0, err
-	}
-	pi, err := w.r.WritePack(ctx, pack)
+	pi, _, err := w.r.StoreFrames(ctx, frames)
 	if err != nil {
 		return repo.SegmentKey{}, 0, err
 	}
@@ -601,7 +597,7 @@ func (w *LogWriter) store(ctx context.Context, c *pendingSegment) (repo.SegmentK
 		}
 	}
 	key, err := w.r.SaveSegment(ctx, seg)
-	return key, int64(len(pack)), err
+	return key, int64(pi.Length), err
 }
 
 // ReadSegment reads a segment's events in order and calls fn for each. It

@@ -83,7 +83,20 @@ func WithCopies(s Store) Store {
 	})
 }
 
-var _ Store = (*copyStore)(nil)
+var (
+	_ Store       = (*copyStore)(nil)
+	_ BatchPutter = (*copyStore)(nil)
+)
+
+// PutBatch passes a batch of objects without copies (a pack's shards) to
+// the inner store's batch, and stores any other batch one Put each, so
+// every object that has a copy gets it.
+func (c *copyStore) PutBatch(ctx context.Context, names []string, data [][]byte) error {
+	if slices.ContainsFunc(names, HasCopy) {
+		return putEach(ctx, c, names, data)
+	}
+	return PutBatch(ctx, c.Store, names, data)
+}
 
 // Unwrap returns the store without the copies layer.
 func (c *copyStore) Unwrap() Store { return c.Store }

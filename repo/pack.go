@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/strata-backup/strata/repo/shard"
 )
 
 // BlobType says what a blob holds (FORMAT.md, "Blobs").
@@ -263,22 +265,42 @@ type PackFrame struct {
 	Blobs  []BlobInfo
 }
 
-// BuildPack concatenates frames and appends the sealed trailer.
+// BuildPack concatenates frames and appends the sealed trailer: the whole
+// pack in one buffer, for callers that need its bytes. Writers that only
+// store the pack use EncodePack (or StoreFrames), which lays the pack out
+// as its shard objects directly and saves a copy of every byte.
 func (r *Repository) BuildPack(frames []Frame) ([]byte, []PackFrame, error) {
-	size := packTailSize + 64
-	for _, f := range frames {
-		size += len(f.Sealed) + 8 + len(f.Blobs)*(IDSize+4)
-	}
-	if size > maxPackSize {
-		return nil, nil, fmt.Errorf("pack of %d bytes exceeds the limit %d", size, maxPackSize)
+	tail, pfs, size, err := r.packTail(frames)
+	if err != nil {
+		return nil, nil, err
 	}
 	pack := make([]byte, 0, size)
+	for _, f := range frames {
+		pack = append(pack, f.Sealed...)
+	}
+	return append(pack, tail...), pfs, nil
+}
+
+// packTail returns what follows the frames of a pack of frames (the
+// sealed trailer, its length and the magic), the frames' places in the
+// pack, and the pack's length.
+func (r *Repository) packTail(frames []Frame) ([]byte, []PackFrame, int, error) {
+	size := packTailSize + 64
+	framesLen := 0
+	for _, f := range frames {
+		size += len(f.Sealed) + 8 + len(f.Blobs)*(IDSize+4)
+		framesLen += len(f.Sealed)
+	}
+	if size > maxPackSize {
+		return nil, nil, 0, fmt.Errorf("pack of %d bytes exceeds the limit %d", size, maxPackSize)
+	}
 	trailer := []byte{trailerVersion}
 	trailer = binary.AppendUvarint(trailer, uint64(len(frames)))
 	pfs := make([]PackFrame, len(frames))
+	off := 0
 	for i, f := range frames {
-		pfs[i] = PackFrame{Offset: uint32(len(pack)), Length: uint32(len(f.Sealed)), Blobs: f.Blobs}
-		pack = append(pack, f.Sealed...)
+		pfs[i] = PackFrame{Offset: uint32(off), Length: uint32(len(f.Sealed)), Blobs: f.Blobs}
+		off += len(f.Sealed)
 		trailer = binary.AppendUvarint(trailer, uint64(len(f.Sealed)))
 		trailer = binary.AppendUvarint(trailer, uint64(len(f.Blobs)))
 		for _, b := range f.Blobs {
@@ -287,11 +309,44 @@ func (r *Repository) BuildPack(frames []Frame) ([]byte, []PackFrame, error) {
 			trailer = binary.AppendUvarint(trailer, uint64(b.Len))
 		}
 	}
-	start := len(pack)
-	pack = seal(pack, r.keys.metadata, trailer, adTrailer)
-	pack = binary.LittleEndian.AppendUint32(pack, uint32(len(pack)-start))
-	pack = append(pack, packMagic...)
-	return pack, pfs, nil
+	tail := seal(make([]byte, 0, r.keys.metadata.NonceSize()+len(trailer)+r.keys.metadata.Overhead()+packTailSize), r.keys.metadata, trailer, adTrailer)
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(len(tail)))
+	tail = append(tail, packMagic...)
+	return tail, pfs, framesLen + len(tail), nil
+}
+
+// EncodedPack is a pack laid out as its k+m shard objects, ready for
+// PutPack: what EncodePack builds from frames.
+type EncodedPack struct {
+	Info   PackInfo
+	Frames []PackFrame // the frames' places in the pack, for its index entries
+	objs   [][]byte
+}
+
+// EncodePack builds the pack of frames (frames, then the sealed trailer)
+// straight into its shard objects (FORMAT.md §9): each frame's bytes are
+// copied once, to their place in a data shard's payload, the pack is never
+// whole in one buffer, and the parity is computed in place. The frames are
+// not needed once EncodePack returns.
+func (r *Repository) EncodePack(frames []Frame) (*EncodedPack, error) {
+	tail, pfs, size, err := r.packTail(frames)
+	if err != nil {
+		return nil, err
+	}
+	k := DataShardsFor(int(size), r.cfg.DataShards)
+	w, err := shard.NewWriter(k, r.cfg.ParityShards, size)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range frames {
+		w.Write(f.Sealed) // cannot fail: size counts every byte
+	}
+	w.Write(tail)
+	id, objs, err := w.Finish()
+	if err != nil {
+		return nil, err
+	}
+	return &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(size), K: k, M: r.cfg.ParityShards}, Frames: pfs, objs: objs}, nil
 }
 
 // maxPackSize bounds packs so offsets fit in 32 bits with room to spare.

@@ -134,19 +134,22 @@ func (r *Repository) ReencryptPack(ctx context.Context, pi PackInfo) (PackInfo, 
 		}
 		frames[i] = Frame{Blobs: pf.Blobs, Sealed: seal(nil, r.keys.data, plain, adFrame)}
 	}
-	out, npfs, err := r.BuildPack(frames)
+	out, err := r.EncodePack(frames)
 	if err != nil {
 		return PackInfo{}, err
 	}
-	for i := range npfs {
-		if npfs[i].Offset != pfs[i].Offset || npfs[i].Length != pfs[i].Length {
-			return PackInfo{}, fmt.Errorf("reencrypt %s: frame %d moved (%d+%d, was %d+%d): the cipher changed", name, i, npfs[i].Offset, npfs[i].Length, pfs[i].Offset, pfs[i].Length)
+	for i, npf := range out.Frames {
+		if npf.Offset != pfs[i].Offset || npf.Length != pfs[i].Length {
+			return PackInfo{}, fmt.Errorf("reencrypt %s: frame %d moved (%d+%d, was %d+%d): the cipher changed", name, i, npf.Offset, npf.Length, pfs[i].Offset, pfs[i].Length)
 		}
 	}
-	if uint64(len(out)) != pi.Length {
-		return PackInfo{}, fmt.Errorf("reencrypt %s: %d bytes, was %d", name, len(out), pi.Length)
+	if out.Info.Length != pi.Length {
+		return PackInfo{}, fmt.Errorf("reencrypt %s: %d bytes, was %d", name, out.Info.Length, pi.Length)
 	}
-	return r.WritePack(ctx, out)
+	if err := r.PutPack(ctx, out); err != nil {
+		return PackInfo{}, err
+	}
+	return out.Info, nil
 }
 
 // SealedObject is a metadata object sealed under the write generation and

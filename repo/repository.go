@@ -273,25 +273,50 @@ func DataShardsFor(n, k int) int {
 	return max(1, min(k, (n+MinShardPayload-1)/MinShardPayload))
 }
 
-// WritePack erasure-codes a sealed pack and stores its shards in parallel.
-// Only when it returns nil may an index file reference the pack.
+// WritePack erasure-codes a sealed pack and stores its shards. Only when
+// it returns nil may an index file reference the pack. Writers that build
+// the pack from frames use StoreFrames, which saves a copy.
 func (r *Repository) WritePack(ctx context.Context, pack []byte) (PackInfo, error) {
 	k := DataShardsFor(len(pack), r.cfg.DataShards)
-	id, shards, err := shard.Encode(pack, k, r.cfg.ParityShards)
+	id, objs, err := shard.Encode(pack, k, r.cfg.ParityShards)
 	if err != nil {
 		return PackInfo{}, err
 	}
-	pi := PackInfo{ID: ID(id), Length: uint64(len(pack)), K: k, M: r.cfg.ParityShards}
-	errs := make([]error, len(shards))
-	var wg sync.WaitGroup
-	for i, obj := range shards {
-		wg.Go(func() { errs[i] = r.store.Put(ctx, ShardName(pi.ID, i), obj) })
+	p := &EncodedPack{Info: PackInfo{ID: ID(id), Length: uint64(len(pack)), K: k, M: r.cfg.ParityShards}, objs: objs}
+	if err := r.PutPack(ctx, p); err != nil {
+		return PackInfo{}, err
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return PackInfo{}, fmt.Errorf("write pack %s: %w", pi.ID.Short(), err)
+	return p.Info, nil
+}
+
+// StoreFrames builds the pack of frames straight into its shard objects
+// (EncodePack) and stores them (PutPack). Only when it returns nil may an
+// index file reference the pack. The PackFrames say where each frame is.
+func (r *Repository) StoreFrames(ctx context.Context, frames []Frame) (PackInfo, []PackFrame, error) {
+	p, err := r.EncodePack(frames)
+	if err != nil {
+		return PackInfo{}, nil, err
 	}
-	return pi, nil
+	if err := r.PutPack(ctx, p); err != nil {
+		return PackInfo{}, nil, err
+	}
+	return p.Info, p.Frames, nil
+}
+
+// PutPack stores the shard objects of an encoded pack as one batch
+// (PutBatch: in parallel, or with fewer syncs where the store can). Only
+// when it returns nil may an index file reference the pack.
+func (r *Repository) PutPack(ctx context.Context, p *EncodedPack) error {
+	names := make([]string, len(p.objs))
+	for i := range names {
+		names[i] = ShardName(p.Info.ID, i)
+	}
+	// One batch: the local directory syncs the pack's directory once
+	// rather than once per shard.
+	if err := PutBatch(ctx, r.store, names, p.objs); err != nil {
+		return fmt.Errorf("write pack %s: %w", p.Info.ID.Short(), err)
+	}
+	return nil
 }
 
 // ReadFrame returns the sealed bytes of one frame. It reads only the data

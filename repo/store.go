@@ -3,6 +3,8 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 )
 
@@ -70,6 +72,48 @@ type Store interface {
 	// Delete removes the object. Deleting a missing object is not an error,
 	// so deletion is idempotent.
 	Delete(ctx context.Context, name string) error
+}
+
+// BatchPutter is implemented by stores that can store several objects at
+// once for less than a Put each: the local directory syncs each directory
+// once for all of a pack's shards instead of once per shard. Decorators
+// implement it only when they handle every object as their Put would (the
+// fault injector counts and fails each one); PutBatch asks the store
+// itself, never through Unwrap, so a decorator without it sees every Put.
+type BatchPutter interface {
+	// PutBatch stores data[i] under names[i] for every i, each object with
+	// Put's guarantees: atomic (whole or absent, even if the process dies
+	// midway), replacing an existing object, data not retained after the
+	// call. When it returns nil every object MUST be durable and visible,
+	// as after a Put of each. On error any subset of the objects may be
+	// stored, each whole: the caller MUST NOT reference any of them (an
+	// index file names a pack only after its batch returned nil), and MAY
+	// retry the whole batch.
+	PutBatch(ctx context.Context, names []string, data [][]byte) error
+}
+
+// PutBatch stores data[i] under names[i] for every i: through s's own
+// PutBatch when s is a BatchPutter, else one Put each, all at once. When
+// it returns nil every object is durable; on error any subset is stored.
+func PutBatch(ctx context.Context, s Store, names []string, data [][]byte) error {
+	if len(names) != len(data) {
+		return fmt.Errorf("put batch: %d names for %d objects", len(names), len(data))
+	}
+	if b, ok := s.(BatchPutter); ok {
+		return b.PutBatch(ctx, names, data)
+	}
+	return putEach(ctx, s, names, data)
+}
+
+// putEach stores each object with its own Put, in parallel.
+func putEach(ctx context.Context, s Store, names []string, data [][]byte) error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Go(func() { errs[i] = s.Put(ctx, names[i], data[i]) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // ErrRetained is returned (wrapped) by Delete when the store holds the object

@@ -11,7 +11,10 @@ import (
 	"github.com/strata-backup/strata/repo"
 )
 
-var _ repo.Store = (*Store)(nil)
+var (
+	_ repo.Store       = (*Store)(nil)
+	_ repo.BatchPutter = (*Store)(nil)
+)
 
 // ErrInjected is the default injected error, and is wrapped by every error
 // this package makes up (cut connections, full disk).
@@ -196,6 +199,45 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 		return fault("Put", name, fmt.Errorf("%w: response lost after the object was stored", ErrInjected))
 	}
 	return nil
+}
+
+// PutBatch stores the objects as Puts of each in turn would: every object
+// counts as one Put call and meets the rules and the full disk as that Put
+// would. The objects before the first one that fails are stored, as one
+// batch of the inner store (repo.PutBatch); the failing one is stored too
+// when its rule cuts the call (the reply lost), and no later one is. The
+// first fault is returned. A batch is thus crash-tested object by object,
+// and a local directory under the fault injector still syncs it as one.
+func (s *Store) PutBatch(ctx context.Context, names []string, data [][]byte) error {
+	if len(names) != len(data) {
+		return fault("PutBatch", fmt.Sprint(len(names), " names"), fmt.Errorf("%d names for %d objects", len(names), len(data)))
+	}
+	upto, reserved := len(names), int64(0)
+	var ferr error
+	for i, name := range names {
+		r := s.begin("Put")
+		if r != nil && r.kind == failCall {
+			upto, ferr = i, fault("Put", name, r.err)
+			break
+		}
+		n := int64(len(data[i]))
+		if !s.reserve(n) {
+			upto, ferr = i, fault("Put", name, fmt.Errorf("%w: %w", ErrInjected, syscall.ENOSPC))
+			break
+		}
+		reserved += n
+		if r != nil {
+			upto, ferr = i+1, fault("Put", name, fmt.Errorf("%w: response lost after the object was stored", ErrInjected))
+			break
+		}
+	}
+	if upto > 0 {
+		if err := repo.PutBatch(ctx, s.inner, names[:upto], data[:upto]); err != nil {
+			s.release(reserved)
+			return err
+		}
+	}
+	return ferr
 }
 
 // cut is the error of a read whose connection dropped midway.

@@ -270,3 +270,47 @@ func TestBadRulesPanic(t *testing.T) {
 		})
 	}
 }
+
+// TestPutBatchObjectByObject: a batch meets the rules as a Put of each of
+// its objects in turn would: the objects before the failing one are
+// stored, the failing one too when its call is cut, no later one, and
+// each object counts as one Put call.
+func TestPutBatchObjectByObject(t *testing.T) {
+	names := []string{"data/ab/x.0", "data/ab/x.1", "data/ab/x.2", "data/ab/x.3"}
+	data := [][]byte{[]byte("0"), []byte("1"), []byte("2"), []byte("3")}
+	for _, tc := range []struct {
+		name   string
+		rule   func(s *faulty.Store)
+		stored int
+		fails  bool
+	}{
+		{"none", func(*faulty.Store) {}, 4, false},
+		{"fail third", func(s *faulty.Store) { s.FailAfter("Put", 3, nil) }, 2, true},
+		{"fail first", func(s *faulty.Store) { s.FailOnce("Put", 1, nil) }, 0, true},
+		{"cut second", func(s *faulty.Store) { s.CutOnce("Put", 2) }, 2, true},
+		{"full disk", func(s *faulty.Store) { s.FullDisk(3) }, 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner := mem.New()
+			s := faulty.New(inner)
+			tc.rule(s)
+			err := s.PutBatch(t.Context(), names, data)
+			if (err != nil) != tc.fails || (err != nil && !errors.Is(err, faulty.ErrInjected)) {
+				t.Fatalf("PutBatch: %v, want failure %v wrapping ErrInjected", err, tc.fails)
+			}
+			for i, name := range names {
+				_, gerr := inner.Get(t.Context(), name)
+				if stored := gerr == nil; stored != (i < tc.stored) {
+					t.Errorf("%s stored %v, want %v", name, stored, i < tc.stored)
+				}
+			}
+			want := tc.stored
+			if tc.fails && tc.name != "cut second" {
+				want++ // the failing call counts
+			}
+			if got := s.Calls("Put"); got != want {
+				t.Errorf("%d Put calls counted, want %d", got, want)
+			}
+		})
+	}
+}

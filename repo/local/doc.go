@@ -14,7 +14,14 @@
 // it, renames it over the object's name and syncs the directory, so a crash
 // leaves either no object or the whole object, plus perhaps a stray
 // temporary file. Names with a segment starting with ".tmp-" are therefore
-// refused, and List never reports such files.
+// refused, and List never reports such files. Concurrent Puts into one
+// directory share a directory sync that started after all their renames.
+//
+// # Batches
+//
+// PutBatch (repo.BatchPutter), which stores the k+m shards of a pack,
+// writes and syncs every object's temporary file, renames them all and
+// then syncs each directory once: k+m+1 fsyncs a pack instead of 2(k+m).
 //
 // # Names
 //

@@ -20,8 +20,9 @@ import (
 )
 
 var (
-	_ repo.Store   = (*Store)(nil)
-	_ repo.Creator = (*Store)(nil)
+	_ repo.Store       = (*Store)(nil)
+	_ repo.Creator     = (*Store)(nil)
+	_ repo.BatchPutter = (*Store)(nil)
 )
 
 // ErrInvalidName is wrapped by the error for a name that is not a valid
@@ -42,6 +43,9 @@ type Store struct {
 	// made durable. Only the first Put into a directory pays for syncing
 	// its ancestors.
 	synced map[string]bool
+	// dirs coordinates the directory fsyncs of concurrent writes into
+	// each directory, by its file path (syncDirShared).
+	dirs map[string]*dirSync
 }
 
 // Open returns the store in dir, creating dir and its missing parents if
@@ -81,7 +85,7 @@ func open(dir string, create bool) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("local store: open %s: not a directory", dir)
 	}
-	return &Store{dir: dir, synced: map[string]bool{"": true}}, nil
+	return &Store{dir: dir, synced: map[string]bool{"": true}, dirs: map[string]*dirSync{}}, nil
 }
 
 // Dir returns the store's directory.
@@ -89,7 +93,9 @@ func (s *Store) Dir() string { return s.dir }
 
 // Put writes data to a temporary file in the object's directory, syncs it
 // and renames it over name, then syncs the directory, so that the object is
-// durable and whole when Put returns nil. On failure the temporary file is
+// durable and whole when Put returns nil. Concurrent Puts into one
+// directory (the k+m shards of a pack share data/<2 hex>/) share that
+// directory fsync: each waits for one that started after its rename. On failure the temporary file is
 // removed; a full disk gives an error wrapping syscall.ENOSPC. A context
 // already done stops Put before it writes; once writing, Put completes.
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
@@ -124,31 +130,11 @@ func (s *Store) write(ctx context.Context, name string, data []byte, exclusive b
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rel := path.Dir(name)
-	if rel == "." {
-		rel = ""
-	}
-	if err := s.ensureDir(rel); err != nil {
-		return err
-	}
-	dir := s.path(rel)
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if errors.Is(err, fs.ErrNotExist) {
-		// Someone removed the directory since this Store made it.
-		s.forget()
-		if err := s.ensureDir(rel); err != nil {
-			return err
-		}
-		f, err = os.CreateTemp(dir, tmpPrefix+"*")
-	}
+	tmp, err := s.writeTemp(name, data)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	if err := writeSync(f, data); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
+	dir := filepath.Dir(tmp)
 	if exclusive {
 		err := os.Link(tmp, s.path(name))
 		_ = os.Remove(tmp)
@@ -158,13 +144,179 @@ func (s *Store) write(ctx context.Context, name string, data []byte, exclusive b
 		if err != nil {
 			return err
 		}
-		return syncDir(dir)
+		return s.syncDirShared(dir)
 	}
 	if err := os.Rename(tmp, s.path(name)); err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return s.syncDirShared(dir)
+}
+
+// writeTemp writes data to a new temporary file in the directory of the
+// valid object name, making the directory if needed, syncs and closes the
+// file, and returns its path. On failure no temporary file is left.
+func (s *Store) writeTemp(name string, data []byte) (string, error) {
+	rel := path.Dir(name)
+	if rel == "." {
+		rel = ""
+	}
+	if err := s.ensureDir(rel); err != nil {
+		return "", err
+	}
+	dir := s.path(rel)
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the directory since this Store made it.
+		s.forget()
+		if err := s.ensureDir(rel); err != nil {
+			return "", err
+		}
+		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+	}
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	if err := writeSync(f, data); err != nil {
+		_ = os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// PutBatch stores each data[i] under names[i] as Put does, but syncs each
+// directory once for the whole batch instead of once per object: every
+// object is first written to its own temporary file and synced (all at
+// once), and only when every one is does PutBatch rename them over their
+// names and then sync their directories, once each. A pack's k+m shards
+// share data/<2 hex>/, so a pack costs k+m file fsyncs and one directory
+// fsync rather than 2(k+m).
+//
+// Crash consistency: an object's data is durable before its rename, so
+// whatever a crash leaves is each object whole or absent; an object is
+// only guaranteed to survive a crash once PutBatch returned nil, which is
+// after the directory syncs. A failure while writing renames nothing and
+// leaves no temporary file; a failure while renaming leaves the objects
+// renamed before it (not synced), which the caller MUST NOT reference, as
+// for any failed batch (repo.BatchPutter).
+func (s *Store) PutBatch(ctx context.Context, names []string, data [][]byte) error {
+	if err := s.putBatch(ctx, names, data); err != nil {
+		return fmt.Errorf("local store: put batch of %d objects: %w", len(names), err)
+	}
+	return nil
+}
+
+func (s *Store) putBatch(ctx context.Context, names []string, data [][]byte) error {
+	if len(names) != len(data) {
+		return fmt.Errorf("%d names for %d objects", len(names), len(data))
+	}
+	for _, n := range names {
+		if err := validName(n); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The directories first, each once: the writers below then find
+	// them made and synced, rather than all racing to sync their parent.
+	var rels []string
+	for _, n := range names {
+		if rel := parentRel(n); !slices.Contains(rels, rel) {
+			rels = append(rels, rel)
+			if err := s.ensureDir(rel); err != nil {
+				return err
+			}
+		}
+	}
+	tmps := make([]string, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Go(func() {
+			var err error
+			if tmps[i], err = s.writeTemp(names[i], data[i]); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", names[i], err)
+			}
+		})
+	}
+	wg.Wait()
+	remove := func(tmps []string) {
+		for _, t := range tmps {
+			if t != "" {
+				_ = os.Remove(t)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		remove(tmps)
+		return err
+	}
+	var dirs []string // in order of first use
+	for i, name := range names {
+		if err := os.Rename(tmps[i], s.path(name)); err != nil {
+			remove(tmps[i:])
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if d := filepath.Dir(tmps[i]); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		if err := s.syncDirShared(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dirSync is the state of one directory's shared fsyncs: at most one runs
+// at a time, numbered in the order they start.
+type dirSync struct {
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: a sync ended
+	running bool
+	started uint64 // syncs started
+	ended   uint64 // syncs ended; they end in the order they start
+	err     error  // the error of the last sync that ended
+}
+
+// syncDirShared makes the entries of dir changed before the call durable,
+// as syncDir does, but lets concurrent callers share fsyncs (group commit):
+// a caller needs an fsync that starts after it called, so it waits for
+// the one running (which may have started before its rename) to end, and
+// then either starts the next one itself or finds that another waiter
+// already did and waits for that. Every caller that arrives while one
+// fsync runs is covered by the single next one. An error of that fsync
+// (or of a later one, which also started after the call) is returned.
+func (s *Store) syncDirShared(dir string) error {
+	s.mu.Lock()
+	d := s.dirs[dir]
+	if d == nil {
+		d = &dirSync{}
+		d.cond.L = &d.mu
+		s.dirs[dir] = d
+	}
+	s.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	need := d.started + 1 // the first sync to start from now on
+	for d.ended < need {
+		if d.running {
+			d.cond.Wait()
+			continue
+		}
+		d.running = true
+		d.started++
+		n := d.started
+		d.mu.Unlock()
+		err := syncDirFn(dir)
+		d.mu.Lock()
+		d.running, d.ended, d.err = false, n, err
+		d.cond.Broadcast()
+	}
+	return d.err
 }
 
 // writeSync writes data to f, syncs and closes it; f is closed in any case.
@@ -192,8 +344,9 @@ func (s *Store) ensureDir(rel string) error {
 			return err
 		}
 		// Sync the parent whether this call made d or a concurrent one did,
-		// which may not have synced it yet.
-		if err := syncDir(s.path(parentRel(d))); err != nil {
+		// which may not have synced it yet; concurrent writers into a new
+		// directory share the sync.
+		if err := s.syncDirShared(s.path(parentRel(d))); err != nil {
 			return err
 		}
 	}
@@ -465,7 +618,7 @@ func (s *Store) delete(ctx context.Context, name string) error {
 		}
 		return err
 	}
-	return syncDir(filepath.Dir(p))
+	return s.syncDirShared(filepath.Dir(p))
 }
 
 // path returns the file path of the slash-separated relative name rel.
@@ -524,6 +677,10 @@ func notFound(err error) error {
 	}
 	return err
 }
+
+// syncDirFn is the directory sync syncDirShared runs; tests count and
+// time it.
+var syncDirFn = syncDir
 
 // syncDir makes the directory's entries durable.
 func syncDir(dir string) error {

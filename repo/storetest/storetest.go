@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) repo.Store) {
 		{"Large", testLarge},
 		{"CancelledContext", testCancelledContext},
 		{"CreateExclusive", testCreateExclusive},
+		{"PutBatch", testPutBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -530,5 +531,37 @@ func testCreateExclusive(t *testing.T, s repo.Store) {
 	mustGet(t, s, race, []byte(fmt.Sprintf("contender %d", winner)))
 	if got := listNames(t, s, "leases/conf/"); len(got) != 2 {
 		t.Fatalf("listed %v after the creates, want the two objects and no temporary files", got)
+	}
+}
+
+// testPutBatch: a batch (a pack's shards, objects in new and existing
+// directories, one replacing an object) is stored whole, listed without
+// temporary files, and not retained; a batch whose names and objects do
+// not pair up is refused. Stores without repo.BatchPutter go through
+// repo.PutBatch's one Put each.
+func testPutBatch(t *testing.T, s repo.Store) {
+	ctx := t.Context()
+	put(t, s, "index/cc", []byte("old"))
+	names := []string{"data/ab/ab01.0", "data/ab/ab01.1", "data/ab/ab01.2", "data/cd/cd02.0", "index/cc"}
+	data := make([][]byte, len(names))
+	for i := range data {
+		data[i] = pattern(uint64(i+1), 1000*i+1)
+	}
+	if err := repo.PutBatch(ctx, s, names, data); err != nil {
+		t.Fatalf("PutBatch: %v", err)
+	}
+	want := make([][]byte, len(data))
+	for i, d := range data {
+		want[i] = bytes.Clone(d)
+		clear(d) // the store must not have kept the caller's slices
+	}
+	for i, name := range names {
+		mustGet(t, s, name, want[i])
+	}
+	if got, exp := listNames(t, s, ""), []string{"data/ab/ab01.0", "data/ab/ab01.1", "data/ab/ab01.2", "data/cd/cd02.0", "index/cc"}; !slices.Equal(got, exp) {
+		t.Fatalf("List after PutBatch: %q, want %q", got, exp)
+	}
+	if err := repo.PutBatch(ctx, s, names[:2], data[:1]); err == nil {
+		t.Fatal("PutBatch of 2 names and 1 object succeeded")
 	}
 }
