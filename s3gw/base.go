@@ -486,8 +486,6 @@ func (g *Gateway) refreshKnown(ctx context.Context) error {
 	}
 	known := index.NewIDSet(ix.Len() + 1024)
 	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { known.Add(e.ID) })
-	g.contentMu.Lock()
-	g.known = known
-	g.contentMu.Unlock()
+	g.known.replace(known)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -69,8 +70,12 @@ type Gateway struct {
 	logs  map[string]*engine.LogWriter
 	lastT int64
 
-	contentMu sync.Mutex // serializes content stores around the shared known set
-	known     *index.IDSet
+	// known is what content stores deduplicate against; contentSlots
+	// bounds how many run at once (each holds its frames and packs in
+	// memory), so that the parts of a multipart upload, which clients
+	// send several at a time, use every core.
+	known        *knownSet
+	contentSlots chan struct{}
 
 	groups *groups // the small-PUT group committer (group.go)
 
@@ -107,11 +112,11 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 	}
 	g := &Gateway{r: r, o: o, loc: newLocator(ix),
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
-		known: index.NewIDSet(ix.Len() + 1024),
+		known: newKnownSet(index.NewIDSet(ix.Len() + 1024)), contentSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),
 		baseDone: make(chan struct{}), unavailable: map[string]error{}, pos: map[string]uint64{}}
 	g.groups = newGroups()
-	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.Add(e.ID) })
+	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.set.Add(e.ID) })
 	if err := g.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -671,8 +676,12 @@ func format(key, contentType string) string {
 // storePart chunks and stores src, returning its part, MD5 and size.
 func (g *Gateway) storePart(ctx context.Context, key, contentType string, src io.Reader) (Part, []byte, error) {
 	h := md5.New()
-	g.contentMu.Lock()
-	defer g.contentMu.Unlock()
+	select {
+	case g.contentSlots <- struct{}{}:
+	case <-ctx.Done():
+		return Part{}, nil, ctx.Err()
+	}
+	defer func() { <-g.contentSlots }()
 	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
 	c, err := engine.StoreContent(ctx, g.r, io.TeeReader(src, h), engine.BackupOptions{Format: format(key, contentType)}, ov)
 	if err != nil {
@@ -680,9 +689,7 @@ func (g *Gateway) storePart(ctx context.Context, key, contentType string, src io
 	}
 	// Only now are the new blobs durable: publish them to later stores and readers.
 	g.loc.add(&c.Index)
-	for _, e := range c.Index.Entries {
-		g.known.Add(e.ID)
-	}
+	g.known.publish(&c.Index)
 	return Part{Size: c.Size, Tree: c.Tree}, h.Sum(nil), nil
 }
 

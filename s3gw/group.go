@@ -172,17 +172,15 @@ func (g *Gateway) storeGroup(group []*groupPut) *storedGroup {
 		inputs[i] = engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)}
 	}
 	sg.stored = group
-	g.contentMu.Lock()
+	g.contentSlots <- struct{}{}
 	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
 	cs, err := engine.StoreContents(ctx, g.r, inputs, engine.BackupOptions{}, ov)
 	if err == nil {
 		// Only now are the new blobs durable: publish them to later stores and readers.
 		g.loc.add(&cs[0].Index)
-		for _, e := range cs[0].Index.Entries {
-			g.known.Add(e.ID)
-		}
+		g.known.publish(&cs[0].Index)
 	}
-	g.contentMu.Unlock()
+	<-g.contentSlots
 	if err != nil {
 		for _, p := range sg.stored {
 			p.err = err

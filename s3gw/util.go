@@ -105,11 +105,48 @@ func (l *locator) add(f *repo.IndexFile) {
 	l.mu.Unlock()
 }
 
-// overlaySet is the known set of one content store: blobs the repository
-// holds (base, read only) plus those this store has taken (local), so a
-// failed store leaves base untouched.
+// knownSet is the set of blobs the gateway deduplicates new content
+// against: those in the repository's index when it was last loaded, and
+// those the gateway has stored since. Content stores run side by side and
+// read it at once; each adds its blobs only when they are durable.
+type knownSet struct {
+	mu  sync.RWMutex
+	set *index.IDSet
+}
+
+func newKnownSet(set *index.IDSet) *knownSet { return &knownSet{set: set} }
+
+func (s *knownSet) Has(id repo.ID) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.set.Has(id)
+}
+
+// publish adds the blobs of an index file the gateway stored.
+func (s *knownSet) publish(f *repo.IndexFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range f.Entries {
+		s.set.Add(e.ID)
+	}
+}
+
+// replace swaps in a set rebuilt from the repository (refreshKnown).
+func (s *knownSet) replace(set *index.IDSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set = set
+}
+
+// overlaySet is the known set of one content store: blobs the gateway
+// has published (base, read only here) plus those this store has taken
+// (local), so a failed store leaves base untouched. Two stores running at
+// once may both take a blob neither had published, and both store it:
+// an index may list a blob twice, and neither ever skips a blob on the
+// strength of the other's unfinished work.
 type overlaySet struct {
-	base, local *index.IDSet
+	base  *knownSet
+	local *index.IDSet
 }
 
 func (s *overlaySet) Add(id repo.ID) bool {
