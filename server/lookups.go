@@ -119,6 +119,27 @@ func planTarget(r *http.Request) (index.Target, *apiError) {
 	return *t, nil
 }
 
+// planPage parses ?limit= and ?after= (PROTOCOL.md §5, "Pages"): limit
+// 0 when absent (the whole plan), a cursor when after is given.
+func planPage(r *http.Request) (limit int, after *wire.PlanCursor, e *apiError) {
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 || n > wire.MaxPlanSegments {
+			return 0, nil, badRequest("limit: want 1 to %d segments", wire.MaxPlanSegments)
+		}
+		limit = int(n)
+	}
+	if v, ok := q["after"]; ok {
+		c, err := wire.ParsePlanCursor(v[0])
+		if err != nil {
+			return 0, nil, badRequest("after: %v; ask for the plan again from its first page", err)
+		}
+		after = &c
+	}
+	return limit, after, nil
+}
+
 func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
 	stream, e := streamParam(r)
 	if e != nil {
@@ -128,6 +149,10 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 		return e
 	}
 	t, e := planTarget(r)
+	if e != nil {
+		return e
+	}
+	limit, after, e := planPage(r)
 	if e != nil {
 		return e
 	}
@@ -142,11 +167,30 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 		}
 		return errorf(http.StatusInternalServerError, wire.CodeInternal, "%v", err)
 	}
+	// The page: segs[first:end], continuing from the segment before it.
+	segs := p.Segments
+	first, next, prevTime := 0, p.From, int64(0)
+	if after != nil {
+		// The cursor must be this plan's: a catalog that changed since the
+		// first page, or an altered cursor, is refused, never continued.
+		i := after.Index
+		if i >= uint64(len(segs)) || wire.PlanCursorCheck(stream, t, p.Base.ID, p.From, i, segs[i-1].ID) != after.Check {
+			return badRequest("after: the cursor does not continue the plan of %s at %s (the catalog changed since its first page, or the cursor was altered); ask for the plan again from its first page", stream, t)
+		}
+		first = int(i)
+		next, prevTime = segs[first-1].Last+1, segs[first-1].LastTime
+	}
+	end := len(segs)
+	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From}
+	if limit > 0 && end-first > limit {
+		end = first + limit
+		c := wire.PlanCursor{Index: uint64(end), Check: wire.PlanCursorCheck(stream, t, p.Base.ID, p.From, uint64(end), segs[end-1].ID)}
+		head.Next = c.String()
+	}
 	// The segments as a plan log: no name is formatted, ~40 bytes each.
 	bufs := planBufs.Get().(*planBuf)
 	defer bufs.put()
-	bufs.log = wire.AppendPlanLog(bufs.log[:0], p.From, p.Segments)
-	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From}
+	bufs.log = wire.AppendPlanLogAfter(bufs.log[:0], next, prevTime, segs[first:end])
 	bufs.out = appendPlan(bufs.out[:0], head, bufs.log)
 	w.Header().Set("Content-Type", wire.MediaJSON)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
