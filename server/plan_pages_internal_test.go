@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -75,7 +77,14 @@ func newPagesFixture(t *testing.T) *pagesFixture {
 			t.Fatal(err)
 		}
 	}
+	// A gap after the log's end, so coverage has every part.
+	gap := repo.SegmentKey{Stream: stream, First: 1001, Last: 1010, FirstTime: t0 + 400e9, LastTime: t0 + 410e9, Epoch: 3}
+	gap.ID[0] = 0xee
+	if err := st.Put(ctx, gap.Name(), []byte("manifest")); err != nil {
+		t.Fatal(err)
+	}
 	f.srv, f.token = newBenchServer(t, st)
+	f.srv.o.Now = func() time.Time { return time.Unix(0, t0).Add(12*time.Hour + 345678*time.Microsecond) }
 	return f
 }
 
@@ -274,5 +283,44 @@ func TestPlanPageCursorRefused(t *testing.T) {
 	_, _, got := f.paged(t, target, 4)
 	if code != http.StatusOK || !slices.Equal(got, want) || len(want) != len(keys)+1 {
 		t.Fatalf("after the change: pages %d segments, whole %d (%d, %+v), before %d", len(got), len(want), code, wp.Base, len(keys))
+	}
+}
+
+// TestCoverageAnswer: the coverage answer built from the cached JSON is
+// byte for byte what encoding/json writes for wire.CoverageOf at the
+// server's clock, and appendJSONFloat writes floats as encoding/json does.
+func TestCoverageAnswer(t *testing.T) {
+	f := newPagesFixture(t)
+	code, body := f.get(t, "/v1/coverage?stream=shop/users")
+	cov := f.srv.cat.streamCoverage("shop/users")
+	want, err := json.Marshal(wire.CoverageOf(cov, f.srv.o.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK || string(body) != string(want)+"\n" {
+		t.Fatalf("%d\n%s\nwant\n%s", code, body, want)
+	}
+	if len(cov.Gaps) == 0 || len(cov.Uncertain) == 0 || len(cov.Windows) == 0 || cov.Newest.IsZero() {
+		t.Fatalf("coverage %+v lacks a part: the test does not test it", cov)
+	}
+	// Another stream, with nothing: no newest, no lag.
+	code, body = f.get(t, "/v1/coverage?stream=shop/none")
+	want, _ = json.Marshal(wire.CoverageOf(f.srv.cat.streamCoverage("shop/none"), f.srv.o.Now()))
+	if code != http.StatusOK || string(body) != string(want)+"\n" {
+		t.Fatalf("empty stream: %d\n%s\nwant\n%s", code, body, want)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	floats := []float64{0, 1, -1, 1e-6, 9.99999e-7, 1e-7, 1e21, 1e20, 123456.789, -1e-9, 43200.345678, math.MaxFloat64, math.SmallestNonzeroFloat64}
+	for range 10000 {
+		floats = append(floats, math.Float64frombits(r.Uint64()), r.Float64()*1e6, r.NormFloat64()*1e-8)
+	}
+	for _, x := range floats {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		want, _ := json.Marshal(x)
+		if got := appendJSONFloat(nil, x); string(got) != string(want) {
+			t.Fatalf("%v: wrote %s, encoding/json %s", x, got, want)
+		}
 	}
 }
