@@ -70,6 +70,9 @@ type Options struct {
 	Attempts int
 	// Timeout bounds each request's response headers; default 60s.
 	Timeout time.Duration
+	// PlanPage is how many segments PlanFor asks for per page of a plan;
+	// default DefaultPlanPage.
+	PlanPage int
 }
 
 // Client is a connection to one server. It is safe for concurrent use.
@@ -79,6 +82,10 @@ type Client struct {
 	token    string
 	hc       *http.Client
 	attempts int
+	planPage int
+	// prefetched holds segment manifests PlanFor fetched ahead of the
+	// restore's Gets (prefetch.go).
+	prefetched prefetched
 }
 
 // New parses an http:// or https:// server URL.
@@ -95,6 +102,9 @@ func New(location, token string, o Options) (*Client, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
+	}
+	if o.PlanPage <= 0 {
+		o.PlanPage = DefaultPlanPage
 	}
 	tr := &http.Transport{
 		Proxy:                 nil, // the server is addressed directly
@@ -118,7 +128,7 @@ func New(location, token string, o Options) (*Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return &Client{base: u.Scheme + "://" + u.Host, location: location, token: token,
-		hc: &http.Client{Transport: tr}, attempts: o.Attempts}, nil
+		hc: &http.Client{Transport: tr}, attempts: o.Attempts, planPage: min(o.PlanPage, wire.MaxPlanSegments)}, nil
 }
 
 // Location is the server URL the client was made with.
@@ -264,18 +274,6 @@ func (c *Client) Snapshots(ctx context.Context, stream string) ([]wire.Snapshot,
 		q.Set("stream", stream)
 	}
 	return out, c.getJSON(ctx, "/v1/snapshots", q, &out)
-}
-
-// Plan asks for the restore plan of stream at t.
-func (c *Client) Plan(ctx context.Context, stream string, t index.Target) (*wire.Plan, error) {
-	q := url.Values{"stream": {stream}}
-	if t.ByPos {
-		q.Set("position", strconv.FormatUint(t.Position, 10))
-	} else {
-		q.Set("at", t.Time.UTC().Format(time.RFC3339Nano))
-	}
-	var p wire.Plan
-	return &p, c.getJSON(ctx, "/v1/plan", q, &p)
 }
 
 // Coverage asks for a stream's restorable windows and gaps.

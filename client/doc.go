@@ -3,5 +3,6 @@
 // log capture, restore, check, prune) runs unchanged on the client, which
 // keeps the key: the server only ever sees sealed objects. The lookup
 // methods ask the server's catalog for streams, snapshots, plans and
-// coverage.
+// coverage; PlanFor follows a plan's pages and fetches each page's
+// segment manifests ahead of the restore that reads them (prefetch.go).
 package client

@@ -95,6 +95,12 @@ func readBody(resp *http.Response, op string) ([]byte, error) {
 }
 
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	// A segment manifest PlanFor fetched ahead (prefetch.go).
+	if strings.HasPrefix(name, repo.LogsPrefix) {
+		if b, ok := s.c.prefetched.take(ctx, name); ok {
+			return b, nil
+		}
+	}
 	resp, err := s.c.call(ctx, http.MethodGet, objectPath(name), nil, nil, nil, false)
 	if err != nil {
 		return nil, err
@@ -243,51 +249,4 @@ func (c *Client) openSnapshot(ctx context.Context, r *repo.Repository, s wire.Sn
 		return index.SnapshotRef{}, fmt.Errorf("snapshot %s: %w", id.Short(), err)
 	}
 	return index.SnapshotRef{ID: id, Snapshot: snap}, nil
-}
-
-// PlanFor asks the server for a restore plan and turns it into an
-// index.Plan the engine can run: the base manifest opened and checked
-// against its label, the segment names parsed and checked to be the
-// stream's and in order.
-func (c *Client) PlanFor(ctx context.Context, r *repo.Repository, stream string, t index.Target) (*index.Plan, error) {
-	wp, err := c.Plan(ctx, stream, t)
-	if err != nil {
-		return nil, err
-	}
-	base, err := c.openSnapshot(ctx, r, wp.Base)
-	if err != nil {
-		return nil, err
-	}
-	if base.Stream != stream {
-		return nil, fmt.Errorf("the server planned from snapshot %s of stream %s, not %s", base.ID.Short(), base.Stream, stream)
-	}
-	// Untrusted: the restore checks, on the verified manifests, that the
-	// plan reaches t (engine.LoadPlanSegments), so a server that drops
-	// segments or swaps in an older base with a shorter log is refused.
-	p := &index.Plan{Stream: stream, Target: t, Base: base, From: wp.From, Untrusted: true}
-	if wp.Stream != stream {
-		return nil, fmt.Errorf("the server answered a plan of stream %q, not %s", wp.Stream, stream)
-	}
-	// The plan log carries no stream: every key is stream's by construction.
-	segs, err := wire.DecodePlanLog(stream, wp.From, wp.Log)
-	if err != nil {
-		return nil, fmt.Errorf("the server's plan: %w", err)
-	}
-	if base.Position != nil && wp.From != *base.Position+1 || base.Position == nil && len(segs) > 0 {
-		return nil, fmt.Errorf("the server's plan starts at position %d, which does not follow its base", wp.From)
-	}
-	next := wp.From
-	for i, k := range segs {
-		if i > 0 && index.SameName(segs[i-1], k) {
-			continue // a twin (FORMAT.md §4.1): LoadPlanSegments keeps the replacement
-		}
-		if k.First > next || k.Last < next {
-			return nil, fmt.Errorf("the server's plan lists segment %s out of order", k.Name())
-		}
-		next = k.Last + 1
-	}
-	if len(segs) > 0 {
-		p.Segments = segs
-	}
-	return p, nil
 }

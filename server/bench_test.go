@@ -16,6 +16,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -218,8 +219,17 @@ func (l benchLayout) randomTarget(r *rand.Rand) index.Target {
 	return index.Target{Time: time.Unix(0, benchT0+r.Int64N(last.LastTime-benchT0+1)).UTC()}
 }
 
+// benchPlanLimit, when set (-plan-limit N), asks every benchmarked plan
+// for its first page of at most N segments (PROTOCOL.md §5, "Pages"); a
+// server before paging ignores the parameter and answers the whole plan,
+// so one benchmark compares both.
+var benchPlanLimit = flag.Int("plan-limit", 0, "ask benchmarked plans for a first page of at most this many segments (0: the whole plan)")
+
 func planQuery(stream string, t index.Target) string {
 	q := url.Values{"stream": {stream}}
+	if *benchPlanLimit > 0 {
+		q.Set("limit", strconv.Itoa(*benchPlanLimit))
+	}
 	if t.ByPos {
 		q.Set("position", strconv.FormatUint(t.Position, 10))
 	} else {

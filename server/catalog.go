@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/server/wire"
 )
 
 // catalog is the server's in-memory view of every stream: snapshots from
@@ -29,7 +31,10 @@ type catalog struct {
 	cat index.Catalog
 	// coverage caches each stream's coverage until the stream changes: it
 	// costs a search of the log per snapshot.
-	coverage map[string]index.Coverage
+	coverage map[string]*coverageEntry
+	// baseJSON caches the JSON of snapshots that plans were based on
+	// (repo.ID → []byte, Server.snapshotJSON), dropped with the label.
+	baseJSON sync.Map
 }
 
 // loadCatalog rebuilds the catalog from the store: labels, snapshot names,
@@ -37,7 +42,7 @@ type catalog struct {
 // are counted in unlabeled and left out: `strata check --repair` with the
 // password writes their labels.
 func loadCatalog(ctx context.Context, st repo.Store) (c *catalog, unlabeled int, err error) {
-	c = &catalog{labels: map[repo.ID]*repo.Label{}, cat: index.Catalog{Logs: map[string]*index.Log{}}, coverage: map[string]index.Coverage{}}
+	c = &catalog{labels: map[repo.ID]*repo.Label{}, cat: index.Catalog{Logs: map[string]*index.Log{}}, coverage: map[string]*coverageEntry{}}
 	var labelIDs []repo.ID
 	if err := st.List(ctx, repo.LabelsPrefix, func(oi repo.ObjectInfo) error {
 		id, err := repo.ParseID(oi.Name[len(repo.LabelsPrefix):])
@@ -114,6 +119,29 @@ func (c *catalog) addLabel(id repo.ID, l *repo.Label) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.labels[id] = l
+	c.baseJSON.Delete(id)
+}
+
+// snapshotJSON is the JSON of a snapshot as a plan's base (wire.Snapshot),
+// made once per snapshot: labels never change, and marshalling one
+// (times, numbers) was most of a short plan's answer. It is stored under
+// the read lock, so a label removed under the write lock leaves no entry.
+func (c *catalog) snapshotJSON(id repo.ID) []byte {
+	if j, ok := c.baseJSON.Load(id); ok {
+		return j.([]byte)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	snap := wire.Snapshot{ID: id.String(), Label: c.labels[id]}
+	j, err := json.Marshal(snap)
+	if err != nil {
+		// Unreachable: a label always marshals.
+		return []byte(`{"id":"` + snap.ID + `","label":null}`)
+	}
+	if snap.Label != nil {
+		c.baseJSON.Store(id, j)
+	}
+	return j
 }
 
 // addSnapshot records a stored snapshot; its label must be known.
@@ -165,6 +193,7 @@ func (c *catalog) removeSnapshot(id repo.ID, label bool) {
 	}
 	if label {
 		delete(c.labels, id)
+		c.baseJSON.Delete(id)
 	}
 	c.cat.Snapshots = slices.DeleteFunc(slices.Clone(c.cat.Snapshots), func(s index.SnapshotRef) bool { return s.ID == id })
 	if stream != "" {
@@ -205,22 +234,43 @@ func (c *catalog) removeSegment(k repo.SegmentKey) {
 	delete(c.coverage, k.Stream)
 }
 
+// coverageEntry is a stream's coverage and the JSON answer of GET
+// /v1/coverage for it up to lag_seconds, which alone changes with the
+// clock: both made once per change of the stream.
+type coverageEntry struct {
+	cov index.Coverage
+	// json is wire.CoverageOf's JSON without lag_seconds and without the
+	// closing brace.
+	json []byte
+}
+
 // streamCoverage returns a stream's coverage, computed once per change.
 func (c *catalog) streamCoverage(stream string) index.Coverage {
+	return c.coverageOf(stream).cov
+}
+
+func (c *catalog) coverageOf(stream string) *coverageEntry {
 	c.mu.RLock()
-	cov, ok := c.coverage[stream]
+	e, ok := c.coverage[stream]
 	c.mu.RUnlock()
 	if ok {
-		return cov
+		return e
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cov, ok := c.coverage[stream]; ok {
-		return cov
+	if e, ok := c.coverage[stream]; ok {
+		return e
 	}
-	cov = c.cat.Coverage(stream)
-	c.coverage[stream] = cov
-	return cov
+	e = &coverageEntry{cov: c.cat.Coverage(stream)}
+	j := wire.CoverageOf(e.cov, time.Time{})
+	j.LagSecs = nil
+	b, err := json.Marshal(j)
+	if err != nil || len(b) == 0 || b[len(b)-1] != '}' {
+		panic(fmt.Sprintf("coverage of %s: %s, %v", stream, b, err)) // unreachable: plain data
+	}
+	e.json = b[:len(b)-1]
+	c.coverage[stream] = e
+	return e
 }
 
 // read runs fn on the catalog under the read lock: the lookup path.

@@ -19,6 +19,8 @@ func FuzzRequests(f *testing.F) {
 	f.Add([]byte(`{"stream":"x","seconds":-1}`), "stream=x&position=18446744073709551615")
 	f.Add([]byte(`{"stream":"a","keep_within_pitr":"99999999999h"}`), "stream=../x&at=1e300")
 	f.Add([]byte(`[`), "prefix=logs/a/@")
+	f.Add([]byte(`{}`), "stream=shop/users&position=5&limit=1&after=AQEAAAAAAAAAAAAAAAAAAAAA")
+	f.Add([]byte(`{}`), "stream=shop/users&at=2026-11-01T00:00:00Z&limit=4294967296&after=")
 	h := fx.srv.Handler()
 	f.Fuzz(func(t *testing.T, body []byte, query string) {
 		for _, rq := range []struct{ method, path, who string }{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,16 @@ type request struct {
 	// set once it was read to its end.
 	bodyDeadline time.Time
 	bodyRead     bool
+	// em are the endpoint's metrics, looked up once at registration (nil
+	// for pages, which look theirs up per request).
+	em *endpointMetrics
+}
+
+// call is what one API request allocates: its request and its writer
+// together.
+type call struct {
+	rq request
+	sw statusWriter
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, rq *request) *apiError
@@ -140,10 +151,11 @@ func (s *Server) routes() {
 // request log and the audit trail.
 func (s *Server) handle(pattern string, need auth.Kind, h handler) {
 	endpoint := pattern
+	em := s.metrics.endpoint(endpoint)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		rq := &request{start: time.Now(), endpoint: endpoint}
+		c := &call{rq: request{start: time.Now(), endpoint: endpoint, em: em}, sw: statusWriter{ResponseWriter: w}}
+		rq, sw := &c.rq, &c.sw
 		rq.bodyDeadline = s.boundBody(w, r)
-		sw := &statusWriter{ResponseWriter: w}
 		var err *apiError
 		rq.id, err = s.authenticate(r)
 		if err == nil && need != "" && !rq.id.Allows(need, "") {
@@ -184,18 +196,26 @@ func (s *Server) finish(r *http.Request, sw *statusWriter, rq *request, err *api
 		status = http.StatusOK
 	}
 	took := time.Since(rq.start)
-	s.metrics.request(rq.endpoint, status, took)
+	if rq.em != nil {
+		rq.em.request(status, took)
+	} else {
+		s.metrics.request(rq.endpoint, status, took)
+	}
 	who := ""
 	if rq.id != nil {
 		who = rq.id.Name
 	}
-	attrs := []any{"method", r.Method, "path", clip(r.URL.Path, 1024), "status", status, "ms", float64(took.Microseconds()) / 1000,
-		"token", who, "remote", r.RemoteAddr, "bytes_out", sw.bytes}
-	if err != nil {
-		attrs = append(attrs, "error", err.msg)
+	// The request log's attributes are built only when the line is
+	// written (--log-level warn skips every successful request).
+	if level := slogLevel(status); s.o.Logger.Enabled(r.Context(), level) {
+		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", clip(r.URL.Path, 1024)), slog.Int("status", status),
+			slog.Float64("ms", float64(took.Microseconds())/1000), slog.String("token", who), slog.String("remote", r.RemoteAddr),
+			slog.Int64("bytes_out", sw.bytes)}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.msg))
+		}
+		s.o.Logger.LogAttrs(r.Context(), level, "request", attrs...)
 	}
-	level := slogLevel(status)
-	s.o.Logger.Log(r.Context(), level, "request", attrs...)
 
 	rec := rq.audit
 	if rec == nil && status >= 400 && status != http.StatusNotFound {
@@ -257,9 +277,26 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.status, wire.Error{Error: wire.ErrorBody{Code: e.code, Message: e.msg, Identical: e.identical}})
 }
 
+// Header values shared by every JSON answer: net/http only reads them,
+// and Set or Add replace or copy a value slice, never write into it.
+var (
+	hdrJSON    = []string{wire.MediaJSON}
+	hdrNosniff = []string{"nosniff"}
+)
+
+// jsonHeaders sets the headers of a JSON answer of n bytes (n < 0: not
+// known yet).
+func jsonHeaders(w http.ResponseWriter, n int) {
+	h := w.Header()
+	h["Content-Type"] = hdrJSON
+	h["X-Content-Type-Options"] = hdrNosniff
+	if n >= 0 {
+		h["Content-Length"] = []string{strconv.Itoa(n)}
+	}
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", wire.MediaJSON)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	jsonHeaders(w, -1)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.Encode(v)

@@ -1,12 +1,13 @@
 package server
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,7 +22,12 @@ import (
 
 // streamParam reads and checks ?stream=.
 func streamParam(r *http.Request) (string, *apiError) {
-	s := r.URL.Query().Get("stream")
+	return streamOf(r.URL.Query())
+}
+
+// streamOf reads and checks stream= of a parsed query.
+func streamOf(q url.Values) (string, *apiError) {
+	s := q.Get("stream")
 	if err := repo.ValidStream(s); err != nil {
 		return "", badRequest("stream: %v", err)
 	}
@@ -105,10 +111,9 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, rq *reque
 	return nil
 }
 
-// planTarget parses ?at= (RFC 3339 or unix seconds) or ?position=
+// planTarget parses at= (RFC 3339 or unix seconds) or position=
 // (index.ParseTarget).
-func planTarget(r *http.Request) (index.Target, *apiError) {
-	q := r.URL.Query()
+func planTarget(q url.Values) (index.Target, *apiError) {
 	t, err := index.ParseTarget(q.Get("at"), q.Get("position"))
 	if err != nil {
 		return index.Target{}, badRequest("%v", err)
@@ -119,15 +124,40 @@ func planTarget(r *http.Request) (index.Target, *apiError) {
 	return *t, nil
 }
 
+// planPage parses limit= and after= (PROTOCOL.md §5, "Pages"): limit 0
+// when absent (the whole plan), a cursor when after is given.
+func planPage(q url.Values) (limit int, after *wire.PlanCursor, e *apiError) {
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 || n > wire.MaxPlanSegments {
+			return 0, nil, badRequest("limit: want 1 to %d segments", wire.MaxPlanSegments)
+		}
+		limit = int(n)
+	}
+	if v, ok := q["after"]; ok {
+		c, err := wire.ParsePlanCursor(v[0])
+		if err != nil {
+			return 0, nil, badRequest("after: %v; ask for the plan again from its first page", err)
+		}
+		after = &c
+	}
+	return limit, after, nil
+}
+
 func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
-	stream, e := streamParam(r)
+	q := r.URL.Query()
+	stream, e := streamOf(q)
 	if e != nil {
 		return e
 	}
 	if e := mayLookUp(rq.id, stream, auth.Restore); e != nil {
 		return e
 	}
-	t, e := planTarget(r)
+	t, e := planTarget(q)
+	if e != nil {
+		return e
+	}
+	limit, after, e := planPage(q)
 	if e != nil {
 		return e
 	}
@@ -142,15 +172,32 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, rq *request) *apiE
 		}
 		return errorf(http.StatusInternalServerError, wire.CodeInternal, "%v", err)
 	}
+	// The page: segs[first:end], continuing from the segment before it.
+	segs := p.Segments
+	first, next, prevTime := 0, p.From, int64(0)
+	if after != nil {
+		// The cursor must be this plan's: a catalog that changed since the
+		// first page, or an altered cursor, is refused, never continued.
+		i := after.Index
+		if i >= uint64(len(segs)) || wire.PlanCursorCheck(stream, t, p.Base.ID, p.From, i, segs[i-1].ID) != after.Check {
+			return badRequest("after: the cursor does not continue the plan of %s at %s (the catalog changed since its first page, or the cursor was altered); ask for the plan again from its first page", stream, t)
+		}
+		first = int(i)
+		next, prevTime = segs[first-1].Last+1, segs[first-1].LastTime
+	}
+	end := len(segs)
+	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), From: p.From}
+	if limit > 0 && end-first > limit {
+		end = first + limit
+		c := wire.PlanCursor{Index: uint64(end), Check: wire.PlanCursorCheck(stream, t, p.Base.ID, p.From, uint64(end), segs[end-1].ID)}
+		head.Next = c.String()
+	}
 	// The segments as a plan log: no name is formatted, ~40 bytes each.
 	bufs := planBufs.Get().(*planBuf)
 	defer bufs.put()
-	bufs.log = wire.AppendPlanLog(bufs.log[:0], p.From, p.Segments)
-	head := wire.Plan{Stream: p.Stream, Target: p.Target.String(), Base: s.snapshotOf(p.Base), From: p.From}
-	bufs.out = appendPlan(bufs.out[:0], head, bufs.log)
-	w.Header().Set("Content-Type", wire.MediaJSON)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Length", strconv.Itoa(len(bufs.out)))
+	bufs.log = wire.AppendPlanLogAfter(bufs.log[:0], next, prevTime, segs[first:end])
+	bufs.out = appendPlan(bufs.out[:0], head, s.cat.snapshotJSON(p.Base.ID), bufs.log)
+	jsonHeaders(w, len(bufs.out))
 	w.WriteHeader(http.StatusOK)
 	w.Write(bufs.out)
 	return nil
@@ -173,23 +220,41 @@ func (b *planBuf) put() {
 	planBufs.Put(b)
 }
 
-// appendPlan appends the JSON of head with log as its "log" field, the
-// bytes encoding/json writes for the same wire.Plan (newline included),
-// base64-encoding log in place: encoding/json would build the answer in a
-// buffer of its own, and the plan log is nearly all of it.
-func appendPlan(b []byte, head wire.Plan, log []byte) []byte {
-	head.Log = nil
-	j, err := json.Marshal(head)
-	pre, ok := bytes.CutSuffix(j, []byte(`null}`))
-	if err != nil || !ok {
-		// Unreachable: Log is the last field and nil marshals as null.
-		head.Log = log
-		j, _ = json.Marshal(head)
-		return append(append(b, j...), '\n')
+// appendPlan appends the answer encoding/json writes for head with base
+// (the JSON of head.Base) and log (newline included), base64-encoding log
+// in place: encoding/json would build the answer in a buffer of its own,
+// and the plan log is nearly all of it.
+func appendPlan(b []byte, head wire.Plan, base, log []byte) []byte {
+	b = append(b, `{"stream":`...)
+	b = appendJSONString(b, head.Stream)
+	b = append(b, `,"target":`...)
+	b = appendJSONString(b, head.Target)
+	b = append(b, `,"base":`...)
+	b = append(b, base...)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendUint(b, head.From, 10)
+	if head.Next != "" {
+		b = append(b, `,"next":`...)
+		b = appendJSONString(b, head.Next)
 	}
-	b = append(append(b, pre...), '"')
+	b = append(b, `,"log":"`...)
 	b = base64.StdEncoding.AppendEncode(b, log)
 	return append(b, "\"}\n"...)
+}
+
+// appendJSONString appends s as encoding/json writes a string: quoted as
+// is when every byte is printable ASCII that needs no escape (streams,
+// targets and cursors always are), else by encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s)
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *apiError {
@@ -200,9 +265,44 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 	if e := mayLookUp(rq.id, stream, auth.Restore, auth.Backup); e != nil {
 		return e
 	}
-	cov := s.cat.streamCoverage(stream)
-	writeJSON(w, http.StatusOK, wire.CoverageOf(cov, s.o.Now()))
+	// The answer is the stream's cached JSON with the lag measured now:
+	// what writeJSON(wire.CoverageOf(cov, now)) writes.
+	ce := s.cat.coverageOf(stream)
+	bufs := planBufs.Get().(*planBuf)
+	defer bufs.put()
+	b := append(bufs.out[:0], ce.json...)
+	if !ce.cov.Newest.IsZero() {
+		b = append(b, `,"lag_seconds":`...)
+		b = appendJSONFloat(b, s.o.Now().Sub(ce.cov.Newest).Seconds())
+	}
+	b = append(b, "}\n"...)
+	bufs.out = b
+	jsonHeaders(w, len(b))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 	return nil
+}
+
+// appendJSONFloat appends f as encoding/json writes a float64: the
+// shortest decimal that reads back, in exponent form below 1e-6 or from
+// 1e21 on, with a one-digit negative exponent unpadded.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(b, '0') // unreachable: a lag is a difference of two instants
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 → e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // forget applies a retention policy by the server's receive times. Only

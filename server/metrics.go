@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,42 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		&catalogCollector{s: s}, &statusCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.audit.failed = m.auditFailures.Inc
 	return m
+}
+
+// endpointMetrics are one endpoint's request series, looked up once: a
+// labelled series is otherwise found by hashing its label values on
+// every request. Each is made on the endpoint's first request, as
+// WithLabelValues would, so /metrics lists the same series.
+type endpointMetrics struct {
+	m       *metrics
+	name    string
+	latency atomic.Pointer[prometheus.Observer]
+	ok      atomic.Pointer[prometheus.Counter] // code 200
+}
+
+func (m *metrics) endpoint(name string) *endpointMetrics {
+	return &endpointMetrics{m: m, name: name}
+}
+
+func (e *endpointMetrics) request(status int, took time.Duration) {
+	if status == http.StatusOK {
+		ok := e.ok.Load()
+		if ok == nil {
+			c := e.m.requests.WithLabelValues(e.name, "200")
+			ok = &c
+			e.ok.Store(ok) // racing stores hold the same series
+		}
+		(*ok).Inc()
+	} else {
+		e.m.requests.WithLabelValues(e.name, strconv.Itoa(status)).Inc()
+	}
+	lat := e.latency.Load()
+	if lat == nil {
+		o := e.m.latency.WithLabelValues(e.name)
+		lat = &o
+		e.latency.Store(lat)
+	}
+	(*lat).Observe(took.Seconds())
 }
 
 func (m *metrics) request(endpoint string, status int, took time.Duration) {

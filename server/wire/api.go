@@ -86,7 +86,13 @@ type Plan struct {
 	Target string   `json:"target"`
 	Base   Snapshot `json:"base"`
 	From   uint64   `json:"from"`
-	Log    []byte   `json:"log"`
+	// Next continues a plan asked for in pages (PROTOCOL.md §5, "Pages"):
+	// the "after" of the page that follows, empty on the last page and on
+	// a whole plan.
+	Next string `json:"next,omitempty"`
+	// Log is the last field: the server appends it base64 after the rest
+	// of the answer (server.appendPlan).
+	Log []byte `json:"log"`
 }
 
 // Coverage is what `strata coverage --json` prints, local or remote.

@@ -51,9 +51,17 @@ var ErrBadPlanLog = errors.New("malformed plan log")
 // AppendPlanLog appends segs, in plan order, encoded as a plan log whose
 // positions count on from from, and returns the extended slice.
 func AppendPlanLog(b []byte, from uint64, segs []repo.SegmentKey) []byte {
+	return AppendPlanLogAfter(b, from, 0, segs)
+}
+
+// AppendPlanLogAfter appends segs as the plan log of a page (PROTOCOL.md
+// §5, "Pages"): the encoding of AppendPlanLog, with next and prevTime
+// standing for the segment before the page. The first page has from and
+// 0; a later one the previous page's last segment's Last+1 and LastTime,
+// so the segments of the pages are those of the whole plan.
+func AppendPlanLogAfter(b []byte, next uint64, prevTime int64, segs []repo.SegmentKey) []byte {
 	b = append(b, PlanLogVersion)
 	b = binary.AppendUvarint(b, uint64(len(segs)))
-	next, prevTime := from, int64(0)
 	for _, k := range segs {
 		b = binary.AppendVarint(b, int64(k.First-next)) // wraps: exact on decode
 		b = binary.AppendUvarint(b, k.Last-k.First)
@@ -83,6 +91,14 @@ func AppendPlanLog(b []byte, from uint64, segs []repo.SegmentKey) []byte {
 // are refused. It does not check that the segments follow on from each
 // other; client.PlanFor does.
 func DecodePlanLog(stream string, from uint64, b []byte) ([]repo.SegmentKey, error) {
+	return DecodePlanLogAfter(stream, from, 0, b)
+}
+
+// DecodePlanLogAfter reverses AppendPlanLogAfter: the plan log of a page
+// whose previous segment ends at position next−1 and time prevTime (from
+// and 0 for the first page). Its checks are DecodePlanLog's; a prevTime
+// below 0 is refused (no segment ends before 1970).
+func DecodePlanLogAfter(stream string, next uint64, prevTime int64, b []byte) ([]repo.SegmentKey, error) {
 	bad := func(i int, format string, args ...any) ([]repo.SegmentKey, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("%w: %s", ErrBadPlanLog, fmt.Sprintf(format, args...))
@@ -91,6 +107,9 @@ func DecodePlanLog(stream string, from uint64, b []byte) ([]repo.SegmentKey, err
 	}
 	if len(b) == 0 {
 		return bad(-1, "empty")
+	}
+	if prevTime < 0 {
+		return bad(-1, "page after a segment ending before 1970")
 	}
 	if b[0] != PlanLogVersion {
 		return bad(-1, "version %d, want %d", b[0], PlanLogVersion)
@@ -108,7 +127,6 @@ func DecodePlanLog(stream string, from uint64, b []byte) ([]repo.SegmentKey, err
 		return bad(-1, "%d segments in %d bytes", count, len(b)-p)
 	}
 	segs := make([]repo.SegmentKey, count)
-	next, prevTime := from, int64(0)
 	for i := range segs {
 		d, n1 := binary.Varint(b[p:])
 		if n1 <= 0 {

@@ -99,6 +99,34 @@ func TestPlanLogRefuses(t *testing.T) {
 	}
 }
 
+// FuzzPlanLogPage: DecodePlanLogAfter, a page after a segment ending at
+// next−1 and prevTime, holds the same promises as FuzzPlanLog's.
+func FuzzPlanLogPage(f *testing.F) {
+	keys := planKeys()
+	f.Add(keys[1].Last+1, keys[1].LastTime, wire.AppendPlanLogAfter(nil, keys[1].Last+1, keys[1].LastTime, keys[2:]))
+	f.Add(uint64(1), int64(math.MaxInt64), wire.AppendPlanLogAfter(nil, 1, math.MaxInt64, keys[3:]))
+	f.Add(uint64(7), int64(-1), wire.AppendPlanLog(nil, 7, nil))
+	f.Fuzz(func(t *testing.T, next uint64, prevTime int64, b []byte) {
+		keys, err := wire.DecodePlanLogAfter("s", next, prevTime, b)
+		if err != nil {
+			if !errors.Is(err, wire.ErrBadPlanLog) {
+				t.Fatalf("error %v is not ErrBadPlanLog", err)
+			}
+			return
+		}
+		for _, k := range keys {
+			back, err := repo.ParseSegmentName(k.Name())
+			if err != nil || back != k {
+				t.Fatalf("key %+v: its name reads back as %+v, %v", k, back, err)
+			}
+		}
+		again, err := wire.DecodePlanLogAfter("s", next, prevTime, wire.AppendPlanLogAfter(nil, next, prevTime, keys))
+		if err != nil || !slices.Equal(again, keys) {
+			t.Fatalf("encoded again: %v, %v; want %+v", again, err, keys)
+		}
+	})
+}
+
 // FuzzPlanLog: DecodePlanLog never panics, and every plan log it accepts
 // holds keys a segment name can spell (ParseSegmentName reads each key's
 // name back to the same key) and encodes again to the same keys.
