@@ -70,7 +70,8 @@ func ParsePlanCursor(s string) (PlanCursor, error) {
 		return c, fmt.Errorf("%w: %d characters, over the limit %d", ErrBadPlanCursor, len(s), MaxPlanCursor)
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil {
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != s {
+		// The decoder skips line breaks: re-encoding refuses them too.
 		return c, fmt.Errorf("%w: not unpadded base64url", ErrBadPlanCursor)
 	}
 	if len(b) == 0 || b[0] != PlanCursorVersion {
@@ -79,6 +80,11 @@ func ParsePlanCursor(s string) (PlanCursor, error) {
 	idx, n := binary.Uvarint(b[1:])
 	if n <= 0 || idx == 0 || idx > MaxPlanSegments {
 		return c, fmt.Errorf("%w: bad index", ErrBadPlanCursor)
+	}
+	if n != len(binary.AppendUvarint(nil, idx)) {
+		// One cursor, one spelling: an overlong varint would be a second
+		// name for the same page.
+		return c, fmt.Errorf("%w: index not in its shortest form", ErrBadPlanCursor)
 	}
 	rest := b[1+n:]
 	if len(rest) != planCheckLen {
