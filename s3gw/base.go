@@ -484,8 +484,6 @@ func (g *Gateway) refreshKnown(ctx context.Context) error {
 	if err != nil {
 		return err // an index file unreadable: keep the old set rather than a partial one
 	}
-	known := index.NewIDSet(ix.Len() + 1024)
-	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { known.Add(e.ID) })
-	g.known.replace(known)
+	g.known.replace(ix)
 	return nil
 }

@@ -112,11 +112,10 @@ func Open(ctx context.Context, r *repo.Repository, o Options) (*Gateway, error) 
 	}
 	g := &Gateway{r: r, o: o, loc: newLocator(ix),
 		buckets: map[string]*bucketState{}, logs: map[string]*engine.LogWriter{},
-		known: newKnownSet(index.NewIDSet(ix.Len() + 1024)), contentSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		known: newKnownSet(ix), contentSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		bases: map[string]*index.SnapshotRef{}, baseWhen: map[string]time.Time{}, baseKick: make(chan struct{}, 1),
 		baseDone: make(chan struct{}), unavailable: map[string]error{}, pos: map[string]uint64{}}
 	g.groups = newGroups()
-	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { g.known.set.Add(e.ID) })
 	if err := g.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -676,21 +675,37 @@ func format(key, contentType string) string {
 // storePart chunks and stores src, returning its part, MD5 and size.
 func (g *Gateway) storePart(ctx context.Context, key, contentType string, src io.Reader) (Part, []byte, error) {
 	h := md5.New()
-	select {
-	case g.contentSlots <- struct{}{}:
-	case <-ctx.Done():
-		return Part{}, nil, ctx.Err()
-	}
-	defer func() { <-g.contentSlots }()
-	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
-	c, err := engine.StoreContent(ctx, g.r, io.TeeReader(src, h), engine.BackupOptions{Format: format(key, contentType)}, ov)
+	var c engine.Content
+	err := g.storeContent(ctx, func(known engine.KnownSet) (*repo.IndexFile, error) {
+		var err error
+		c, err = engine.StoreContent(ctx, g.r, io.TeeReader(src, h), engine.BackupOptions{Format: format(key, contentType)}, known)
+		return &c.Index, err
+	})
 	if err != nil {
 		return Part{}, nil, err
 	}
-	// Only now are the new blobs durable: publish them to later stores and readers.
-	g.loc.add(&c.Index)
-	g.known.publish(&c.Index)
 	return Part{Size: c.Size, Tree: c.Tree}, h.Sum(nil), nil
+}
+
+// storeContent runs one content store (store, which returns the index
+// file of the blobs it wrote) in one of the gateway's content slots,
+// deduplicating against the blobs published so far, and publishes its new
+// blobs to later stores and readers once store has returned, that is once
+// they are durable.
+func (g *Gateway) storeContent(ctx context.Context, store func(engine.KnownSet) (*repo.IndexFile, error)) error {
+	select {
+	case g.contentSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.contentSlots }()
+	stored, err := store(&overlaySet{base: g.known, local: index.NewIDSet(1024)})
+	if err != nil {
+		return err
+	}
+	g.loc.add(stored)
+	g.known.publish(stored)
+	return nil
 }
 
 // Put stores an object from src and records it as a new version (or the

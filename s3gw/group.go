@@ -9,7 +9,7 @@ import (
 	"io"
 
 	"github.com/strata-backup/strata/engine"
-	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
 )
 
 // Small PUTs are committed in groups. Each stored event waits for its log
@@ -172,15 +172,14 @@ func (g *Gateway) storeGroup(group []*groupPut) *storedGroup {
 		inputs[i] = engine.ContentInput{Src: bytes.NewReader(p.body), Format: format(p.key, p.o.ContentType)}
 	}
 	sg.stored = group
-	g.contentSlots <- struct{}{}
-	ov := &overlaySet{base: g.known, local: index.NewIDSet(1024)}
-	cs, err := engine.StoreContents(ctx, g.r, inputs, engine.BackupOptions{}, ov)
-	if err == nil {
-		// Only now are the new blobs durable: publish them to later stores and readers.
-		g.loc.add(&cs[0].Index)
-		g.known.publish(&cs[0].Index)
-	}
-	<-g.contentSlots
+	var cs []engine.Content
+	err := g.storeContent(ctx, func(known engine.KnownSet) (*repo.IndexFile, error) {
+		var err error
+		if cs, err = engine.StoreContents(ctx, g.r, inputs, engine.BackupOptions{}, known); err != nil {
+			return nil, err
+		}
+		return &cs[0].Index, nil // every content of one run shares its index file
+	})
 	if err != nil {
 		for _, p := range sg.stored {
 			p.err = err

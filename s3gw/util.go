@@ -114,7 +114,14 @@ type knownSet struct {
 	set *index.IDSet
 }
 
-func newKnownSet(set *index.IDSet) *knownSet { return &knownSet{set: set} }
+func newKnownSet(ix *index.BlobIndex) *knownSet { return &knownSet{set: idsOf(ix)} }
+
+// idsOf is the set of the blobs ix locates, with room for more.
+func idsOf(ix *index.BlobIndex) *index.IDSet {
+	set := index.NewIDSet(ix.Len() + 1024)
+	ix.Each(func(e repo.IndexEntry, _ repo.PackInfo) { set.Add(e.ID) })
+	return set
+}
 
 func (s *knownSet) Has(id repo.ID) bool {
 	s.mu.RLock()
@@ -131,8 +138,10 @@ func (s *knownSet) publish(f *repo.IndexFile) {
 	}
 }
 
-// replace swaps in a set rebuilt from the repository (refreshKnown).
-func (s *knownSet) replace(set *index.IDSet) {
+// replace swaps in the blobs of an index rebuilt from the repository
+// (refreshKnown).
+func (s *knownSet) replace(ix *index.BlobIndex) {
+	set := idsOf(ix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.set = set
