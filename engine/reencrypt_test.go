@@ -239,6 +239,28 @@ func (f *reencryptFixture) reencrypt(t *testing.T, now time.Time) (*ReencryptRes
 	return Reencrypt(t.Context(), r, ReencryptOptions{Passwords: [][]byte{testPassword, otherPassword}, Now: func() time.Time { return now }})
 }
 
+// rerunUntilDone runs Reencrypt, two hours after from and then two hours
+// after each run, until a run reports it done, and fails t (naming what)
+// when a run fails or most runs were not enough. It returns every run's
+// result, in order.
+func (f *reencryptFixture) rerunUntilDone(t *testing.T, what string, from time.Time, most int) []*ReencryptResult {
+	t.Helper()
+	var results []*ReencryptResult
+	now := from
+	for i := 0; len(results) == 0 || !results[len(results)-1].Done; i++ {
+		if i == most {
+			t.Fatalf("%s: not done after %d reruns: %+v", what, i, results[len(results)-1])
+		}
+		now = now.Add(2 * time.Hour)
+		res, err := f.reencrypt(t, now)
+		if err != nil {
+			t.Fatalf("%s: rerun: %v", what, err)
+		}
+		results = append(results, res)
+	}
+	return results
+}
+
 func TestReencrypt(t *testing.T) {
 	f := newReencryptFixture(t, mem.New())
 	t0 := time.Now()
@@ -404,15 +426,8 @@ func testReencryptKilled(t *testing.T, step int, newStore func() repo.Store) {
 			f.intact(t, name)
 			// Reruns complete it: at most two more (one to rewrite what
 			// the failed run left, one after its grace period).
-			now := t0.Add(2 * time.Hour)
-			for i := 0; res == nil || !res.Done; i++ {
-				if i == 4 {
-					t.Fatalf("%s: not done after %d reruns: %+v", name, i, res)
-				}
-				now = now.Add(2 * time.Hour)
-				if res, err2 = f.reencrypt(t, now); err2 != nil {
-					t.Fatalf("%s: rerun: %v", name, err2)
-				}
+			if res == nil || !res.Done {
+				f.rerunUntilDone(t, name, t0.Add(2*time.Hour), 4)
 			}
 			f.intact(t, name+", rerun")
 			r := openWith(t, f.fs, otherPassword)
@@ -597,19 +612,9 @@ func TestReencryptDamagedJournal(t *testing.T) {
 	if err := f.fs.Put(t.Context(), recs[0], b); err != nil {
 		t.Fatal(err)
 	}
-	var res *ReencryptResult
-	now := t0
-	for i := 0; res == nil || !res.Done; i++ {
-		if i == 3 {
-			t.Fatalf("not done: %+v", res)
-		}
-		now = now.Add(2 * time.Hour)
-		if res, err = f.reencrypt(t, now); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 && res.JournalDamaged != 1 {
-			t.Fatalf("damaged records counted: %d, want 1", res.JournalDamaged)
-		}
+	results := f.rerunUntilDone(t, "after a damaged journal record", t0, 3)
+	if results[0].JournalDamaged != 1 {
+		t.Fatalf("damaged records counted: %d, want 1", results[0].JournalDamaged)
 	}
 	f.intact(t, "done")
 	f.sealedUnder(t, openWith(t, f.fs, testPassword).Config().KeyGeneration)

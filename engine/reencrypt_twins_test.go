@@ -101,17 +101,7 @@ func TestReencryptTwinsWithoutJournal(t *testing.T) {
 			}
 		}
 		f.intact(t, "journal lost")
-		var res *ReencryptResult
-		now := t0
-		for i := 0; res == nil || !res.Done; i++ {
-			if i == 4 {
-				t.Fatalf("not done: %+v", res)
-			}
-			now = now.Add(2 * time.Hour)
-			if res, err = f.reencrypt(t, now); err != nil {
-				t.Fatal(err)
-			}
-		}
+		f.rerunUntilDone(t, "after the journal was lost", t0, 4)
 		if tw := twinsLeft(t, f.fs); tw != 0 {
 			t.Fatalf("%d twins left after the re-encryption", tw)
 		}

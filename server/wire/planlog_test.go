@@ -114,12 +114,7 @@ func FuzzPlanLogPage(f *testing.F) {
 			}
 			return
 		}
-		for _, k := range keys {
-			back, err := repo.ParseSegmentName(k.Name())
-			if err != nil || back != k {
-				t.Fatalf("key %+v: its name reads back as %+v, %v", k, back, err)
-			}
-		}
+		namesReadBack(t, keys)
 		again, err := wire.DecodePlanLogAfter("s", next, prevTime, wire.AppendPlanLogAfter(nil, next, prevTime, keys))
 		if err != nil || !slices.Equal(again, keys) {
 			t.Fatalf("encoded again: %v, %v; want %+v", again, err, keys)
@@ -142,15 +137,22 @@ func FuzzPlanLog(f *testing.F) {
 			}
 			return
 		}
-		for _, k := range keys {
-			back, err := repo.ParseSegmentName(k.Name())
-			if err != nil || back != k {
-				t.Fatalf("key %+v: its name reads back as %+v, %v", k, back, err)
-			}
-		}
+		namesReadBack(t, keys)
 		again, err := wire.DecodePlanLog("s", from, wire.AppendPlanLog(nil, from, keys))
 		if err != nil || !slices.Equal(again, keys) {
 			t.Fatalf("encoded again: %v, %v; want %+v", again, err, keys)
 		}
 	})
+}
+
+// namesReadBack fails t unless every key's segment name reads back
+// (ParseSegmentName) as the same key.
+func namesReadBack(t *testing.T, keys []repo.SegmentKey) {
+	t.Helper()
+	for _, k := range keys {
+		back, err := repo.ParseSegmentName(k.Name())
+		if err != nil || back != k {
+			t.Fatalf("key %+v: its name reads back as %+v, %v", k, back, err)
+		}
+	}
 }
