@@ -133,7 +133,11 @@ func (ix *BlobIndex) take(from []*block, n int) []entry {
 
 // Seal sorts the entries and builds the lookup fences. When a blob has
 // several locations one is kept; every listed location is valid.
-func (ix *BlobIndex) Seal() {
+func (ix *BlobIndex) Seal() { ix.seal(false) }
+
+// seal is Seal; sorted says the entries were added in ID order already
+// (Merge), so they need no sort.
+func (ix *BlobIndex) seal(sorted bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.sealed {
@@ -145,7 +149,9 @@ func (ix *BlobIndex) Seal() {
 	}
 	ix.entries = ix.take(ix.building, n)
 	ix.building = nil
-	slices.SortFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
+	if !sorted {
+		slices.SortFunc(ix.entries, func(a, b entry) int { return a.id.Compare(b.id) })
+	}
 	ix.entries = slices.CompactFunc(ix.entries, func(a, b entry) bool { return a.id == b.id })
 	if len(ix.entries) < n-n/8 {
 		// Many duplicates (blobs stored by concurrent writers): shed the slack.
