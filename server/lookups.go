@@ -268,6 +268,10 @@ func (s *Server) coverage(w http.ResponseWriter, r *http.Request, rq *request) *
 	// The answer is the stream's cached JSON with the lag measured now:
 	// what writeJSON(wire.CoverageOf(cov, now)) writes.
 	ce := s.cat.coverageOf(stream)
+	if ce.json == nil {
+		writeJSON(w, http.StatusOK, wire.CoverageOf(ce.cov, s.o.Now()))
+		return nil
+	}
 	bufs := planBufs.Get().(*planBuf)
 	defer bufs.put()
 	b := append(bufs.out[:0], ce.json...)
